@@ -1,0 +1,26 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gridnode/drivers/driver.hpp"
+#include "gridnode/platform/roots.hpp"
+
+namespace gridnode::drivers {
+
+// What every driver may be given. Each driver takes what it needs from here.
+struct DriverOptions {
+  platform::Roots roots;
+};
+
+// The names of all drivers this build knows, in sweep order.
+std::vector<std::string_view> driver_names();
+
+// Builds the drivers called `names` (all known ones when empty). An unknown name is an error
+// naming it (invalid_argument).
+[[nodiscard]] platform::Result<std::vector<std::unique_ptr<Driver>>> make_drivers(
+    const DriverOptions& options, const std::vector<std::string>& names = {});
+
+}  // namespace gridnode::drivers

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# gridnode's one entry point: installs what is missing (Debian 12), builds, tests, demonstrates.
+#   ./gridnode.sh build    configure and build (programs land in build/bin/)
+#   ./gridnode.sh test     build and run every test, then the ASan+UBSan build's tests
+#   ./gridnode.sh demo     run the agent on this host and query it as a technician would
+#   ./gridnode.sh deps     only install the Debian packages the others need
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+
+# Build and test dependencies, all from Debian's mirror (nothing vendored).
+BUILD_PKGS=(g++ cmake ninja-build pkgconf
+  libasio-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev)
+# Peers the tests measure us against, and the tools integration tests drive.
+TEST_PKGS=(prometheus-node-exporter prometheus curl util-linux procps)
+
+log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+install_missing() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+njobs() { nproc 2>/dev/null || echo 2; }
+
+build() {
+  local preset=${1:-default}
+  install_missing "${BUILD_PKGS[@]}"
+  log "building ($preset)"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$(njobs)"
+}
+
+run_tests() {
+  install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+  build default
+  log "testing (default build)"
+  ctest --preset default -j "$(njobs)"
+  if [ "${GRIDNODE_SKIP_ASAN:-0}" != 1 ]; then
+    build asan
+    log "testing (ASan+UBSan build)"
+    ctest --preset asan -j "$(njobs)"
+  fi
+}
+
+demo() {
+  build default
+  exec bash packaging/demo.sh
+}
+
+case "${1:-}" in
+  build) build "${2:-default}" ;;
+  test) run_tests ;;
+  demo) demo ;;
+  deps) install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" ;;
+  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
