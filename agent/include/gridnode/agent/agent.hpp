@@ -1,0 +1,55 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+
+#include "gridnode/agent/config.hpp"
+#include "gridnode/agent/control_server.hpp"
+#include "gridnode/agent/exposition.hpp"
+#include "gridnode/agent/sampler.hpp"
+
+namespace gridnode::agent {
+
+// The daemon: sampler, control socket and signals on one io_context. `run()` returns when
+// SIGTERM/SIGINT arrive (or stop() is called); SIGHUP re-reads the config file.
+class Agent {
+ public:
+  // `config_path` empty: no file to reload. `flags` is applied on top of the file on every
+  // (re)load so that command-line flags keep winning.
+  Agent(asio::io_context& io, Config config, std::string config_path,
+        std::function<void(Config&)> flags);
+  ~Agent();
+
+  [[nodiscard]] platform::Result<void> start();
+  void stop();
+  // Applies a new config (what can change at run time: interval, timeouts, log level, group).
+  void reload();
+
+  // Answers one control request (public for tests).
+  nlohmann::json handle(const nlohmann::json& request, const platform::PeerCredentials& peer);
+
+  const Sampler& sampler() const { return *sampler_; }
+
+ private:
+  void do_wait_signal();
+  std::optional<gid_t> resolve_socket_group(const Config& c) const;
+
+  asio::io_context& io_;
+  Config config_;
+  std::string config_path_;
+  std::function<void(Config&)> flags_;
+  std::unique_ptr<Sampler> sampler_;
+  std::unique_ptr<ControlServer> control_;
+  Exposition exposition_;
+  std::string text_;  // reused render buffer
+  asio::signal_set signals_;
+  std::chrono::steady_clock::time_point started_;
+  bool ready_logged_ = false;
+};
+
+}  // namespace gridnode::agent

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gridnode/platform/log.hpp"
+#include "gridnode/platform/result.hpp"
+#include "gridnode/platform/roots.hpp"
+
+namespace gridnode::agent {
+
+// Everything gridnoded can be told, with the embedded defaults it runs on when
+// /etc/gridnode/agent.toml is absent. Durations are exact (nanoseconds).
+struct Config {
+  std::chrono::nanoseconds interval = std::chrono::seconds(1);
+  // A sweep still running after this long marks its driver stalled (the sweep is not waited
+  // for, and its late result is dropped).
+  std::chrono::nanoseconds sweep_timeout = std::chrono::seconds(5);
+  // Every ~N sweeps each driver looks again for chips that appeared.
+  std::vector<std::string> drivers;  // empty: every driver this build has
+  platform::Level log_level = platform::Level::info;
+
+  platform::Roots roots;
+  std::string state_dir = "/var/lib/gridnode";
+
+  std::string socket_path = "/run/gridnode/control.sock";
+  // Who may query besides root: a group name or a numeric gid. Empty: root only.
+  std::string socket_group = "gridnode";
+  unsigned socket_mode = 0660;
+
+  // Where the config came from ("built-in defaults" or the file's path), for status.
+  std::string source = "built-in defaults";
+};
+
+// Parses TOML text into `base` (defaults, then the file, then flags on top). Unknown keys, wrong
+// types and bad values are errors naming the key and its line: "agent.toml:7: agent.interval:
+// must be between 0.01 and 3600 seconds". `origin` names the text in messages.
+[[nodiscard]] platform::Result<Config> parse_config(std::string_view toml_text,
+                                                    const std::string& origin, Config base = {});
+
+// Reads and parses `path`. A missing file is no_such_file_or_directory (the caller decides
+// whether defaults apply).
+[[nodiscard]] platform::Result<Config> read_config(const std::string& path, Config base = {});
+
+// "1.5" / "0.25" / "2" seconds, as given on the command line; fractions allowed for tests.
+[[nodiscard]] platform::Result<std::chrono::nanoseconds> parse_seconds(std::string_view text);
+
+[[nodiscard]] platform::Result<platform::Level> parse_level(std::string_view text);
+
+}  // namespace gridnode::agent

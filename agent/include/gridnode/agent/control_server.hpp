@@ -1,0 +1,73 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include <asio/io_context.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <nlohmann/json.hpp>
+
+#include "gridnode/platform/peer.hpp"
+#include "gridnode/platform/result.hpp"
+
+namespace gridnode::agent {
+
+// The technician's door: a Unix socket speaking newline-delimited JSON (docs/control.md).
+// Each connection is authorised once, from the kernel's record of the peer (SO_PEERCRED,
+// SO_PEERGROUPS): root, the agent's own user, and members of the configured group may ask;
+// anyone else gets one refusal line, the attempt is logged, and the connection is closed.
+// Loop thread only.
+class ControlServer {
+ public:
+  // Answers one request; `peer` says who asks. Must not block.
+  using Handler = std::function<nlohmann::json(const nlohmann::json& request,
+                                               const platform::PeerCredentials& peer)>;
+
+  struct Options {
+    std::string path;
+    unsigned mode = 0660;
+    std::optional<gid_t> group;  // members may ask; nullopt: root and our own user only
+    std::string group_name;      // for messages
+    std::chrono::milliseconds idle_timeout{10000};
+    std::size_t max_request_bytes = 64 * 1024;
+    std::size_t max_sessions = 32;
+  };
+
+  ControlServer(asio::io_context& io, Options options, Handler handler);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Binds and listens. A stale socket file left by a crash is replaced; a live agent already
+  // answering there is an error (address_in_use).
+  [[nodiscard]] platform::Result<void> start();
+  // Closes the listener and every session, and removes the socket file.
+  void stop();
+
+  // Who may ask, changed on reload.
+  void set_group(std::optional<gid_t> group, std::string name);
+
+  // Whether `peer` may ask at all, and if not, the reason told to them.
+  std::optional<std::string> refusal(const platform::PeerCredentials& peer) const;
+
+  std::size_t refused_total() const { return refused_total_; }
+
+  class Session;
+
+ private:
+  void do_accept();
+
+  asio::io_context& io_;
+  Options options_;
+  Handler handler_;
+  asio::local::stream_protocol::acceptor acceptor_;
+  std::set<std::shared_ptr<Session>> sessions_;
+  std::size_t refused_total_ = 0;
+  bool bound_ = false;
+};
+
+}  // namespace gridnode::agent

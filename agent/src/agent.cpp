@@ -1,0 +1,167 @@
+#include "gridnode/agent/agent.hpp"
+
+#include <csignal>
+
+#include "gridnode/drivers/registry.hpp"
+#include "gridnode/platform/log.hpp"
+
+namespace gridnode::agent {
+
+using platform::Level;
+using platform::LogLine;
+
+Agent::Agent(asio::io_context& io, Config config, std::string config_path,
+             std::function<void(Config&)> flags)
+    : io_(io),
+      config_(std::move(config)),
+      config_path_(std::move(config_path)),
+      flags_(std::move(flags)),
+      signals_(io, SIGTERM, SIGINT, SIGHUP),
+      started_(std::chrono::steady_clock::now()) {}
+
+Agent::~Agent() { stop(); }
+
+std::optional<gid_t> Agent::resolve_socket_group(const Config& c) const {
+  if (c.socket_group.empty()) {
+    return std::nullopt;
+  }
+  auto gid = platform::resolve_group(c.socket_group);
+  if (!gid) {
+    platform::log(Level::warning, "control",
+                  LogLine("socket group unknown; only root may query")
+                      .kv("group", c.socket_group)
+                      .kv("err", gid.error().message()));
+    return std::nullopt;
+  }
+  return *gid;
+}
+
+platform::Result<void> Agent::start() {
+  auto drivers = drivers::make_drivers({config_.roots}, config_.drivers);
+  if (!drivers) {
+    return tl::unexpected(drivers.error());
+  }
+  sampler_ = std::make_unique<Sampler>(io_, std::move(*drivers),
+                                       Sampler::Options{config_.interval, config_.sweep_timeout});
+  ControlServer::Options copts;
+  copts.path = config_.socket_path;
+  copts.mode = config_.socket_mode;
+  copts.group = resolve_socket_group(config_);
+  copts.group_name = config_.socket_group;
+  control_ = std::make_unique<ControlServer>(
+      io_, copts, [this](const nlohmann::json& req, const platform::PeerCredentials& peer) {
+        return handle(req, peer);
+      });
+  if (auto r = control_->start(); !r) {
+    return r;
+  }
+  sampler_->on_round([this] {
+    if (!ready_logged_) {
+      ready_logged_ = true;
+      std::size_t samples = 0;
+      for (const auto& s : sampler_->slots()) {
+        samples += s.front.readings.size();
+      }
+      platform::log(Level::notice, "gridnoded",
+                    LogLine("ready")
+                        .kv("samples", static_cast<std::int64_t>(samples))
+                        .kv("socket", config_.socket_path));
+    }
+  });
+  sampler_->start();
+  do_wait_signal();
+  platform::log(Level::notice, "gridnoded",
+                LogLine("started").kv("version", version()).kv("config", config_.source));
+  return {};
+}
+
+void Agent::stop() {
+  signals_.cancel();
+  if (sampler_) {
+    sampler_->stop();
+  }
+  if (control_) {
+    control_->stop();
+  }
+}
+
+void Agent::do_wait_signal() {
+  signals_.async_wait([this](const std::error_code& ec, int signo) {
+    if (ec) {
+      return;
+    }
+    if (signo == SIGHUP) {
+      reload();
+      do_wait_signal();
+      return;
+    }
+    platform::log(Level::notice, "gridnoded", LogLine("stopping").kv("signal", strsignal(signo)));
+    stop();  // closes listeners and timers: run() drains and returns
+  });
+}
+
+void Agent::reload() {
+  if (config_path_.empty()) {
+    platform::log(Level::notice, "gridnoded", LogLine("reload: no config file, nothing to do"));
+    return;
+  }
+  auto fresh = read_config(config_path_);
+  if (!fresh && fresh.error().code == std::errc::no_such_file_or_directory) {
+    fresh = Config{};
+  }
+  if (!fresh) {
+    // A bad file on reload keeps the agent on the config it has.
+    platform::log(Level::err, "gridnoded",
+                  LogLine("reload rejected, keeping the running config")
+                      .kv("err", fresh.error().message()));
+    return;
+  }
+  Config c = std::move(*fresh);
+  flags_(c);
+  platform::Log::set_threshold(c.log_level);
+  sampler_->set_interval(c.interval);
+  sampler_->set_sweep_timeout(c.sweep_timeout);
+  control_->set_group(resolve_socket_group(c), c.socket_group);
+  for (auto [changed, key] : {std::pair{c.socket_path != config_.socket_path, "control.socket"},
+                              std::pair{c.drivers != config_.drivers, "agent.drivers"},
+                              std::pair{c.roots.sysfs != config_.roots.sysfs ||
+                                            c.roots.procfs != config_.roots.procfs,
+                                        "paths"},
+                              std::pair{c.socket_mode != config_.socket_mode, "control.mode"}}) {
+    if (changed) {
+      platform::log(Level::notice, "gridnoded",
+                    LogLine("reload: change takes effect on restart").kv("key", key));
+    }
+  }
+  c.socket_path = config_.socket_path;
+  c.drivers = config_.drivers;
+  c.roots = config_.roots;
+  c.socket_mode = config_.socket_mode;
+  config_ = std::move(c);
+  platform::log(Level::notice, "gridnoded", LogLine("reloaded").kv("config", config_.source));
+}
+
+nlohmann::json Agent::handle(const nlohmann::json& request, const platform::PeerCredentials&) {
+  auto cmd_it = request.find("cmd");
+  if (cmd_it == request.end() || !cmd_it->is_string()) {
+    return {{"ok", false}, {"error", "request has no \"cmd\" string"}};
+  }
+  const std::string& cmd = cmd_it->get_ref<const std::string&>();
+  if (cmd == "status") {
+    return {{"ok", true}, {"status", Exposition::status_json(*sampler_, started_, config_.source)}};
+  }
+  if (cmd == "sensors") {
+    return {{"ok", true}, {"sensors", Exposition::sensors_json(*sampler_)}};
+  }
+  if (cmd == "samples") {
+    return {{"ok", true}, {"samples", Exposition::samples_json(*sampler_)}};
+  }
+  if (cmd == "metrics") {
+    exposition_.render_prometheus(*sampler_, text_);
+    return {{"ok", true}, {"text", text_}};
+  }
+  return {{"ok", false},
+          {"error", "unknown command \"" + cmd + "\" (known: status, sensors, samples, metrics)"}};
+}
+
+}  // namespace gridnode::agent

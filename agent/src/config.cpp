@@ -1,0 +1,231 @@
+#include "gridnode/agent/config.hpp"
+
+#include <cmath>
+#include <set>
+#include <string>
+
+#include <toml++/toml.h>
+
+#include "gridnode/platform/files.hpp"
+
+namespace gridnode::agent {
+namespace {
+
+using platform::fail;
+using platform::Result;
+
+constexpr double kMinInterval = 0.01;
+constexpr double kMaxInterval = 3600;
+
+std::string where(const std::string& origin, const toml::node& node) {
+  auto line = node.source().begin.line;
+  return line > 0 ? origin + ":" + std::to_string(line) : origin;
+}
+
+platform::Error bad(const std::string& origin, const toml::node& node, std::string_view key,
+                    std::string_view what) {
+  return platform::Error{std::make_error_code(std::errc::invalid_argument),
+                         where(origin, node) + ": " + std::string(key) + ": " + std::string(what)};
+}
+
+Result<std::chrono::nanoseconds> seconds_from(const std::string& origin, const toml::node& node,
+                                              std::string_view key, double lo, double hi) {
+  std::optional<double> v = node.value<double>();  // integers convert too
+  if (!v || !std::isfinite(*v) || *v < lo || *v > hi) {
+    return tl::unexpected(bad(origin, node, key,
+                              "must be a number of seconds between " + std::to_string(lo) +
+                                  " and " + std::to_string(hi)));
+  }
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(*v * 1e9)));
+}
+
+Result<std::string> string_from(const std::string& origin, const toml::node& node,
+                                std::string_view key, bool allow_empty) {
+  const auto* s = node.as_string();
+  if (s == nullptr) {
+    return tl::unexpected(bad(origin, node, key, "must be a string"));
+  }
+  if (!allow_empty && s->get().empty()) {
+    return tl::unexpected(bad(origin, node, key, "must not be empty"));
+  }
+  return s->get();
+}
+
+// Walks one table, calling `apply(key, node)` for each known key and failing on any other.
+template <class Apply>
+Result<void> each_key(const std::string& origin, const toml::table& table,
+                      std::string_view section, const std::set<std::string_view>& known,
+                      Apply&& apply) {
+  for (const auto& [k, node] : table) {
+    std::string full = std::string(section) + "." + std::string(k.str());
+    if (!known.contains(k.str())) {
+      return tl::unexpected(platform::Error{std::make_error_code(std::errc::invalid_argument),
+                                            where(origin, node) + ": unknown key " + full});
+    }
+    if (auto r = apply(k.str(), node, full); !r) {
+      return r;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
+  std::string s(platform::trim(text));
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v) || v < kMinInterval ||
+      v > kMaxInterval) {
+    return fail(std::errc::invalid_argument,
+                "\"" + s + "\": must be a number of seconds between 0.01 and 3600");
+  }
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(v * 1e9)));
+}
+
+Result<platform::Level> parse_level(std::string_view text) {
+  using platform::Level;
+  if (text == "err" || text == "error") {
+    return Level::err;
+  }
+  if (text == "warning") {
+    return Level::warning;
+  }
+  if (text == "notice") {
+    return Level::notice;
+  }
+  if (text == "info") {
+    return Level::info;
+  }
+  if (text == "debug") {
+    return Level::debug;
+  }
+  return fail(std::errc::invalid_argument,
+              "\"" + std::string(text) + "\": must be one of error, warning, notice, info, debug");
+}
+
+Result<Config> parse_config(std::string_view toml_text, const std::string& origin, Config c) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, origin);
+  } catch (const toml::parse_error& e) {
+    return fail(std::errc::invalid_argument,
+                origin + ":" + std::to_string(e.source().begin.line) + ": " +
+                    std::string(e.description()));
+  }
+
+  auto section = [&](std::string_view name, const toml::node& node,
+                     const std::set<std::string_view>& known, auto&& apply) -> Result<void> {
+    const auto* t = node.as_table();
+    if (t == nullptr) {
+      return tl::unexpected(bad(origin, node, name, "must be a table ([" + std::string(name) + "])"));
+    }
+    return each_key(origin, *t, name, known, apply);
+  };
+
+  for (const auto& [k, node] : root) {
+    Result<void> r;
+    if (k.str() == "agent") {
+      r = section("agent", node,
+                  {"interval", "sweep_timeout", "drivers", "log_level", "state_dir"},
+                  [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
+                    if (key == "interval") {
+                      auto s = seconds_from(origin, v, full, kMinInterval, kMaxInterval);
+                      if (!s) {
+                        return tl::unexpected(s.error());
+                      }
+                      c.interval = *s;
+                    } else if (key == "sweep_timeout") {
+                      auto s = seconds_from(origin, v, full, kMinInterval, kMaxInterval);
+                      if (!s) {
+                        return tl::unexpected(s.error());
+                      }
+                      c.sweep_timeout = *s;
+                    } else if (key == "drivers") {
+                      const auto* arr = v.as_array();
+                      if (arr == nullptr) {
+                        return tl::unexpected(bad(origin, v, full, "must be an array of driver names"));
+                      }
+                      c.drivers.clear();
+                      for (const auto& item : *arr) {
+                        auto name = string_from(origin, item, full, false);
+                        if (!name) {
+                          return tl::unexpected(name.error());
+                        }
+                        c.drivers.push_back(*name);
+                      }
+                    } else if (key == "log_level") {
+                      auto s = string_from(origin, v, full, false);
+                      if (!s) {
+                        return tl::unexpected(s.error());
+                      }
+                      auto level = parse_level(*s);
+                      if (!level) {
+                        return tl::unexpected(bad(origin, v, full, level.error().context));
+                      }
+                      c.log_level = *level;
+                    } else if (key == "state_dir") {
+                      auto s = string_from(origin, v, full, false);
+                      if (!s) {
+                        return tl::unexpected(s.error());
+                      }
+                      c.state_dir = *s;
+                    }
+                    return {};
+                  });
+    } else if (k.str() == "paths") {
+      r = section("paths", node, {"sysfs", "procfs"},
+                  [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
+                    auto s = string_from(origin, v, full, false);
+                    if (!s) {
+                      return tl::unexpected(s.error());
+                    }
+                    (key == "sysfs" ? c.roots.sysfs : c.roots.procfs) = *s;
+                    return {};
+                  });
+    } else if (k.str() == "control") {
+      r = section("control", node, {"socket", "group", "mode"},
+                  [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
+                    auto s = string_from(origin, v, full, key == "group");
+                    if (!s) {
+                      return tl::unexpected(s.error());
+                    }
+                    if (key == "socket") {
+                      if (s->size() >= 108) {
+                        return tl::unexpected(bad(origin, v, full, "longer than a Unix socket path may be (107 bytes)"));
+                      }
+                      c.socket_path = *s;
+                    } else if (key == "group") {
+                      c.socket_group = *s;
+                    } else {
+                      char* end = nullptr;
+                      unsigned long mode = std::strtoul(s->c_str(), &end, 8);
+                      if (s->empty() || *end != '\0' || mode > 0777 || (mode & 0600) != 0600) {
+                        return tl::unexpected(bad(origin, v, full, "must be an octal mode such as \"0660\" that lets the owner read and write"));
+                      }
+                      c.socket_mode = static_cast<unsigned>(mode);
+                    }
+                    return {};
+                  });
+    } else {
+      r = tl::unexpected(platform::Error{std::make_error_code(std::errc::invalid_argument),
+                                         where(origin, node) + ": unknown section [" +
+                                             std::string(k.str()) + "]"});
+    }
+    if (!r) {
+      return tl::unexpected(r.error());
+    }
+  }
+  c.source = origin;
+  return c;
+}
+
+Result<Config> read_config(const std::string& path, Config base) {
+  std::string text;
+  if (auto r = platform::read_file(path, text, 1 << 20); !r) {
+    return tl::unexpected(r.error());
+  }
+  return parse_config(text, path, std::move(base));
+}
+
+}  // namespace gridnode::agent

@@ -1,0 +1,371 @@
+#include "gridnode/agent/exposition.hpp"
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <numeric>
+
+namespace gridnode::agent {
+namespace {
+
+using drivers::Catalog;
+using drivers::Family;
+using drivers::MetricType;
+
+void append_help(std::string& out, std::string_view help) {
+  for (char c : help) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+}
+
+void append_header(std::string& out, std::string_view name, std::string_view help,
+                   MetricType type) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  append_help(out, help);
+  out += "\n# TYPE ";
+  out += name;
+  out += type == MetricType::counter ? " counter\n" : " gauge\n";
+}
+
+void append_value(std::string& out, drivers::Value v, drivers::Scale s) {
+  std::array<char, 64> buf{};
+  std::size_t n = drivers::format_value(v, s, std::span<char, 64>(buf));
+  out.append(buf.data(), n);
+}
+
+std::string label_of(const drivers::Labels& labels, std::string_view key) {
+  for (const auto& [k, v] : labels) {
+    if (k == key) {
+      return v;
+    }
+  }
+  return {};
+}
+
+double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+
+// Own metrics: spelled once, here.
+constexpr std::string_view kUp = "gridnode_driver_up";
+constexpr std::string_view kErrors = "gridnode_driver_errors_total";
+constexpr std::string_view kDuration = "gridnode_sweep_duration_seconds";
+constexpr std::string_view kSamples = "gridnode_driver_samples";
+constexpr std::string_view kBuildInfo = "gridnode_build_info";
+
+}  // namespace
+
+std::string_view version() { return GRIDNODE_VERSION; }
+
+void append_label_value(std::string& out, std::string_view value) {
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+}
+
+Exposition::Cache& Exposition::cache_for(std::size_t driver,
+                                         const std::shared_ptr<const Catalog>& catalog) {
+  if (caches_.size() <= driver) {
+    caches_.resize(driver + 1);
+  }
+  Cache& c = caches_[driver];
+  if (c.catalog == catalog) {
+    return c;
+  }
+  // A new catalog (discovery changed something): rebuild the text that only depends on it.
+  c.catalog = catalog;
+  c.order.resize(catalog->series.size());
+  std::iota(c.order.begin(), c.order.end(), 0u);
+  std::stable_sort(c.order.begin(), c.order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return catalog->series[a].family < catalog->series[b].family;
+  });
+  c.prefixes.clear();
+  for (const auto& s : catalog->series) {
+    std::string p = catalog->families[s.family].name;
+    if (!s.labels.empty()) {
+      p += '{';
+      for (std::size_t i = 0; i < s.labels.size(); ++i) {
+        if (i != 0) {
+          p += ',';
+        }
+        p += s.labels[i].first;
+        p += "=\"";
+        append_label_value(p, s.labels[i].second);
+        p += '"';
+      }
+      p += '}';
+    }
+    p += ' ';
+    c.prefixes.push_back(std::move(p));
+  }
+  c.headers.clear();
+  for (const auto& f : catalog->families) {
+    std::string h;
+    append_header(h, f.name, f.help, f.type);
+    c.headers.push_back(std::move(h));
+  }
+  return c;
+}
+
+void Exposition::render_prometheus(const Sampler& sampler, std::string& out) {
+  out.clear();
+  const auto& slots = sampler.slots();
+  for (std::size_t d = 0; d < slots.size(); ++d) {
+    const drivers::Sweep& sweep = slots[d].front;
+    if (!sweep.catalog || sweep.readings.empty()) {
+      continue;
+    }
+    Cache& c = cache_for(d, sweep.catalog);
+    c.slot_of.assign(sweep.catalog->series.size(), -1);
+    for (std::size_t i = 0; i < sweep.readings.size(); ++i) {
+      c.slot_of[sweep.readings[i].series] = static_cast<std::int64_t>(i);
+    }
+    std::uint32_t current_family = UINT32_MAX;
+    for (std::uint32_t s : c.order) {
+      std::int64_t r = c.slot_of[s];
+      if (r < 0) {
+        continue;  // skipped this sweep (bad reading)
+      }
+      std::uint32_t f = sweep.catalog->series[s].family;
+      if (f != current_family) {
+        out += c.headers[f];
+        current_family = f;
+      }
+      out += c.prefixes[s];
+      append_value(out, sweep.readings[static_cast<std::size_t>(r)].value,
+                   sweep.catalog->families[f].scale);
+      out += '\n';
+    }
+  }
+
+  auto per_driver = [&](std::string_view name, std::string_view help, MetricType type,
+                        auto&& value_of) {
+    append_header(out, name, help, type);
+    for (const auto& slot : slots) {
+      out += name;
+      out += "{driver=\"";
+      append_label_value(out, slot.driver->name());
+      out += "\"} ";
+      out += value_of(slot);
+      out += '\n';
+    }
+  };
+  per_driver(kUp, "Whether the driver's last sweep succeeded (1) or not (0).", MetricType::gauge,
+             [](const DriverSlot& s) { return s.state == DriverState::up ? "1" : "0"; });
+  per_driver(kErrors,
+             "Readings skipped and sweeps failed or stalled, per driver, since gridnoded started.",
+             MetricType::counter, [](const DriverSlot& s) { return std::to_string(s.errors_total); });
+  per_driver(kDuration, "How long the driver's last sweep took, in seconds.", MetricType::gauge,
+             [](const DriverSlot& s) {
+               return drivers::format_value(drivers::Value::of_signed(s.last_duration.count()),
+                                            {1, -9});
+             });
+  per_driver(kSamples, "How many samples the driver's last sweep produced.", MetricType::gauge,
+             [](const DriverSlot& s) { return std::to_string(s.front.readings.size()); });
+  append_header(out, kBuildInfo, "gridnode's version; constant 1.", MetricType::gauge);
+  out += kBuildInfo;
+  out += "{version=\"";
+  out += version();
+  out += "\"} 1\n";
+}
+
+nlohmann::json Exposition::samples_json(const Sampler& sampler) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& slot : sampler.slots()) {
+    const auto& sweep = slot.front;
+    if (!sweep.catalog) {
+      continue;
+    }
+    for (const auto& r : sweep.readings) {
+      const auto& series = sweep.catalog->series[r.series];
+      const Family& f = sweep.catalog->families[series.family];
+      nlohmann::json labels = nlohmann::json::object();
+      for (const auto& [k, v] : series.labels) {
+        labels[k] = v;
+      }
+      nlohmann::json row = {{"name", f.name},
+                            {"labels", std::move(labels)},
+                            {"value", drivers::to_double(r.value, f.scale)},
+                            {"unit", f.unit},
+                            {"driver", slot.driver->name()}};
+      if (r.value.is_signed) {
+        row["raw"] = r.value.as_int64();
+      } else {
+        row["raw"] = r.value.bits;
+      }
+      row["scale"] = {{"mul", f.scale.mul}, {"exp10", f.scale.exp10}};
+      rows.push_back(std::move(row));
+    }
+  }
+  return rows;
+}
+
+nlohmann::json Exposition::sensors_json(const Sampler& sampler) {
+  // Sensors are keyed by (chip, sensor); each hwmon family contributes one property of it:
+  // node_hwmon_temp_celsius is the input, node_hwmon_temp_crit_celsius the "crit" limit.
+  struct Row {
+    std::string driver, chip, chip_name, sensor, type, label, unit;
+    std::map<std::string, double> props;
+  };
+  std::map<std::pair<std::string, std::string>, Row> rows;
+  std::map<std::string, std::string> chip_names;
+  auto row_for = [&](std::string_view driver, const std::string& chip,
+                     const std::string& sensor) -> Row& {
+    Row& r = rows[{chip, sensor}];
+    r.driver = driver;
+    r.chip = chip;
+    r.sensor = sensor;
+    return r;
+  };
+  static constexpr std::array<std::string_view, 11> kUnits = {
+      "celsius", "volts", "amps", "watts", "joules", "rpm", "percent", "seconds", "bytes",
+      "ratio", "hertz"};
+  for (const auto& slot : sampler.slots()) {
+    const auto& sweep = slot.front;
+    if (!sweep.catalog) {
+      continue;
+    }
+    for (const auto& r : sweep.readings) {
+      const auto& series = sweep.catalog->series[r.series];
+      const Family& f = sweep.catalog->families[series.family];
+      double value = drivers::to_double(r.value, f.scale);
+      std::string_view name = f.name;
+      if (name == "node_hwmon_chip_names") {
+        chip_names[label_of(series.labels, "chip")] = label_of(series.labels, "chip_name");
+        continue;
+      }
+      if (name == "node_hwmon_sensor_label") {
+        row_for(slot.driver->name(), label_of(series.labels, "chip"),
+                label_of(series.labels, "sensor"))
+            .label = label_of(series.labels, "label");
+        continue;
+      }
+      if (name.starts_with("node_hwmon_")) {
+        // node_hwmon_<type>[_<property>][_<unit>]
+        std::string_view rest = name.substr(11);
+        std::string_view type = rest.substr(0, rest.find('_'));
+        rest.remove_prefix(type.size());
+        if (!rest.empty()) {
+          rest.remove_prefix(1);
+        }
+        for (auto u : kUnits) {
+          if (rest == u) {
+            rest = {};
+            break;
+          }
+          if (rest.size() > u.size() && rest.ends_with(u) && rest[rest.size() - u.size() - 1] == '_') {
+            rest.remove_suffix(u.size() + 1);
+            break;
+          }
+        }
+        Row& row = row_for(slot.driver->name(), label_of(series.labels, "chip"),
+                           label_of(series.labels, "sensor"));
+        row.type = type;
+        if (rest.empty() || rest == "input") {
+          row.props["value"] = value;
+          row.unit = f.unit;
+        } else {
+          row.props[std::string(rest)] = value;
+          if (row.unit.empty()) {
+            row.unit = f.unit;
+          }
+        }
+        continue;
+      }
+      if (name == "node_thermal_zone_temp") {
+        Row& row = row_for(slot.driver->name(), "thermal_zone" + label_of(series.labels, "zone"),
+                           "temp");
+        row.type = "temp";
+        row.label = label_of(series.labels, "type");
+        row.props["value"] = value;
+        row.unit = f.unit.empty() ? "°C" : f.unit;
+        continue;
+      }
+      if (name.starts_with("node_cooling_device_")) {
+        std::string_view prop = name.substr(20);
+        Row& row = row_for(slot.driver->name(), "cooling_device" + label_of(series.labels, "name"),
+                           "state");
+        row.type = "cooling";
+        row.label = label_of(series.labels, "type");
+        row.props[prop == "cur_state" ? "value" : std::string(prop == "max_state" ? "max" : prop)] =
+            value;
+        continue;
+      }
+      if (name.starts_with("node_rapl_")) {
+        std::string_view domain = name.substr(10);
+        domain.remove_suffix(domain.ends_with("_joules_total") ? 13 : 0);
+        Row& row = row_for(slot.driver->name(), "rapl:" + label_of(series.labels, "index"),
+                           std::string(domain));
+        row.type = "energy";
+        row.label = label_of(series.labels, "path");
+        row.props["value"] = value;
+        row.unit = f.unit.empty() ? "J" : f.unit;
+        continue;
+      }
+    }
+  }
+  nlohmann::json out = nlohmann::json::array();
+  for (auto& [key, r] : rows) {
+    if (!r.props.contains("value") && r.props.empty()) {
+      continue;  // a label without a reading
+    }
+    nlohmann::json j = {{"driver", r.driver}, {"chip", r.chip},   {"sensor", r.sensor},
+                        {"type", r.type},     {"label", r.label}, {"unit", r.unit}};
+    if (auto it = chip_names.find(r.chip); it != chip_names.end()) {
+      j["chip_name"] = it->second;
+    }
+    for (const auto& [k, v] : r.props) {
+      j[k] = v;
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+nlohmann::json Exposition::status_json(const Sampler& sampler,
+                                       std::chrono::steady_clock::time_point started,
+                                       const std::string& config_source) {
+  auto now = std::chrono::steady_clock::now();
+  nlohmann::json drivers = nlohmann::json::array();
+  for (const auto& s : sampler.slots()) {
+    nlohmann::json d = {{"name", s.driver->name()},
+                        {"state", to_string(s.state)},
+                        {"samples", s.front.readings.size()},
+                        {"errors_total", s.errors_total},
+                        {"sweeps_total", s.sweeps_total},
+                        {"last_sweep_seconds", seconds(s.last_duration)}};
+    if (!s.last_error.empty()) {
+      d["error"] = s.last_error;
+    }
+    if (s.last_success.time_since_epoch().count() != 0) {
+      d["last_success_age_seconds"] = seconds(now - s.last_success);
+    }
+    drivers.push_back(std::move(d));
+  }
+  nlohmann::json j = {{"version", version()},
+                      {"uptime_seconds", seconds(now - started)},
+                      {"interval_seconds", seconds(sampler.interval())},
+                      {"rounds", sampler.rounds()},
+                      {"config", config_source},
+                      {"drivers", std::move(drivers)}};
+  if (sampler.last_round().time_since_epoch().count() != 0) {
+    j["last_sweep_age_seconds"] = seconds(now - sampler.last_round());
+  }
+  return j;
+}
+
+}  // namespace gridnode::agent

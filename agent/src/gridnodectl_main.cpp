@@ -1,0 +1,262 @@
+// gridnodectl: the technician's view of the local gridnode agent.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "gridnode/agent/control_client.hpp"
+
+namespace {
+
+using nlohmann::json;
+
+// Columns padded to their widest cell (UTF-8 aware enough for "°C").
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  void print(const std::string& indent) const {
+    std::vector<std::size_t> width;
+    for (const auto& r : rows_) {
+      width.resize(std::max(width.size(), r.size()));
+      for (std::size_t i = 0; i < r.size(); ++i) {
+        width[i] = std::max(width[i], display_width(r[i]));
+      }
+    }
+    for (const auto& r : rows_) {
+      std::string line = indent;
+      for (std::size_t i = 0; i < r.size(); ++i) {
+        line += r[i];
+        if (i + 1 < r.size()) {
+          line += std::string(width[i] - display_width(r[i]) + 2, ' ');
+        }
+      }
+      while (!line.empty() && line.back() == ' ') {
+        line.pop_back();
+      }
+      std::printf("%s\n", line.c_str());
+    }
+  }
+
+ private:
+  static std::size_t display_width(const std::string& s) {
+    std::size_t n = 0;
+    for (unsigned char c : s) {
+      n += (c & 0xC0) != 0x80;  // count code points, not bytes
+    }
+    return n;
+  }
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string fmt_number(double v) {
+  char buf[64];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3f", v);
+    std::string s(buf);
+    while (s.back() == '0') {
+      s.pop_back();
+    }
+    return s;
+  }
+  return buf;
+}
+
+std::string with_unit(const json& row, const char* key) {
+  if (!row.contains(key)) {
+    return "";
+  }
+  std::string unit = row.value("unit", "");
+  std::string s = fmt_number(row[key].get<double>());
+  return unit.empty() ? s : s + " " + unit;
+}
+
+std::string fmt_seconds(double s) {
+  char buf[64];
+  if (s < 0.001) {
+    std::snprintf(buf, sizeof buf, "%.0fµs", s * 1e6);
+  } else if (s < 1) {
+    std::snprintf(buf, sizeof buf, "%.1fms", s * 1e3);
+  } else if (s < 120) {
+    std::snprintf(buf, sizeof buf, "%.1fs", s);
+  } else if (s < 7200) {
+    std::snprintf(buf, sizeof buf, "%.0fm", s / 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
+  }
+  return buf;
+}
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "gridnodectl: %s\n", message.c_str());
+  return 1;
+}
+
+// Sends one request; prints the agent's or the transport's error in one line.
+bool ask(const std::string& socket, const json& request, json& answer) {
+  auto r = gridnode::agent::control_request(socket, request);
+  if (!r) {
+    fail(r.error().message());
+    return false;
+  }
+  if (!r->value("ok", false)) {
+    fail("gridnoded refused: " + r->value("error", std::string("no reason given")));
+    return false;
+  }
+  answer = std::move(*r);
+  return true;
+}
+
+int cmd_status(const std::string& socket, bool as_json) {
+  json a;
+  if (!ask(socket, {{"cmd", "status"}}, a)) {
+    return 1;
+  }
+  const json& s = a["status"];
+  if (as_json) {
+    std::printf("%s\n", s.dump(2).c_str());
+    return 0;
+  }
+  std::printf("gridnoded %s, up %s, sampling every %s, config: %s\n",
+              s.value("version", "?").c_str(), fmt_seconds(s.value("uptime_seconds", 0.0)).c_str(),
+              fmt_seconds(s.value("interval_seconds", 0.0)).c_str(),
+              s.value("config", "?").c_str());
+  if (s.contains("last_sweep_age_seconds")) {
+    std::printf("last sweep %s ago, %llu sweeps\n",
+                fmt_seconds(s["last_sweep_age_seconds"].get<double>()).c_str(),
+                static_cast<unsigned long long>(s.value("rounds", 0ull)));
+  } else {
+    std::printf("no sweep finished yet\n");
+  }
+  Table t({"DRIVER", "STATE", "SAMPLES", "ERRORS", "SWEEP", "NOTE"});
+  for (const auto& d : s["drivers"]) {
+    std::string note = d.value("error", "");
+    std::string state = d.value("state", "?");
+    if (state == "absent" && !note.empty()) {
+      note = "found nothing: " + note;
+    }
+    t.add({d.value("name", "?"), state, std::to_string(d.value("samples", 0)),
+           std::to_string(d.value("errors_total", 0ull)),
+           fmt_seconds(d.value("last_sweep_seconds", 0.0)), note});
+  }
+  t.print("");
+  return 0;
+}
+
+int cmd_sensors(const std::string& socket, bool as_json, const std::string& chip,
+                const std::string& type) {
+  json a;
+  if (!ask(socket, {{"cmd", "sensors"}}, a)) {
+    return 1;
+  }
+  json rows = json::array();
+  for (const auto& r : a["sensors"]) {
+    std::string c = r.value("chip", "");
+    std::string cn = r.value("chip_name", "");
+    if (!chip.empty() && c.find(chip) == std::string::npos && cn.find(chip) == std::string::npos) {
+      continue;
+    }
+    if (!type.empty() && r.value("type", "") != type) {
+      continue;
+    }
+    rows.push_back(r);
+  }
+  if (as_json) {
+    std::printf("%s\n", rows.dump(2).c_str());
+    return 0;
+  }
+  if (rows.empty()) {
+    std::printf("no sensors%s (gridnodectl status shows which sources found nothing)\n",
+                chip.empty() && type.empty() ? "" : " match the filter");
+    return 0;
+  }
+  std::map<std::string, std::vector<const json*>> by_chip;
+  std::vector<std::string> order;
+  for (const auto& r : rows) {
+    std::string c = r.value("chip", "");
+    if (!by_chip.contains(c)) {
+      order.push_back(c);
+    }
+    by_chip[c].push_back(&r);
+  }
+  for (const auto& c : order) {
+    const json& first = *by_chip[c].front();
+    std::string title = c;
+    if (first.contains("chip_name")) {
+      title += " (" + first["chip_name"].get<std::string>() + ")";
+    }
+    std::printf("%s\n", title.c_str());
+    Table t({"SENSOR", "TYPE", "LABEL", "VALUE", "MIN", "MAX", "CRIT", "ALARM"});
+    for (const json* r : by_chip[c]) {
+      std::string alarm;
+      if (r->contains("alarm")) {
+        alarm = (*r)["alarm"].get<double>() != 0 ? "ALARM" : "ok";
+      }
+      t.add({r->value("sensor", ""), r->value("type", ""), r->value("label", ""),
+             with_unit(*r, "value"), with_unit(*r, "min"), with_unit(*r, "max"),
+             with_unit(*r, "crit"), alarm});
+    }
+    t.print("  ");
+    std::printf("\n");
+  }
+  return 0;
+}
+
+int cmd_metrics(const std::string& socket) {
+  json a;
+  if (!ask(socket, {{"cmd", "metrics"}}, a)) {
+    return 1;
+  }
+  std::string text = a.value("text", "");
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  CLI::App app{"gridnodectl: ask the local gridnode agent what it sees.", "gridnodectl"};
+  std::string socket = "/run/gridnode/control.sock";
+  app.add_option("--socket", socket, "gridnoded's control socket")->capture_default_str();
+  app.set_version_flag("--version", std::string("gridnodectl ") + GRIDNODE_VERSION);
+  app.require_subcommand(1);
+
+  bool status_json = false;
+  auto* status = app.add_subcommand("status", "Version, uptime, drivers and their health");
+  status->add_flag("--json", status_json, "Print JSON for scripts");
+
+  bool sensors_json = false;
+  std::string chip, type;
+  auto* sensors = app.add_subcommand("sensors", "Sensor readings grouped by chip, with units");
+  sensors->add_flag("--json", sensors_json, "Print JSON for scripts");
+  sensors->add_option("--chip", chip, "Only chips whose name contains this");
+  sensors->add_option("--type", type, "Only this sensor type (temp, in, fan, power, curr, ...)");
+
+  auto* metrics = app.add_subcommand("metrics", "Everything, as Prometheus text exposition");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (status->parsed()) {
+    return cmd_status(socket, status_json);
+  }
+  if (sensors->parsed()) {
+    return cmd_sensors(socket, sensors_json, chip, type);
+  }
+  if (metrics->parsed()) {
+    return cmd_metrics(socket);
+  }
+  return 2;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "gridnodectl: %s\n", e.what());
+  return 1;
+}

@@ -1,0 +1,168 @@
+// gridnoded: the gridnode agent daemon.
+#include <malloc.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <asio/io_context.hpp>
+
+#include "gridnode/agent/agent.hpp"
+#include "gridnode/agent/config.hpp"
+#include "gridnode/agent/exposition.hpp"
+#include "gridnode/agent/sampler.hpp"
+#include "gridnode/drivers/registry.hpp"
+#include "gridnode/platform/log.hpp"
+
+namespace {
+
+using gridnode::platform::Level;
+using gridnode::platform::LogLine;
+namespace agent = gridnode::agent;
+
+constexpr const char* kDefaultConfig = "/etc/gridnode/agent.toml";
+
+struct Flags {
+  std::string config;
+  std::string sysfs, procfs, state_dir, socket, interval, log_level;
+  bool once = false;
+  bool json = false;
+};
+
+void die(const std::string& message) {
+  gridnode::platform::log(Level::err, "gridnoded", LogLine(message));
+  std::exit(1);
+}
+
+// --once: one sweep of every driver, printed, then exit.
+int run_once(const agent::Config& config, bool json) {
+  asio::io_context io{1};
+  auto drivers = gridnode::drivers::make_drivers({config.roots}, config.drivers);
+  if (!drivers) {
+    die("cannot start: " + drivers.error().message());
+  }
+  agent::Sampler sampler(io, std::move(*drivers), {config.interval, config.sweep_timeout});
+  sampler.run_once([&] { io.stop(); });
+  io.run();
+  std::string out;
+  if (json) {
+    nlohmann::json j = {
+        {"status", agent::Exposition::status_json(sampler, std::chrono::steady_clock::now(),
+                                                  config.source)},
+        {"samples", agent::Exposition::samples_json(sampler)}};
+    out = j.dump(2) + "\n";
+  } else {
+    agent::Exposition exposition;
+    exposition.render_prometheus(sampler, out);
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+  bool busy = false;
+  for (const auto& s : sampler.slots()) {
+    busy = busy || s.busy;
+  }
+  if (busy) {
+    std::_Exit(0);  // a hung driver's thread cannot be joined; the output is out
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  // One malloc arena: the worker threads allocate little, and per-thread arenas would cost
+  // resident memory for nothing.
+  ::mallopt(M_ARENA_MAX, 1);
+  gridnode::platform::Log::detect_sink();
+
+  CLI::App app{"gridnoded: the gridnode agent. Samples this host's sensors and state, and answers "
+               "technicians on a local socket.",
+               "gridnoded"};
+  Flags f;
+  app.add_option("--config", f.config, "Configuration file (TOML)")
+      ->default_str(kDefaultConfig);
+  app.add_option("--sysfs-root", f.sysfs, "Where sysfs is mounted (default /sys)");
+  app.add_option("--procfs-root", f.procfs, "Where procfs is mounted (default /proc)");
+  app.add_option("--state-dir", f.state_dir, "State directory (default /var/lib/gridnode)");
+  app.add_option("--socket", f.socket, "Control socket (default /run/gridnode/control.sock)");
+  app.add_option("--interval", f.interval, "Sampling interval in seconds, fractions allowed");
+  app.add_option("--log-level", f.log_level, "error, warning, notice, info or debug");
+  app.add_flag("--once", f.once, "Take one sweep, print it (Prometheus text) and exit");
+  app.add_flag("--json", f.json, "With --once: print JSON instead");
+  app.set_version_flag("--version", std::string("gridnoded ") + std::string(agent::version()));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (f.json && !f.once) {
+    die("--json only goes with --once");
+  }
+
+  std::string problem;
+  // Flags are re-applied on every reload so that they keep winning over the file.
+  auto apply_flags = [&f, &problem](agent::Config& c) {
+    if (!f.sysfs.empty()) c.roots.sysfs = f.sysfs;
+    if (!f.procfs.empty()) c.roots.procfs = f.procfs;
+    if (!f.state_dir.empty()) c.state_dir = f.state_dir;
+    if (!f.socket.empty()) c.socket_path = f.socket;
+    if (!f.interval.empty()) {
+      auto s = agent::parse_seconds(f.interval);
+      if (!s) {
+        problem = "--interval " + s.error().context;
+      } else {
+        c.interval = *s;
+      }
+    }
+    if (!f.log_level.empty()) {
+      auto l = agent::parse_level(f.log_level);
+      if (!l) {
+        problem = "--log-level " + l.error().context;
+      } else {
+        c.log_level = *l;
+      }
+    }
+  };
+
+  std::string path = f.config.empty() ? kDefaultConfig : f.config;
+  agent::Config config;
+  auto loaded = agent::read_config(path);
+  if (loaded) {
+    config = std::move(*loaded);
+  } else if (loaded.error().code == std::errc::no_such_file_or_directory && f.config.empty()) {
+    path = kDefaultConfig;  // absent default file: embedded defaults, reload may add it later
+  } else {
+    die("config rejected: " + loaded.error().message());
+  }
+  apply_flags(config);
+  if (!problem.empty()) {
+    die(problem);
+  }
+  gridnode::platform::Log::set_threshold(config.log_level);
+
+  if (f.once) {
+    return run_once(config, f.json);
+  }
+
+  asio::io_context io{1};
+  agent::Agent daemon(io, config, path, apply_flags);
+  if (auto r = daemon.start(); !r) {
+    die("cannot start: " + r.error().message());
+  }
+  io.run();
+  bool busy = false;
+  for (const auto& s : daemon.sampler().slots()) {
+    busy = busy || s.busy;
+  }
+  gridnode::platform::log(Level::notice, "gridnoded", LogLine("stopped"));
+  if (busy) {
+    std::_Exit(0);  // a driver hung in the kernel: its thread cannot be joined
+  }
+  return 0;
+} catch (const std::exception& e) {
+  // Last resort: one line, non-zero exit, and systemd restarts us.
+  gridnode::platform::log(Level::err, "gridnoded", LogLine("fatal").kv("err", e.what()));
+  return 1;
+}
