@@ -52,6 +52,9 @@ platform::Result<nlohmann::json> control_request(const std::string& socket_path,
     if (n < 0 && errno == EINTR) {
       continue;
     }
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+      break;  // the agent hung up, maybe after a refusal: read what it said first
+    }
     if (n < 0) {
       return platform::fail_errno(errno, "sending to gridnoded");
     }

@@ -136,6 +136,9 @@ int main(int argc, char** argv) try {
   } else {
     die("config rejected: " + loaded.error().message());
   }
+  if (f.once && f.log_level.empty()) {
+    config.log_level = Level::warning;  // --once prints data; lifecycle chatter is noise there
+  }
   apply_flags(config);
   if (!problem.empty()) {
     die(problem);

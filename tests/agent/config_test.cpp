@@ -1,0 +1,110 @@
+#include "gridnode/agent/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include "temp_dir.hpp"
+
+namespace gridnode::agent {
+namespace {
+
+TEST(Config, DefaultsWhenEmpty) {
+  auto c = parse_config("", "agent.toml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->interval, std::chrono::seconds(1));
+  EXPECT_EQ(c->socket_path, "/run/gridnode/control.sock");
+  EXPECT_EQ(c->roots.sysfs, "/sys");
+  EXPECT_EQ(c->socket_mode, 0660u);
+  EXPECT_EQ(c->source, "agent.toml");
+}
+
+TEST(Config, ParsesEveryKey) {
+  auto c = parse_config(R"(
+[agent]
+interval = 0.25
+sweep_timeout = 2
+drivers = ["hwmon", "procfs"]
+log_level = "debug"
+state_dir = "/tmp/state"
+
+[paths]
+sysfs = "/fixture/sys"
+procfs = "/fixture/proc"
+
+[control]
+socket = "/tmp/c.sock"
+group = "1234"
+mode = "0600"
+)",
+                        "agent.toml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->interval, std::chrono::milliseconds(250));
+  EXPECT_EQ(c->sweep_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(c->drivers, (std::vector<std::string>{"hwmon", "procfs"}));
+  EXPECT_EQ(c->log_level, platform::Level::debug);
+  EXPECT_EQ(c->state_dir, "/tmp/state");
+  EXPECT_EQ(c->roots.sysfs, "/fixture/sys");
+  EXPECT_EQ(c->roots.procfs, "/fixture/proc");
+  EXPECT_EQ(c->socket_path, "/tmp/c.sock");
+  EXPECT_EQ(c->socket_group, "1234");
+  EXPECT_EQ(c->socket_mode, 0600u);
+}
+
+// Every rejection names the file, the line and the key.
+struct BadCase {
+  const char* text;
+  const char* expect;  // substring of the message
+};
+
+class ConfigRejects : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigRejects, NamesKeyAndLine) {
+  auto c = parse_config(GetParam().text, "agent.toml");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, std::errc::invalid_argument);
+  EXPECT_NE(c.error().message().find(GetParam().expect), std::string::npos) << c.error().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ConfigRejects,
+    ::testing::Values(
+        BadCase{"[agent]\n\ninterval = 1\nintervall = 2\n", "agent.toml:4: unknown key agent.intervall"},
+        BadCase{"[agent]\ninterval = 0\n", "agent.toml:2: agent.interval: must be a number of seconds"},
+        BadCase{"[agent]\ninterval = \"fast\"\n", "agent.toml:2: agent.interval"},
+        BadCase{"[agent]\ninterval = 1e9\n", "agent.interval"},
+        BadCase{"[agent]\ninterval = nan\n", "agent.interval"},
+        BadCase{"[agent]\nlog_level = \"loud\"\n", "agent.toml:2: agent.log_level"},
+        BadCase{"[agent]\ndrivers = \"hwmon\"\n", "agent.toml:2: agent.drivers: must be an array"},
+        BadCase{"[agent]\ndrivers = [1]\n", "agent.drivers: must be a string"},
+        BadCase{"[control]\nmode = \"0777x\"\n", "agent.toml:2: control.mode"},
+        BadCase{"[control]\nmode = \"0060\"\n", "control.mode"},
+        BadCase{"[paths]\nsysfs = 3\n", "agent.toml:2: paths.sysfs: must be a string"},
+        BadCase{"[nonsense]\nx = 1\n", "agent.toml:1: unknown section [nonsense]"},
+        BadCase{"agent = 5\n", "agent.toml:1: agent: must be a table"},
+        BadCase{"[agent\ninterval = 1\n", "agent.toml:1:"},
+        BadCase{"[agent]\ninterval = 1\ninterval = 2\n", "agent.toml:3:"}));
+
+TEST(Config, ReadConfigMissingFileIsNoSuchFile) {
+  auto c = read_config("/nonexistent/agent.toml");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, std::errc::no_such_file_or_directory);
+}
+
+TEST(Config, ReadConfigFromFile) {
+  testing::FakeTree t;
+  t.write("agent.toml", "[agent]\ninterval = 2.5\n");
+  auto c = read_config(t.root() + "/agent.toml");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->interval, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c->source, t.root() + "/agent.toml");
+}
+
+TEST(Config, ParseSecondsAcceptsFractionsOnly) {
+  EXPECT_EQ(parse_seconds("0.05").value(), std::chrono::milliseconds(50));
+  EXPECT_FALSE(parse_seconds("abc"));
+  EXPECT_FALSE(parse_seconds("-1"));
+  EXPECT_FALSE(parse_seconds("0"));
+  EXPECT_FALSE(parse_seconds("1s"));
+}
+
+}  // namespace
+}  // namespace gridnode::agent

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# gridnoded and gridnodectl as real processes over a real Unix socket: technicians' queries,
+# a refused stranger, SIGHUP reload (good and bad), SIGTERM within a second, bad configs.
+source "$(dirname "$0")/lib.sh"
+
+# Another user must be able to execute the client, whatever the checkout's permissions.
+install -m 755 "$BIN/gridnodectl" "$WORK/gridnodectl"
+CTL=$WORK/gridnodectl
+SOCK=$WORK/c.sock
+GROUP_GID=4242  # numeric: the test creates no system group
+STRANGER=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+MEMBER=(setpriv --reuid=65534 --regid=65534 --groups=$GROUP_GID)
+
+# 0666 so that a stranger reaches the agent and is refused by its credential check (with the
+# default 0660 the kernel refuses them before the agent can log it; tested further down).
+cat >"$WORK/agent.toml" <<TOML
+[agent]
+interval = 0.1
+[control]
+group = "$GROUP_GID"
+mode = "0666"
+TOML
+
+start_agent() {
+  "$BIN/gridnoded" --config "$WORK/agent.toml" --socket "$SOCK" "$@" 2>>"$WORK/agent.log" &
+  AGENT=$!
+  PIDS+=("$AGENT")
+  wait_for "agent socket" 10 "$CTL" --socket "$SOCK" status
+}
+
+# --- not running: one clear line, no stack trace
+out=$("$CTL" --socket "$SOCK" status 2>&1) && rc=0 || rc=$?
+check "not running: exit 1" [ "$rc" -eq 1 ]
+check "not running: one line that says so" bash -c '[ "$(wc -l <<<"$1")" -eq 1 ] && grep -q "is the agent running" <<<"$1"' _ "$out"
+
+# --- a bad config stops the agent from starting, naming key and line
+printf '[agent]\ninterval = 0.1\nbogus = 1\n' >"$WORK/bad.toml"
+out=$("$BIN/gridnoded" --config "$WORK/bad.toml" --socket "$SOCK" 2>&1) && rc=0 || rc=$?
+check "bad config: non-zero exit" [ "$rc" -ne 0 ]
+check "bad config: names file, line and key" grep -q "bad.toml:3: unknown key agent.bogus" <<<"$out"
+out=$("$BIN/gridnoded" --config "$WORK/missing.toml" 2>&1) && rc=0 || rc=$?
+check "explicit missing config: refused" [ "$rc" -ne 0 ]
+out=$("$BIN/gridnoded" --interval fast --once 2>&1) && rc=0 || rc=$?
+check "bad --interval: refused with reason" grep -q "interval" <<<"$out"
+
+# --- running
+start_agent
+check "socket mode is 0666 as configured" [ "$(stat -c %a "$SOCK")" = 666 ]
+check "socket group is the configured gid" [ "$(stat -c %g "$SOCK")" = $GROUP_GID ]
+status=$("$CTL" --socket "$SOCK" status)
+echo "$status"
+check "status names the version" grep -q "^gridnoded " <<<"$status"
+check "status lists every driver" bash -c 'for d in procfs hwmon thermal powercap; do grep -q "^$d " <<<"$1" || exit 1; done' _ "$status"
+wait_for "first sweep" 10 bash -c '"$1" --socket "$2" status --json | jq -e ".rounds >= 1"' _ "$CTL" "$SOCK"
+json=$("$CTL" --socket "$SOCK" status --json)
+check "status --json has drivers" jq -e '.drivers | length == 4' <<<"$json"
+check "procfs is up on a real host" jq -e '.drivers[] | select(.name=="procfs") | .state == "up"' <<<"$json"
+"$CTL" --socket "$SOCK" sensors >"$WORK/sensors.txt"
+check "sensors answers" test -s "$WORK/sensors.txt"
+check "sensors --json is a JSON array" bash -c '"$1" --socket "$2" sensors --json | jq -e "type == \"array\""' _ "$CTL" "$SOCK"
+"$CTL" --socket "$SOCK" metrics >"$WORK/metrics.prom"
+check "metrics has our health" grep -q '^gridnode_driver_up{driver="procfs"} 1$' "$WORK/metrics.prom"
+check "metrics passes promtool" promtool check metrics <"$WORK/metrics.prom"
+
+# --- who may ask
+out=$("${STRANGER[@]}" "$CTL" --socket "$SOCK" status 2>&1) && rc=0 || rc=$?
+echo "stranger got: $out"
+check "stranger: exit 1" [ "$rc" -eq 1 ]
+check "stranger: told why in one line" bash -c '[ "$(wc -l <<<"$1")" -eq 1 ] && grep -q "permission denied: user nobody is not root and not in group $2" <<<"$1"' _ "$out" "$GROUP_GID"
+check "stranger: the agent logged the attempt" grep -q 'control: request refused uid=65534' "$WORK/agent.log"
+check "group member: may ask" "${MEMBER[@]}" "$CTL" --socket "$SOCK" status
+# A hostile client: garbage, an unknown command, an oversized line; the agent keeps answering.
+reply=$(printf 'not json\n' | timeout 5 socat - "UNIX-CONNECT:$SOCK" 2>/dev/null || true)
+if command -v socat >/dev/null; then
+  check "garbage: malformed request answer" grep -q "malformed request" <<<"$reply"
+fi
+check "still answering after hostile input" "$CTL" --socket "$SOCK" status
+
+# --- SIGHUP: a bad file is rejected and the agent keeps running; a good one applies
+printf '[agent]\ninterval = "often"\n' >"$WORK/agent.toml"
+kill -HUP "$AGENT"
+wait_for "reload rejected" 5 grep -q "reload rejected" "$WORK/agent.log"
+check "bad reload: still answering" "$CTL" --socket "$SOCK" status
+check "bad reload: kept the old interval" bash -c '"$1" --socket "$2" status --json | jq -e ".interval_seconds == 0.1"' _ "$CTL" "$SOCK"
+printf '[agent]\ninterval = 0.5\n[control]\ngroup = "%s"\nmode = "0666"\n' $GROUP_GID >"$WORK/agent.toml"
+kill -HUP "$AGENT"
+wait_for "reloaded" 5 grep -q "gridnoded: reloaded" "$WORK/agent.log"
+check "good reload: new interval" bash -c '"$1" --socket "$2" status --json | jq -e ".interval_seconds == 0.5"' _ "$CTL" "$SOCK"
+
+# --- SIGTERM: gone within a second, socket removed
+t0=$(date +%s%N)
+kill -TERM "$AGENT"
+wait "$AGENT" && rc=0 || rc=$?
+t1=$(date +%s%N)
+check "SIGTERM: clean exit" [ "$rc" -eq 0 ]
+check "SIGTERM: stopped within a second ($(((t1 - t0) / 1000000)) ms)" [ $(((t1 - t0) / 1000000)) -lt 1000 ]
+check "SIGTERM: socket removed" [ ! -e "$SOCK" ]
+
+# --- default mode 0660: the kernel turns a stranger away, and the client says so plainly
+printf '[control]\ngroup = "%s"\n' $GROUP_GID >"$WORK/agent.toml"
+start_agent
+check "default socket mode is 0660" [ "$(stat -c %a "$SOCK")" = 660 ]
+out=$("${STRANGER[@]}" "$CTL" --socket "$SOCK" status 2>&1) && rc=0 || rc=$?
+echo "stranger got: $out"
+check "0660 stranger: one-line refusal" bash -c '[ "$1" -eq 1 ] && grep -q "not allowed to use" <<<"$2"' _ "$rc" "$out"
+check "0660 member: may ask" "${MEMBER[@]}" "$CTL" --socket "$SOCK" status
+# A second agent on the same socket refuses to start instead of stealing it.
+out=$("$BIN/gridnoded" --config "$WORK/agent.toml" --socket "$SOCK" 2>&1) && rc=0 || rc=$?
+check "second agent refused" bash -c '[ "$1" -ne 0 ] && grep -q "already listening" <<<"$2"' _ "$rc" "$out"
+# kill -9 leaves a stale socket; the next start replaces it.
+kill -KILL "$AGENT"
+wait "$AGENT" 2>/dev/null || true
+check "stale socket left by kill -9" [ -S "$SOCK" ]
+start_agent
+check "restart after kill -9 answers" "$CTL" --socket "$SOCK" status
+
+finish

@@ -1,0 +1,79 @@
+# Shared helpers for the integration tests: sourced, not run.
+set -euo pipefail
+
+BIN=${GRIDNODE_BIN_DIR:?GRIDNODE_BIN_DIR must point at build/bin}
+SRC=${GRIDNODE_SOURCE_DIR:?GRIDNODE_SOURCE_DIR must point at the source tree}
+FIXTURES=$SRC/tests/fixtures
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gn-it-XXXXXX")
+chmod 755 "$WORK"  # another user (setpriv) must be able to reach the socket
+PIDS=()
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+FAILS=0
+PASSES=0
+pass() { PASSES=$((PASSES + 1)); echo "ok - $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "FAIL - $*"; }
+check() {  # check "description" command...
+  local what=$1
+  shift
+  if "$@"; then pass "$what"; else fail "$what"; fi
+}
+finish() {
+  echo "$PASSES passed, $FAILS failed"
+  [ "$FAILS" -eq 0 ]
+}
+
+# wait_for "description" seconds command...: polls until the command succeeds.
+wait_for() {
+  local what=$1 limit=$2
+  shift 2
+  local end=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $end ]; then
+      echo "timed out waiting for: $what" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# A port nobody listens on now (node_exporter cannot report the port it got from :0).
+free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Prometheus text -> sorted "name{labels} value" lines, comments dropped, values normalised
+# through the same float formatting so that 41.5 and 41.500 or 1.8446744073709552e+19 and
+# 18446744073709551615 compare equal. Only names matching the regexp $2 are kept.
+normalise() {
+  awk -v keep="$2" '
+    /^#/ || NF == 0 { next }
+    {
+      value = $NF
+      series = substr($0, 1, length($0) - length(value) - 1)
+      name = series
+      sub(/\{.*/, "", name)
+      if (name !~ keep) next
+      printf "%s %.12g\n", series, value + 0
+    }' "$1" | LC_ALL=C sort
+}
