@@ -12,7 +12,7 @@ BUILD_PKGS=(g++ cmake ninja-build pkgconf
   libasio-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
 # Peers the tests measure us against, and the tools integration tests drive.
-TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat util-linux procps)
+TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps)
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
@@ -53,6 +53,7 @@ run_tests() {
 }
 
 demo() {
+  install_missing jq
   build default
   exec bash packaging/demo.sh
 }

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# End-to-end footprint: resident memory and CPU of an idle gridnoded after N one-second sweeps,
+# measured in the same run as Debian's node_exporter scraped once a second on the same tree
+# (the baseline). The sysfs tree is generated: 3 Super-I/O-like chips, ~285 hwmon readings, plus
+# this host's real /proc.
+#   bench/footprint.sh [SECONDS]      (default 60; needs build/bin/gridnoded, jq, curl)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-60}
+BIN=build/bin
+W=$(mktemp -d "${TMPDIR:-/tmp}/gn-footprint-XXXXXX")
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+gen_chip() {  # index
+  local n=$1 dev="$W/sys/devices/platform/nct6775.$((656 + n))"
+  local h="$dev/hwmon/hwmon$n"
+  mkdir -p "$h" "$W/sys/class/hwmon" "$W/sys/bus/platform"
+  ln -s "../../../bus/platform" "$dev/subsystem"
+  ln -s "../.." "$h/device"
+  ln -s "../../devices/platform/nct6775.$((656 + n))/hwmon/hwmon$n" "$W/sys/class/hwmon/hwmon$n"
+  echo nct6775 >"$h/name"
+  for i in $(seq 1 10); do
+    echo $((30000 + i * 500)) >"$h/temp${i}_input"; echo 80000 >"$h/temp${i}_max"
+    echo 95000 >"$h/temp${i}_crit"; echo "SYSTIN$i" >"$h/temp${i}_label"
+  done
+  for i in $(seq 1 5); do echo $((900 + i * 10)) >"$h/fan${i}_input"; echo 300 >"$h/fan${i}_min"; done
+  for i in $(seq 0 14); do
+    echo $((1000 + i * 13)) >"$h/in${i}_input"; echo 800 >"$h/in${i}_min"; echo 1800 >"$h/in${i}_max"
+  done
+}
+for n in 0 1 2; do gen_chip $n; done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+
+"$BIN/gridnoded" --sysfs-root "$W/sys" --socket "$W/c.sock" --state-dir "$W/state" \
+  --interval 1 --log-level warning 2>"$W/agent.log" &
+GN=$!
+PIDS+=("$GN")
+
+port=$((20000 + RANDOM % 40000))
+prometheus-node-exporter --collector.disable-defaults --collector.hwmon --collector.thermal_zone \
+  --collector.rapl --collector.cpu --collector.meminfo --collector.loadavg --collector.netdev \
+  --collector.diskstats --collector.stat --path.sysfs="$W/sys" \
+  --web.listen-address="127.0.0.1:$port" 2>"$W/ne.log" &
+NE=$!
+PIDS+=("$NE")
+for _ in $(seq 100); do
+  "$BIN/gridnodectl" --socket "$W/c.sock" status >/dev/null 2>&1 &&
+    curl -sf "127.0.0.1:$port/metrics" >/dev/null && break
+  sleep 0.1
+done
+
+gn0=$(cpu_ticks $GN); ne0=$(cpu_ticks $NE); t0=$(date +%s.%N)
+for _ in $(seq "$SECS"); do
+  curl -sf "127.0.0.1:$port/metrics" >"$W/ne.prom"  # node_exporter's cost is per scrape
+  sleep 1
+done
+gn1=$(cpu_ticks $GN); ne1=$(cpu_ticks $NE); t1=$(date +%s.%N)
+
+status=$("$BIN/gridnodectl" --socket "$W/c.sock" status --json)
+samples=$(jq '[.drivers[].samples] | add' <<<"$status")
+rounds=$(jq '.rounds' <<<"$status")
+ne_samples=$(grep -vc '^#' "$W/ne.prom")
+gn_rss=$(rss_kib $GN); ne_rss=$(rss_kib $NE)
+wall=$(echo "$t1 - $t0" | bc -l)
+gn_cpu=$(echo "($gn1 - $gn0) / $hz / $wall * 100" | bc -l)
+ne_cpu=$(echo "($ne1 - $ne0) / $hz / $wall * 100" | bc -l)
+
+printf '%-28s %10s %10s %12s %8s\n' program "RSS MiB" "CPU %" samples sweeps
+printf '%-28s %10.2f %10.3f %12s %8s\n' "gridnoded (1 s interval)" "$(echo "$gn_rss/1024" | bc -l)" "$gn_cpu" "$samples" "$rounds"
+printf '%-28s %10.2f %10.3f %12s %8s\n' "node_exporter 1.5 (1 s scrape)" "$(echo "$ne_rss/1024" | bc -l)" "$ne_cpu" "$ne_samples" "$SECS"
+printf 'ratio gridnoded/node_exporter: RSS %.3f, CPU %.3f (CPU from %d-tick clock over %.0f s)\n' \
+  "$(echo "$gn_rss/$ne_rss" | bc -l)" "$(echo "($gn_cpu+0.000001)/($ne_cpu+0.000001)" | bc -l)" "$hz" "$wall"
