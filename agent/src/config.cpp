@@ -4,6 +4,8 @@
 #include <set>
 #include <string>
 
+// Header-only: see agent/CMakeLists.txt.
+#define TOML_HEADER_ONLY 1
 #include <toml++/toml.h>
 
 #include "gridnode/platform/files.hpp"

@@ -6,10 +6,50 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <type_traits>
 #include <cerrno>
 #include <charconv>
 
 namespace gridnode::platform {
+namespace {
+
+// Looks `key` up in a passwd- or group-format file with libc's fgetpwent_r / fgetgrent_r.
+template <class Entry, class Key>
+auto find_in_file(const char* path, const Key& key)
+    -> std::optional<std::conditional_t<std::is_same_v<Entry, struct group>, gid_t, std::string>> {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path, "re"), &std::fclose);
+  if (!f) {
+    return std::nullopt;
+  }
+  Entry entry{};
+  Entry* found = nullptr;
+  char buf[4096];
+  for (;;) {
+    int rc;
+    if constexpr (std::is_same_v<Entry, struct group>) {
+      rc = ::fgetgrent_r(f.get(), &entry, buf, sizeof buf, &found);
+    } else {
+      rc = ::fgetpwent_r(f.get(), &entry, buf, sizeof buf, &found);
+    }
+    if (rc != 0 || found == nullptr) {
+      return std::nullopt;  // end of file, or a line too long to matter
+    }
+    if constexpr (std::is_same_v<Entry, struct group>) {
+      if (key == found->gr_name) {
+        return found->gr_gid;
+      }
+    } else {
+      if (key == found->pw_uid) {
+        return std::string(found->pw_name);
+      }
+    }
+  }
+}
+
+}  // namespace
 
 bool PeerCredentials::in_group(gid_t g) const {
   return gid == g || std::find(groups.begin(), groups.end(), g) != groups.end();
@@ -52,6 +92,12 @@ Result<gid_t> resolve_group(const std::string& name_or_gid) {
   if (ec == std::errc() && end == name_or_gid.data() + name_or_gid.size()) {
     return static_cast<gid_t>(num);
   }
+  // /etc/group first, parsed by libc without NSS: going through getgrnam_r loads NSS modules
+  // (libnss_systemd and its dependencies) that would stay resident in the daemon for good.
+  // Groups that only a directory service knows fall through to getgrnam_r.
+  if (auto gid = find_in_file<struct group>("/etc/group", name_or_gid)) {
+    return *gid;
+  }
   struct group grp {};
   struct group* found = nullptr;
   std::vector<char> buf(4096);
@@ -70,6 +116,9 @@ Result<gid_t> resolve_group(const std::string& name_or_gid) {
 }
 
 std::string user_name(uid_t uid) {
+  if (auto name = find_in_file<struct passwd>("/etc/passwd", uid)) {
+    return *name;
+  }
   struct passwd pw {};
   struct passwd* found = nullptr;
   char buf[1024];

@@ -108,3 +108,26 @@ TEST(Config, ParseSecondsAcceptsFractionsOnly) {
 
 }  // namespace
 }  // namespace gridnode::agent
+
+namespace gridnode::agent {
+namespace {
+
+// The shipped example documents every key with its default: it must parse to the defaults.
+TEST(Config, ShippedExampleParsesToTheDefaults) {
+  auto c = read_config(std::string(GRIDNODE_FIXTURES_DIR) + "/../../packaging/agent.toml");
+  ASSERT_TRUE(c) << c.error().message();
+  Config d;
+  EXPECT_EQ(c->interval, d.interval);
+  EXPECT_EQ(c->sweep_timeout, d.sweep_timeout);
+  EXPECT_EQ(c->log_level, d.log_level);
+  EXPECT_EQ(c->state_dir, d.state_dir);
+  EXPECT_EQ(c->roots.sysfs, d.roots.sysfs);
+  EXPECT_EQ(c->roots.procfs, d.roots.procfs);
+  EXPECT_EQ(c->socket_path, d.socket_path);
+  EXPECT_EQ(c->socket_group, d.socket_group);
+  EXPECT_EQ(c->socket_mode, d.socket_mode);
+  EXPECT_TRUE(c->drivers.empty());
+}
+
+}  // namespace
+}  // namespace gridnode::agent
