@@ -114,7 +114,7 @@ namespace {
 
 // The shipped example documents every key with its default: it must parse to the defaults.
 TEST(Config, ShippedExampleParsesToTheDefaults) {
-  auto c = read_config(std::string(GRIDNODE_FIXTURES_DIR) + "/../../packaging/agent.toml");
+  auto c = read_config(std::string(GRIDNODE_SOURCE_DIR) + "/packaging/agent.toml");
   ASSERT_TRUE(c) << c.error().message();
   Config d;
   EXPECT_EQ(c->interval, d.interval);
