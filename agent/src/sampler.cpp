@@ -149,6 +149,9 @@ void Sampler::on_deadline(std::size_t index, std::uint64_t generation) {
   }
   slot.state = DriverState::stalled;
   slot.last_error = "sweep did not finish within its deadline";
+  // Its last values are no longer current: publish none rather than stale ones.
+  slot.front.reset();
+  slot.front.catalog.reset();
   ++slot.errors_total;
   // The sweep is still running and keeps `busy`; the round need not wait for it.
   finish(index);

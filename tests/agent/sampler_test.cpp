@@ -90,6 +90,7 @@ TEST(Sampler, HungDriverIsMarkedStalledAndDoesNotHoldUpOthers) {
   // The healthy driver keeps completing rounds while the other is stuck.
   ASSERT_TRUE(run_until(rig.io, [&] { return rig.sampler->slots()[1].sweeps_total >= 5; }));
   EXPECT_EQ(rig.sampler->slots()[0].state, DriverState::stalled);
+  EXPECT_TRUE(rig.sampler->slots()[0].front.readings.empty());  // no stale values
   EXPECT_EQ(rig.fakes[0]->calls.load(), 1);  // never submitted again while busy
   EXPECT_GE(rig.sampler->rounds(), 4u);
   // Once it comes back it is up again and sampled as usual.
