@@ -1,19 +1,415 @@
 #include "gridnode/drivers/hwmon.hpp"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "gridnode/platform/files.hpp"
+#include "gridnode/platform/log.hpp"
+#include "hwmon/hwmon_parse.hpp"
+
 namespace gridnode::drivers {
 namespace {
 
-// Placeholder until the hwmon driver lands: reports its source as absent.
-class PlaceholderDriver final : public Driver {
- public:
-  std::string_view name() const override { return "hwmon"; }
-  platform::Result<void> sweep(Sweep&) override {
-    return platform::fail(std::errc::no_such_file_or_directory, "hwmon: not implemented yet");
+using platform::Level;
+using platform::LogLine;
+
+constexpr std::string_view kComponent = "hwmon";
+
+// Rediscover this often even when nothing failed, so that chips whose module loads late (or
+// a hot-plugged device) show up within about a minute at the usual 1 s period.
+constexpr std::uint32_t kRediscoverEvery = 60;
+
+// node_exporter reads every attribute with one 128-byte read(2) (sysReadFile); a value file
+// that fills the buffer is refused (KernelFile's contract), a label is cut there as it does.
+constexpr std::size_t kValueBytes = 128;
+// `name` files go through os.ReadFile (whole file); sysfs attributes are at most a page.
+constexpr std::size_t kNameBytes = 4096;
+
+// Properties that some drivers fill with text rather than a number: acpi_power_meter writes
+// power1_accuracy as "95.0%" and power1_model_number/serial_number/oem_info as strings.
+// node_exporter's ParseFloat silently drops them on every scrape; we look at them once at
+// discovery and leave them out when they are text, instead of counting an error each sweep.
+constexpr std::array<std::string_view, 4> kTextProperties = {"accuracy", "model_number",
+                                                             "serial_number", "oem_info"};
+
+// One thing a sweep reports: a kernel file to re-read, or an annotation constant.
+struct PlanEntry {
+  platform::KernelFile file;  // empty path: `constant` is the value
+  std::uint32_t series = 0;
+  hwmon::ValueKind kind = hwmon::ValueKind::gauge;
+  Value constant;
+  // Set once the file was read: only a file that worked and then went away (ENOENT/ENODEV)
+  // means a chip vanished. A dangling link that never worked is just a bad reading.
+  bool seen_ok = false;
+  platform::Complaint complaint;
+};
+
+struct SensorFiles {
+  std::string type;
+  std::map<std::string, std::string> paths;  // property -> file
+};
+
+bool same_family(const Family& a, const Family& b) {
+  return a.name == b.name && a.help == b.help && a.type == b.type && a.scale == b.scale &&
+         a.unit == b.unit;
+}
+
+bool same_catalog(const Catalog& a, const Catalog& b) {
+  if (a.families.size() != b.families.size() || a.series.size() != b.series.size()) {
+    return false;
   }
+  for (std::size_t i = 0; i < a.families.size(); ++i) {
+    if (!same_family(a.families[i], b.families[i])) {
+      return false;
+    }
+  }
+  for (std::size_t i = 0; i < a.series.size(); ++i) {
+    if (a.series[i].family != b.series[i].family || a.series[i].labels != b.series[i].labels) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool vanished(const platform::Error& e) {
+  return e.code == std::errc::no_such_file_or_directory || e.code == std::errc::no_such_device;
+}
+
+std::string basename_of(std::string_view path) {
+  std::size_t slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+// What one discovery walk produces; moved into the driver when it is done.
+class Discovery {
+ public:
+  explicit Discovery(const std::unordered_set<std::string>& complaining)
+      : complaining_(complaining) {}
+
+  Catalog catalog;
+  std::vector<PlanEntry> plan;
+  std::uint64_t errors = 0;
+  std::vector<std::pair<std::string, std::string>> problems;  // path, reason
+
+  void problem(std::string path, const std::string& reason) {
+    ++errors;
+    problems.emplace_back(std::move(path), reason);
+  }
+
+  void add_chip(const std::string& dir) {
+    std::string chip = chip_label(dir);
+    if (chip.empty()) {
+      problem(dir, "cannot derive a chip name");
+      return;
+    }
+    if (!chip_name_.empty()) {
+      add_constant(hwmon::chip_names_family(), {{"chip", chip}, {"chip_name", chip_name_}}, 1);
+    }
+    std::map<std::string, SensorFiles> sensors;
+    collect(dir, sensors);
+    // node_exporter also reads sensors from the device directory (older drivers put them
+    // there); a file there replaces the same attribute of the hwmon directory.
+    std::string device = dir + "/device";
+    struct stat st {};
+    if (::stat(device.c_str(), &st) == 0) {
+      collect(device, sensors);
+    }
+    for (auto& [sensor, files] : sensors) {
+      add_sensor(chip, sensor, files);
+    }
+  }
+
+ private:
+  // hwmonN follows module load order; the device path is stable, so it comes first, then
+  // the `name` file, then hwmonN itself (node_exporter's hwmonName).
+  std::string chip_label(const std::string& dir) {
+    chip_name_.clear();
+    auto raw_name = platform::read_small_file(dir + "/name", name_buf_);
+    if (raw_name && !raw_name->empty()) {
+      chip_name_ = hwmon::clean_metric_name(*raw_name);
+    }
+    if (auto device = platform::resolve_path(dir + "/device")) {
+      std::string name = hwmon::chip_name_from_device_path(*device);
+      if (!name.empty()) {
+        return name;
+      }
+    }
+    if (!chip_name_.empty()) {
+      return chip_name_;
+    }
+    if (auto real = platform::resolve_path(dir)) {
+      return hwmon::clean_metric_name(basename_of(*real));
+    }
+    return {};
+  }
+
+  void collect(const std::string& dir, std::map<std::string, SensorFiles>& sensors) {
+    auto names = platform::list_dir(dir);
+    if (!names) {
+      problem(dir, names.error().code.message());
+      return;
+    }
+    for (const auto& file : *names) {
+      auto attr = hwmon::parse_attribute_name(file);
+      if (!attr) {
+        continue;
+      }
+      std::string path = dir + "/" + file;
+      struct stat st {};
+      if (::stat(path.c_str(), &st) == 0) {
+        // sysfs's own structure, not an attribute: the runtime-PM directory "power/" of
+        // every device matches the type "power".
+        if (S_ISDIR(st.st_mode) && attr->bare) {
+          continue;
+        }
+        // A write-only attribute (temp1_reset_history, mode 0200) is a command, not a reading.
+        if (S_ISREG(st.st_mode) && (st.st_mode & 0444) == 0 && (st.st_mode & 0222) != 0) {
+          continue;
+        }
+      }
+      SensorFiles& s = sensors[attr->sensor];
+      s.type = attr->type;
+      s.paths[attr->property] = std::move(path);
+    }
+  }
+
+  void add_sensor(const std::string& chip, const std::string& sensor, const SensorFiles& files) {
+    auto label = files.paths.find("label");
+    if (label != files.paths.end()) {
+      // node_exporter reads a label with its single 128-byte read and cuts it there.
+      auto raw = platform::read_small_file(label->second, name_buf_);
+      if (raw) {
+        std::string text = hwmon::to_valid_utf8(
+            hwmon::trim_newlines(raw->substr(0, std::min(raw->size(), kValueBytes))));
+        add_constant(hwmon::sensor_label_family(),
+                     {{"chip", chip}, {"sensor", sensor}, {"label", std::move(text)}}, 1);
+      } else {
+        problem(label->second, raw.error().code.message());
+      }
+    }
+    bool has_bare = files.paths.count("") != 0;
+    if (files.type == "beep_enable" && !has_bare) {
+      // node_exporter compares the missing bare value with "1" and reports 0.
+      auto spec = hwmon::describe_attribute(files.type, "", false);
+      add_constant(std::move(spec->family), {{"chip", chip}, {"sensor", sensor}}, 0);
+      return;
+    }
+    for (const auto& [property, path] : files.paths) {
+      auto spec = hwmon::describe_attribute(files.type, property, has_bare);
+      if (!spec) {
+        continue;
+      }
+      if (is_text_property(property) && !holds_number(path, spec->kind)) {
+        continue;
+      }
+      std::uint32_t series =
+          add_series(std::move(spec->family), {{"chip", chip}, {"sensor", sensor}});
+      if (series == kDuplicate) {
+        continue;
+      }
+      PlanEntry e;
+      e.file = platform::KernelFile(path);
+      e.series = series;
+      e.kind = spec->kind;
+      if (complaining_.count(path) != 0) {
+        e.complaint.complain();  // already logged before this rediscovery
+      }
+      plan.push_back(std::move(e));
+    }
+  }
+
+  static bool is_text_property(std::string_view property) {
+    for (auto p : kTextProperties) {
+      if (p == property) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  bool holds_number(const std::string& path, hwmon::ValueKind kind) {
+    std::array<char, kValueBytes> buf{};
+    auto raw = platform::read_small_file(path, buf);
+    if (!raw) {
+      return true;  // unreadable: leave it in the plan, where it is counted
+    }
+    bool number = hwmon::parse_value(*raw, kind).has_value();
+    if (!number) {
+      platform::log(Level::debug, kComponent,
+                    LogLine("text attribute left out")
+                        .kv("path", path)
+                        .kv("text", hwmon::trim_newlines(*raw)));
+    }
+    return number;
+  }
+
+  static constexpr std::uint32_t kDuplicate = UINT32_MAX;
+
+  // Two hwmon directories of one device get the same chip label; node_exporter's registry
+  // then keeps the first of each duplicate series and drops the rest. So do we.
+  std::uint32_t add_series(Family family, Labels labels) {
+    std::uint32_t f = catalog.add_family(std::move(family));
+    std::sort(labels.begin(), labels.end());
+    if (!seen_.emplace(f, labels).second) {
+      return kDuplicate;
+    }
+    return catalog.add_series(f, std::move(labels));
+  }
+
+  void add_constant(Family family, Labels labels, std::int64_t value) {
+    std::uint32_t series = add_series(std::move(family), std::move(labels));
+    if (series == kDuplicate) {
+      return;
+    }
+    PlanEntry e;
+    e.series = series;
+    e.constant = Value::of_signed(value);
+    plan.push_back(std::move(e));
+  }
+
+  const std::unordered_set<std::string>& complaining_;
+  std::set<std::pair<std::uint32_t, Labels>> seen_;
+  std::string chip_name_;
+  std::array<char, kNameBytes> name_buf_{};
+};
+
+class HwmonDriver final : public Driver {
+ public:
+  explicit HwmonDriver(HwmonOptions options)
+      : roots_(std::move(options.roots)), keep_open_(options.keep_files_open) {}
+
+  std::string_view name() const override { return kComponent; }
+
+  platform::Result<void> sweep(Sweep& out) override {
+    if (rediscover_ || ++sweeps_since_discovery_ >= kRediscoverEvery) {
+      auto found = discover(out);
+      if (!found) {
+        return found;
+      }
+    }
+    if (out.catalog != catalog_) {
+      out.catalog = catalog_;
+    }
+    for (auto& e : plan_) {
+      read_entry(e, out);
+    }
+    return {};
+  }
+
+ private:
+  platform::Result<void> discover(Sweep& out) {
+    rediscover_ = true;  // until this walk succeeds
+    std::string class_dir = roots_.sys("class/hwmon");
+    auto entries = platform::list_dir(class_dir);
+    if (!entries) {
+      plan_.clear();
+      return platform::fail(entries.error().code, "hwmon: " + entries.error().message());
+    }
+    std::unordered_set<std::string> complaining;
+    for (const auto& e : plan_) {
+      if (e.complaint.active()) {
+        complaining.insert(e.file.path());
+      }
+    }
+    Discovery d(complaining);
+    for (const auto& entry : *entries) {
+      std::string dir = class_dir + "/" + entry;
+      struct stat st {};
+      if (::stat(dir.c_str(), &st) != 0) {
+        d.problem(dir, std::error_code(errno, std::generic_category()).message());
+        continue;
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        continue;
+      }
+      d.add_chip(dir);
+    }
+
+    // Discovery problems recur at every walk; log each once, and again only after it cleared.
+    std::set<std::string> now;
+    for (const auto& [path, reason] : d.problems) {
+      now.insert(path);
+      if (walk_problems_.count(path) == 0) {
+        platform::log(Level::debug, kComponent,
+                      LogLine("reading skipped").kv("path", path).kv("err", reason));
+      }
+    }
+    walk_problems_ = std::move(now);
+    out.errors += d.errors;
+
+    if (!catalog_ || !same_catalog(*catalog_, d.catalog)) {
+      catalog_ = std::make_shared<const Catalog>(std::move(d.catalog));
+    }
+    plan_ = std::move(d.plan);
+    out.readings.reserve(plan_.size());
+    rediscover_ = false;
+    sweeps_since_discovery_ = 0;
+    return {};
+  }
+
+  void read_entry(PlanEntry& e, Sweep& out) {
+    if (e.file.path().empty()) {
+      out.readings.push_back(Reading{e.series, e.constant});
+      return;
+    }
+    auto text = e.file.read(buf_, keep_open_);
+    if (!text) {
+      if (e.seen_ok && vanished(text.error())) {
+        rediscover_ = true;  // the chip (or its driver) went away; walk again next sweep
+      }
+      skip(e, text.error(), out);
+      return;
+    }
+    auto value = hwmon::parse_value(*text, e.kind);
+    if (!value) {
+      skip(e, value.error(), out);
+      return;
+    }
+    e.seen_ok = true;
+    if (e.complaint.release()) {
+      platform::log(Level::debug, kComponent,
+                    LogLine("reading recovered").kv("path", e.file.path()));
+    }
+    out.readings.push_back(Reading{e.series, *value});
+  }
+
+  static void skip(PlanEntry& e, const platform::Error& err, Sweep& out) {
+    ++out.errors;
+    if (e.complaint.complain()) {
+      // An I/O error's context is the path; a parse error's says what was wrong.
+      std::string reason = err.context == e.file.path() ? err.code.message() : err.context;
+      platform::log(Level::debug, kComponent,
+                    LogLine("reading skipped").kv("path", e.file.path()).kv("err", reason));
+    }
+  }
+
+  platform::Roots roots_;
+  bool keep_open_;
+  std::shared_ptr<const Catalog> catalog_;
+  std::vector<PlanEntry> plan_;
+  std::set<std::string> walk_problems_;
+  std::uint32_t sweeps_since_discovery_ = 0;
+  bool rediscover_ = true;
+  std::array<char, kValueBytes> buf_{};
 };
 
 }  // namespace
 
-std::unique_ptr<Driver> make_hwmon_driver(HwmonOptions) { return std::make_unique<PlaceholderDriver>(); }
+std::unique_ptr<Driver> make_hwmon_driver(HwmonOptions options) {
+  return std::make_unique<HwmonDriver>(std::move(options));
+}
 
 }  // namespace gridnode::drivers
