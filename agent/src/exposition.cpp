@@ -231,9 +231,9 @@ nlohmann::json Exposition::sensors_json(const Sampler& sampler) {
     r.sensor = sensor;
     return r;
   };
-  static constexpr std::array<std::string_view, 11> kUnits = {
-      "celsius", "volts", "amps", "watts", "joules", "rpm", "percent", "seconds", "bytes",
-      "ratio", "hertz"};
+  // node_exporter's hwmon unit suffixes (hwmon_linux.go), longest first where one ends another.
+  static constexpr std::array<std::string_view, 8> kUnits = {
+      "joule_total", "celsius", "volts", "amps", "watt", "rpm", "seconds", "ratio"};
   for (const auto& slot : sampler.slots()) {
     const auto& sweep = slot.front;
     if (!sweep.catalog) {
@@ -320,8 +320,10 @@ nlohmann::json Exposition::sensors_json(const Sampler& sampler) {
   }
   nlohmann::json out = nlohmann::json::array();
   for (auto& [key, r] : rows) {
-    if (!r.props.contains("value") && r.props.empty()) {
-      continue;  // a label without a reading
+    bool has_alarm = std::any_of(r.props.begin(), r.props.end(),
+                                 [](const auto& p) { return p.first.ends_with("alarm"); });
+    if (!r.props.contains("value") && !has_alarm) {
+      continue;  // a label or a setting (beep_enable, vrm) without a reading
     }
     nlohmann::json j = {{"driver", r.driver}, {"chip", r.chip},   {"sensor", r.sensor},
                         {"type", r.type},     {"label", r.label}, {"unit", r.unit}};
@@ -329,7 +331,9 @@ nlohmann::json Exposition::sensors_json(const Sampler& sampler) {
       j["chip_name"] = it->second;
     }
     for (const auto& [k, v] : r.props) {
-      j[k] = v;
+      // A hardware property called like a row key (tempN_type is a sensor's "type") must not
+      // overwrite it.
+      j[j.contains(k) ? "hw_" + k : k] = v;
     }
     out.push_back(std::move(j));
   }

@@ -4,12 +4,18 @@ source "$(dirname "$0")/lib.sh"
 
 command -v promtool >/dev/null || { echo "promtool missing (./gridnode.sh deps)"; exit 1; }
 
+# Any parse error fails. Lint problems fail too, except one: node_exporter's own meminfo names
+# (node_memory_MemTotal_bytes, ...) are camelCase, promtool says so about node_exporter's output
+# as well, and dashboards depend on those exact names, so that one is inherited, not ours.
 lint() {  # name file
-  if promtool check metrics <"$2" >"$WORK/lint.txt" 2>&1; then
-    pass "$1: promtool check metrics is clean"
+  promtool check metrics <"$2" >"$WORK/lint.txt" 2>&1 || true
+  local ours
+  ours=$(grep -vE "^node_memory_[A-Za-z0-9_]+ metric names should be written in 'snake_case' not 'camelCase'$" "$WORK/lint.txt" || true)
+  if [ -z "$ours" ]; then
+    pass "$1: promtool check metrics is clean ($(grep -c . "$WORK/lint.txt") inherited node_memory_ camelCase notes)"
   else
     fail "$1: promtool check metrics"
-    cat "$WORK/lint.txt"
+    echo "$ours"
   fi
 }
 

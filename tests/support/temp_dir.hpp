@@ -36,7 +36,7 @@ class FakeTree {
   TempDir dir_;
 };
 
-// Copies a fixture tree (tests/fixtures/<rel>) into a writable TempDir, symlinks kept.
+// The path of a fixture tree in the source (tests/fixtures/<rel>): read-only, never write there.
 std::string fixture_path(std::string_view rel);
 
 }  // namespace gridnode::testing
