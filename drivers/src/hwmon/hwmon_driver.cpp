@@ -62,28 +62,6 @@ struct SensorFiles {
   std::map<std::string, std::string> paths;  // property -> file
 };
 
-bool same_family(const Family& a, const Family& b) {
-  return a.name == b.name && a.help == b.help && a.type == b.type && a.scale == b.scale &&
-         a.unit == b.unit;
-}
-
-bool same_catalog(const Catalog& a, const Catalog& b) {
-  if (a.families.size() != b.families.size() || a.series.size() != b.series.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.families.size(); ++i) {
-    if (!same_family(a.families[i], b.families[i])) {
-      return false;
-    }
-  }
-  for (std::size_t i = 0; i < a.series.size(); ++i) {
-    if (a.series[i].family != b.series[i].family || a.series[i].labels != b.series[i].labels) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool vanished(const platform::Error& e) {
   return e.code == std::errc::no_such_file_or_directory || e.code == std::errc::no_such_device;
 }
@@ -350,7 +328,7 @@ class HwmonDriver final : public Driver {
     walk_problems_ = std::move(now);
     out.errors += d.errors;
 
-    if (!catalog_ || !same_catalog(*catalog_, d.catalog)) {
+    if (!catalog_ || *catalog_ != d.catalog) {
       catalog_ = std::make_shared<const Catalog>(std::move(d.catalog));
     }
     plan_ = std::move(d.plan);

@@ -22,28 +22,6 @@ constexpr std::string_view kComponent = "powercap";
 // loaded after us) are found without a restart.
 constexpr std::uint32_t kRediscoverEvery = 60;
 
-bool same_family(const Family& a, const Family& b) {
-  return a.name == b.name && a.help == b.help && a.type == b.type && a.scale == b.scale &&
-         a.unit == b.unit;
-}
-
-bool same_catalog(const Catalog& a, const Catalog& b) {
-  if (a.families.size() != b.families.size() || a.series.size() != b.series.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.families.size(); ++i) {
-    if (!same_family(a.families[i], b.families[i])) {
-      return false;
-    }
-  }
-  for (std::size_t i = 0; i < a.series.size(); ++i) {
-    if (a.series[i].family != b.series[i].family || a.series[i].labels != b.series[i].labels) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // One RAPL zone: its kept-open energy_uj and the state that carries its counter across wraps.
 struct Zone {
   platform::KernelFile file;
@@ -124,7 +102,7 @@ class PowercapDriver final : public Driver {
     }
     adopt_state(plan);
     plan_ = std::move(plan);
-    if (!catalog_ || !same_catalog(*catalog_, catalog)) {
+    if (!catalog_ || *catalog_ != catalog) {
       catalog_ = std::make_shared<const Catalog>(std::move(catalog));
     }
     return {};

@@ -208,26 +208,6 @@ constexpr std::array<FamilySpec, procfs::kDiskColumns> kDisk{{
      kMillis, "s"},
 }};
 
-bool same_catalog(const Catalog& a, const Catalog& b) {
-  if (a.families.size() != b.families.size() || a.series.size() != b.series.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.families.size(); ++i) {
-    const Family& x = a.families[i];
-    const Family& y = b.families[i];
-    if (x.name != y.name || x.help != y.help || x.type != y.type || !(x.scale == y.scale) ||
-        x.unit != y.unit) {
-      return false;
-    }
-  }
-  for (std::size_t i = 0; i < a.series.size(); ++i) {
-    if (a.series[i].family != b.series[i].family || a.series[i].labels != b.series[i].labels) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reading the tables.
 
@@ -746,7 +726,7 @@ class ProcfsDriver final : public Driver {
     plan_boot(c, out);
 
     series_complaints_.assign(c.series.size(), Complaint{});
-    if (!catalog_ || !same_catalog(*catalog_, c)) {
+    if (!catalog_ || *catalog_ != c) {
       catalog_ = std::move(next);
     }
   }

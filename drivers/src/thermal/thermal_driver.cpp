@@ -42,28 +42,6 @@ Family max_state_family() {
           ""};
 }
 
-bool same_family(const Family& a, const Family& b) {
-  return a.name == b.name && a.help == b.help && a.type == b.type && a.scale == b.scale &&
-         a.unit == b.unit;
-}
-
-bool same_catalog(const Catalog& a, const Catalog& b) {
-  if (a.families.size() != b.families.size() || a.series.size() != b.series.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.families.size(); ++i) {
-    if (!same_family(a.families[i], b.families[i])) {
-      return false;
-    }
-  }
-  for (std::size_t i = 0; i < a.series.size(); ++i) {
-    if (a.series[i].family != b.series[i].family || a.series[i].labels != b.series[i].labels) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // One reading: a kept-open file and the series it feeds. Every thermal value (temp, cur_state,
 // max_state) is a signed decimal integer: temperatures go below zero, and intel_powerclamp
 // writes -1 as cur_state when idle injection is off.
@@ -149,7 +127,7 @@ class ThermalDriver final : public Driver {
     adopt_open_files(plan);
     plan_ = std::move(plan);
     // Same set as before: keep the pointer, so that consumers see "catalog unchanged".
-    if (!catalog_ || !same_catalog(*catalog_, catalog)) {
+    if (!catalog_ || *catalog_ != catalog) {
       catalog_ = std::make_shared<const Catalog>(std::move(catalog));
     }
     return {};

@@ -30,6 +30,7 @@ struct Family {
   Scale scale;
   // The human unit for tables ("°C", "V", "RPM", "W", "J", "A", "B", "s", "%"); may be empty.
   std::string unit;
+  friend bool operator==(const Family&, const Family&) = default;
 };
 
 // Label pairs sorted by key; values as the kernel gave them (after node_exporter's cleaning).
@@ -38,6 +39,7 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 struct Series {
   std::uint32_t family = 0;  // index into Catalog::families
   Labels labels;
+  friend bool operator==(const Series&, const Series&) = default;
 };
 
 // Everything a driver can report: built when the driver discovers its sources, not per sweep,
@@ -54,6 +56,9 @@ struct Catalog {
   const Family& family_of(std::uint32_t series_index) const {
     return families[series[series_index].family];
   }
+  // Drivers compare a fresh discovery with the published catalog and keep the old pointer
+  // when nothing changed, so consumers can tell "catalog changed" by pointer.
+  friend bool operator==(const Catalog&, const Catalog&) = default;
 };
 
 // An integer exactly as read: signed (temperatures can be negative) or unsigned (counters up to
