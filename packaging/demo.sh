@@ -21,6 +21,7 @@ interval = 1.0
 state_dir = "$RUN/state"
 [control]
 socket = "$SOCK"
+group = ""  # root and the agent's own user only: a demo needs no group
 TOML
 
 echo "Starting gridnoded on this host (config $RUN/agent.toml, log $RUN/agent.log)..."

@@ -168,6 +168,11 @@ void Sampler::on_result(std::size_t index, std::uint64_t generation,
   slot.last_duration = took;
   ++slot.sweeps_total;
   DriverState old = slot.state;
+  if (result && slot.back.readings.empty() && slot.back.errors == 0) {
+    // The source is there but holds nothing (an empty /sys/class/thermal on a VM): for the
+    // operator that is "found nothing", not "up".
+    result = platform::fail(std::errc::no_such_file_or_directory, {});
+  }
   if (result) {
     std::swap(slot.front, slot.back);
     slot.errors_total += slot.front.errors;
@@ -177,7 +182,8 @@ void Sampler::on_result(std::size_t index, std::uint64_t generation,
   } else {
     bool absent = result.error().code == std::errc::no_such_file_or_directory;
     slot.state = absent ? DriverState::absent : DriverState::down;
-    slot.last_error = result.error().message();
+    slot.last_error = result.error().context.empty() && absent ? "found no readings"
+                                                               : result.error().message();
     // What was there is no longer true: no stale values for a source that is gone.
     slot.front.reset();
     slot.front.catalog.reset();

@@ -115,3 +115,19 @@ TEST(Sampler, FrontBufferKeepsCapacityAcrossSweeps) {
 
 }  // namespace
 }  // namespace gridnode::agent
+
+namespace gridnode::agent {
+namespace {
+
+TEST(Sampler, ASourceWithNothingInItIsAbsentNotUp) {
+  Rig rig({"empty"});
+  rig.fakes[0]->series = 0;
+  bool done = false;
+  rig.sampler->run_once([&] { done = true; });
+  ASSERT_TRUE(run_until(rig.io, [&] { return done; }));
+  EXPECT_EQ(rig.sampler->slots()[0].state, DriverState::absent);
+  EXPECT_EQ(rig.sampler->slots()[0].last_error, "found no readings");
+}
+
+}  // namespace
+}  // namespace gridnode::agent

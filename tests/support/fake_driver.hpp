@@ -1,6 +1,8 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -37,7 +39,7 @@ class FakeDriver final : public drivers::Driver {
       return platform::fail(*failure, name_ + ": scripted failure");
     }
     out.catalog = catalog_;
-    for (std::uint32_t i = 0; i < catalog_->series.size(); ++i) {
+    for (std::uint32_t i = 0; i < std::min<std::size_t>(series, catalog_->series.size()); ++i) {
       out.readings.push_back({i, drivers::Value::of_signed(value + i)});
     }
     out.errors = errors;
@@ -59,6 +61,7 @@ class FakeDriver final : public drivers::Driver {
   std::atomic<int> calls{0};
   std::atomic<std::int64_t> value{41500};
   std::atomic<std::uint64_t> errors{0};
+  std::atomic<std::size_t> series{SIZE_MAX};  // how many of the catalog's series to report
   std::optional<std::errc> failure;  // set before the sweep that should fail
 
  private:

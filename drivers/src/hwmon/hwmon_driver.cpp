@@ -294,7 +294,7 @@ class HwmonDriver final : public Driver {
     auto entries = platform::list_dir(class_dir);
     if (!entries) {
       plan_.clear();
-      return platform::fail(entries.error().code, "hwmon: " + entries.error().message());
+      return platform::fail(entries.error().code, entries.error().context);
     }
     std::unordered_set<std::string> complaining;
     for (const auto& e : plan_) {
