@@ -182,7 +182,7 @@ void Sampler::on_result(std::size_t index, std::uint64_t generation,
   } else {
     bool absent = result.error().code == std::errc::no_such_file_or_directory;
     slot.state = absent ? DriverState::absent : DriverState::down;
-    slot.last_error = result.error().context.empty() && absent ? "found no readings"
+    slot.last_error = result.error().context.empty() && absent ? "source present but empty"
                                                                : result.error().message();
     // What was there is no longer true: no stale values for a source that is gone.
     slot.front.reset();

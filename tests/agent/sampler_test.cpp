@@ -126,7 +126,7 @@ TEST(Sampler, ASourceWithNothingInItIsAbsentNotUp) {
   rig.sampler->run_once([&] { done = true; });
   ASSERT_TRUE(run_until(rig.io, [&] { return done; }));
   EXPECT_EQ(rig.sampler->slots()[0].state, DriverState::absent);
-  EXPECT_EQ(rig.sampler->slots()[0].last_error, "found no readings");
+  EXPECT_EQ(rig.sampler->slots()[0].last_error, "source present but empty");
 }
 
 }  // namespace
