@@ -19,6 +19,12 @@ using platform::Result;
 constexpr double kMinInterval = 0.01;
 constexpr double kMaxInterval = 3600;
 
+// Seconds (already range-checked, so positive and small) to the nearest nanosecond. Rounded
+// by hand: std::llround is the daemon's only reason to map libm.
+std::chrono::nanoseconds to_nanoseconds(double seconds) {
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(seconds * 1e9 + 0.5));
+}
+
 std::string where(const std::string& origin, const toml::node& node) {
   auto line = node.source().begin.line;
   return line > 0 ? origin + ":" + std::to_string(line) : origin;
@@ -38,7 +44,7 @@ Result<std::chrono::nanoseconds> seconds_from(const std::string& origin, const t
                               "must be a number of seconds between " + std::to_string(lo) +
                                   " and " + std::to_string(hi)));
   }
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(*v * 1e9)));
+  return to_nanoseconds(*v);
 }
 
 Result<std::string> string_from(const std::string& origin, const toml::node& node,
@@ -82,7 +88,7 @@ Result<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
     return fail(std::errc::invalid_argument,
                 "\"" + s + "\": must be a number of seconds between 0.01 and 3600");
   }
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(v * 1e9)));
+  return to_nanoseconds(v);
 }
 
 Result<platform::Level> parse_level(std::string_view text) {

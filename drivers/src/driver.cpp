@@ -1,7 +1,6 @@
 #include "gridnode/drivers/driver.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <array>
 #include <cstring>
 
@@ -27,13 +26,14 @@ double to_double(Value value, Scale scale) {
   double v = value.is_signed ? static_cast<double>(value.as_int64())
                              : static_cast<double>(value.bits);
   v *= scale.mul;
-  if (scale.exp10 != 0) {
-    // pow10 of a small integer is exact for positive exponents; for negative ones divide by
-    // the exact power so that 41500e-3 gives 41.5, not 41.500000000000007.
-    double p = std::pow(10.0, std::abs(scale.exp10));
-    v = scale.exp10 > 0 ? v * p : v / p;
+  // Multiply or divide by an exact power of ten so that 41500e-3 gives 41.5, not
+  // 41.500000000000007. A loop instead of std::pow keeps libm out of the daemon (it would stay
+  // mapped and resident for this one call).
+  double p = 1;
+  for (int i = 0; i < (scale.exp10 < 0 ? -scale.exp10 : scale.exp10); ++i) {
+    p *= 10;
   }
-  return v;
+  return scale.exp10 >= 0 ? v * p : v / p;
 }
 
 std::size_t format_value(Value value, Scale scale, std::span<char, 64> out) {
