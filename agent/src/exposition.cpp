@@ -52,6 +52,22 @@ std::string label_of(const drivers::Labels& labels, std::string_view key) {
 
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 
+// Calls fn(slot, series, family, value) for every current sample, driver order, then reading
+// order.
+template <class Fn>
+void for_each_sample(const Sampler& sampler, Fn&& fn) {
+  for (const auto& slot : sampler.slots()) {
+    const auto& sweep = slot.front;
+    if (!sweep.catalog) {
+      continue;
+    }
+    for (const auto& r : sweep.readings) {
+      const auto& series = sweep.catalog->series[r.series];
+      fn(slot, series, sweep.catalog->families[series.family], r.value);
+    }
+  }
+}
+
 // Own metrics: spelled once, here.
 constexpr std::string_view kUp = "gridnode_driver_up";
 constexpr std::string_view kErrors = "gridnode_driver_errors_total";
@@ -185,32 +201,25 @@ void Exposition::render_prometheus(const Sampler& sampler, std::string& out) {
 
 nlohmann::json Exposition::samples_json(const Sampler& sampler) {
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& slot : sampler.slots()) {
-    const auto& sweep = slot.front;
-    if (!sweep.catalog) {
-      continue;
+  for_each_sample(sampler, [&](const DriverSlot& slot, const drivers::Series& series,
+                               const Family& f, drivers::Value value) {
+    nlohmann::json labels = nlohmann::json::object();
+    for (const auto& [k, v] : series.labels) {
+      labels[k] = v;
     }
-    for (const auto& r : sweep.readings) {
-      const auto& series = sweep.catalog->series[r.series];
-      const Family& f = sweep.catalog->families[series.family];
-      nlohmann::json labels = nlohmann::json::object();
-      for (const auto& [k, v] : series.labels) {
-        labels[k] = v;
-      }
-      nlohmann::json row = {{"name", f.name},
-                            {"labels", std::move(labels)},
-                            {"value", drivers::to_double(r.value, f.scale)},
-                            {"unit", f.unit},
-                            {"driver", slot.driver->name()}};
-      if (r.value.is_signed) {
-        row["raw"] = r.value.as_int64();
-      } else {
-        row["raw"] = r.value.bits;
-      }
-      row["scale"] = {{"mul", f.scale.mul}, {"exp10", f.scale.exp10}};
-      rows.push_back(std::move(row));
+    nlohmann::json row = {{"name", f.name},
+                          {"labels", std::move(labels)},
+                          {"value", drivers::to_double(value, f.scale)},
+                          {"unit", f.unit},
+                          {"driver", slot.driver->name()}};
+    if (value.is_signed) {
+      row["raw"] = value.as_int64();
+    } else {
+      row["raw"] = value.bits;
     }
-  }
+    row["scale"] = {{"mul", f.scale.mul}, {"exp10", f.scale.exp10}};
+    rows.push_back(std::move(row));
+  });
   return rows;
 }
 
@@ -234,90 +243,83 @@ nlohmann::json Exposition::sensors_json(const Sampler& sampler) {
   // node_exporter's hwmon unit suffixes (hwmon_linux.go), longest first where one ends another.
   static constexpr std::array<std::string_view, 8> kUnits = {
       "joule_total", "celsius", "volts", "amps", "watt", "rpm", "seconds", "ratio"};
-  for (const auto& slot : sampler.slots()) {
-    const auto& sweep = slot.front;
-    if (!sweep.catalog) {
-      continue;
+  for_each_sample(sampler, [&](const DriverSlot& slot, const drivers::Series& series,
+                               const Family& f, drivers::Value raw) {
+    double value = drivers::to_double(raw, f.scale);
+    std::string_view name = f.name;
+    if (name == "node_hwmon_chip_names") {
+      chip_names[label_of(series.labels, "chip")] = label_of(series.labels, "chip_name");
+      return;
     }
-    for (const auto& r : sweep.readings) {
-      const auto& series = sweep.catalog->series[r.series];
-      const Family& f = sweep.catalog->families[series.family];
-      double value = drivers::to_double(r.value, f.scale);
-      std::string_view name = f.name;
-      if (name == "node_hwmon_chip_names") {
-        chip_names[label_of(series.labels, "chip")] = label_of(series.labels, "chip_name");
-        continue;
+    if (name == "node_hwmon_sensor_label") {
+      row_for(slot.driver->name(), label_of(series.labels, "chip"),
+              label_of(series.labels, "sensor"))
+          .label = label_of(series.labels, "label");
+      return;
+    }
+    if (name.starts_with("node_hwmon_")) {
+      // node_hwmon_<type>[_<property>][_<unit>]
+      std::string_view rest = name.substr(11);
+      std::string_view type = rest.substr(0, rest.find('_'));
+      rest.remove_prefix(type.size());
+      if (!rest.empty()) {
+        rest.remove_prefix(1);
       }
-      if (name == "node_hwmon_sensor_label") {
-        row_for(slot.driver->name(), label_of(series.labels, "chip"),
-                label_of(series.labels, "sensor"))
-            .label = label_of(series.labels, "label");
-        continue;
+      for (auto u : kUnits) {
+        if (rest == u) {
+          rest = {};
+          break;
+        }
+        if (rest.size() > u.size() && rest.ends_with(u) && rest[rest.size() - u.size() - 1] == '_') {
+          rest.remove_suffix(u.size() + 1);
+          break;
+        }
       }
-      if (name.starts_with("node_hwmon_")) {
-        // node_hwmon_<type>[_<property>][_<unit>]
-        std::string_view rest = name.substr(11);
-        std::string_view type = rest.substr(0, rest.find('_'));
-        rest.remove_prefix(type.size());
-        if (!rest.empty()) {
-          rest.remove_prefix(1);
-        }
-        for (auto u : kUnits) {
-          if (rest == u) {
-            rest = {};
-            break;
-          }
-          if (rest.size() > u.size() && rest.ends_with(u) && rest[rest.size() - u.size() - 1] == '_') {
-            rest.remove_suffix(u.size() + 1);
-            break;
-          }
-        }
-        Row& row = row_for(slot.driver->name(), label_of(series.labels, "chip"),
-                           label_of(series.labels, "sensor"));
-        row.type = type;
-        if (rest.empty() || rest == "input") {
-          row.props["value"] = value;
+      Row& row = row_for(slot.driver->name(), label_of(series.labels, "chip"),
+                         label_of(series.labels, "sensor"));
+      row.type = type;
+      if (rest.empty() || rest == "input") {
+        row.props["value"] = value;
+        row.unit = f.unit;
+      } else {
+        row.props[std::string(rest)] = value;
+        if (row.unit.empty()) {
           row.unit = f.unit;
-        } else {
-          row.props[std::string(rest)] = value;
-          if (row.unit.empty()) {
-            row.unit = f.unit;
-          }
         }
-        continue;
       }
-      if (name == "node_thermal_zone_temp") {
-        Row& row = row_for(slot.driver->name(), "thermal_zone" + label_of(series.labels, "zone"),
-                           "temp");
-        row.type = "temp";
-        row.label = label_of(series.labels, "type");
-        row.props["value"] = value;
-        row.unit = f.unit.empty() ? "°C" : f.unit;
-        continue;
-      }
-      if (name.starts_with("node_cooling_device_")) {
-        std::string_view prop = name.substr(20);
-        Row& row = row_for(slot.driver->name(), "cooling_device" + label_of(series.labels, "name"),
-                           "state");
-        row.type = "cooling";
-        row.label = label_of(series.labels, "type");
-        row.props[prop == "cur_state" ? "value" : std::string(prop == "max_state" ? "max" : prop)] =
-            value;
-        continue;
-      }
-      if (name.starts_with("node_rapl_")) {
-        std::string_view domain = name.substr(10);
-        domain.remove_suffix(domain.ends_with("_joules_total") ? 13 : 0);
-        Row& row = row_for(slot.driver->name(), "rapl:" + label_of(series.labels, "index"),
-                           std::string(domain));
-        row.type = "energy";
-        row.label = label_of(series.labels, "path");
-        row.props["value"] = value;
-        row.unit = f.unit.empty() ? "J" : f.unit;
-        continue;
-      }
+      return;
     }
-  }
+    if (name == "node_thermal_zone_temp") {
+      Row& row = row_for(slot.driver->name(), "thermal_zone" + label_of(series.labels, "zone"),
+                         "temp");
+      row.type = "temp";
+      row.label = label_of(series.labels, "type");
+      row.props["value"] = value;
+      row.unit = f.unit.empty() ? "°C" : f.unit;
+      return;
+    }
+    if (name.starts_with("node_cooling_device_")) {
+      std::string_view prop = name.substr(20);
+      Row& row = row_for(slot.driver->name(), "cooling_device" + label_of(series.labels, "name"),
+                         "state");
+      row.type = "cooling";
+      row.label = label_of(series.labels, "type");
+      row.props[prop == "cur_state" ? "value" : std::string(prop == "max_state" ? "max" : prop)] =
+          value;
+      return;
+    }
+    if (name.starts_with("node_rapl_")) {
+      std::string_view domain = name.substr(10);
+      domain.remove_suffix(domain.ends_with("_joules_total") ? 13 : 0);
+      Row& row = row_for(slot.driver->name(), "rapl:" + label_of(series.labels, "index"),
+                         std::string(domain));
+      row.type = "energy";
+      row.label = label_of(series.labels, "path");
+      row.props["value"] = value;
+      row.unit = f.unit.empty() ? "J" : f.unit;
+      return;
+    }
+  });
   nlohmann::json out = nlohmann::json::array();
   for (auto& [key, r] : rows) {
     bool has_alarm = std::any_of(r.props.begin(), r.props.end(),
