@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <memory>
+#include <string>
+
+#include "alloc_counter.hpp"
 
 namespace gridnode::drivers {
 namespace {
@@ -40,6 +44,16 @@ TEST(Catalog, AddFamilyDeduplicatesAndSeriesSortsLabels) {
   EXPECT_EQ(c.add_family({"node_x", "other", MetricType::gauge, {}, ""}), f);
   auto s = c.add_series(f, {{"sensor", "temp1"}, {"chip", "c"}});
   EXPECT_EQ(c.series[s].labels.front().first, "chip");
+}
+
+// The counter the drivers' "steady sweep allocates nothing" tests rely on does see allocations.
+TEST(AllocationCounter, SeesAnAllocation) {
+  testing::AllocationCounter counter;
+  counter.start();
+  auto s = std::make_unique<std::string>(100, 'x');
+  std::size_t n = counter.stop();
+  EXPECT_GE(n, 1u);
+  EXPECT_EQ(s->size(), 100u);
 }
 
 }  // namespace

@@ -14,29 +14,10 @@
 
 #include "../../drivers/src/hwmon/hwmon_parse.hpp"
 #include "gridnode/platform/log.hpp"
+#include "alloc_counter.hpp"
 #include "golden.hpp"
 #include "temp_dir.hpp"
 
-// Counts heap allocations while armed, to check that a steady-state sweep allocates nothing.
-// The replacement new/delete pair is malloc/free on both sides; g++ cannot see that once it
-// inlines them into standard containers, hence the pragma.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
-std::atomic<bool> g_count_allocs{false};
-std::atomic<long> g_allocs{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-  if (g_count_allocs.load(std::memory_order_relaxed)) {
-    g_allocs.fetch_add(1, std::memory_order_relaxed);
-  }
-  if (void* p = std::malloc(n == 0 ? 1 : n)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace gridnode::drivers {
 namespace {
@@ -650,12 +631,12 @@ TEST(HwmonDriver, SteadySweepAllocatesNothing) {
   s.reset();
   ASSERT_TRUE(d->sweep(s));
   s.reset();
-  g_allocs = 0;
-  g_count_allocs = true;
+  testing::AllocationCounter allocations;
+  allocations.start();
   auto r = d->sweep(s);
-  g_count_allocs = false;
+  std::size_t allocated = allocations.stop();
   ASSERT_TRUE(r);
-  EXPECT_EQ(g_allocs.load(), 0);
+  EXPECT_EQ(allocated, 0u);
   EXPECT_EQ(s.readings.size(), n);
 }
 

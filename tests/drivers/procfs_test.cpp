@@ -11,30 +11,9 @@
 
 #include "../../drivers/src/procfs/procfs_parse.hpp"
 #include "gridnode/platform/log.hpp"
+#include "alloc_counter.hpp"
 #include "golden.hpp"
 #include "temp_dir.hpp"
-
-// Counts heap allocations while a test asks for it, to prove that a steady-state sweep makes
-// none. Replacing the global operator new is allowed once per program; this test program is ours.
-// g++ sees our delete (free) inlined against our new (malloc) and cannot tell they match.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
-std::atomic<bool> g_count_allocations{false};
-std::atomic<std::size_t> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (g_count_allocations.load(std::memory_order_relaxed)) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-  }
-  void* p = std::malloc(size == 0 ? 1 : size);
-  if (p == nullptr) {
-    throw std::bad_alloc();
-  }
-  return p;
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace gridnode::drivers {
 namespace {
@@ -739,14 +718,14 @@ TEST(ProcfsDriver, SteadyStateSweepDoesNotAllocate) {
     ASSERT_TRUE(d->sweep(s).has_value());
   }
   std::size_t readings = s.readings.size();
-  g_allocations = 0;
-  g_count_allocations = true;
+  testing::AllocationCounter allocations;
+  allocations.start();
   s.reset();
   auto r = d->sweep(s);
-  g_count_allocations = false;
+  std::size_t allocated = allocations.stop();
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(s.readings.size(), readings);
-  EXPECT_EQ(g_allocations.load(), 0u);
+  EXPECT_EQ(allocated, 0u);
 }
 
 // ---------------------------------------------------------------------------------------------
