@@ -19,6 +19,7 @@
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "hwmon/hwmon_parse.hpp"
+#include "rediscovery.hpp"
 
 namespace gridnode::drivers {
 namespace {
@@ -28,9 +29,6 @@ using platform::LogLine;
 
 constexpr std::string_view kComponent = "hwmon";
 
-// Rediscover this often even when nothing failed, so that chips whose module loads late (or
-// a hot-plugged device) show up within about a minute at the usual 1 s period.
-constexpr std::uint32_t kRediscoverEvery = 60;
 
 // node_exporter reads every attribute with one 128-byte read(2) (sysReadFile); a value file
 // that fills the buffer is refused (KernelFile's contract), a label is cut there as it does.
@@ -272,7 +270,7 @@ class HwmonDriver final : public Driver {
   std::string_view name() const override { return kComponent; }
 
   platform::Result<void> sweep(Sweep& out) override {
-    if (rediscover_ || ++sweeps_since_discovery_ >= kRediscoverEvery) {
+    if (rediscovery_.due()) {
       auto found = discover(out);
       if (!found) {
         return found;
@@ -289,7 +287,7 @@ class HwmonDriver final : public Driver {
 
  private:
   platform::Result<void> discover(Sweep& out) {
-    rediscover_ = true;  // until this walk succeeds
+    rediscovery_.request();  // until this walk succeeds
     std::string class_dir = roots_.sys("class/hwmon");
     auto entries = platform::list_dir(class_dir);
     if (!entries) {
@@ -333,8 +331,7 @@ class HwmonDriver final : public Driver {
     }
     plan_ = std::move(d.plan);
     out.readings.reserve(plan_.size());
-    rediscover_ = false;
-    sweeps_since_discovery_ = 0;
+    rediscovery_.done();
     return {};
   }
 
@@ -346,7 +343,7 @@ class HwmonDriver final : public Driver {
     auto text = e.file.read(buf_, keep_open_);
     if (!text) {
       if (e.seen_ok && vanished(text.error())) {
-        rediscover_ = true;  // the chip (or its driver) went away; walk again next sweep
+        rediscovery_.request();  // the chip (or its driver) went away; walk again next sweep
       }
       skip(e, text.error(), out);
       return;
@@ -379,8 +376,7 @@ class HwmonDriver final : public Driver {
   std::shared_ptr<const Catalog> catalog_;
   std::vector<PlanEntry> plan_;
   std::set<std::string> walk_problems_;
-  std::uint32_t sweeps_since_discovery_ = 0;
-  bool rediscover_ = true;
+  Rediscovery rediscovery_;
   std::array<char, kValueBytes> buf_{};
 };
 

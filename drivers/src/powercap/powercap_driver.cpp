@@ -13,14 +13,12 @@
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "powercap/rapl.hpp"
+#include "rediscovery.hpp"
 
 namespace gridnode::drivers {
 namespace {
 
 constexpr std::string_view kComponent = "powercap";
-// Discovery runs again after this many sweeps, so that zones registered later (intel_rapl_msr
-// loaded after us) are found without a restart.
-constexpr std::uint32_t kRediscoverEvery = 60;
 
 // One RAPL zone: its kept-open energy_uj and the state that carries its counter across wraps.
 struct Zone {
@@ -43,18 +41,16 @@ class PowercapDriver final : public Driver {
   std::string_view name() const override { return kComponent; }
 
   platform::Result<void> sweep(Sweep& out) override {
-    if (rediscover_ || sweeps_since_discovery_ >= kRediscoverEvery) {
+    if (rediscovery_.due()) {
       auto found = discover(out);
       if (!found) {
         plan_.clear();
         catalog_.reset();
-        rediscover_ = true;
+        rediscovery_.request();
         return found;
       }
-      rediscover_ = false;
-      sweeps_since_discovery_ = 0;
+      rediscovery_.done();
     }
-    ++sweeps_since_discovery_;
     out.catalog = catalog_;
     for (auto& zone : plan_) {
       read_zone(zone, out);
@@ -173,7 +169,7 @@ class PowercapDriver final : public Driver {
       auto code = text.error().code;
       if (zone.seen_ok &&
           (code == std::errc::no_such_file_or_directory || code == std::errc::no_such_device)) {
-        rediscover_ = true;
+        rediscovery_.request();
       }
       if (code == std::errc::permission_denied && !warned_permission_) {
         // Linux 5.10 made energy_uj readable by root only (CVE-2020-8694, the PLATYPUS power
@@ -215,8 +211,7 @@ class PowercapDriver final : public Driver {
   std::string dir_;
   std::vector<Zone> plan_;
   std::shared_ptr<const Catalog> catalog_;
-  std::uint32_t sweeps_since_discovery_ = 0;
-  bool rediscover_ = true;
+  Rediscovery rediscovery_;
   bool warned_permission_ = false;
   std::set<std::string> logged_;
   // energy_uj holds at most 20 digits; a zone name is a short identifier.

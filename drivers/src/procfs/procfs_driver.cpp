@@ -11,6 +11,7 @@
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "procfs/procfs_parse.hpp"
+#include "rediscovery.hpp"
 
 // Host state from procfs under node_exporter 1.5.0's names: the cpu, stat, meminfo, loadavg,
 // netdev (its /proc/net/dev path) and diskstats collectors, plus gridnode_boot_info and
@@ -34,9 +35,6 @@ using procfs::StatLine;
 
 constexpr std::string_view kComponent = "procfs";
 constexpr std::uint32_t kNoSeries = std::numeric_limits<std::uint32_t>::max();
-// Discovery runs again this often even when no table changed shape, so that a boot id that
-// could not be read at first is picked up.
-constexpr std::uint32_t kRediscoverEvery = 60;
 // node_exporter reads /proc/stat lines of up to 1 MiB (the intr line of a big host is long).
 constexpr std::size_t kMaxTableBytes = 4u << 20;
 constexpr std::size_t kFirstBufferBytes = 16u << 10;
@@ -389,7 +387,7 @@ class ProcfsDriver final : public Driver {
                                 roots_.procfs);
     }
 
-    bool discover = !catalog_ || ++sweeps_since_discovery_ >= kRediscoverEvery;
+    bool discover = !catalog_ || rediscovery_.due();
     if (!discover) {
       std::size_t readings_mark = out.readings.size();
       std::uint64_t errors_mark = out.errors;
@@ -714,7 +712,7 @@ class ProcfsDriver final : public Driver {
   // when nothing a consumer can see changed. A table whose read failed in this very sweep gets
   // no series until a later sweep reads it (its reappearance triggers discovery again).
   void rediscover(Sweep& out) {
-    sweeps_since_discovery_ = 0;
+    rediscovery_.done();
     auto next = std::make_shared<Catalog>();
     Catalog& c = *next;
 
@@ -948,7 +946,7 @@ class ProcfsDriver final : public Driver {
   Complaint boot_complaint_;
 
   std::shared_ptr<const Catalog> catalog_;
-  std::uint32_t sweeps_since_discovery_ = 0;
+  Rediscovery rediscovery_;
   std::vector<Complaint> series_complaints_;  // by series index
 
   TablePlan stat_plan_;

@@ -13,14 +13,12 @@
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "thermal/thermal_parse.hpp"
+#include "rediscovery.hpp"
 
 namespace gridnode::drivers {
 namespace {
 
 constexpr std::string_view kComponent = "thermal";
-// Discovery runs again after this many sweeps, so that zones and cooling devices registered
-// later (a module loaded, a device hot-plugged) are found without a restart.
-constexpr std::uint32_t kRediscoverEvery = 60;
 
 // node_exporter 1.5.0's names and HELP texts, verbatim (collector/thermal_zone_linux.go).
 Family zone_temp_family() {
@@ -69,19 +67,17 @@ class ThermalDriver final : public Driver {
   std::string_view name() const override { return kComponent; }
 
   platform::Result<void> sweep(Sweep& out) override {
-    if (rediscover_ || sweeps_since_discovery_ >= kRediscoverEvery) {
+    if (rediscovery_.due()) {
       auto found = discover(out);
       if (!found) {
         // Keep nothing that points into a tree that is gone; try again next sweep.
         plan_.clear();
         catalog_.reset();
-        rediscover_ = true;
+        rediscovery_.request();
         return found;
       }
-      rediscover_ = false;
-      sweeps_since_discovery_ = 0;
+      rediscovery_.done();
     }
-    ++sweeps_since_discovery_;
     out.catalog = catalog_;
     for (auto& entry : plan_) {
       read_entry(entry, out);
@@ -178,7 +174,7 @@ class ThermalDriver final : public Driver {
       // sysfs answers ENODEV on a kept-open file whose device went away; a reopen gives ENOENT.
       if (entry.seen_ok &&
           (code == std::errc::no_such_file_or_directory || code == std::errc::no_such_device)) {
-        rediscover_ = true;
+        rediscovery_.request();
       }
       skip(entry, out, code);
       return;
@@ -210,8 +206,7 @@ class ThermalDriver final : public Driver {
   std::string dir_;
   std::vector<Entry> plan_;
   std::shared_ptr<const Catalog> catalog_;
-  std::uint32_t sweeps_since_discovery_ = 0;
-  bool rediscover_ = true;
+  Rediscovery rediscovery_;
   // Discovery problems already logged (by path), so that a broken device logs once, not once
   // per rediscovery.
   std::set<std::string> logged_;
