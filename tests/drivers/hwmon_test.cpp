@@ -24,6 +24,8 @@ namespace {
 
 using testing::FakeTree;
 using testing::fixture_path;
+using testing::has_line;
+using testing::sweep_ok;
 using testing::sweep_text;
 
 std::unique_ptr<Driver> driver_at(const std::string& sysfs, bool keep_open = true) {
@@ -31,17 +33,6 @@ std::unique_ptr<Driver> driver_at(const std::string& sysfs, bool keep_open = tru
   o.roots.sysfs = sysfs;
   o.keep_files_open = keep_open;
   return make_hwmon_driver(std::move(o));
-}
-
-Sweep sweep_ok(Driver& d) {
-  Sweep s;
-  auto r = d.sweep(s);
-  EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message());
-  return s;
-}
-
-bool has_line(const std::string& text, const std::string& line) {
-  return text.find(line + "\n") != std::string::npos;
 }
 
 bool mentions_chip(const Catalog& c, const std::string& chip) {

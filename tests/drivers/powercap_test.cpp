@@ -20,6 +20,7 @@ namespace {
 using gridnode::testing::expect_golden;
 using gridnode::testing::FakeTree;
 using gridnode::testing::fixture_path;
+using gridnode::testing::sweep_ok;
 using gridnode::testing::sweep_text;
 using powercap::EnergyCounter;
 
@@ -31,13 +32,6 @@ std::unique_ptr<Driver> driver_at(const std::string& root, bool keep_open = true
   options.roots.procfs = root + "/proc";
   options.keep_files_open = keep_open;
   return make_powercap_driver(std::move(options));
-}
-
-Sweep sweep_ok(Driver& driver) {
-  Sweep out;
-  auto result = driver.sweep(out);
-  EXPECT_TRUE(result) << (result ? "" : result.error().message());
-  return out;
 }
 
 // The `path` label holds the (machine-dependent) sysfs root: goldens spell it <sysfs>.

@@ -20,6 +20,8 @@ namespace {
 
 using testing::FakeTree;
 using testing::fixture_path;
+using testing::has_line;
+using testing::sweep_ok;
 using testing::sweep_text;
 
 // ---------------------------------------------------------------------------------------------
@@ -207,17 +209,6 @@ std::unique_ptr<Driver> driver_for(const std::string& root) {
   return make_procfs_driver(ProcfsOptions{roots});
 }
 
-Sweep sweep_once(Driver& d) {
-  Sweep s;
-  auto r = d.sweep(s);
-  EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message());
-  return s;
-}
-
-bool has_line(const std::string& text, std::string_view line) {
-  return text.find(std::string(line) + "\n") != std::string::npos;
-}
-
 bool has_prefix(const std::string& text, std::string_view prefix) {
   return text.find(prefix) != std::string::npos;
 }
@@ -227,7 +218,7 @@ class ProcfsFixture : public ::testing::TestWithParam<const char*> {};
 TEST_P(ProcfsFixture, MatchesGolden) {
   std::string dir = fixture_path(std::string("procfs/") + GetParam());
   auto d = driver_for(dir);
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   EXPECT_EQ(s.errors, 0u);
   testing::expect_golden(sweep_text(s), dir + "/expected.prom");
   // A second sweep of an unchanged tree publishes the same catalog and the same readings.
@@ -242,7 +233,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, ProcfsFixture,
 
 TEST(ProcfsDriver, BasicCaseHasNodeExporterNamesAndUnits) {
   auto d = driver_for(fixture_path("procfs/basic"));
-  std::string t = sweep_text(sweep_once(*d));
+  std::string t = sweep_text(sweep_ok(*d));
   EXPECT_TRUE(has_line(t, R"(node_cpu_seconds_total{cpu="2",mode="user"} 14203.3)"));
   EXPECT_TRUE(has_line(t, R"(node_cpu_guest_seconds_total{cpu="2",mode="user"} 1200.34)"));
   EXPECT_TRUE(has_line(t, R"(node_cpu_guest_seconds_total{cpu="2",mode="nice"} 15.2)"));
@@ -270,7 +261,7 @@ TEST(ProcfsDriver, BasicCaseHasNodeExporterNamesAndUnits) {
 
 TEST(ProcfsDriver, CatalogCarriesScalesAndTypes) {
   auto d = driver_for(fixture_path("procfs/basic"));
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   auto family = [&](std::string_view name) -> const Family* {
     for (const auto& f : s.catalog->families) {
       if (f.name == name) {
@@ -307,16 +298,16 @@ TEST(ProcfsDriver, ExportsTheColumnsEachKernelGenerationHas) {
     }
     return n;
   };
-  auto old = sweep_text(sweep_once(*driver_for(fixture_path("procfs/kernel_3_10"))));
+  auto old = sweep_text(sweep_ok(*driver_for(fixture_path("procfs/kernel_3_10"))));
   EXPECT_EQ(count_families(old, "vda"), 11u);
-  auto mid = sweep_text(sweep_once(*driver_for(fixture_path("procfs/kernel_4_19"))));
+  auto mid = sweep_text(sweep_ok(*driver_for(fixture_path("procfs/kernel_4_19"))));
   EXPECT_EQ(count_families(mid, "sda"), 15u);
-  auto now = sweep_text(sweep_once(*driver_for(fixture_path("procfs/basic"))));
+  auto now = sweep_text(sweep_ok(*driver_for(fixture_path("procfs/basic"))));
   EXPECT_EQ(count_families(now, "sda"), 17u);
 }
 
 TEST(ProcfsDriver, OfflineCpuBelowTheHighestIsReportedAsZeroLikeNodeExporter) {
-  auto t = sweep_text(sweep_once(*driver_for(fixture_path("procfs/kernel_4_19"))));
+  auto t = sweep_text(sweep_ok(*driver_for(fixture_path("procfs/kernel_4_19"))));
   EXPECT_TRUE(has_line(t, R"(node_cpu_seconds_total{cpu="1",mode="idle"} 0)"));
   EXPECT_TRUE(has_line(t, R"(node_cpu_guest_seconds_total{cpu="1",mode="user"} 0)"));
   EXPECT_FALSE(has_prefix(t, R"(cpu="4")"));
@@ -325,7 +316,7 @@ TEST(ProcfsDriver, OfflineCpuBelowTheHighestIsReportedAsZeroLikeNodeExporter) {
 TEST(ProcfsDriver, MalformedRowsAreSkippedAndCounted) {
   std::string dir = fixture_path("procfs/malformed");
   auto d = driver_for(dir);
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   // cpu3's truncated row, MemFree's garbage, eth1's short row, sda's 20-digit sector count.
   EXPECT_EQ(s.errors, 4u);
   std::string t = sweep_text(s);
@@ -431,7 +422,7 @@ TEST(ProcfsDriver, CatalogPointerIsStableAcrossSteadySweeps) {
   FakeTree t;
   write_small_host(t);
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   auto first = s.catalog;
   for (int i = 0; i < 130; ++i) {  // past the periodic rediscovery too
     s.reset();
@@ -452,7 +443,7 @@ TEST(ProcfsDriver, InterfaceAppearingAndVanishingRebuildsTheCatalog) {
   FakeTree t;
   write_small_host(t);
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   auto first = s.catalog;
 
   t.write("proc/net/dev", std::string(kNetdevHeader) + netdev_row("lo", 0) +
@@ -494,7 +485,7 @@ TEST(ProcfsDriver, DiskVanishingBetweenSweeps) {
           "   8       0 sda 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n"
           "   8      16 sdb 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n");
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   EXPECT_TRUE(has_prefix(sweep_text(s), R"({device="sdb"})"));
   auto first = s.catalog;
   t.write("proc/diskstats", "   8       0 sda 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n");
@@ -510,7 +501,7 @@ TEST(ProcfsDriver, TableVanishingDropsItsFamiliesOnly) {
   FakeTree t;
   write_small_host(t);
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   t.remove("proc/diskstats");
   s.reset();
   ASSERT_TRUE(d->sweep(s).has_value());
@@ -530,7 +521,7 @@ TEST(ProcfsDriver, DirectoryInPlaceOfATableIsCountedAndTheRestReported) {
   t.remove("proc/meminfo");
   t.mkdir("proc/meminfo");
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   EXPECT_EQ(s.errors, 1u);
   std::string text = sweep_text(s);
   EXPECT_FALSE(has_prefix(text, "node_memory_"));
@@ -554,7 +545,7 @@ TEST(ProcfsDriver, ReadFailureAfterDiscoveryKeepsTheCatalog) {
   FakeTree t;
   write_small_host(t);
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   auto first = s.catalog;
   // (net/dev is opened afresh each sweep; the kept-open tables cannot be swapped under us,
   // which procfs never does anyway.)
@@ -575,7 +566,7 @@ TEST(ProcfsDriver, CpuHotplugRebuildsTheCatalog) {
           stat_text({"cpu0 100 0 50 10000 40 0 0 0 0 0", "cpu1 200 0 60 20000 30 0 0 0 0 0",
                      "cpu2 300 0 70 30000 20 0 0 0 0 0"}));
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   auto first = s.catalog;
 
   // The last CPU goes offline: it is gone.
@@ -601,7 +592,7 @@ TEST(ProcfsDriver, CpuCountersAreClampedAcrossSweeps) {
   FakeTree t;
   write_small_host(t);
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   EXPECT_TRUE(has_line(sweep_text(s), R"(node_cpu_seconds_total{cpu="0",mode="iowait"} 0.4)"));
   // iowait goes backwards: the old value stays.
   t.write("proc/stat",
@@ -628,7 +619,7 @@ TEST(ProcfsDriver, NumbersTooLargeAndGarbageAreSkippedPerReading) {
   t.write("proc/loadavg", "0.15 x 1.07 3/712 48213\n");
   t.write("proc/uptime", "");
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   EXPECT_EQ(s.errors, 3u);
   std::string text = sweep_text(s);
   EXPECT_TRUE(has_line(text, "node_memory_MemTotal_bytes 1024000"));
@@ -644,7 +635,7 @@ TEST(ProcfsDriver, CountersAbove2To63AreValues) {
   t.write("proc/net/dev", std::string(kNetdevHeader) +
                               "  eth0: 18446744073709551615 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15\n");
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   EXPECT_EQ(s.errors, 0u);
   EXPECT_TRUE(has_line(sweep_text(s),
                        R"(node_network_receive_bytes_total{device="eth0"} 18446744073709551615)"));
@@ -655,7 +646,7 @@ TEST(ProcfsDriver, BootId) {
   write_small_host(t);
   t.remove("proc/sys");
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   // Absent: nothing to report, nothing wrong.
   EXPECT_EQ(s.errors, 0u);
   EXPECT_FALSE(has_prefix(sweep_text(s), "gridnode_boot_info"));
@@ -664,7 +655,7 @@ TEST(ProcfsDriver, BootId) {
   write_small_host(bad);
   bad.write("proc/sys/kernel/random/boot_id", "not a uuid\n");
   auto d2 = driver_for(bad.root());
-  Sweep s2 = sweep_once(*d2);
+  Sweep s2 = sweep_ok(*d2);
   EXPECT_EQ(s2.errors, 1u);
   EXPECT_FALSE(has_prefix(sweep_text(s2), "gridnode_boot_info"));
 }
@@ -676,7 +667,7 @@ TEST(ProcfsDriver, DuplicateRowsGetOneSeries) {
           std::string(kNetdevHeader) + netdev_row("eth0", 100) + netdev_row("eth0", 200));
   t.write("proc/meminfo", "Active(anon): 1 kB\nActive_anon: 2 kB\n");
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   EXPECT_EQ(s.errors, 2u);
   std::string text = sweep_text(s);
   EXPECT_TRUE(has_line(text, R"(node_network_receive_bytes_total{device="eth0"} 100)"));
@@ -702,7 +693,7 @@ TEST(ProcfsDriver, LargeTablesAreReadWhole) {
   }
   t.write("proc/net/dev", dev);
   auto d = driver_for(t.root());
-  Sweep s = sweep_once(*d);
+  Sweep s = sweep_ok(*d);
   EXPECT_EQ(s.errors, 0u);
   std::string text = sweep_text(s);
   EXPECT_TRUE(has_line(text, "node_intr_total 123456789"));

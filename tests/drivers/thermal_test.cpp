@@ -18,6 +18,7 @@ namespace {
 using gridnode::testing::expect_golden;
 using gridnode::testing::FakeTree;
 using gridnode::testing::fixture_path;
+using gridnode::testing::sweep_ok;
 using gridnode::testing::sweep_text;
 
 std::unique_ptr<Driver> driver_at(const std::string& root, bool keep_open = true) {
@@ -26,13 +27,6 @@ std::unique_ptr<Driver> driver_at(const std::string& root, bool keep_open = true
   options.roots.procfs = root + "/proc";
   options.keep_files_open = keep_open;
   return make_thermal_driver(std::move(options));
-}
-
-Sweep sweep_ok(Driver& driver) {
-  Sweep out;
-  auto result = driver.sweep(out);
-  EXPECT_TRUE(result) << (result ? "" : result.error().message());
-  return out;
 }
 
 // Whether the sweep's catalog has a series with this label pair.

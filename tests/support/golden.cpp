@@ -39,6 +39,17 @@ std::string sweep_text(const drivers::Sweep& sweep) {
   return out;
 }
 
+drivers::Sweep sweep_ok(drivers::Driver& driver) {
+  drivers::Sweep out;
+  auto result = driver.sweep(out);
+  EXPECT_TRUE(result) << (result ? "" : result.error().message());
+  return out;
+}
+
+bool has_line(const std::string& text, std::string_view line) {
+  return text.find(std::string(line) + "\n") != std::string::npos;
+}
+
 void expect_golden(const std::string& actual, const std::string& path) {
   const char* update = std::getenv("GRIDNODE_UPDATE_GOLDEN");
   if (update != nullptr && std::string(update) == "1") {
