@@ -633,34 +633,12 @@ class ProcfsDriver final : public Driver {
     if (!readable) {
       return true;
     }
-    RowCursor cursor(netdev_plan_.rows);
     std::string_view rest = netdev_.text();
     std::string_view text;
     // Two header lines, skipped unread as the procfs library does.
     for (int i = 0; i < 2 && procfs::next_line(rest, text); ++i) {
     }
-    while (procfs::next_line(rest, text)) {
-      NetdevLine line = procfs::parse_netdev_line(text);
-      if (line.kind == NetdevLine::Kind::blank) {
-        continue;
-      }
-      RowPlan* row = cursor.match(line.name, netdev_shape(line));
-      if (row == nullptr) {
-        return false;
-      }
-      if (row->shape == kIgnored) {
-        continue;
-      }
-      if (row->first_series == kNoSeries) {
-        bad_row(out, netdev_, *row, row->shape == kBad ? "malformed row" : "duplicate row");
-        continue;
-      }
-      for (std::size_t i = 0; i < procfs::kNetdevColumns; ++i) {
-        push_value(out, netdev_, row->key, row->first_series + static_cast<std::uint32_t>(i),
-                   line.values[i]);
-      }
-    }
-    return cursor.at_end();
+    return emit_rows(out, netdev_, netdev_plan_, rest, &procfs::parse_netdev_line, &netdev_shape);
   }
 
   bool emit_diskstats(Sweep& out) {
@@ -671,16 +649,24 @@ class ProcfsDriver final : public Driver {
     if (!readable) {
       return true;
     }
-    RowCursor cursor(diskstats_plan_.rows);
-    std::unordered_set<std::string_view> names;
-    std::string_view rest = diskstats_.text();
+    return emit_rows(out, diskstats_, diskstats_plan_, diskstats_.text(),
+                     &procfs::parse_diskstats_line, &disk_shape);
+  }
+
+  // The row loop of a per-device table (net/dev, diskstats): each line is parsed, matched with
+  // the plan's next row, and its counters pushed. False when the rows no longer match the plan
+  // (a device appeared, vanished or changed shape): the caller rediscovers.
+  template <class Line>
+  bool emit_rows(Sweep& out, const TableFile& table, TablePlan& plan, std::string_view rest,
+                 Line (*parse)(std::string_view), std::uint8_t (*shape)(const Line&)) {
+    RowCursor cursor(plan.rows);
     std::string_view text;
     while (procfs::next_line(rest, text)) {
-      DiskstatsLine line = procfs::parse_diskstats_line(text);
-      if (line.kind == DiskstatsLine::Kind::blank) {
+      Line line = parse(text);
+      if (line.kind == Line::Kind::blank) {
         continue;
       }
-      RowPlan* row = cursor.match(line.name, disk_shape(line));
+      RowPlan* row = cursor.match(line.name, shape(line));
       if (row == nullptr) {
         return false;
       }
@@ -688,11 +674,12 @@ class ProcfsDriver final : public Driver {
         continue;
       }
       if (row->first_series == kNoSeries) {
-        bad_row(out, diskstats_, *row, row->shape == kBad ? "malformed row" : "duplicate row");
+        bad_row(out, table, *row, row->shape == kBad ? "malformed row" : "duplicate row");
         continue;
       }
+      // A device row holds all its counters: 16 for net/dev, 11, 15 or 17 for diskstats.
       for (std::size_t i = 0; i < line.count; ++i) {
-        push_value(out, diskstats_, row->key, row->first_series + static_cast<std::uint32_t>(i),
+        push_value(out, table, row->key, row->first_series + static_cast<std::uint32_t>(i),
                    line.values[i]);
       }
     }
