@@ -59,11 +59,7 @@ int run_once(const agent::Config& config, bool json) {
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
-  bool busy = false;
-  for (const auto& s : sampler.slots()) {
-    busy = busy || s.busy;
-  }
-  if (busy) {
+  if (sampler.any_busy()) {
     std::_Exit(0);  // a hung driver's thread cannot be joined; the output is out
   }
   return 0;
@@ -155,12 +151,8 @@ int main(int argc, char** argv) try {
     die("cannot start: " + r.error().message());
   }
   io.run();
-  bool busy = false;
-  for (const auto& s : daemon.sampler().slots()) {
-    busy = busy || s.busy;
-  }
   gridnode::platform::log(Level::notice, "gridnoded", LogLine("stopped"));
-  if (busy) {
+  if (daemon.sampler().any_busy()) {
     std::_Exit(0);  // a driver hung in the kernel: its thread cannot be joined
   }
   return 0;

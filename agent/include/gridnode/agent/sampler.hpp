@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -79,6 +80,10 @@ class Sampler {
   void on_round(std::function<void()> callback) { on_round_ = std::move(callback); }
 
   const std::vector<DriverSlot>& slots() const { return slots_; }
+  // Whether a sweep is still running on the pool (a hung driver: exit without joining it).
+  bool any_busy() const {
+    return std::any_of(slots_.begin(), slots_.end(), [](const DriverSlot& s) { return s.busy; });
+  }
   std::uint64_t rounds() const { return rounds_; }
   // When the newest round completed (zero before the first).
   std::chrono::steady_clock::time_point last_round() const { return last_round_; }
