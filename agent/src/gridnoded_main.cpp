@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <asio/io_context.hpp>
@@ -97,29 +98,31 @@ int main(int argc, char** argv) try {
     die("--json only goes with --once");
   }
 
-  std::string problem;
-  // Flags are re-applied on every reload so that they keep winning over the file.
-  auto apply_flags = [&f, &problem](agent::Config& c) {
+  // Flags are checked once here and re-applied on every reload, so that they keep winning over
+  // the file.
+  std::optional<std::chrono::nanoseconds> interval;
+  if (!f.interval.empty()) {
+    auto s = agent::parse_seconds(f.interval);
+    if (!s) {
+      die("--interval " + s.error().context);
+    }
+    interval = *s;
+  }
+  std::optional<Level> level;
+  if (!f.log_level.empty()) {
+    auto l = agent::parse_level(f.log_level);
+    if (!l) {
+      die("--log-level " + l.error().context);
+    }
+    level = *l;
+  }
+  auto apply_flags = [&f, interval, level](agent::Config& c) {
     if (!f.sysfs.empty()) c.roots.sysfs = f.sysfs;
     if (!f.procfs.empty()) c.roots.procfs = f.procfs;
     if (!f.state_dir.empty()) c.state_dir = f.state_dir;
     if (!f.socket.empty()) c.socket_path = f.socket;
-    if (!f.interval.empty()) {
-      auto s = agent::parse_seconds(f.interval);
-      if (!s) {
-        problem = "--interval " + s.error().context;
-      } else {
-        c.interval = *s;
-      }
-    }
-    if (!f.log_level.empty()) {
-      auto l = agent::parse_level(f.log_level);
-      if (!l) {
-        problem = "--log-level " + l.error().context;
-      } else {
-        c.log_level = *l;
-      }
-    }
+    if (interval) c.interval = *interval;
+    if (level) c.log_level = *level;
   };
 
   std::string path = f.config.empty() ? kDefaultConfig : f.config;
@@ -136,9 +139,6 @@ int main(int argc, char** argv) try {
     config.log_level = Level::warning;  // --once prints data; lifecycle chatter is noise there
   }
   apply_flags(config);
-  if (!problem.empty()) {
-    die(problem);
-  }
   gridnode::platform::Log::set_threshold(config.log_level);
 
   if (f.once) {
