@@ -137,18 +137,12 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
       r = section("agent", node,
                   {"interval", "sweep_timeout", "drivers", "log_level", "state_dir"},
                   [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
-                    if (key == "interval") {
+                    if (key == "interval" || key == "sweep_timeout") {
                       auto s = seconds_from(origin, v, full, kMinInterval, kMaxInterval);
                       if (!s) {
                         return tl::unexpected(s.error());
                       }
-                      c.interval = *s;
-                    } else if (key == "sweep_timeout") {
-                      auto s = seconds_from(origin, v, full, kMinInterval, kMaxInterval);
-                      if (!s) {
-                        return tl::unexpected(s.error());
-                      }
-                      c.sweep_timeout = *s;
+                      (key == "interval" ? c.interval : c.sweep_timeout) = *s;
                     } else if (key == "drivers") {
                       const auto* arr = v.as_array();
                       if (arr == nullptr) {
