@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gridnode's one entry point: installs what is missing (Debian 12), builds, tests, demonstrates.
 #   ./gridnode.sh build    configure and build (programs land in build/bin/)
-#   ./gridnode.sh test     build and run every test, then the ASan+UBSan build's tests
+#   ./gridnode.sh test     build and run every test, then the ASan+UBSan build's tests, then
+#                          each libFuzzer target for a bounded number of inputs
 #   ./gridnode.sh demo     run the agent on this host and query it as a technician would
 #   ./gridnode.sh deps     only install the Debian packages the others need
 set -euo pipefail
@@ -10,9 +11,12 @@ cd "$(dirname "$(readlink -f "$0")")"
 # Build and test dependencies, all from Debian's mirror (nothing vendored).
 BUILD_PKGS=(g++ cmake ninja-build pkgconf
   libasio-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  libmbedtls-dev libcereal-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
 # Peers the tests measure us against, and the tools integration tests drive.
-TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps)
+TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl)
+# The fuzz preset: libFuzzer comes with clang's runtime.
+FUZZ_PKGS=(clang-14 libclang-rt-14-dev)
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
@@ -41,7 +45,7 @@ build() {
 }
 
 run_tests() {
-  install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+  install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${FUZZ_PKGS[@]}"
   build default
   log "testing (default build)"
   ctest --preset default -j "$(njobs)"
@@ -49,6 +53,11 @@ run_tests() {
     build asan
     log "testing (ASan+UBSan build)"
     ctest --preset asan -j "$(njobs)"
+  fi
+  if [ "${GRIDNODE_SKIP_FUZZ:-0}" != 1 ]; then
+    build fuzz
+    log "fuzzing each decoder for a bounded number of inputs (libFuzzer)"
+    ctest --preset fuzz -j "$(njobs)"
   fi
 }
 
@@ -62,6 +71,6 @@ case "${1:-}" in
   build) build "${2:-default}" ;;
   test) run_tests ;;
   demo) demo ;;
-  deps) install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" ;;
-  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  deps) install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${FUZZ_PKGS[@]}" ;;
+  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

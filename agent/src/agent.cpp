@@ -37,6 +37,32 @@ std::optional<gid_t> Agent::resolve_socket_group(const Config& c) const {
 }
 
 platform::Result<void> Agent::start() {
+  // A readable key or another node's certificate stops the start, as ssh refuses its keys.
+  auto identity = load_identity(config_, false);
+  if (!identity) {
+    return tl::unexpected(identity.error());
+  }
+  if (identity->key) {
+    auto chain = read_chain(chain_path(config_.state_dir));
+    if (!chain) {
+      return tl::unexpected(chain.error());
+    }
+    auto reporter = Reporter::create(config_, std::move(*identity), *chain);
+    if (!reporter) {
+      platform::log(Level::warning, "report",
+                    LogLine("reports disabled").kv("err", reporter.error().message()));
+    } else {
+      reporter_ = std::move(*reporter);
+      platform::log(Level::info, "report",
+                    LogLine("signing reports")
+                        .kv("node", reporter_->node_id())
+                        .kv("next_seq", static_cast<std::int64_t>(chain->seq + 1)));
+    }
+  } else {
+    platform::log(Level::notice, "report",
+                  LogLine("no node key: reports are not signed; run gridnoded enroll")
+                      .kv("key", node_key_path(config_.state_dir)));
+  }
   auto drivers = drivers::make_drivers({config_.roots}, config_.drivers);
   if (!drivers) {
     return tl::unexpected(drivers.error());
@@ -56,6 +82,9 @@ platform::Result<void> Agent::start() {
     return r;
   }
   sampler_->on_round([this] {
+    if (reporter_) {
+      reporter_->on_round(*sampler_);
+    }
     if (!ready_logged_) {
       ready_logged_ = true;
       std::size_t samples = 0;
@@ -82,6 +111,15 @@ void Agent::stop() {
   }
   if (control_) {
     control_->stop();
+  }
+  if (reporter_) {
+    // Until the spool keeps every report (and with it the chain), a clean stop at least lets
+    // the next start number on from here.
+    if (auto w = write_chain(chain_path(config_.state_dir), reporter_->chain()); !w) {
+      platform::log(Level::warning, "report",
+                    LogLine("chain not saved").kv("err", w.error().message()));
+    }
+    reporter_.reset();
   }
 }
 
@@ -148,7 +186,9 @@ nlohmann::json Agent::handle(const nlohmann::json& request, const platform::Peer
   }
   const std::string& cmd = cmd_it->get_ref<const std::string&>();
   if (cmd == "status") {
-    return {{"ok", true}, {"status", Exposition::status_json(*sampler_, started_, config_.source)}};
+    auto status = Exposition::status_json(*sampler_, started_, config_.source);
+    status["report"] = reporter_ ? reporter_->status_json() : nlohmann::json{{"enrolled", false}};
+    return {{"ok", true}, {"status", std::move(status)}};
   }
   if (cmd == "sensors") {
     return {{"ok", true}, {"sensors", Exposition::sensors_json(*sampler_)}};

@@ -1,5 +1,6 @@
 #include "gridnode/agent/config.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <string>
@@ -9,6 +10,7 @@
 #include <toml++/toml.h>
 
 #include "gridnode/platform/files.hpp"
+#include "gridnode/protocol/report.hpp"
 
 namespace gridnode::agent {
 namespace {
@@ -75,6 +77,18 @@ Result<void> each_key(const std::string& origin, const toml::table& table,
     }
   }
   return {};
+}
+
+// Node labels stay sorted by key, as the report wants them.
+void set_label(platform::Labels& labels, std::string key, std::string value) {
+  for (auto& [k, v] : labels) {
+    if (k == key) {
+      v = std::move(value);
+      return;
+    }
+  }
+  labels.emplace_back(std::move(key), std::move(value));
+  std::sort(labels.begin(), labels.end());
 }
 
 }  // namespace
@@ -207,6 +221,36 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
                       }
                       c.socket_mode = static_cast<unsigned>(mode);
                     }
+                    return {};
+                  });
+    } else if (k.str() == "node") {
+      r = section("node", node, {"id", "region", "site", "rack"},
+                  [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
+                    auto s = string_from(origin, v, full, false);
+                    if (!s) {
+                      return tl::unexpected(s.error());
+                    }
+                    if (key == "id") {
+                      if (!protocol::valid_node_id(*s)) {
+                        return tl::unexpected(bad(origin, v, full, "must be 1 to 128 of A-Z a-z 0-9 . _ -"));
+                      }
+                      c.node_id = *s;
+                      return {};
+                    }
+                    if (s->size() > 128) {
+                      return tl::unexpected(bad(origin, v, full, "longer than 128 bytes"));
+                    }
+                    set_label(c.node_labels, std::string(key), *s);
+                    return {};
+                  });
+    } else if (k.str() == "report") {
+      r = section("report", node, {"keyframe_interval"},
+                  [&](std::string_view, const toml::node& v, const std::string& full) -> Result<void> {
+                    std::optional<std::int64_t> n = v.value_exact<std::int64_t>();
+                    if (!n || *n < 1 || *n > 3600) {
+                      return tl::unexpected(bad(origin, v, full, "must be an integer from 1 to 3600 (reports)"));
+                    }
+                    c.keyframe_interval = static_cast<std::uint32_t>(*n);
                     return {};
                   });
     } else {

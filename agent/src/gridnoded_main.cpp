@@ -13,6 +13,10 @@
 #include "gridnode/agent/agent.hpp"
 #include "gridnode/agent/config.hpp"
 #include "gridnode/agent/exposition.hpp"
+#include "gridnode/agent/identity.hpp"
+#include "gridnode/agent/report_builder.hpp"
+#include "gridnode/platform/files.hpp"
+#include "gridnode/protocol/frame.hpp"
 #include "gridnode/agent/sampler.hpp"
 #include "gridnode/drivers/registry.hpp"
 #include "gridnode/platform/log.hpp"
@@ -28,8 +32,12 @@ constexpr const char* kDefaultConfig = "/etc/gridnode/agent.toml";
 struct Flags {
   std::string config;
   std::string sysfs, procfs, state_dir, socket, interval, log_level;
+  std::string report;
   bool once = false;
   bool json = false;
+  // enroll
+  std::string node_id;
+  bool new_key = false;
 };
 
 void die(const std::string& message) {
@@ -38,7 +46,69 @@ void die(const std::string& message) {
 }
 
 // --once: one sweep of every driver, printed, then exit.
-int run_once(const agent::Config& config, bool json) {
+std::uint64_t unix_now_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+// --once --report FILE: one signed report and its catalog, as a report file; the chain (seq,
+// digest) in the state directory moves on by one.
+std::string write_report(const agent::Config& config, const agent::Sampler& sampler,
+                         const std::string& path) {
+  auto id = agent::load_identity(config, true);
+  if (!id) {
+    die("cannot sign a report: " + id.error().message());
+  }
+  auto boot = agent::read_boot_id(config.roots);
+  if (!boot) {
+    die("cannot read the boot id: " + boot.error().message());
+  }
+  const std::string chain_file = agent::chain_path(config.state_dir);
+  auto chain = agent::read_chain(chain_file);
+  if (!chain) {
+    die(chain.error().message());
+  }
+  auto random = gridnode::crypto::Random::create("gridnoded report");
+  if (!random) {
+    die(random.error().message());
+  }
+  gridnode::protocol::ReportHeader header;
+  header.node_id = id->node_id;
+  header.node_labels = config.node_labels;
+  header.boot_id = *boot;
+  header.seq = chain->seq + 1;
+  header.time_ns = unix_now_ns();
+  header.prev = chain->digest;
+  agent::ReportBuilder builder(config.keyframe_interval);
+  gridnode::protocol::Bytes message;
+  builder.build(sampler.slots(), header, message);
+  const std::size_t message_size = message.size();
+  auto digest = gridnode::protocol::sign_envelope(message, *id->key, **random);
+  if (!digest) {
+    die("cannot sign the report: " + digest.error().message());
+  }
+  gridnode::protocol::Bytes file(gridnode::protocol::kReportFileMagic.begin(),
+                                 gridnode::protocol::kReportFileMagic.end());
+  gridnode::protocol::append_frame(file, gridnode::protocol::FrameKind::catalog,
+                                   builder.catalog().bytes);
+  gridnode::protocol::append_frame(file, gridnode::protocol::FrameKind::report, message);
+  if (auto w = gridnode::platform::write_file_atomic(
+          path, std::string_view(reinterpret_cast<const char*>(file.data()), file.size()), 0644);
+      !w) {
+    die("cannot write the report: " + w.error().message());
+  }
+  if (auto w = agent::write_chain(chain_file, {header.seq, *digest}); !w) {
+    die("report written, but the chain could not be saved: " + w.error().message());
+  }
+  return "wrote report " + std::to_string(header.seq) + " of node " + header.node_id + " to " +
+         path + ": " + std::to_string(builder.samples()) + " samples, " +
+         std::to_string(message.size()) + " bytes signed (" + std::to_string(message_size) +
+         " message + 64 signature), catalog " + std::to_string(builder.catalog().bytes.size()) +
+         " bytes\n";
+}
+
+int run_once(const agent::Config& config, bool json, const std::string& report) {
   asio::io_context io{1};
   auto drivers = gridnode::drivers::make_drivers({config.roots}, config.drivers);
   if (!drivers) {
@@ -48,7 +118,9 @@ int run_once(const agent::Config& config, bool json) {
   sampler.run_once([&] { io.stop(); });
   io.run();
   std::string out;
-  if (json) {
+  if (!report.empty()) {
+    out = write_report(config, sampler, report);
+  } else if (json) {
     nlohmann::json j = {
         {"status", agent::Exposition::status_json(sampler, std::chrono::steady_clock::now(),
                                                   config.source)},
@@ -88,6 +160,14 @@ int main(int argc, char** argv) try {
   app.add_option("--log-level", f.log_level, "error, warning, notice, info or debug");
   app.add_flag("--once", f.once, "Take one sweep, print it (Prometheus text) and exit");
   app.add_flag("--json", f.json, "With --once: print JSON instead");
+  app.add_option("--report", f.report,
+                 "With --once: write one signed report and its catalog to this file instead");
+  CLI::App* enroll = app.add_subcommand(
+      "enroll", "Create this node's key (STATE_DIR/node.key) and a certificate request for the "
+                "grid's CA (STATE_DIR/node.csr)");
+  enroll->add_option("--node-id", f.node_id, "This node's id, the certificate's CN")->required();
+  enroll->add_option("--state-dir", f.state_dir, "State directory (default /var/lib/gridnode)");
+  enroll->add_flag("--new-key", f.new_key, "Replace an existing key instead of keeping it");
   app.set_version_flag("--version", std::string("gridnoded ") + std::string(agent::version()));
   try {
     app.parse(argc, argv);
@@ -96,6 +176,18 @@ int main(int argc, char** argv) try {
   }
   if (f.json && !f.once) {
     die("--json only goes with --once");
+  }
+  if (!f.report.empty() && (!f.once || f.json)) {
+    die("--report goes with --once, and not with --json");
+  }
+  if (enroll->parsed()) {
+    auto done = agent::enroll(f.node_id, f.state_dir.empty() ? "/var/lib/gridnode" : f.state_dir,
+                              f.new_key);
+    if (!done) {
+      die("enroll failed: " + done.error().message());
+    }
+    std::fputs(done->c_str(), stdout);
+    return 0;
   }
 
   // Flags are checked once here and re-applied on every reload, so that they keep winning over
@@ -142,7 +234,7 @@ int main(int argc, char** argv) try {
   gridnode::platform::Log::set_threshold(config.log_level);
 
   if (f.once) {
-    return run_once(config, f.json);
+    return run_once(config, f.json, f.report);
   }
 
   asio::io_context io{1};

@@ -3,12 +3,16 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 
@@ -207,6 +211,141 @@ Result<std::string> read_link(const std::string& path) {
     return fail(std::errc::filename_too_long, path);
   }
   return std::string(buf, static_cast<std::size_t>(n));
+}
+
+namespace {
+
+enum class Replace { kYes, kNo };
+
+// "dir" and "base" of a path; "." for a bare name. An empty base (trailing slash) is refused.
+bool split_path(const std::string& path, std::string& dir, std::string& base) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) {
+    dir = ".";
+    base = path;
+  } else {
+    dir = slash == 0 ? "/" : path.substr(0, slash);
+    base = path.substr(slash + 1);
+  }
+  return !base.empty() && base != "." && base != "..";
+}
+
+// A name for the temporary file that no other writer picks: pid, a process-wide counter and
+// the clock. O_EXCL settles any collision anyway; the caller retries on EEXIST.
+std::string temp_name(const std::string& dir, const std::string& base) {
+  static std::atomic<unsigned> counter{0};
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  char suffix[64];
+  std::snprintf(suffix, sizeof suffix, ".tmp-%ld-%u-%lx", static_cast<long>(::getpid()),
+                counter.fetch_add(1, std::memory_order_relaxed),
+                static_cast<unsigned long>(ts.tv_nsec));
+  // Keep the name within NAME_MAX (255) whatever the length of `base`.
+  return dir + "/." + base.substr(0, 180) + suffix;
+}
+
+Result<void> write_all(int fd, std::string_view data, const std::string& what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return fail_errno(errno, what);
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+// Moves `tmp` to `path` without replacing anything: renameat2(RENAME_NOREPLACE) where the file
+// system has it, else link(2) (which never replaces either) and unlink of the temporary name.
+int rename_noreplace(const std::string& tmp, const std::string& path) {
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) {
+    return 0;
+  }
+  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+    return -1;
+  }
+  if (::link(tmp.c_str(), path.c_str()) != 0) {
+    return -1;
+  }
+  ::unlink(tmp.c_str());
+  return 0;
+}
+
+Result<void> write_atomic(const std::string& path, std::string_view data, mode_t mode,
+                          Replace replace) {
+  std::string dir, base;
+  if (!split_path(path, dir, base)) {
+    return fail(std::errc::invalid_argument, path + ": not a file name");
+  }
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0; ++attempt) {
+    tmp = temp_name(dir, base);
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && !((errno == EEXIST && attempt < 100) || errno == EINTR)) {
+      return fail_errno(errno, path + ": cannot create a temporary file in " + dir);
+    }
+  }
+  auto abandon = [&](int err, const std::string& what) {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    ::unlink(tmp.c_str());
+    return fail_errno(err, path + ": " + what);
+  };
+  if (::fchmod(fd, mode) != 0) {
+    return abandon(errno, "fchmod");
+  }
+  if (auto w = write_all(fd, data, path); !w) {
+    return abandon(w.error().code.value(), "write");
+  }
+  if (::fsync(fd) != 0) {
+    return abandon(errno, "fsync");
+  }
+  // close(2) can report a deferred write error (NFS): the data is not safe then.
+  int closed = ::close(fd);
+  fd = -1;
+  if (closed != 0) {
+    return abandon(errno, "close");
+  }
+  if (replace == Replace::kYes) {
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      return abandon(errno, "rename");
+    }
+  } else if (rename_noreplace(tmp, path) != 0) {
+    int err = errno;
+    if (err == EEXIST) {
+      ::unlink(tmp.c_str());
+      return fail(std::errc::file_exists, path + ": already exists");
+    }
+    return abandon(err, "rename");
+  }
+  // The rename lives in the directory: without this fsync a crash can bring back the old file.
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) {
+    return fail_errno(errno, path + ": written, but cannot open " + dir + " to sync it");
+  }
+  int synced = ::fsync(dfd);
+  int err = errno;
+  ::close(dfd);
+  // Some file systems refuse fsync on a directory (EINVAL); there is nothing more to do there.
+  if (synced != 0 && err != EINVAL) {
+    return fail_errno(err, path + ": written, but fsync of " + dir + " failed");
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
+  return write_atomic(path, data, mode, Replace::kYes);
+}
+
+Result<void> create_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
+  return write_atomic(path, data, mode, Replace::kNo);
 }
 
 }  // namespace gridnode::platform

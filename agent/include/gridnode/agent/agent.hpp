@@ -11,6 +11,7 @@
 #include "gridnode/agent/config.hpp"
 #include "gridnode/agent/control_server.hpp"
 #include "gridnode/agent/exposition.hpp"
+#include "gridnode/agent/reporter.hpp"
 #include "gridnode/agent/sampler.hpp"
 
 namespace gridnode::agent {
@@ -45,6 +46,7 @@ class Agent {
   std::function<void(Config&)> flags_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<Reporter> reporter_;  // null until the node is enrolled
   Exposition exposition_;
   std::string text_;  // reused render buffer
   asio::signal_set signals_;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gridnode/platform/log.hpp"
+#include "gridnode/platform/metrics.hpp"
 #include "gridnode/platform/result.hpp"
 #include "gridnode/platform/roots.hpp"
 
@@ -24,6 +25,12 @@ struct Config {
 
   platform::Roots roots;
   std::string state_dir = "/var/lib/gridnode";
+
+  // Who this node is in reports. Empty id: the certificate's CN, else the host name.
+  std::string node_id;
+  platform::Labels node_labels;  // region, site, rack (sorted by key)
+  // Every Nth report carries absolute values (the others are coded against their predecessor).
+  std::uint32_t keyframe_interval = 60;
 
   std::string socket_path = "/run/gridnode/control.sock";
   // Who may query besides root: a group name or a numeric gid. Empty: root only.

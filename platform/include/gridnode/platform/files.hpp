@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <span>
 #include <string>
@@ -68,5 +70,21 @@ std::string_view trim(std::string_view text);
 
 // The target of a symlink as written (readlink(2)).
 [[nodiscard]] Result<std::string> read_link(const std::string& path);
+
+// Replaces `path` with `data` atomically: readers see the old file or the new one, never a
+// part, also across a crash. A temporary file is created beside `path` (same directory, so
+// rename(2) cannot cross a file system) with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600, set to
+// `mode` with fchmod (so the umask neither widens nor narrows it), written, fsync'ed, renamed
+// over `path`, and the directory is fsync'ed so the rename itself is durable. A symlink at
+// `path` is replaced, not followed. On failure the temporary file is removed and `path` is
+// untouched. Errors name the path.
+[[nodiscard]] Result<void> write_file_atomic(const std::string& path, std::string_view data,
+                                             mode_t mode);
+
+// As write_file_atomic, but never replaces: fails with file_exists when `path` exists (also a
+// dangling symlink), decided atomically by the kernel (renameat2 RENAME_NOREPLACE, or link(2)
+// where the file system lacks it).
+[[nodiscard]] Result<void> create_file_atomic(const std::string& path, std::string_view data,
+                                              mode_t mode);
 
 }  // namespace gridnode::platform

@@ -1,10 +1,10 @@
-#include "gridnode/drivers/driver.hpp"
+#include "gridnode/platform/metrics.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 
-namespace gridnode::drivers {
+namespace gridnode::platform {
 
 std::uint32_t Catalog::add_family(Family family) {
   for (std::uint32_t i = 0; i < families.size(); ++i) {
@@ -107,4 +107,4 @@ std::string format_value(Value value, Scale scale) {
   return std::string(buf.data(), n);
 }
 
-}  // namespace gridnode::drivers
+}  // namespace gridnode::platform

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <span>
+
+#include <nlohmann/json.hpp>
+
+#include "gridnode/agent/config.hpp"
+#include "gridnode/agent/identity.hpp"
+#include "gridnode/agent/report_builder.hpp"
+#include "gridnode/agent/sampler.hpp"
+#include "gridnode/crypto/crypto.hpp"
+
+namespace gridnode::agent {
+
+// After every sampling round: builds the report, signs it with the node key and hands it to
+// the sink (the spool, once the uplink exists). Lives on the loop thread; a steady-state round
+// allocates nothing but what mbedTLS needs to sign.
+class Reporter {
+ public:
+  // `catalog` is empty unless the catalog changed with this report (the receiver needs it
+  // first); `envelope` is the signed report.
+  using Sink = std::function<void(std::span<const std::uint8_t> catalog,
+                                  std::span<const std::uint8_t> envelope,
+                                  const protocol::ReportHeader& header)>;
+
+  // Starts the chain where `chain` left it: the first report is chain.seq + 1.
+  [[nodiscard]] static platform::Result<std::unique_ptr<Reporter>> create(const Config& config,
+                                                                         Identity identity,
+                                                                         ChainPoint chain);
+
+  void set_sink(Sink sink) { sink_ = std::move(sink); }
+  // Builds and signs this round's report.
+  void on_round(const Sampler& sampler);
+
+  ChainPoint chain() const { return chain_; }
+  const std::string& node_id() const { return identity_.node_id; }
+  nlohmann::json status_json() const;
+
+ private:
+  Reporter(const Config& config, Identity identity, ChainPoint chain,
+           std::unique_ptr<crypto::Random> random, protocol::BootId boot);
+
+  Identity identity_;
+  platform::Labels labels_;
+  protocol::BootId boot_;
+  std::unique_ptr<crypto::Random> random_;
+  ReportBuilder builder_;
+  ChainPoint chain_;
+  protocol::ReportHeader header_;
+  protocol::Bytes envelope_;
+  Sink sink_;
+  // For status.
+  std::uint64_t reports_ = 0;
+  std::uint64_t failures_ = 0;
+  std::size_t last_bytes_ = 0;
+  bool last_keyframe_ = false;
+  std::chrono::nanoseconds last_sign_{0};
+  std::string last_error_;
+};
+
+}  // namespace gridnode::agent

@@ -1,0 +1,101 @@
+#include "gridnode/agent/reporter.hpp"
+
+#include "gridnode/platform/log.hpp"
+
+namespace gridnode::agent {
+namespace {
+
+std::uint64_t unix_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+}  // namespace
+
+platform::Result<std::unique_ptr<Reporter>> Reporter::create(const Config& config,
+                                                             Identity identity, ChainPoint chain) {
+  if (!identity.key) {
+    return platform::fail(std::errc::no_such_file_or_directory, "no node key");
+  }
+  auto boot = read_boot_id(config.roots);
+  if (!boot) {
+    return tl::unexpected(boot.error());
+  }
+  auto random = crypto::Random::create("gridnoded reports");
+  if (!random) {
+    return tl::unexpected(random.error());
+  }
+  return std::unique_ptr<Reporter>(
+      new Reporter(config, std::move(identity), chain, std::move(*random), *boot));
+}
+
+Reporter::Reporter(const Config& config, Identity identity, ChainPoint chain,
+                   std::unique_ptr<crypto::Random> random, protocol::BootId boot)
+    : identity_(std::move(identity)),
+      labels_(config.node_labels),
+      boot_(boot),
+      random_(std::move(random)),
+      builder_(config.keyframe_interval),
+      chain_(chain) {
+  header_.node_id = identity_.node_id;
+  header_.node_labels = labels_;
+  header_.boot_id = boot_;
+}
+
+void Reporter::on_round(const Sampler& sampler) {
+  header_.seq = chain_.seq + 1;
+  header_.time_ns = unix_ns();
+  header_.prev = chain_.digest;
+  bool catalog_changed = builder_.build(sampler.slots(), header_, envelope_);
+  auto t0 = std::chrono::steady_clock::now();
+  auto digest = protocol::sign_envelope(envelope_, *identity_.key, *random_);
+  last_sign_ = std::chrono::steady_clock::now() - t0;
+  if (!digest) {
+    // The chain does not move: the next round reuses this sequence number.
+    ++failures_;
+    if (last_error_ != digest.error().message()) {
+      last_error_ = digest.error().message();
+      platform::log(platform::Level::err, "report",
+                    platform::LogLine("cannot sign").kv("err", last_error_));
+    }
+    builder_.force_keyframe();
+    return;
+  }
+  chain_ = {header_.seq, *digest};
+  ++reports_;
+  last_bytes_ = envelope_.size();
+  last_keyframe_ = header_.keyframe;
+  last_error_.clear();
+  if (sink_) {
+    std::span<const std::uint8_t> catalog;
+    if (catalog_changed) {
+      catalog = builder_.catalog().bytes;
+    }
+    sink_(catalog, envelope_, header_);
+  }
+}
+
+nlohmann::json Reporter::status_json() const {
+  nlohmann::json j = {{"node", identity_.node_id},
+                      {"seq", chain_.seq},
+                      {"reports_total", reports_},
+                      {"failures_total", failures_},
+                      {"last_bytes", last_bytes_},
+                      {"last_samples", builder_.samples()},
+                      {"last_keyframe", last_keyframe_},
+                      {"last_sign_seconds",
+                       std::chrono::duration<double>(last_sign_).count()},
+                      {"catalog_bytes", builder_.catalog().bytes.size()},
+                      {"catalog", crypto::to_hex(builder_.catalog().digest)}};
+  if (builder_.samples() > 0) {
+    j["last_bytes_per_sample"] =
+        static_cast<double>(last_bytes_) / static_cast<double>(builder_.samples());
+  }
+  if (!last_error_.empty()) {
+    j["error"] = last_error_;
+  }
+  return j;
+}
+
+}  // namespace gridnode::agent

@@ -1,0 +1,120 @@
+// Writes the fuzzers' seed corpora from real reports: the agent's own drivers sample the fixture
+// trees, its ReportBuilder encodes them and a fresh node key signs them, exactly as
+// `gridnoded --once --report` does; plus random catalogs and extreme values for coverage.
+//   gridnode_make_seeds OUT_DIR  ->  OUT_DIR/{catalog,report,report_file,signature_der}/*
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include <asio/io_context.hpp>
+
+#include "fuzz_common.hpp"
+#include "gridnode/agent/report_builder.hpp"
+#include "gridnode/agent/sampler.hpp"
+#include "gridnode/crypto/crypto.hpp"
+#include "gridnode/drivers/registry.hpp"
+#include "gridnode/protocol/frame.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace gridnode;
+
+void write(const fs::path& dir, const std::string& name, std::span<const std::uint8_t> bytes) {
+  fs::create_directories(dir);
+  std::ofstream out(dir / name, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+protocol::ReportHeader header(std::uint64_t seq, const crypto::Digest& prev) {
+  protocol::ReportHeader h;
+  h.node_id = "node-7";
+  h.node_labels = {{"rack", "r12"}, {"region", "east"}, {"site", "dc1"}};
+  h.boot_id = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  h.seq = seq;
+  h.time_ns = 1'764'000'000'000'000'000ull + seq * 1'000'000'000ull;
+  h.prev = prev;
+  return h;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s OUT_DIR\n", argv[0]);
+    return 2;
+  }
+  const fs::path out = argv[1];
+  auto random = crypto::Random::create("seeds").value();
+  auto key = crypto::PrivateKey::generate(*random).value();
+
+  // Real reports of the fixture trees, several rounds each, as files with catalog frames.
+  const fs::path fixtures = GRIDNODE_FIXTURES_DIR;
+  const std::pair<const char*, const char*> trees[] = {
+      {"hwmon/coretemp/sys", "procfs/basic/proc"},
+      {"hwmon/nct6775/sys", "procfs/kernel_4_19/proc"},
+      {"thermal/basic/sys", "procfs/kernel_3_10/proc"},
+  };
+  int n = 0;
+  for (const auto& [sys, proc] : trees) {
+    platform::Roots roots{(fixtures / sys).string(), (fixtures / proc).string()};
+    asio::io_context io{1};
+    auto drivers = drivers::make_drivers({roots}, {});
+    if (!drivers) {
+      continue;
+    }
+    agent::Sampler sampler(io, std::move(*drivers), {});
+    agent::ReportBuilder builder(3);
+    protocol::Bytes file(protocol::kReportFileMagic.begin(), protocol::kReportFileMagic.end());
+    crypto::Digest prev{};
+    for (std::uint64_t seq = 1; seq <= 4; ++seq) {
+      sampler.run_once([&] { io.stop(); });
+      io.restart();
+      io.run();
+      auto h = header(seq, prev);
+      protocol::Bytes msg;
+      if (builder.build(sampler.slots(), h, msg)) {
+        protocol::append_frame(file, protocol::FrameKind::catalog, builder.catalog().bytes);
+        write(out / "catalog", "fixture" + std::to_string(n) + "-" + std::to_string(seq),
+              builder.catalog().bytes);
+      }
+      prev = crypto::sha256(std::span<const std::uint8_t>(msg));
+      auto sig = key.sign(prev, *random).value();
+      write(out / "signature_der", "fixture" + std::to_string(n) + "-" + std::to_string(seq),
+            crypto::signature_to_der(sig).value());
+      msg.insert(msg.end(), sig.begin(), sig.end());
+      protocol::append_frame(file, protocol::FrameKind::report, msg);
+    }
+    write(out / "report_file", "fixture" + std::to_string(n), file);
+    ++n;
+  }
+
+  // Messages against the fuzzers' fixed catalog: keyframes and deltas, extremes, events.
+  std::mt19937_64 rng(7);
+  const auto& catalog = fuzz::fixed_catalog();
+  protocol::ReportEncoder encoder(2);
+  std::vector<protocol::Slot> values;
+  crypto::Digest prev{};
+  for (std::uint64_t seq = 1; seq <= 8; ++seq) {
+    testing::evolve(rng, catalog.catalog, values, seq % 3 == 0 ? 0.3 : 0.0, seq % 2 ? 0.2 : 0.0);
+    auto h = header(seq, prev);
+    std::vector<protocol::Event> events;
+    if (seq % 4 == 1) {
+      events.push_back({protocol::EventKind::driver_state, 4, "hwmon", "read error",
+                        {{"from", "up"}, {"state", "down"}}});
+    }
+    protocol::Bytes msg;
+    encoder.encode(catalog, h, events, values, msg);
+    prev = crypto::sha256(std::span<const std::uint8_t>(msg));
+    write(out / "report", "msg" + std::to_string(seq), msg);
+  }
+  write(out / "catalog", "fixed", catalog.bytes);
+  for (int i = 0; i < 4; ++i) {
+    auto c = protocol::EncodedCatalog::of(testing::random_catalog(rng, 1 + rng() % 6, rng() % 40));
+    write(out / "catalog", "random" + std::to_string(i), c.bytes);
+  }
+  std::printf("seeds written to %s\n", out.c_str());
+  return 0;
+}

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "gridnode/platform/result.hpp"
+#include "gridnode/protocol/wire.hpp"
+
+// Framing (docs/protocol.md, "Frames and report files"): a kind byte, a varint length, the
+// payload. The same frames go into report files and, later, onto the uplink.
+namespace gridnode::protocol {
+
+enum class FrameKind : std::uint8_t {
+  catalog = 1,  // payload: an encoded catalog
+  report = 2,   // payload: a signed report (message || signature)
+};
+
+inline constexpr std::size_t kMaxCatalogFrame = std::size_t{16} << 20;
+inline constexpr std::size_t kMaxReportFrame = std::size_t{4} << 20;
+
+// "GNRPT01\n": the first 8 bytes of a report file.
+inline constexpr std::array<std::uint8_t, 8> kReportFileMagic = {'G', 'N', 'R', 'P',
+                                                                   'T', '0', '1', '\n'};
+
+void append_frame(Bytes& out, FrameKind kind, std::span<const std::uint8_t> payload);
+
+struct Frame {
+  FrameKind kind = FrameKind::report;
+  std::span<const std::uint8_t> payload;
+  std::size_t offset = 0;  // where the frame starts in the input, for messages
+};
+
+// Walks the frames of a buffer. An unknown kind, a length over its kind's limit or a frame cut
+// short is an error naming the byte offset.
+class FrameReader {
+ public:
+  explicit FrameReader(std::span<const std::uint8_t> bytes) : reader_(bytes) {}
+  // The next frame, or nullopt at a clean end.
+  [[nodiscard]] platform::Result<std::optional<Frame>> next();
+
+ private:
+  Reader reader_;
+};
+
+// A report file: the magic, then frames. Returns the frames' part of `file`.
+[[nodiscard]] platform::Result<std::span<const std::uint8_t>> report_file_body(
+    std::span<const std::uint8_t> file);
+
+}  // namespace gridnode::protocol

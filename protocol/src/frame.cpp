@@ -1,0 +1,56 @@
+#include "gridnode/protocol/frame.hpp"
+
+#include <algorithm>
+
+namespace gridnode::protocol {
+
+void append_frame(Bytes& out, FrameKind kind, std::span<const std::uint8_t> payload) {
+  Writer w(out);
+  w.u8(static_cast<std::uint8_t>(kind));
+  w.uvarint(payload.size());
+  w.fixed(payload);
+}
+
+platform::Result<std::optional<Frame>> FrameReader::next() {
+  if (reader_.at_end()) {
+    return std::optional<Frame>{};
+  }
+  Frame f;
+  f.offset = reader_.offset();
+  auto kind = reader_.u8();
+  if (!kind) {
+    return tl::unexpected(kind.error());
+  }
+  std::size_t limit = 0;
+  switch (static_cast<FrameKind>(*kind)) {
+    case FrameKind::catalog: limit = kMaxCatalogFrame; break;
+    case FrameKind::report: limit = kMaxReportFrame; break;
+    default: return reader_.error("unknown frame kind " + std::to_string(*kind));
+  }
+  f.kind = static_cast<FrameKind>(*kind);
+  auto length = reader_.uvarint();
+  if (!length) {
+    return tl::unexpected(length.error());
+  }
+  if (*length > limit) {
+    return reader_.error("frame of " + std::to_string(*length) + " bytes exceeds the limit of " +
+                         std::to_string(limit));
+  }
+  auto payload = reader_.fixed(static_cast<std::size_t>(*length));
+  if (!payload) {
+    return tl::unexpected(payload.error());
+  }
+  f.payload = *payload;
+  return std::optional<Frame>(f);
+}
+
+platform::Result<std::span<const std::uint8_t>> report_file_body(
+    std::span<const std::uint8_t> file) {
+  if (file.size() < kReportFileMagic.size() ||
+      !std::equal(kReportFileMagic.begin(), kReportFileMagic.end(), file.begin())) {
+    return platform::fail(std::errc::bad_message, "not a gridnode report file (no GNRPT01 magic)");
+  }
+  return file.subspan(kReportFileMagic.size());
+}
+
+}  // namespace gridnode::protocol

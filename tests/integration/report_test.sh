@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Signed reports end to end with real programs and stock tools: enroll, a CA made with openssl
+# signs the CSR, gridnoded writes signed reports of a fixture tree, gridnode-collector inspects
+# them, openssl verifies the exported signature, tampering and readable keys are refused.
+source "$(dirname "$0")/lib.sh"
+
+STATE=$WORK/state
+PKI=$WORK/pki
+mkdir -p "$PKI"
+ROOTS=(--sysfs-root "$FIXTURES/hwmon/coretemp/sys" --procfs-root "$FIXTURES/procfs/basic/proc")
+CFG=$WORK/agent.toml
+cat >"$CFG" <<TOML
+[node]
+region = "east"
+site = "dc1"
+rack = "r12"
+TOML
+report() {  # report FILE: one signed report of the fixture tree
+  "$BIN/gridnoded" --config "$CFG" --state-dir "$STATE" "${ROOTS[@]}" --once --report "$1"
+}
+inspect() { "$BIN/gridnode-collector" inspect --cert "$STATE/node.crt" "$@"; }
+
+# --- no key yet: a clear refusal that says what to do
+out=$(report "$WORK/r0.gnr" 2>&1) && rc=0 || rc=$?
+check "unenrolled: --report fails" [ "$rc" -ne 0 ]
+check "unenrolled: says to enroll" grep -q "gridnoded enroll" <<<"$out"
+
+# --- enroll: key 0600, a CSR for the node id
+out=$("$BIN/gridnoded" enroll --node-id node-7 --state-dir "$STATE")
+check "enroll: key is 0600" [ "$(stat -c %a "$STATE/node.key")" = 600 ]
+check "enroll: state dir is 0700" [ "$(stat -c %a "$STATE")" = 700 ]
+check "enroll: CSR verifies with openssl" openssl req -verify -noout -in "$STATE/node.csr"
+check "enroll: CSR subject is CN=node-7" bash -c "openssl req -in '$STATE/node.csr' -noout -subject | grep -q 'CN *= *node-7'"
+check "enroll: prints the next step" grep -q "node.crt" <<<"$out"
+key_before=$(sha256sum <"$STATE/node.key")
+"$BIN/gridnoded" enroll --node-id node-7 --state-dir "$STATE" >/dev/null
+check "enroll again keeps the key" [ "$(sha256sum <"$STATE/node.key")" = "$key_before" ]
+out=$("$BIN/gridnoded" enroll --node-id 'bad id!' --state-dir "$WORK/other" 2>&1) && rc=0 || rc=$?
+check "enroll: an invalid node id is refused" [ "$rc" -ne 0 ]
+
+# --- the grid's CA (openssl) signs the CSR
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=test-grid-ca -keyout "$PKI/ca.key" -out "$PKI/ca.crt" 2>/dev/null
+openssl x509 -req -in "$STATE/node.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+  -CAcreateserial -days 1 -out "$STATE/node.crt" 2>/dev/null
+check "CA signed the node certificate" openssl verify -CAfile "$PKI/ca.crt" "$STATE/node.crt"
+
+# --- one signed report, inspected
+out=$(report "$WORK/r1.gnr")
+check "report written" [ -s "$WORK/r1.gnr" ]
+check "report summary names seq 1 and the node" grep -q "report 1 of node node-7" <<<"$out"
+json=$(inspect "$WORK/r1.gnr" --export-message "$WORK/msg.bin" --export-signature "$WORK/sig.der")
+check "inspect: verified" [ "$(jq -r .verified <<<"$json")" = true ]
+check "inspect: node, seq, labels" [ "$(jq -r '"\(.node) \(.seq) \(.labels.site)"' <<<"$json")" = "node-7 1 dc1" ]
+check "inspect: keyframe first" [ "$(jq -r .keyframe <<<"$json")" = true ]
+check "inspect: samples counted" [ "$(jq -r .samples <<<"$json")" -gt 50 ]
+check "inspect: encoded size given" [ "$(jq -r .encoded_bytes <<<"$json")" -gt 64 ]
+boot=$(tr -d '\n' <"$FIXTURES/procfs/basic/proc/sys/kernel/random/boot_id")
+check "inspect: boot id from procfs" [ "$(jq -r .boot_id <<<"$json")" = "$boot" ]
+# A value as the kernel wrote it, scaled as node_exporter would: compare with our own --once.
+prom=$("$BIN/gridnoded" --config "$CFG" --state-dir "$STATE" "${ROOTS[@]}" --once)
+name=node_hwmon_temp_celsius
+want=$(grep "^$name{" <<<"$prom" | head -1 | awk '{print $2}')
+chip=$(grep "^$name{" <<<"$prom" | head -1 | sed 's/.*chip="\([^"]*\)".*sensor="\([^"]*\)".*/\1 \2/')
+got=$(jq -r --arg n "$name" --arg c "${chip% *}" --arg s "${chip#* }" \
+  '.metrics[] | select(.name == $n and .labels.chip == $c and .labels.sensor == $s) | .value' <<<"$json")
+check "inspect: $name ${chip} = $want as in Prometheus text" [ "$got" = "$want" ]
+
+# --- stock tools verify our signature
+openssl x509 -in "$STATE/node.crt" -pubkey -noout >"$WORK/node-pub.pem"
+check "openssl dgst verifies the exported signature" bash -c \
+  "openssl dgst -sha256 -verify '$WORK/node-pub.pem' -signature '$WORK/sig.der' '$WORK/msg.bin' | grep -q 'Verified OK'"
+printf 'x' >>"$WORK/msg.bin"
+check "openssl rejects an altered message" bash -c \
+  "! openssl dgst -sha256 -verify '$WORK/node-pub.pem' -signature '$WORK/sig.der' '$WORK/msg.bin' >/dev/null 2>&1"
+
+# --- the chain goes on across runs: seq 2 links to seq 1
+report "$WORK/r2.gnr" >/dev/null
+json2=$(inspect "$WORK/r2.gnr")
+check "second run: seq 2" [ "$(jq -r .seq <<<"$json2")" = 2 ]
+check "second run: prev = digest of report 1" [ "$(jq -r .prev <<<"$json2")" = "$(jq -r .digest <<<"$json")" ]
+# Both reports in one file: magic, then the frames of each.
+{ cat "$WORK/r1.gnr"; tail -c +9 "$WORK/r2.gnr"; } >"$WORK/both.gnr"
+both=$(inspect "$WORK/both.gnr")
+check "two reports in one file: chain first, next" [ "$(jq -r .chain <<<"$both" | tr '\n' ' ')" = "first next " ]
+# Reordered: 2 then 1.
+{ cat "$WORK/r2.gnr"; tail -c +9 "$WORK/r1.gnr"; } >"$WORK/swapped.gnr"
+check "reordered reports: the older one is flagged" [ "$(inspect "$WORK/swapped.gnr" | jq -r .chain | tr '\n' ' ')" = "first replay " ]
+
+# --- a flipped byte in the signed report: not verified, exit 1
+size=$(stat -c %s "$WORK/r1.gnr")
+cp "$WORK/r1.gnr" "$WORK/tampered.gnr"
+pos=$((size - 80))  # inside the values, before the signature
+orig=$(od -An -tu1 -j "$pos" -N1 "$WORK/tampered.gnr" | tr -d ' ')
+printf "$(printf '\\%03o' $(((orig ^ 1) & 255)))" | dd of="$WORK/tampered.gnr" bs=1 seek="$pos" conv=notrunc status=none
+out=$(inspect "$WORK/tampered.gnr") && rc=0 || rc=$?
+check "tampered: exit 1" [ "$rc" -eq 1 ]
+check "tampered: verified false" [ "$(jq -r .verified <<<"$out")" = false ]
+# Another node's certificate does not verify it either.
+"$BIN/gridnoded" enroll --node-id node-8 --state-dir "$WORK/n8" >/dev/null
+openssl x509 -req -in "$WORK/n8/node.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+  -CAcreateserial -days 1 -out "$WORK/n8/node.crt" 2>/dev/null
+out=$("$BIN/gridnode-collector" inspect --cert "$WORK/n8/node.crt" "$WORK/r1.gnr") && rc=0 || rc=$?
+check "another node's certificate: exit 1" [ "$rc" -eq 1 ]
+# Garbage and truncation: a clear error, exit 2, no crash.
+head -c 100 "$WORK/r1.gnr" >"$WORK/cut.gnr"
+out=$(inspect "$WORK/cut.gnr" 2>&1) && rc=0 || rc=$?
+check "truncated file: exit 2 with a message" bash -c "[ $rc -eq 2 ] && grep -q truncated <<<'$out'"
+head -c 3000 /dev/urandom >"$WORK/garbage.gnr"
+out=$(inspect "$WORK/garbage.gnr" 2>&1) && rc=0 || rc=$?
+check "garbage: exit 2" [ "$rc" -eq 2 ]
+
+# --- a key others can read is refused, like ssh does
+chmod 0644 "$STATE/node.key"
+out=$(report "$WORK/r3.gnr" 2>&1) && rc=0 || rc=$?
+check "readable key: --report refused" [ "$rc" -ne 0 ]
+check "readable key: says why and how to fix" grep -q "too open" <<<"$out"
+out=$("$BIN/gridnoded" --config "$CFG" --state-dir "$STATE" "${ROOTS[@]}" --socket "$WORK/s.sock" 2>&1) && rc=0 || rc=$?
+check "readable key: the daemon does not start" bash -c "[ $rc -ne 0 ] && grep -q 'too open' <<<'$out'"
+chmod 0600 "$STATE/node.key"
+
+# --- a configured id that disagrees with the certificate is an error
+printf '[node]\nid = "node-9"\n' >"$WORK/wrong.toml"
+out=$("$BIN/gridnoded" --config "$WORK/wrong.toml" --state-dir "$STATE" "${ROOTS[@]}" --once --report "$WORK/r4.gnr" 2>&1) && rc=0 || rc=$?
+check "configured id != certificate CN: refused" bash -c "[ $rc -ne 0 ] && grep -q 'disagrees' <<<'$out'"
+
+finish
