@@ -6,6 +6,8 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include "gridnode/crypto/crypto.hpp"

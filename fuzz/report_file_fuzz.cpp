@@ -44,7 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       continue;
     }
     (void)chain.check(header->header, header->digest);
-    auto catalog = catalogs.find(header->header.catalog);
+    auto catalog = catalogs.find(header->header.same_identity ? decoder.current_catalog()
+                                                              : header->header.catalog);
     if (catalog != catalogs.end()) {
       (void)decoder.decode(envelope->message, catalog->second);
     }

@@ -6,6 +6,7 @@
 #include <exception>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <asio/io_context.hpp>
@@ -14,7 +15,7 @@
 #include "gridnode/agent/config.hpp"
 #include "gridnode/agent/exposition.hpp"
 #include "gridnode/agent/identity.hpp"
-#include "gridnode/agent/report_builder.hpp"
+#include "gridnode/agent/reporter.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/agent/sampler.hpp"
@@ -33,6 +34,7 @@ struct Flags {
   std::string config;
   std::string sysfs, procfs, state_dir, socket, interval, log_level;
   std::string report;
+  unsigned count = 1;
   bool once = false;
   bool json = false;
   // enroll
@@ -46,69 +48,69 @@ void die(const std::string& message) {
 }
 
 // --once: one sweep of every driver, printed, then exit.
-std::uint64_t unix_now_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
-
-// --once --report FILE: one signed report and its catalog, as a report file; the chain (seq,
-// digest) in the state directory moves on by one.
-std::string write_report(const agent::Config& config, const agent::Sampler& sampler,
-                         const std::string& path) {
+// --once --report FILE: `count` signed reports (one interval apart) and their catalog, as a
+// report file; the chain (seq, digest) in the state directory moves on with them. The reports
+// are made by the daemon's own Reporter, so they are what the daemon would send.
+std::string write_reports(const agent::Config& config, asio::io_context& io,
+                          agent::Sampler& sampler, const std::string& path, unsigned count) {
   auto id = agent::load_identity(config, true);
   if (!id) {
     die("cannot sign a report: " + id.error().message());
-  }
-  auto boot = agent::read_boot_id(config.roots);
-  if (!boot) {
-    die("cannot read the boot id: " + boot.error().message());
   }
   const std::string chain_file = agent::chain_path(config.state_dir);
   auto chain = agent::read_chain(chain_file);
   if (!chain) {
     die(chain.error().message());
   }
-  auto random = gridnode::crypto::Random::create("gridnoded report");
-  if (!random) {
-    die(random.error().message());
+  auto reporter = agent::Reporter::create(config, std::move(*id), *chain);
+  if (!reporter) {
+    die("cannot make reports: " + reporter.error().message());
   }
-  gridnode::protocol::ReportHeader header;
-  header.node_id = id->node_id;
-  header.node_labels = config.node_labels;
-  header.boot_id = *boot;
-  header.seq = chain->seq + 1;
-  header.time_ns = unix_now_ns();
-  header.prev = chain->digest;
-  agent::ReportBuilder builder(config.keyframe_interval);
-  gridnode::protocol::Bytes message;
-  builder.build(sampler.slots(), header, message);
-  const std::size_t message_size = message.size();
-  auto digest = gridnode::protocol::sign_envelope(message, *id->key, **random);
-  if (!digest) {
-    die("cannot sign the report: " + digest.error().message());
+  namespace protocol = gridnode::protocol;
+  protocol::Bytes file(protocol::kReportFileMagic.begin(), protocol::kReportFileMagic.end());
+  std::size_t report_bytes = 0;
+  (*reporter)->set_sink([&](std::span<const std::uint8_t> catalog,
+                            std::span<const std::uint8_t> envelope, const protocol::ReportHeader&) {
+    if (!catalog.empty()) {
+      protocol::append_frame(file, protocol::FrameKind::catalog, catalog);
+    }
+    protocol::append_frame(file, protocol::FrameKind::report, envelope);
+    report_bytes += envelope.size();
+  });
+  const std::uint64_t first = chain->seq + 1;
+  for (unsigned i = 0; i < count; ++i) {
+    if (i > 0) {
+      std::this_thread::sleep_for(config.interval);
+      sampler.run_once([&] { io.stop(); });
+      io.restart();
+      io.run();
+    }
+    (*reporter)->on_round(sampler);
   }
-  gridnode::protocol::Bytes file(gridnode::protocol::kReportFileMagic.begin(),
-                                 gridnode::protocol::kReportFileMagic.end());
-  gridnode::protocol::append_frame(file, gridnode::protocol::FrameKind::catalog,
-                                   builder.catalog().bytes);
-  gridnode::protocol::append_frame(file, gridnode::protocol::FrameKind::report, message);
+  if ((*reporter)->chain().seq != first + count - 1) {
+    die("cannot sign the reports: " +
+        (*reporter)->status_json().value("error", std::string("unknown error")));
+  }
   if (auto w = gridnode::platform::write_file_atomic(
           path, std::string_view(reinterpret_cast<const char*>(file.data()), file.size()), 0644);
       !w) {
     die("cannot write the report: " + w.error().message());
   }
-  if (auto w = agent::write_chain(chain_file, {header.seq, *digest}); !w) {
-    die("report written, but the chain could not be saved: " + w.error().message());
+  if (auto w = agent::write_chain(chain_file, (*reporter)->chain()); !w) {
+    die("reports written, but the chain could not be saved: " + w.error().message());
   }
-  return "wrote report " + std::to_string(header.seq) + " of node " + header.node_id + " to " +
-         path + ": " + std::to_string(builder.samples()) + " samples, " +
-         std::to_string(message.size()) + " bytes signed (" + std::to_string(message_size) +
-         " message + 64 signature), catalog " + std::to_string(builder.catalog().bytes.size()) +
-         " bytes\n";
+  auto st = (*reporter)->status_json();
+  std::string seqs = count == 1 ? "report " + std::to_string(first)
+                                : "reports " + std::to_string(first) + "-" +
+                                      std::to_string(first + count - 1);
+  return "wrote " + seqs + " of node " + (*reporter)->node_id() + " to " + path + ": " +
+         std::to_string(st["last_samples"].get<std::size_t>()) + " samples, " +
+         std::to_string(report_bytes) + " bytes signed (64 of them signature per report), " +
+         "catalog " + std::to_string(st["catalog_bytes"].get<std::size_t>()) + " bytes\n";
 }
 
-int run_once(const agent::Config& config, bool json, const std::string& report) {
+int run_once(const agent::Config& config, bool json, const std::string& report,
+             unsigned count) {
   asio::io_context io{1};
   auto drivers = gridnode::drivers::make_drivers({config.roots}, config.drivers);
   if (!drivers) {
@@ -119,7 +121,7 @@ int run_once(const agent::Config& config, bool json, const std::string& report) 
   io.run();
   std::string out;
   if (!report.empty()) {
-    out = write_report(config, sampler, report);
+    out = write_reports(config, io, sampler, report, count);
   } else if (json) {
     nlohmann::json j = {
         {"status", agent::Exposition::status_json(sampler, std::chrono::steady_clock::now(),
@@ -162,6 +164,9 @@ int main(int argc, char** argv) try {
   app.add_flag("--json", f.json, "With --once: print JSON instead");
   app.add_option("--report", f.report,
                  "With --once: write one signed report and its catalog to this file instead");
+  app.add_option("--reports", f.count,
+                 "With --once --report: write this many consecutive reports, one interval apart")
+      ->check(CLI::Range(1u, 3600u));
   CLI::App* enroll = app.add_subcommand(
       "enroll", "Create this node's key (STATE_DIR/node.key) and a certificate request for the "
                 "grid's CA (STATE_DIR/node.csr)");
@@ -179,6 +184,9 @@ int main(int argc, char** argv) try {
   }
   if (!f.report.empty() && (!f.once || f.json)) {
     die("--report goes with --once, and not with --json");
+  }
+  if (f.count != 1 && f.report.empty()) {
+    die("--reports goes with --once --report FILE");
   }
   if (enroll->parsed()) {
     auto done = agent::enroll(f.node_id, f.state_dir.empty() ? "/var/lib/gridnode" : f.state_dir,
@@ -234,7 +242,7 @@ int main(int argc, char** argv) try {
   gridnode::platform::Log::set_threshold(config.log_level);
 
   if (f.once) {
-    return run_once(config, f.json, f.report);
+    return run_once(config, f.json, f.report, f.count);
   }
 
   asio::io_context io{1};

@@ -94,27 +94,33 @@ int inspect(const InspectOptions& o) {
       all_verified = false;
       continue;
     }
-    std::string problem;
-    if (!signature_ok) {
-      problem = "signature does not verify with " + o.cert;
-    } else if (front->header.node_id != cert_node) {
-      problem = "report claims node \"" + front->header.node_id + "\", the certificate is CN=" +
-                cert_node;
-    }
-    const bool verified = problem.empty();
-    all_verified = all_verified && verified;
-
+    // A delta that leaves out its identity (node, boot, catalog) gets it from its predecessor.
+    const crypto::Digest catalog_digest =
+        front->header.same_identity ? decoder.current_catalog() : front->header.catalog;
     nlohmann::json j;
-    auto catalog = catalogs.find(front->header.catalog);
+    std::string node = front->header.node_id;
+    auto catalog = catalogs.find(catalog_digest);
     if (catalog == catalogs.end()) {
       j = header_json(*front);
-      j["values_error"] = "catalog " + crypto::to_hex(front->header.catalog) + " not in the file";
+      j["values_error"] = front->header.same_identity
+                              ? "report " + std::to_string(front->header.seq) +
+                                    " follows a report that is not in the file"
+                              : "catalog " + crypto::to_hex(catalog_digest) + " not in the file";
     } else if (auto rep = decoder.decode(envelope->message, catalog->second); !rep) {
       j = header_json(*front);
       j["values_error"] = rep.error().message();
     } else {
+      node = rep->header.node_id;
       j = report_json(*rep, catalog->second.catalog);
     }
+    std::string problem;
+    if (!signature_ok) {
+      problem = "signature does not verify with " + o.cert;
+    } else if (!node.empty() && node != cert_node) {
+      problem = "report claims node \"" + node + "\", the certificate is CN=" + cert_node;
+    }
+    const bool verified = problem.empty();
+    all_verified = all_verified && verified;
     std::size_t samples = j.contains("metrics") ? j["metrics"].size() : 0;
     j["verified"] = verified;
     if (!verified) {

@@ -38,9 +38,12 @@ platform::Result<PublicKey> finish_public(std::shared_ptr<PublicKey::Impl> impl)
   if (auto ok = check_p256(impl->pk, "public key"); !ok) {
     return tl::unexpected(ok.error());
   }
-  if (int rc = warm_base_point_table(mbedtls_pk_ec(impl->pk)->grp); rc != 0) {
+  mbedtls_ecp_keypair* kp = mbedtls_pk_ec(impl->pk);
+  if (int rc = warm_base_point_table(kp->grp); rc != 0) {
     return fail_mbedtls(rc, "public key: mbedtls_ecp_mul");
   }
+  // Q's own table for verify(); if it cannot be had, verify() uses mbedtls_ecdsa_verify.
+  impl->q_table.setup(kp->Q);
   return KeyAccess::make(std::shared_ptr<const PublicKey::Impl>(std::move(impl)));
 }
 
@@ -199,7 +202,11 @@ bool PublicKey::verify(const Digest& digest, const Signature& signature) const {
       mbedtls_mpi_read_binary(&rs.s, signature.data() + 32, 32) != 0) {
     return false;
   }
-  // Refuses r, s outside [1, n-1] with MBEDTLS_ERR_ECP_VERIFY_FAILED: any non-zero is "no".
+  // Both refuse r, s outside [1, n-1] with MBEDTLS_ERR_ECP_VERIFY_FAILED; any non-zero
+  // (also an allocation failure) is "not verified".
+  if (impl_->q_table.ready()) {
+    return ecdsa_verify_with_tables(kp->grp, impl_->q_table, digest.data(), rs.r, rs.s) == 0;
+  }
   return mbedtls_ecdsa_verify(&kp->grp, digest.data(), digest.size(), &kp->Q, &rs.r, &rs.s) == 0;
 }
 

@@ -14,6 +14,7 @@ void serialize(Archive& ar, Event& e) {
 namespace {
 
 constexpr std::uint8_t kFlagKeyframe = 0x01;
+constexpr std::uint8_t kFlagSameIdentity = 0x02;
 
 std::size_t bitmap_size(std::size_t bits) { return (bits + 7) / 8; }
 
@@ -55,19 +56,27 @@ platform::Result<Report> decode_front(Reader& r) {
   }
   Report rep;
   ReportHeader& h = rep.header;
-  std::uint8_t flags = 0;
   try {
     WireInputArchive ar(r);
-    ar(h.node_id, h.node_labels, h.boot_id, h.seq, h.time_ns, h.prev, h.catalog, flags);
+    std::uint8_t flags = 0;
+    ar(flags);
+    if ((flags & ~(kFlagKeyframe | kFlagSameIdentity)) != 0) {
+      ar.fail("report: unknown header flags");
+    }
+    h.keyframe = (flags & kFlagKeyframe) != 0;
+    h.same_identity = (flags & kFlagSameIdentity) != 0;
+    if (h.keyframe && h.same_identity) {
+      ar.fail("report: a keyframe cannot leave out its identity");
+    }
+    if (!h.same_identity) {
+      ar(h.node_id, h.node_labels, h.boot_id, h.catalog);
+    }
+    ar(h.seq, h.time_ns, h.prev);
     ar(rep.events);
   } catch (const DecodeError& e) {
     return tl::unexpected(platform::Error{e.error.code, "report: " + e.error.context});
   }
-  if ((flags & ~kFlagKeyframe) != 0) {
-    return platform::fail(std::errc::bad_message, "report: unknown header flags");
-  }
-  h.keyframe = (flags & kFlagKeyframe) != 0;
-  if (!valid_node_id(h.node_id)) {
+  if (!h.same_identity && !valid_node_id(h.node_id)) {
     return platform::fail(std::errc::bad_message, "report: invalid node id");
   }
   if (h.node_labels.size() > kMaxNodeLabels) {
@@ -133,15 +142,27 @@ void ReportEncoder::encode(const EncodedCatalog& catalog, ReportHeader& header,
   }
   header.catalog = catalog.digest;
   header.keyframe = keyframe;
+  // A delta names the same node, boot and catalog as its predecessor: say so in one bit.
+  header.same_identity = !keyframe && header.node_id == last_node_ &&
+                         header.node_labels == last_labels_ && header.boot_id == last_boot_;
+  if (!header.same_identity) {
+    last_node_ = header.node_id;
+    last_labels_ = header.node_labels;
+    last_boot_ = header.boot_id;
+  }
 
   out.clear();
   Writer w(out);
   w.u8(kReportVersion);
   {
     WireOutputArchive ar(w);
-    std::uint8_t flags = keyframe ? kFlagKeyframe : 0;
-    ar(header.node_id, header.node_labels, header.boot_id, header.seq, header.time_ns,
-       header.prev, header.catalog, flags);
+    std::uint8_t flags = static_cast<std::uint8_t>((keyframe ? kFlagKeyframe : 0) |
+                                                   (header.same_identity ? kFlagSameIdentity : 0));
+    ar(flags);
+    if (!header.same_identity) {
+      ar(header.node_id, header.node_labels, header.boot_id, header.catalog);
+    }
+    ar(header.seq, header.time_ns, header.prev);
     w.uvarint(events.size());
     for (const auto& e : events) {
       ar(const_cast<Event&>(e));  // cereal's serialize() takes a non-const reference
@@ -219,7 +240,20 @@ platform::Result<Report> ReportDecoder::decode(std::span<const std::uint8_t> mes
     return front;
   }
   Report& rep = *front;
-  const ReportHeader& h = rep.header;
+  ReportHeader& h = rep.header;
+  if (h.same_identity) {
+    // Node, boot and catalog are the predecessor's; only decodable right after it.
+    if (!have_state_ || h.prev != last_digest_) {
+      return platform::fail(std::errc::resource_unavailable_try_again,
+                            "report " + std::to_string(h.seq) +
+                                " is coded against a report not decoded here (it waits for the "
+                                "next keyframe)");
+    }
+    h.node_id = last_header_.node_id;
+    h.node_labels = last_header_.node_labels;
+    h.boot_id = last_header_.boot_id;
+    h.catalog = last_header_.catalog;
+  }
   if (h.catalog != catalog.digest) {
     return platform::fail(std::errc::invalid_argument,
                           "report names catalog " + crypto::to_hex(h.catalog) +
@@ -336,6 +370,12 @@ platform::Result<Report> ReportDecoder::decode(std::span<const std::uint8_t> mes
   rep.digest = crypto::sha256(message);
   rep.message_size = message.size();
   state_.swap(scratch_);
+  if (!h.same_identity) {
+    last_header_.node_id = h.node_id;
+    last_header_.node_labels = h.node_labels;
+    last_header_.boot_id = h.boot_id;
+    last_header_.catalog = h.catalog;
+  }
   last_digest_ = rep.digest;
   catalog_ = catalog.digest;
   have_state_ = true;

@@ -87,6 +87,20 @@ check "two reports in one file: chain first, next" [ "$(jq -r .chain <<<"$both" 
 { cat "$WORK/r2.gnr"; tail -c +9 "$WORK/r1.gnr"; } >"$WORK/swapped.gnr"
 check "reordered reports: the older one is flagged" [ "$(inspect "$WORK/swapped.gnr" | jq -r .chain | tr '\n' ' ')" = "first replay " ]
 
+# --- several reports in a row: a keyframe, then deltas that leave out what did not change
+out=$("$BIN/gridnoded" --config "$CFG" --state-dir "$STATE" "${ROOTS[@]}" --interval 0.05 \
+  --once --report "$WORK/r5.gnr" --reports 5)
+check "--reports 5: summary names seqs 3-7" grep -q "reports 3-7 of node node-7" <<<"$out"
+many=$(inspect "$WORK/r5.gnr")
+check "--reports 5: five verified reports" [ "$(jq -s 'map(select(.verified)) | length' <<<"$many")" = 5 ]
+check "--reports 5: chain first, then next" [ "$(jq -r .chain <<<"$many" | tr '\n' ' ')" = "first next next next next " ]
+check "--reports 5: only the first is a keyframe" [ "$(jq -r .keyframe <<<"$many" | tr '\n' ' ')" = "true false false false false " ]
+check "--reports 5: every report has its node and values" [ "$(jq -s 'map(select(.node == "node-7" and (.metrics | length) > 50)) | length' <<<"$many")" = 5 ]
+first=$(jq -s '.[0].encoded_bytes' <<<"$many")
+later=$(jq -s '.[4].encoded_bytes' <<<"$many")
+check "--reports 5: a steady-state report is much smaller than the keyframe ($later < $first)" [ "$((later * 2))" -lt "$first" ]
+check "--reports 5: steady state at most 2 bytes per sample" bash -c "jq -s '.[4].bytes_per_sample <= 2' <<<'$many' | grep -q true"
+
 # --- a flipped byte in the signed report: not verified, exit 1
 size=$(stat -c %s "$WORK/r1.gnr")
 cp "$WORK/r1.gnr" "$WORK/tampered.gnr"

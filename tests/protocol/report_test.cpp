@@ -105,6 +105,12 @@ TEST(Report, WorkedExampleOfTheSpec) {
   h = header(2);
   enc.encode(cat, h, {}, v, msg);
   EXPECT_TRUE(ends_with({0, 2, 0, 2, 2, 0}));
+  // The whole of report 2: version, flags (same identity), seq, time, prev, no events, values.
+  Bytes want{1, 2, 2};
+  Writer(want).uvarint(h.time_ns);
+  want.insert(want.end(), 32, 0);
+  want.insert(want.end(), {0, 2, 0, 2, 2, 0});
+  EXPECT_EQ(msg, want);
 }
 
 TEST(Report, EmptyCatalogAndHugeCatalog) {
@@ -224,6 +230,46 @@ TEST(Report, DeltaWithoutItsBaseWaitsForTheNextKeyframe) {
   auto r5 = dec.decode(msgs[4], cat);
   ASSERT_TRUE(r5);
   expect_same_values(sent[4], r5->values);
+}
+
+TEST(Report, DeltasLeaveOutTheIdentityTheyShareWithTheirPredecessor) {
+  std::mt19937_64 rng(31);
+  auto cat = EncodedCatalog::of(random_catalog(rng, 3, 30));
+  ReportEncoder enc(100);
+  ReportDecoder dec;
+  std::vector<Slot> values;
+  evolve(rng, cat.catalog, values);
+  crypto::Digest prev{};
+  std::vector<std::size_t> sizes;
+  auto step = [&](ReportHeader h) {
+    h.prev = prev;
+    Bytes msg;
+    enc.encode(cat, h, {}, values, msg);
+    auto front = decode_header(msg).value();
+    EXPECT_EQ(front.header.same_identity, h.same_identity);
+    if (h.same_identity) {
+      EXPECT_TRUE(front.header.node_id.empty());  // not in the bytes
+    }
+    auto rep = dec.decode(msg, cat);
+    EXPECT_TRUE(rep) << rep.error().message();
+    EXPECT_EQ(rep->header, h);  // filled in from the predecessor
+    prev = rep->digest;
+    sizes.push_back(msg.size());
+    return h;
+  };
+  EXPECT_FALSE(step(header(1)).same_identity);  // keyframe: everything
+  EXPECT_TRUE(step(header(2)).same_identity);
+  ReportHeader rebooted = header(3);
+  rebooted.boot_id[0] ^= 0xff;
+  EXPECT_FALSE(step(rebooted).same_identity);  // a new boot id is written out
+  ReportHeader relabelled = header(4);
+  relabelled.boot_id = rebooted.boot_id;
+  relabelled.node_labels[0].second = "r4";
+  EXPECT_FALSE(step(relabelled).same_identity);
+  ReportHeader same = relabelled;
+  same.seq = 5;
+  EXPECT_TRUE(step(same).same_identity);
+  EXPECT_LT(sizes[4] + 32 + 16, sizes[3]);  // catalog digest and boot id no longer sent
 }
 
 TEST(Report, WrongCatalogIsRefused) {

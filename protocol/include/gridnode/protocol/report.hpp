@@ -49,6 +49,9 @@ struct ReportHeader {
   crypto::Digest prev{};      // digest of the previous report; all zero before the first
   crypto::Digest catalog{};   // digest of the catalog the values follow
   bool keyframe = false;      // values are absolute: decodable without the previous report
+  // Node id, labels, boot id and catalog are the previous report's and were left out of the
+  // bytes (a delta's usual case); decode_header leaves them empty, ReportDecoder fills them in.
+  bool same_identity = false;
   friend bool operator==(const ReportHeader&, const ReportHeader&) = default;
 };
 
@@ -75,7 +78,10 @@ class ReportEncoder {
   void encode(const EncodedCatalog& catalog, ReportHeader& header, std::span<const Event> events,
               std::span<const Slot> values, Bytes& out);
   // The next report is a keyframe (after the receiver may have lost its predecessor).
-  void force_keyframe() { have_state_ = false; }
+  void force_keyframe() {
+    have_state_ = false;
+    last_node_.clear();
+  }
 
  private:
   struct State {
@@ -90,6 +96,9 @@ class ReportEncoder {
   std::vector<State> state_;
   std::vector<std::uint8_t> counter_;  // per series: 1 when its family is a counter
   std::vector<std::uint32_t> unsigned_high_;
+  std::string last_node_;
+  platform::Labels last_labels_;
+  BootId last_boot_{};
 };
 
 // A decoded report.
@@ -114,6 +123,9 @@ class ReportDecoder {
   [[nodiscard]] platform::Result<Report> decode(std::span<const std::uint8_t> message,
                                                 const EncodedCatalog& catalog);
   void reset() { have_state_ = false; }
+  // The catalog the next delta report follows (a report that leaves out its identity names
+  // no catalog of its own); zero before the first decode.
+  const crypto::Digest& current_catalog() const { return last_header_.catalog; }
 
  private:
   struct State {
@@ -123,6 +135,7 @@ class ReportDecoder {
   };
   bool have_state_ = false;
   crypto::Digest last_digest_{};
+  ReportHeader last_header_;  // identity of the last report that carried one
   crypto::Digest catalog_{};
   std::vector<State> state_;
   std::vector<State> scratch_;
