@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end footprint: resident memory and CPU of an idle gridnoded after N one-second sweeps,
+# End-to-end footprint: resident memory and CPU of an enrolled gridnoded (so it also builds and
+# signs a report every round) after N one-second sweeps,
 # measured in the same run as Debian's node_exporter scraped once a second on the same tree
 # (the baseline). The sysfs tree is generated: 3 Super-I/O-like chips, ~285 hwmon readings, plus
 # this host's real /proc.
@@ -7,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
-BIN=build/bin
+BIN=${GRIDNODE_BIN_DIR:-build/bin}
 W=$(mktemp -d "${TMPDIR:-/tmp}/gn-footprint-XXXXXX")
 PIDS=()
 cleanup() {
@@ -44,6 +45,8 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # The socket group is one /etc/group holds, as the package's `gridnode` group is on an installed
 # host; a group only NSS modules know would map them into the daemon (about 0.35 MiB).
 printf '[control]\ngroup = "root"\n' >"$W/agent.toml"
+# Enrolled: every round also builds a report and signs it with the node key.
+"$BIN/gridnoded" enroll --node-id footprint --state-dir "$W/state" >/dev/null
 "$BIN/gridnoded" --config "$W/agent.toml" --sysfs-root "$W/sys" --socket "$W/c.sock" \
   --state-dir "$W/state" --interval 1 --log-level warning 2>"$W/agent.log" &
 GN=$!
@@ -81,5 +84,6 @@ ne_cpu=$(echo "($ne1 - $ne0) / 10^9 / $wall * 100" | bc -l)
 printf '%-28s %10s %10s %12s %8s\n' program "RSS MiB" "CPU %" samples sweeps
 printf '%-28s %10.2f %10.3f %12s %8s\n' "gridnoded (1 s interval)" "$(echo "$gn_rss/1024" | bc -l)" "$gn_cpu" "$samples" "$rounds"
 printf '%-28s %10.2f %10.3f %12s %8s\n' "node_exporter 1.5 (1 s scrape)" "$(echo "$ne_rss/1024" | bc -l)" "$ne_cpu" "$ne_samples" "$SECS"
+jq -r '.report | "signed reports: \(.reports_total), the last \(.last_bytes) bytes for \(.last_samples) samples (\(.last_bytes_per_sample * 1000 | round / 1000) B/sample), signing took \(.last_sign_seconds * 1e6 | round) us"' <<<"$status"
 printf 'ratio gridnoded/node_exporter: RSS %.3f, CPU %.3f (over %.0f s of wall time)\n' \
   "$(echo "$gn_rss/$ne_rss" | bc -l)" "$(echo "($gn_cpu+0.000001)/($ne_cpu+0.000001)" | bc -l)" "$wall"

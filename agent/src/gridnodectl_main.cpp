@@ -135,6 +135,19 @@ int cmd_status(const std::string& socket, bool as_json) {
   } else {
     std::printf("no sweep finished yet\n");
   }
+  if (s.contains("report")) {
+    const json& r = s["report"];
+    if (!r.value("enrolled", true)) {
+      std::printf("reports: not signed, this node is not enrolled (gridnoded enroll)\n");
+    } else {
+      std::printf("reports: node %s, seq %llu, last %llu bytes for %llu samples%s\n",
+                  r.value("node", "?").c_str(),
+                  static_cast<unsigned long long>(r.value("seq", 0ull)),
+                  static_cast<unsigned long long>(r.value("last_bytes", 0ull)),
+                  static_cast<unsigned long long>(r.value("last_samples", 0ull)),
+                  r.contains("error") ? (", error: " + r["error"].get<std::string>()).c_str() : "");
+    }
+  }
   Table t({"DRIVER", "STATE", "SAMPLES", "ERRORS", "SWEEP", "NOTE"});
   for (const auto& d : s["drivers"]) {
     std::string note = d.value("error", "");

@@ -101,19 +101,20 @@ int ecdsa_verify_with_tables(mbedtls_ecp_group& grp, const BasePointGroup& q_tab
   MBEDTLS_MPI_CHK(mbedtls_mpi_mod_mpi(&t.u1, &t.u1, &grp.N));
   MBEDTLS_MPI_CHK(mbedtls_mpi_mul_mpi(&t.u2, &r, &t.w));
   MBEDTLS_MPI_CHK(mbedtls_mpi_mod_mpi(&t.u2, &t.u2, &grp.N));
-  // 5. R = u1·G + u2·Q, each product on its own table. mbedtls_ecp_mul refuses a zero scalar;
-  // u2 is never zero (r and w are units mod n), u1 only when e ≡ 0 (mod n), and 0·G is then
-  // the point at infinity, which the addition below treats as such. f_rng NULL: the scalars
-  // are public, and mbedTLS then blinds with its internal DRBG, as mbedtls_ecdsa_verify does.
-  if (mbedtls_mpi_cmp_int(&t.u1, 0) != 0) {
-    MBEDTLS_MPI_CHK(mbedtls_ecp_mul(&grp, &t.a, &t.u1, &grp.G, nullptr, nullptr));
-  } else {
-    MBEDTLS_MPI_CHK(mbedtls_ecp_set_zero(&t.a));
-  }
+  // 5. R = u1·G + u2·Q, each product on its own table. mbedtls_ecp_mul refuses a zero scalar
+  // (and mbedtls_ecp_muladd a point at infinity): u2 is never zero (r and w are units mod n),
+  // u1 only when e ≡ 0 (mod n), and then R = u2·Q. f_rng NULL: the scalars are public, and
+  // mbedTLS then blinds with its internal DRBG, as mbedtls_ecdsa_verify does.
   MBEDTLS_MPI_CHK(mbedtls_ecp_mul(&qgrp, &t.b, &t.u2, &qgrp.G, nullptr, nullptr));
-  // 1·A + 1·B: mbedtls_ecp_muladd's shortcut for 1 copies, leaving one addition.
-  MBEDTLS_MPI_CHK(mbedtls_mpi_lset(&t.one, 1));
-  MBEDTLS_MPI_CHK(mbedtls_ecp_muladd(&grp, &t.sum, &t.one, &t.a, &t.one, &t.b));
+  if (mbedtls_mpi_cmp_int(&t.u1, 0) == 0) {
+    MBEDTLS_MPI_CHK(mbedtls_ecp_copy(&t.sum, &t.b));
+  } else {
+    MBEDTLS_MPI_CHK(mbedtls_ecp_mul(&grp, &t.a, &t.u1, &grp.G, nullptr, nullptr));
+    // 1·A + 1·B: mbedtls_ecp_muladd's shortcut for 1 copies, leaving one addition (which
+    // handles A = B and A = -B).
+    MBEDTLS_MPI_CHK(mbedtls_mpi_lset(&t.one, 1));
+    MBEDTLS_MPI_CHK(mbedtls_ecp_muladd(&grp, &t.sum, &t.one, &t.a, &t.one, &t.b));
+  }
   // 6. R must not be the point at infinity; 7-8. valid iff x(R) mod n == r.
   if (mbedtls_ecp_is_zero(&t.sum)) {
     return MBEDTLS_ERR_ECP_VERIFY_FAILED;

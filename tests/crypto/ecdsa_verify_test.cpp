@@ -96,5 +96,39 @@ TEST(EcdsaVerifyWithTables, AgreesWithMbedtls) {
   }
 }
 
+// u1·G == ±u2·Q: the final addition must double (A == B) or give the point at infinity
+// (A == -B). Built from the private scalar d: choose k, r = x(k·G), then the digest e = r·d
+// makes u1·G equal u2·Q, and s = k^-1·(e + r·d) makes the signature valid.
+TEST(EcdsaVerifyWithTables, EqualAndOppositeProducts) {
+  auto random = Random::create("ecdsa_verify_test").value();
+  PrivateKey key = PrivateKey::generate(*random).value();
+  PublicKey pub = key.public_key();
+  const mbedtls_ecp_keypair* kp = mbedtls_pk_ec(*KeyAccess::pk(key));
+  mbedtls_ecp_group* grp = const_cast<mbedtls_ecp_group*>(&kp->grp);
+  Mpi k, r, e, t, s, kinv, neg_e;
+  mbedtls_ecp_point big_r;
+  mbedtls_ecp_point_init(&big_r);
+  ASSERT_EQ(mbedtls_mpi_lset(&k.m, 0x1234567), 0);
+  ASSERT_EQ(mbedtls_ecp_mul(grp, &big_r, &k.m, &grp->G, nullptr, nullptr), 0);
+  ASSERT_EQ(mbedtls_mpi_mod_mpi(&r.m, &big_r.X, &grp->N), 0);
+  ASSERT_EQ(mbedtls_mpi_mul_mpi(&t.m, &r.m, &kp->d), 0);
+  ASSERT_EQ(mbedtls_mpi_mod_mpi(&e.m, &t.m, &grp->N), 0);               // e = r·d
+  ASSERT_EQ(mbedtls_mpi_add_mpi(&t.m, &e.m, &e.m), 0);                  // e + r·d = 2e
+  ASSERT_EQ(mbedtls_mpi_inv_mod(&kinv.m, &k.m, &grp->N), 0);
+  ASSERT_EQ(mbedtls_mpi_mul_mpi(&t.m, &t.m, &kinv.m), 0);
+  ASSERT_EQ(mbedtls_mpi_mod_mpi(&s.m, &t.m, &grp->N), 0);
+  mbedtls_ecp_point_free(&big_r);
+  Digest d;
+  Signature sig;
+  ASSERT_EQ(mbedtls_mpi_write_binary(&e.m, d.data(), 32), 0);
+  ASSERT_EQ(mbedtls_mpi_write_binary(&r.m, sig.data(), 32), 0);
+  ASSERT_EQ(mbedtls_mpi_write_binary(&s.m, sig.data() + 32, 32), 0);
+  EXPECT_EQ(both(pub, d, sig), std::make_pair(true, true));
+  // e = -r·d: u1·G + u2·Q is the point at infinity, whatever s.
+  ASSERT_EQ(mbedtls_mpi_sub_mpi(&neg_e.m, &grp->N, &e.m), 0);
+  ASSERT_EQ(mbedtls_mpi_write_binary(&neg_e.m, d.data(), 32), 0);
+  EXPECT_EQ(both(pub, d, sig), std::make_pair(false, false));
+}
+
 }  // namespace
 }  // namespace gridnode::crypto
