@@ -51,6 +51,8 @@ platform::Result<void> Agent::start() {
     if (!reporter) {
       platform::log(Level::warning, "report",
                     LogLine("reports disabled").kv("err", reporter.error().message()));
+    } else if (auto p = (*reporter)->persist_chain(chain_path(config_.state_dir)); !p) {
+      return tl::unexpected(p.error());
     } else {
       reporter_ = std::move(*reporter);
       platform::log(Level::info, "report",
@@ -113,12 +115,7 @@ void Agent::stop() {
     control_->stop();
   }
   if (reporter_) {
-    // Until the spool keeps every report (and with it the chain), a clean stop at least lets
-    // the next start number on from here.
-    if (auto w = write_chain(chain_path(config_.state_dir), reporter_->chain()); !w) {
-      platform::log(Level::warning, "report",
-                    LogLine("chain not saved").kv("err", w.error().message()));
-    }
+    reporter_->sync_chain();
     reporter_.reset();
   }
 }

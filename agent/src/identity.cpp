@@ -1,8 +1,12 @@
 #include "gridnode/agent/identity.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <array>
+#include <cstdio>
 
 #include "gridnode/agent/report_builder.hpp"
 #include "gridnode/platform/files.hpp"
@@ -167,10 +171,65 @@ platform::Result<ChainPoint> read_chain(const std::string& path) {
   return p;
 }
 
+namespace {
+
+// "seq 00000000000000004711\ndigest <64 hex>\n": always 97 bytes, so a rewrite in place never
+// needs a truncate; written into a stack buffer, so the daemon's per-report rewrite allocates
+// nothing.
+std::string_view chain_text(const ChainPoint& point, std::array<char, 128>& buf) {
+  int n = std::snprintf(buf.data(), buf.size(), "seq %020llu\ndigest ",
+                        static_cast<unsigned long long>(point.seq));
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::size_t at = static_cast<std::size_t>(n);
+  for (std::uint8_t b : point.digest) {
+    buf[at++] = kHex[b >> 4];
+    buf[at++] = kHex[b & 15];
+  }
+  buf[at++] = '\n';
+  return {buf.data(), at};
+}
+
+}  // namespace
+
 platform::Result<void> write_chain(const std::string& path, const ChainPoint& point) {
-  std::string text = "seq " + std::to_string(point.seq) + "\ndigest " +
-                     crypto::to_hex(point.digest) + "\n";
-  return platform::write_file_atomic(path, text, 0600);
+  std::array<char, 128> buf{};
+  return platform::write_file_atomic(path, chain_text(point, buf), 0600);
+}
+
+ChainFile::~ChainFile() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+}
+
+platform::Result<void> ChainFile::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return platform::fail_errno(errno, "cannot open " + path);
+  }
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+  fd_ = fd;
+  path_ = path;
+  return {};
+}
+
+platform::Result<void> ChainFile::record(const ChainPoint& point) {
+  std::array<char, 128> buf{};
+  std::string_view text = chain_text(point, buf);
+  ssize_t n = ::pwrite(fd_, text.data(), text.size(), 0);
+  if (n != static_cast<ssize_t>(text.size())) {
+    return platform::fail_errno(n < 0 ? errno : EIO, "cannot write " + path_);
+  }
+  return {};
+}
+
+platform::Result<void> ChainFile::sync() {
+  if (fd_ >= 0 && ::fsync(fd_) != 0) {
+    return platform::fail_errno(errno, "cannot fsync " + path_);
+  }
+  return {};
 }
 
 }  // namespace gridnode::agent

@@ -63,16 +63,43 @@ void Reporter::on_round(const Sampler& sampler) {
     return;
   }
   chain_ = {header_.seq, *digest};
+  auto recorded = chain_file_ ? chain_file_->record(chain_) : platform::Result<void>{};
+  if (!recorded) {
+    if (last_error_ != recorded.error().message()) {
+      last_error_ = recorded.error().message();
+      platform::log(platform::Level::err, "report",
+                    platform::LogLine("chain not recorded").kv("err", last_error_));
+    }
+  } else {
+    last_error_.clear();
+  }
   ++reports_;
   last_bytes_ = envelope_.size();
   last_keyframe_ = header_.keyframe;
-  last_error_.clear();
   if (sink_) {
     std::span<const std::uint8_t> catalog;
     if (catalog_changed) {
       catalog = builder_.catalog().bytes;
     }
     sink_(catalog, envelope_, header_);
+  }
+}
+
+platform::Result<void> Reporter::persist_chain(const std::string& path) {
+  auto file = std::make_unique<ChainFile>();
+  if (auto r = file->open(path); !r) {
+    return r;
+  }
+  chain_file_ = std::move(file);
+  return {};
+}
+
+void Reporter::sync_chain() {
+  if (chain_file_) {
+    if (auto r = chain_file_->sync(); !r) {
+      platform::log(platform::Level::warning, "report",
+                    platform::LogLine("chain not synced").kv("err", r.error().message()));
+    }
   }
 }
 

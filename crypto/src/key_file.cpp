@@ -30,7 +30,7 @@ struct Fd {
 // Wipes the buffer that held the key's text however the function leaves.
 struct WipeOnExit {
   std::string& s;
-  ~WipeOnExit() { mbedtls_platform_zeroize(s.data(), s.size()); }
+  ~WipeOnExit() { wipe(s); }
 };
 
 std::string octal_mode(mode_t mode) {
@@ -40,6 +40,8 @@ std::string octal_mode(mode_t mode) {
 }
 
 }  // namespace
+
+void wipe(std::string& secret) { mbedtls_platform_zeroize(secret.data(), secret.size()); }
 
 platform::Result<void> write_private_key_file(const std::string& path, const PrivateKey& key,
                                               bool overwrite) {
@@ -80,9 +82,8 @@ platform::Result<PrivateKey> load_private_key_file(const std::string& path) {
   }
   if (st.st_uid != ::geteuid() && st.st_uid != 0) {
     return platform::fail(std::errc::permission_denied,
-                          "node key '" + path + "' is owned by uid " +
-                              std::to_string(st.st_uid) + ", not by uid " +
-                              std::to_string(::geteuid()) + " (us) or root");
+                          "node key '" + path + "' is owned by uid " + std::to_string(st.st_uid) +
+                              ", not by uid " + std::to_string(::geteuid()) + " (us) or root");
   }
   if ((st.st_mode & 077) != 0) {
     return platform::fail(std::errc::permission_denied,
@@ -92,9 +93,9 @@ platform::Result<PrivateKey> load_private_key_file(const std::string& path) {
                               path + "')");
   }
   if (static_cast<std::size_t>(st.st_size) > kMaxKeyFile) {
-    return platform::fail(std::errc::file_too_large,
-                          "node key '" + path + "' is " + std::to_string(st.st_size) +
-                              " bytes, not a key");
+    return platform::fail(
+        std::errc::file_too_large,
+        "node key '" + path + "' is " + std::to_string(st.st_size) + " bytes, not a key");
   }
   // Reserve once so the secret is never reallocated (which would leave an unwiped copy).
   std::string text;

@@ -83,8 +83,9 @@ platform::Result<void> check_p256(const mbedtls_pk_context& pk, const std::strin
   mbedtls_pk_type_t type = mbedtls_pk_get_type(&pk);
   if (type == MBEDTLS_PK_RSA || type == MBEDTLS_PK_RSA_ALT || type == MBEDTLS_PK_RSASSA_PSS) {
     return platform::fail(std::errc::invalid_argument,
-                          what + " is an RSA key; gridnode uses ECDSA P-256 (prime256v1) keys "
-                                 "only");
+                          what +
+                              " is an RSA key; gridnode uses ECDSA P-256 (prime256v1) keys "
+                              "only");
   }
   if (type != MBEDTLS_PK_ECKEY && type != MBEDTLS_PK_ECDSA) {
     const char* name = mbedtls_pk_get_name(&pk);
@@ -120,8 +121,7 @@ int warm_base_point_table(mbedtls_ecp_group& grp) {
 
 platform::Result<PublicKey> public_key_from_keypair(const mbedtls_ecp_keypair& src) {
   auto impl = std::make_shared<PublicKey::Impl>();
-  if (int rc = mbedtls_pk_setup(&impl->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
-      rc != 0) {
+  if (int rc = mbedtls_pk_setup(&impl->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)); rc != 0) {
     return fail_mbedtls(rc, "public key: mbedtls_pk_setup");
   }
   mbedtls_ecp_keypair* kp = mbedtls_pk_ec(impl->pk);
@@ -150,8 +150,9 @@ platform::Result<PublicKey> PublicKey::from_pem(std::string_view pem) {
   auto impl = std::make_shared<Impl>();
   if (int rc = mbedtls_pk_parse_public_key(&impl->pk, uchars(text.c_str()), text.size() + 1);
       rc != 0) {
-    return fail_mbedtls(rc, "public key: mbedtls_pk_parse_public_key: not a PEM "
-                            "SubjectPublicKeyInfo (\"-----BEGIN PUBLIC KEY-----\")");
+    return fail_mbedtls(rc,
+                        "public key: mbedtls_pk_parse_public_key: not a PEM "
+                        "SubjectPublicKeyInfo (\"-----BEGIN PUBLIC KEY-----\")");
   }
   return finish_public(std::move(impl));
 }
@@ -165,13 +166,14 @@ platform::Result<PublicKey> PublicKey::from_der(std::span<const std::uint8_t> de
   auto* p = const_cast<unsigned char*>(der.data());
   const unsigned char* end = der.data() + der.size();
   if (int rc = mbedtls_pk_parse_subpubkey(&p, end, &impl->pk); rc != 0) {
-    return fail_mbedtls(rc, "public key: mbedtls_pk_parse_subpubkey: not a DER "
-                            "SubjectPublicKeyInfo");
+    return fail_mbedtls(rc,
+                        "public key: mbedtls_pk_parse_subpubkey: not a DER "
+                        "SubjectPublicKeyInfo");
   }
   if (p != end) {
-    return platform::fail(std::errc::invalid_argument,
-                          "public key: " + std::to_string(end - p) +
-                              " bytes after the DER SubjectPublicKeyInfo");
+    return platform::fail(
+        std::errc::invalid_argument,
+        "public key: " + std::to_string(end - p) + " bytes after the DER SubjectPublicKeyInfo");
   }
   return finish_public(std::move(impl));
 }
@@ -227,12 +229,11 @@ PrivateKey::~PrivateKey() = default;
 
 platform::Result<PrivateKey> PrivateKey::generate(Random& random) {
   auto impl = std::make_shared<Impl>();
-  if (int rc = mbedtls_pk_setup(&impl->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
-      rc != 0) {
+  if (int rc = mbedtls_pk_setup(&impl->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)); rc != 0) {
     return fail_mbedtls(rc, "mbedtls_pk_setup");
   }
-  if (int rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(impl->pk),
-                                   &Random::rng, &random);
+  if (int rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(impl->pk), &Random::rng,
+                                   &random);
       rc != 0) {
     return fail_mbedtls(rc, "mbedtls_ecp_gen_key: P-256");
   }
@@ -252,12 +253,14 @@ platform::Result<PrivateKey> PrivateKey::from_pem(std::string_view pem) {
   int rc = mbedtls_pk_parse_key(&impl->pk, uchars(text.c_str()), text.size() + 1, nullptr, 0);
   mbedtls_platform_zeroize(text.data(), text.size());
   if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
-    return fail_mbedtls(rc, "private key is encrypted: the node key must be stored unencrypted "
-                            "(and readable by its owner only)");
+    return fail_mbedtls(rc,
+                        "private key is encrypted: the node key must be stored unencrypted "
+                        "(and readable by its owner only)");
   }
   if (rc != 0) {
-    return fail_mbedtls(rc, "private key: mbedtls_pk_parse_key: not an unencrypted SEC1 (\"EC "
-                            "PRIVATE KEY\") or PKCS#8 (\"PRIVATE KEY\") PEM key");
+    return fail_mbedtls(rc,
+                        "private key: mbedtls_pk_parse_key: not an unencrypted SEC1 (\"EC "
+                        "PRIVATE KEY\") or PKCS#8 (\"PRIVATE KEY\") PEM key");
   }
   return finish_private(std::move(impl));
 }
@@ -283,8 +286,7 @@ platform::Result<Signature> PrivateKey::sign(const Digest& digest, Random& rando
   mbedtls_ecp_keypair* kp = mbedtls_pk_ec(impl_->pk);
   MpiPair rs;
   if (int rc = mbedtls_ecdsa_sign_det_ext(&kp->grp, &rs.r, &rs.s, &kp->d, digest.data(),
-                                          digest.size(), MBEDTLS_MD_SHA256, &Random::rng,
-                                          &random);
+                                          digest.size(), MBEDTLS_MD_SHA256, &Random::rng, &random);
       rc != 0) {
     return fail_mbedtls(rc, "mbedtls_ecdsa_sign_det_ext");
   }

@@ -37,8 +37,9 @@ platform::Result<std::unique_ptr<Random>> Random::create(std::string_view person
                                  reinterpret_cast<const unsigned char*>(personalization.data()),
                                  personalization.size());
   if (rc != 0) {
-    return fail_mbedtls(rc, "mbedtls_ctr_drbg_seed: cannot seed the random generator from the "
-                            "OS entropy source");
+    return fail_mbedtls(rc,
+                        "mbedtls_ctr_drbg_seed: cannot seed the random generator from the "
+                        "OS entropy source");
   }
   return std::unique_ptr<Random>(new Random(std::move(state)));
 }

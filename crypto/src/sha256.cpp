@@ -105,17 +105,17 @@ std::string to_hex(std::span<const std::uint8_t> bytes) {
 platform::Result<Digest> digest_from_hex(std::string_view hex) {
   Digest out{};
   if (hex.size() != out.size() * 2) {
-    return platform::fail(std::errc::invalid_argument,
-                          "digest: expected 64 hex digits, got " + std::to_string(hex.size()) +
-                              " characters");
+    return platform::fail(
+        std::errc::invalid_argument,
+        "digest: expected 64 hex digits, got " + std::to_string(hex.size()) + " characters");
   }
   for (std::size_t i = 0; i < out.size(); ++i) {
     int hi = hex_value(hex[2 * i]);
     int lo = hex_value(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
-      return platform::fail(std::errc::invalid_argument, "digest: not a hex digit at offset " +
-                                                             std::to_string(hi < 0 ? 2 * i
-                                                                                   : 2 * i + 1));
+      return platform::fail(
+          std::errc::invalid_argument,
+          "digest: not a hex digit at offset " + std::to_string(hi < 0 ? 2 * i : 2 * i + 1));
     }
     out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
   }

@@ -62,8 +62,7 @@ std::string first_common_name(const mbedtls_x509_name* dn) {
 // mbedTLS judges validity periods by its own clock; verify_issued_by judges them at the
 // caller's `now`, so the clock's verdicts are dropped here and made again by us.
 int ignore_clock(void*, mbedtls_x509_crt*, int, std::uint32_t* flags) {
-  *flags &= ~static_cast<std::uint32_t>(MBEDTLS_X509_BADCERT_EXPIRED |
-                                        MBEDTLS_X509_BADCERT_FUTURE);
+  *flags &= ~static_cast<std::uint32_t>(MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE);
   return 0;
 }
 
@@ -142,9 +141,8 @@ platform::Result<Certificate> Certificate::from_pem(std::string_view pem) {
   mbedtls_pem_context ctx;
   mbedtls_pem_init(&ctx);
   std::size_t used = 0;
-  int rc = mbedtls_pem_read_buffer(&ctx, "-----BEGIN CERTIFICATE-----",
-                                   "-----END CERTIFICATE-----", uchars(text.c_str()), nullptr, 0,
-                                   &used);
+  int rc = mbedtls_pem_read_buffer(&ctx, "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----",
+                                   uchars(text.c_str()), nullptr, 0, &used);
   if (rc == MBEDTLS_ERR_PEM_NO_HEADER_FOOTER_PRESENT) {
     mbedtls_pem_free(&ctx);
     return platform::fail(std::errc::invalid_argument,
@@ -196,11 +194,11 @@ platform::Result<void> Certificate::verify_issued_by(const Certificate& ca,
   // Neither certificate is modified: crt.next is null in both (one certificate per object), so
   // the chain is exactly this one and the trust list exactly `ca`.
   int rc = mbedtls_x509_crt_verify_with_profile(&impl_->crt, &ca.impl_->crt, nullptr,
-                                                &mbedtls_x509_crt_profile_default, nullptr,
-                                                &flags, &ignore_clock, nullptr);
+                                                &mbedtls_x509_crt_profile_default, nullptr, &flags,
+                                                &ignore_clock, nullptr);
   if (rc != 0 && rc != MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
-    return fail_mbedtls(rc, "certificate \"" + impl_->subject +
-                                "\": mbedtls_x509_crt_verify_with_profile");
+    return fail_mbedtls(
+        rc, "certificate \"" + impl_->subject + "\": mbedtls_x509_crt_verify_with_profile");
   }
   flags |= time_flags(*this, now);
   std::uint32_t ca_flags = time_flags(ca, now);
@@ -212,7 +210,8 @@ platform::Result<void> Certificate::verify_issued_by(const Certificate& ca,
     why = verify_reasons(flags);
   }
   if (ca_flags != 0) {
-    why += (why.empty() ? "" : "; ") + std::string("the CA certificate is not valid at that time (") +
+    why += (why.empty() ? "" : "; ") +
+           std::string("the CA certificate is not valid at that time (") +
            verify_reasons(ca_flags) + ")";
   }
   return fail_mbedtls(MBEDTLS_ERR_X509_CERT_VERIFY_FAILED,

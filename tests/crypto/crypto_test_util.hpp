@@ -56,11 +56,11 @@ inline bool have_openssl() {
   return have;
 }
 
-#define GRIDNODE_REQUIRE_OPENSSL()                                  \
-  do {                                                              \
-    if (!::gridnode::crypto::test::have_openssl()) {                \
-      GTEST_SKIP() << "the openssl command is not installed";       \
-    }                                                               \
+#define GRIDNODE_REQUIRE_OPENSSL()                            \
+  do {                                                        \
+    if (!::gridnode::crypto::test::have_openssl()) {          \
+      GTEST_SKIP() << "the openssl command is not installed"; \
+    }                                                         \
   } while (0)
 
 // Runs `openssl <args>` and fails the test (with its output) unless it exits 0.

@@ -112,8 +112,8 @@ TEST(EcdsaVerifyWithTables, EqualAndOppositeProducts) {
   ASSERT_EQ(mbedtls_ecp_mul(grp, &big_r, &k.m, &grp->G, nullptr, nullptr), 0);
   ASSERT_EQ(mbedtls_mpi_mod_mpi(&r.m, &big_r.X, &grp->N), 0);
   ASSERT_EQ(mbedtls_mpi_mul_mpi(&t.m, &r.m, &kp->d), 0);
-  ASSERT_EQ(mbedtls_mpi_mod_mpi(&e.m, &t.m, &grp->N), 0);               // e = r·d
-  ASSERT_EQ(mbedtls_mpi_add_mpi(&t.m, &e.m, &e.m), 0);                  // e + r·d = 2e
+  ASSERT_EQ(mbedtls_mpi_mod_mpi(&e.m, &t.m, &grp->N), 0);  // e = r·d
+  ASSERT_EQ(mbedtls_mpi_add_mpi(&t.m, &e.m, &e.m), 0);     // e + r·d = 2e
   ASSERT_EQ(mbedtls_mpi_inv_mod(&kinv.m, &k.m, &grp->N), 0);
   ASSERT_EQ(mbedtls_mpi_mul_mpi(&t.m, &t.m, &kinv.m), 0);
   ASSERT_EQ(mbedtls_mpi_mod_mpi(&s.m, &t.m, &grp->N), 0);

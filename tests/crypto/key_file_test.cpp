@@ -41,8 +41,8 @@ class KeyFile : public ::testing::Test {
   }
   std::string too_open(const std::string& path, const char* mode) {
     return std::string("permissions ") + mode + " for '" + path +
-           "' are too open: the node key must be readable by its owner only (chmod 600 '" +
-           path + "')";
+           "' are too open: the node key must be readable by its owner only (chmod 600 '" + path +
+           "')";
   }
   TempDir dir_;
   std::unique_ptr<Random> random_;
@@ -90,8 +90,11 @@ TEST_F(KeyFile, RefusesToOverwriteUnlessAsked) {
 TEST_F(KeyFile, RefusesGroupOrWorldAccessLikeSsh) {
   const std::string path = dir_ / "node.key";
   ASSERT_TRUE(write_private_key_file(path, *key_));
-  for (auto [mode, text] : {std::pair<mode_t, const char*>{0644, "0644"}, {0640, "0640"},
-                            {0604, "0604"}, {0660, "0660"}, {0602, "0602"}}) {
+  for (auto [mode, text] : {std::pair<mode_t, const char*>{0644, "0644"},
+                            {0640, "0640"},
+                            {0604, "0604"},
+                            {0660, "0660"},
+                            {0602, "0602"}}) {
     ASSERT_EQ(::chmod(path.c_str(), mode), 0);
     auto r = load_private_key_file(path);
     ASSERT_FALSE(r) << text;

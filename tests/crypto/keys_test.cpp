@@ -215,8 +215,7 @@ TEST_F(Keys, ForeignKeysFromOpensslAreRefusedClearly) {
   openssl("ecparam -name secp384r1 -genkey -noout -out " + shell_quote(p384));
   openssl("ecparam -name prime256v1 -genkey -noout -out " + shell_quote(p256));
   openssl("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " + shell_quote(pkcs8));
-  openssl("ec -in " + shell_quote(p256) + " -aes256 -passout pass:secret -out " +
-          shell_quote(enc));
+  openssl("ec -in " + shell_quote(p256) + " -aes256 -passout pass:secret -out " + shell_quote(enc));
   openssl("genpkey -algorithm ed25519 -out " + shell_quote(ed));
 
   auto r = PrivateKey::from_pem(test::read_text(rsa));

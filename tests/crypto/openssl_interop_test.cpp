@@ -67,8 +67,8 @@ TEST_F(OpensslInterop, OurSignaturesVerifyWithOpensslDgst) {
     test::write_text(msg, messages[i]);
     Signature raw = key_->sign(sha256(messages[i]), *random_).value();
     test::write_bytes(sig, signature_to_der(raw).value());
-    auto r = run_command("openssl dgst -sha256 -verify " + q(pub) + " -signature " + q(sig) +
-                         " " + q(msg));
+    auto r = run_command("openssl dgst -sha256 -verify " + q(pub) + " -signature " + q(sig) + " " +
+                         q(msg));
     EXPECT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("Verified OK"), std::string::npos) << r.output;
 
@@ -186,8 +186,7 @@ TEST_F(OpensslInterop, CsrIsAcceptedAndItsCertificateVerifies) {
   EXPECT_TRUE(outliving.verify_issued_by(short_ca, short_ca.not_after()));
   bad = outliving.verify_issued_by(short_ca, short_ca.not_after() + 10);
   ASSERT_FALSE(bad);
-  EXPECT_NE(bad.error().context.find("CA certificate"), std::string::npos)
-      << bad.error().message();
+  EXPECT_NE(bad.error().context.find("CA certificate"), std::string::npos) << bad.error().message();
 
   // A leaf is no CA.
   EXPECT_FALSE(cert->verify_issued_by(*cert, now));

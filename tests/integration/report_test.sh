@@ -124,6 +124,34 @@ head -c 3000 /dev/urandom >"$WORK/garbage.gnr"
 out=$(inspect "$WORK/garbage.gnr" 2>&1) && rc=0 || rc=$?
 check "garbage: exit 2" [ "$rc" -eq 2 ]
 
+# --- the daemon signs a report every round, and numbering survives kill -9
+CTL=("$BIN/gridnodectl" --socket "$WORK/d.sock")
+start_daemon() {
+  "$BIN/gridnoded" --config "$CFG" --state-dir "$STATE" "${ROOTS[@]}" --socket "$WORK/d.sock" \
+    --interval 0.05 2>>"$WORK/daemon.log" &
+  DAEMON=$!
+  PIDS+=("$DAEMON")
+}
+report_seq() { "${CTL[@]}" status --json | jq -r .report.seq; }
+seq_above() { [ "$(report_seq)" -gt "$1" ]; }
+start_daemon
+wait_for "daemon signs reports" 10 seq_above 8
+check "daemon: status names the node" [ "$("${CTL[@]}" status --json | jq -r .report.node)" = node-7 ]
+check "daemon: steady-state reports of at most 2 bytes per sample" bash -c \
+  "'${CTL[0]}' --socket '$WORK/d.sock' status --json | jq -e '.report.last_bytes_per_sample <= 2' >/dev/null"
+check "daemon: human status has a reports line" bash -c "'${CTL[0]}' --socket '$WORK/d.sock' status | grep -q '^reports: node node-7, seq'"
+{ kill -9 "$DAEMON" && wait "$DAEMON"; } 2>/dev/null || true
+killed_at=$(sed -n 's/^seq 0*//p' "$STATE/report.chain")
+check "kill -9: the chain file holds the last report ($killed_at)" [ "${killed_at:-0}" -gt 8 ]
+start_daemon
+wait_for "daemon signs again" 10 seq_above "$killed_at"
+check "after kill -9: numbering goes on past $killed_at" seq_above "$killed_at"
+kill "$DAEMON"
+wait "$DAEMON" 2>/dev/null || true
+stopped_at=$(sed -n 's/^seq 0*//p' "$STATE/report.chain")
+report "$WORK/r6.gnr" >/dev/null
+check "--once after the daemon: seq $((stopped_at + 1))" [ "$(inspect "$WORK/r6.gnr" | jq -r .seq)" = $((stopped_at + 1)) ]
+
 # --- a key others can read is refused, like ssh does
 chmod 0644 "$STATE/node.key"
 out=$(report "$WORK/r3.gnr" 2>&1) && rc=0 || rc=$?

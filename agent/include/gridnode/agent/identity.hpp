@@ -43,4 +43,25 @@ struct ChainPoint {
 [[nodiscard]] platform::Result<ChainPoint> read_chain(const std::string& path);
 [[nodiscard]] platform::Result<void> write_chain(const std::string& path, const ChainPoint& point);
 
+// The daemon's copy of the chain point, rewritten after every report with one pwrite of a
+// fixed-size record (the format read_chain reads): cheap enough for every second, and it
+// survives the agent being killed at any instant (the page cache keeps a finished write); only
+// a power cut can take the last few, and the spool (which fsyncs) will own that case.
+class ChainFile {
+ public:
+  ChainFile() = default;
+  ~ChainFile();
+  ChainFile(const ChainFile&) = delete;
+  ChainFile& operator=(const ChainFile&) = delete;
+
+  [[nodiscard]] platform::Result<void> open(const std::string& path);
+  [[nodiscard]] platform::Result<void> record(const ChainPoint& point);
+  // fsync, for a clean stop.
+  [[nodiscard]] platform::Result<void> sync();
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
 }  // namespace gridnode::agent

@@ -32,6 +32,10 @@ class Reporter {
                                                                          ChainPoint chain);
 
   void set_sink(Sink sink) { sink_ = std::move(sink); }
+  // Records the chain point in `path` after every report (see ChainFile).
+  [[nodiscard]] platform::Result<void> persist_chain(const std::string& path);
+  // fsyncs the chain file (clean stop).
+  void sync_chain();
   // Builds and signs this round's report.
   void on_round(const Sampler& sampler);
 
@@ -52,6 +56,7 @@ class Reporter {
   protocol::ReportHeader header_;
   protocol::Bytes envelope_;
   Sink sink_;
+  std::unique_ptr<ChainFile> chain_file_;
   // For status.
   std::uint64_t reports_ = 0;
   std::uint64_t failures_ = 0;

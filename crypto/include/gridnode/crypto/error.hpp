@@ -12,8 +12,8 @@ namespace gridnode::crypto {
 // "ECP - The signature is not valid (-0x4E00)", so one log format covers errno and mbedTLS.
 const std::error_category& mbedtls_category();
 
-// Error{{rc, mbedtls_category()}, context}; `context` names what we were doing ("mbedtls_pk_parse_key:
-// node key"). `rc` is the (negative) mbedTLS return code.
+// Error{{rc, mbedtls_category()}, context}; `context` names what we were doing
+// ("mbedtls_pk_parse_key: node key"). `rc` is the (negative) mbedTLS return code.
 platform::Error mbedtls_error(int rc, std::string context);
 
 }  // namespace gridnode::crypto

@@ -75,7 +75,7 @@ class PrivateKey {
   ~PrivateKey();
 
   // SEC1 PEM ("-----BEGIN EC PRIVATE KEY-----"), as `openssl ecparam -genkey` writes it.
-  // The caller should wipe the string (mbedtls_platform_zeroize) when done.
+  // The caller should wipe() the string when done with it.
   [[nodiscard]] platform::Result<std::string> to_pem() const;
 
   PublicKey public_key() const;
@@ -91,6 +91,10 @@ class PrivateKey {
   explicit PrivateKey(std::shared_ptr<const Impl> impl);
   std::shared_ptr<const Impl> impl_;
 };
+
+// Overwrites the string's bytes with zeros in a way the compiler cannot drop
+// (mbedtls_platform_zeroize), for copies of key material such as PrivateKey::to_pem()'s.
+void wipe(std::string& secret);
 
 // Raw r||s to the DER ECDSA-Sig-Value (SEQUENCE { INTEGER r, INTEGER s }, minimal encoding) that
 // `openssl dgst -verify` and X.509 expect. Never fails in practice (at most 72 bytes).

@@ -61,7 +61,6 @@ class Certificate {
 // A PKCS#10 certificate request in PEM for `key`, signed with ECDSA-SHA256. `subject` is
 // mbedTLS's comma-separated form, e.g. "CN=node-17,O=gridnode" (no spaces after commas).
 [[nodiscard]] platform::Result<std::string> write_csr_pem(const PrivateKey& key,
-                                                          std::string_view subject,
-                                                          Random& random);
+                                                          std::string_view subject, Random& random);
 
 }  // namespace gridnode::crypto
