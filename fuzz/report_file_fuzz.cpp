@@ -8,6 +8,7 @@
 
 #include "gridnode/protocol/chain.hpp"
 #include "gridnode/protocol/frame.hpp"
+#include "gridnode/protocol/gap.hpp"
 #include "gridnode/protocol/report.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -37,6 +38,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     auto envelope = split_envelope(f.payload);
     if (!envelope) {
+      continue;
+    }
+    if (f.kind == FrameKind::gap) {
+      (void)decode_gap(envelope->message);
       continue;
     }
     auto header = decode_header(envelope->message);

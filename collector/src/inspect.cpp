@@ -8,6 +8,7 @@
 #include "gridnode/platform/files.hpp"
 #include "gridnode/protocol/chain.hpp"
 #include "gridnode/protocol/frame.hpp"
+#include "gridnode/protocol/gap.hpp"
 #include "gridnode/protocol/report.hpp"
 #include "report_json.hpp"
 
@@ -73,6 +74,26 @@ int inspect(const InspectOptions& o) {
       e.bytes.assign(f.payload.begin(), f.payload.end());
       e.catalog = std::move(*c);
       catalogs.insert_or_assign(e.digest, std::move(e));
+      continue;
+    }
+    if (f.kind == protocol::FrameKind::gap) {
+      auto envelope = protocol::split_envelope(f.payload);
+      auto gap = envelope ? protocol::decode_gap(envelope->message)
+                          : tl::unexpected(envelope.error());
+      if (!gap) {
+        return complain(o.file + ": gap record at byte " + std::to_string(f.offset) + ": " +
+                        gap.error().message());
+      }
+      const bool ok = protocol::verify_envelope(*envelope, key) && gap->node_id == cert_node;
+      all_verified = all_verified && ok;
+      std::printf("%s\n", dump({{"type", "gap"},
+                                {"node", gap->node_id},
+                                {"from_seq", gap->from_seq},
+                                {"to_seq", gap->to_seq},
+                                {"time", rfc3339_ns(gap->time_ns)},
+                                {"reason", gap->reason},
+                                {"verified", ok}})
+                              .c_str());
       continue;
     }
     ++reports;

@@ -24,7 +24,8 @@ platform::Result<std::optional<Frame>> FrameReader::next() {
   std::size_t limit = 0;
   switch (static_cast<FrameKind>(*kind)) {
     case FrameKind::catalog: limit = kMaxCatalogFrame; break;
-    case FrameKind::report: limit = kMaxReportFrame; break;
+    case FrameKind::report:
+    case FrameKind::gap: limit = kMaxReportFrame; break;
     default: return reader_.error("unknown frame kind " + std::to_string(*kind));
   }
   f.kind = static_cast<FrameKind>(*kind);

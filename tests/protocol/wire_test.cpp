@@ -117,3 +117,27 @@ TEST(Frames, ReportFileMagic) {
 
 }  // namespace
 }  // namespace gridnode::protocol
+
+#include "gridnode/protocol/gap.hpp"
+
+namespace gridnode::protocol {
+namespace {
+
+TEST(Gap, RoundTripAndValidation) {
+  GapRecord g{"node-7", 12, 40, 1'764'000'000'000'000'000ull, "spool full (64 MiB)"};
+  Bytes b;
+  encode_gap(g, b);
+  EXPECT_EQ(decode_gap(b).value(), g);
+  for (std::size_t n = 0; n < b.size(); ++n) {
+    EXPECT_FALSE(decode_gap(std::span(b).first(n)));
+  }
+  GapRecord backwards = g;
+  backwards.to_seq = 11;
+  encode_gap(backwards, b);
+  EXPECT_FALSE(decode_gap(b));
+  b.push_back(0);
+  EXPECT_FALSE(decode_gap(b));
+}
+
+}  // namespace
+}  // namespace gridnode::protocol

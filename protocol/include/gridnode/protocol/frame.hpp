@@ -16,6 +16,7 @@ namespace gridnode::protocol {
 enum class FrameKind : std::uint8_t {
   catalog = 1,  // payload: an encoded catalog
   report = 2,   // payload: a signed report (message || signature)
+  gap = 3,      // payload: a signed gap record (message || signature)
 };
 
 inline constexpr std::size_t kMaxCatalogFrame = std::size_t{16} << 20;

@@ -1,0 +1,42 @@
+#include "gridnode/protocol/gap.hpp"
+
+#include "archive.hpp"
+#include "gridnode/protocol/report.hpp"
+
+namespace gridnode::protocol {
+
+void encode_gap(const GapRecord& gap, Bytes& out) {
+  out.clear();
+  Writer w(out);
+  w.u8(kGapVersion);
+  WireOutputArchive ar(w);
+  ar(gap.node_id, gap.from_seq, gap.to_seq, gap.time_ns, gap.reason);
+}
+
+platform::Result<GapRecord> decode_gap(std::span<const std::uint8_t> message) {
+  Reader r(message);
+  auto version = r.u8();
+  if (!version) {
+    return tl::unexpected(version.error());
+  }
+  if (*version != kGapVersion) {
+    return platform::fail(std::errc::protocol_not_supported,
+                          "gap record version " + std::to_string(*version));
+  }
+  GapRecord g;
+  try {
+    WireInputArchive ar(r);
+    ar(g.node_id, g.from_seq, g.to_seq, g.time_ns, g.reason);
+  } catch (const DecodeError& e) {
+    return tl::unexpected(platform::Error{e.error.code, "gap record: " + e.error.context});
+  }
+  if (!r.at_end()) {
+    return r.error("gap record: trailing bytes");
+  }
+  if (!valid_node_id(g.node_id) || g.from_seq == 0 || g.to_seq < g.from_seq) {
+    return platform::fail(std::errc::bad_message, "gap record: invalid node id or range");
+  }
+  return g;
+}
+
+}  // namespace gridnode::protocol
