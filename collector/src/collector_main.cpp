@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "inspect.hpp"
+#include "pki.hpp"
 
 int main(int argc, char** argv) try {
   CLI::App app{"gridnode-collector: receives, verifies and stores gridnode reports.",
@@ -23,6 +24,25 @@ int main(int argc, char** argv) try {
   cmd->add_option("--export-signature", inspect.export_signature,
                   "Write its signature (DER) to this file, for openssl dgst -verify");
 
+  gridnode::collector::PkiInitOptions init;
+  gridnode::collector::PkiSignOptions sign;
+  CLI::App* pki = app.add_subcommand(
+      "pki", "A throw-away PKI for the demo, tests and small sites (not a grid CA)");
+  pki->require_subcommand(1);
+  CLI::App* pki_init = pki->add_subcommand(
+      "init", "Create a CA, a collector certificate and one certificate per node");
+  pki_init->add_option("--dir", init.dir, "Where to write them")->required();
+  pki_init->add_option("--nodes", init.nodes, "Node ids, comma-separated")->delimiter(',');
+  pki_init->add_option("--collector-name", init.collector_names,
+                       "Extra DNS name or IP of the collector (repeatable)");
+  pki_init->add_option("--days", init.days, "Validity of the certificates")
+      ->check(CLI::Range(1, 3650));
+  CLI::App* pki_sign = pki->add_subcommand("sign", "Sign a node's request (gridnoded enroll)");
+  pki_sign->add_option("--dir", sign.dir, "Where ca.crt and ca.key are")->required();
+  pki_sign->add_option("--csr", sign.csr, "The node's node.csr")->required();
+  pki_sign->add_option("--out", sign.out, "The certificate to write (node.crt)")->required();
+  pki_sign->add_option("--days", sign.days, "Validity")->check(CLI::Range(1, 3650));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -30,6 +50,12 @@ int main(int argc, char** argv) try {
   }
   if (cmd->parsed()) {
     return gridnode::collector::inspect(inspect);
+  }
+  if (pki_init->parsed()) {
+    return gridnode::collector::pki_init(init);
+  }
+  if (pki_sign->parsed()) {
+    return gridnode::collector::pki_sign(sign);
   }
   return 2;
 } catch (const std::exception& e) {

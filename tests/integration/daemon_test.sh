@@ -51,13 +51,13 @@ status=$("$CTL" --socket "$SOCK" status)
 echo "$status"
 check "status names the version" grep -q "^gridnoded " <<<"$status"
 check "status lists every driver" bash -c 'for d in procfs hwmon thermal powercap; do grep -q "^$d " <<<"$1" || exit 1; done' _ "$status"
-wait_for "first sweep" 10 bash -c '"$1" --socket "$2" status --json | jq -e ".rounds >= 1"' _ "$CTL" "$SOCK"
+wait_for "first sweep" 10 bash -c '[ "$("$1" --socket "$2" status --json | jq -r ".rounds >= 1")" = true ]' _ "$CTL" "$SOCK"
 json=$("$CTL" --socket "$SOCK" status --json)
-check "status --json has drivers" jq -e '.drivers | length == 4' <<<"$json"
-check "procfs is up on a real host" jq -e '.drivers[] | select(.name=="procfs") | .state == "up"' <<<"$json"
+check "status --json has drivers" jq_is '.drivers | length == 4' <<<"$json"
+check "procfs is up on a real host" jq_is '.drivers[] | select(.name=="procfs") | .state == "up"' <<<"$json"
 "$CTL" --socket "$SOCK" sensors >"$WORK/sensors.txt"
 check "sensors answers" test -s "$WORK/sensors.txt"
-check "sensors --json is a JSON array" bash -c '"$1" --socket "$2" sensors --json | jq -e "type == \"array\""' _ "$CTL" "$SOCK"
+check "sensors --json is a JSON array" bash -c '[ "$("$1" --socket "$2" sensors --json | jq -r "type == \"array\"")" = true ]' _ "$CTL" "$SOCK"
 "$CTL" --socket "$SOCK" metrics >"$WORK/metrics.prom"
 check "metrics has our health" grep -q '^gridnode_driver_up{driver="procfs"} 1$' "$WORK/metrics.prom"
 check "metrics parses (promtool: no parse error)" bash -c '! promtool check metrics <"$1" 2>&1 | grep -q "parsing error"' _ "$WORK/metrics.prom"
@@ -82,11 +82,11 @@ printf '[agent]\ninterval = "often"\n' >"$WORK/agent.toml"
 kill -HUP "$AGENT"
 wait_for "reload rejected" 5 grep -q "reload rejected" "$WORK/agent.log"
 check "bad reload: still answering" "$CTL" --socket "$SOCK" status
-check "bad reload: kept the old interval" bash -c '"$1" --socket "$2" status --json | jq -e ".interval_seconds == 0.1"' _ "$CTL" "$SOCK"
+check "bad reload: kept the old interval" bash -c '[ "$("$1" --socket "$2" status --json | jq -r ".interval_seconds == 0.1")" = true ]' _ "$CTL" "$SOCK"
 printf '[agent]\ninterval = 0.5\n[control]\ngroup = "%s"\nmode = "0666"\n' $GROUP_GID >"$WORK/agent.toml"
 kill -HUP "$AGENT"
 wait_for "reloaded" 5 grep -q "gridnoded: reloaded" "$WORK/agent.log"
-check "good reload: new interval" bash -c '"$1" --socket "$2" status --json | jq -e ".interval_seconds == 0.5"' _ "$CTL" "$SOCK"
+check "good reload: new interval" bash -c '[ "$("$1" --socket "$2" status --json | jq -r ".interval_seconds == 0.5")" = true ]' _ "$CTL" "$SOCK"
 
 # --- SIGTERM: gone within a second, socket removed
 t0=$(date +%s%N)

@@ -30,6 +30,11 @@ check() {  # check "description" command...
   shift
   if "$@"; then pass "$what"; else fail "$what"; fi
 }
+# jq_is FILTER [FILE...]: the filter prints exactly "true". (jq -e exits 0 on empty input, so a
+# command that printed nothing would pass a jq -e check.)
+jq_is() {
+  [ "$(jq -r "$1" "${@:2}")" = true ]
+}
 finish() {
   echo "$PASSES passed, $FAILS failed"
   [ "$FAILS" -eq 0 ]

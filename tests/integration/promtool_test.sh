@@ -33,5 +33,5 @@ done
 
 # --json is JSON with the same number of samples as the text.
 "$BIN/gridnoded" --once --json >"$WORK/host.json"
-check "--json parses and has samples" jq -e '.samples | length > 0' "$WORK/host.json"
+check "--json parses and has samples" jq_is '.samples | length > 0' "$WORK/host.json"
 finish
