@@ -10,7 +10,8 @@
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/protocol/gap.hpp"
 #include "gridnode/protocol/report.hpp"
-#include "report_json.hpp"
+#include "records.hpp"
+#include "text.hpp"
 
 namespace gridnode::collector {
 namespace {
@@ -51,6 +52,7 @@ int inspect(const InspectOptions& o) {
   std::map<crypto::Digest, protocol::EncodedCatalog> catalogs;
   protocol::ReportDecoder decoder;
   protocol::ChainVerifier chain;
+  RecordWriter writer;
   protocol::FrameReader frames(*body);
   bool all_verified = true;
   std::size_t reports = 0;
@@ -118,22 +120,28 @@ int inspect(const InspectOptions& o) {
     // A delta that leaves out its identity (node, boot, catalog) gets it from its predecessor.
     const crypto::Digest catalog_digest =
         front->header.same_identity ? decoder.current_catalog() : front->header.catalog;
-    nlohmann::json j;
+    // The same record the collector's sink holds, plus what inspection adds.
+    std::string line;
     std::string node = front->header.node_id;
     auto catalog = catalogs.find(catalog_digest);
     if (catalog == catalogs.end()) {
-      j = header_json(*front);
-      j["values_error"] = front->header.same_identity
-                              ? "report " + std::to_string(front->header.seq) +
-                                    " follows a report that is not in the file"
-                              : "catalog " + crypto::to_hex(catalog_digest) + " not in the file";
+      writer.report_without_values(
+          *front, f.payload, front->header.seq,
+          front->header.same_identity
+              ? "report " + std::to_string(front->header.seq) +
+                    " follows a report that is not in the file"
+              : "catalog " + crypto::to_hex(catalog_digest) + " not in the file",
+          line);
     } else if (auto rep = decoder.decode(envelope->message, catalog->second); !rep) {
-      j = header_json(*front);
-      j["values_error"] = rep.error().message();
+      writer.report_without_values(*front, f.payload, front->header.seq, rep.error().message(),
+                                   line);
     } else {
       node = rep->header.node_id;
-      j = report_json(*rep, catalog->second.catalog);
+      writer.report(*rep, catalog->second, f.payload, rep->header.seq, line);
     }
+    nlohmann::json j = nlohmann::json::parse(line);
+    j.erase("raw");
+    j.erase("verified_by");
     std::string problem;
     if (!signature_ok) {
       problem = "signature does not verify with " + o.cert;

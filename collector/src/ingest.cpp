@@ -1,0 +1,215 @@
+#include "ingest.hpp"
+
+#include "gridnode/protocol/catalog.hpp"
+#include "gridnode/protocol/gap.hpp"
+
+namespace gridnode::collector {
+
+NodeIngest::NodeIngest(std::string node_id, crypto::PublicKey key, IngestOptions options)
+    : node_(std::move(node_id)), key_(std::move(key)), options_(options) {}
+
+const protocol::EncodedCatalog* NodeIngest::catalog_for(const protocol::ReportHeader& h) const {
+  auto it = catalogs_.find(h.same_identity ? decoder_.current_catalog() : h.catalog);
+  return it == catalogs_.end() ? nullptr : &it->second;
+}
+
+void NodeIngest::decode_into(Pending& p) {
+  p.report.header.node_id = node_;  // also when the report leaves it out and cannot be decoded
+  const protocol::EncodedCatalog* catalog = catalog_for(p.report.header);
+  if (catalog == nullptr) {
+    p.values_error = "catalog not received";
+    decoder_.reset();
+    return;
+  }
+  auto rep = decoder_.decode(p.split.message, *catalog);
+  if (!rep) {
+    p.values_error = rep.error().message();
+    return;
+  }
+  p.report = std::move(*rep);
+  p.catalog = catalog;
+}
+
+bool NodeIngest::settle(IngestResult& result, std::string& lines) {
+  if (pending_.empty()) {
+    return true;
+  }
+  std::size_t good = pending_.size();  // index one past the last vouched report
+  ++result.signatures_checked;
+  if (!key_.verify(pending_.back().report.digest, pending_.back().split.signature)) {
+    // Find the last report whose signature holds: it vouches for those before it.
+    good = 0;
+    for (std::size_t i = pending_.size() - 1; i-- > 0;) {
+      ++result.signatures_checked;
+      if (key_.verify(pending_[i].report.digest, pending_[i].split.signature)) {
+        good = i + 1;
+        break;
+      }
+    }
+    result.rejected = "signature of report " + std::to_string(pending_[good].report.header.seq) +
+                      (good + 1 < pending_.size()
+                           ? " (or of the reports it links to) does not verify"
+                           : " does not verify");
+    // Back to the state after the last good report.
+    chain_ = chain_vouched_;
+    decoder_ = decoder_vouched_;
+    for (std::size_t i = 0; i < good; ++i) {
+      (void)chain_.check(pending_[i].report.header, pending_[i].report.digest);
+      if (pending_[i].catalog != nullptr) {
+        (void)decoder_.decode(pending_[i].split.message, *pending_[i].catalog);
+      }
+    }
+  }
+  if (good > 0) {
+    const std::uint64_t vouched_by = pending_[good - 1].report.header.seq;
+    for (std::size_t i = 0; i < good; ++i) {
+      Pending& p = pending_[i];
+      if (p.catalog != nullptr) {
+        writer_.report(p.report, *p.catalog, p.envelope, vouched_by, lines);
+      } else {
+        writer_.report_without_values(p.report, p.envelope, vouched_by, p.values_error, lines);
+      }
+      ++result.reports;
+    }
+    result.ack_seq = vouched_by;
+  }
+  chain_vouched_ = chain_;
+  decoder_vouched_ = decoder_;
+  pending_.clear();
+  return result.rejected.empty();
+}
+
+IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::string& out) {
+  IngestResult result;
+  std::string catalog_lines;
+  std::string lines;
+  chain_vouched_ = chain_;
+  decoder_vouched_ = decoder_;
+  pending_.clear();
+  auto reject = [&](std::string why) {
+    if (settle(result, lines)) {
+      result.rejected = std::move(why);
+    }
+  };
+  for (const protocol::Frame& f : frames) {
+    if (f.kind == protocol::FrameKind::catalog) {
+      auto c = protocol::decode_catalog(f.payload);
+      if (!c) {
+        reject("catalog: " + c.error().message());
+        break;
+      }
+      crypto::Digest digest = crypto::sha256(f.payload);
+      if (!catalogs_.contains(digest)) {
+        protocol::EncodedCatalog e;
+        e.digest = digest;
+        e.bytes.assign(f.payload.begin(), f.payload.end());
+        e.catalog = std::move(*c);
+        auto& stored = catalogs_.emplace(digest, std::move(e)).first->second;
+        writer_.catalog(node_, stored, catalog_lines);
+      }
+      continue;
+    }
+    auto split = protocol::split_envelope(f.payload);
+    if (!split) {
+      reject(split.error().message());
+      break;
+    }
+    if (f.kind == protocol::FrameKind::gap) {
+      auto gap = protocol::decode_gap(split->message);
+      if (!gap || gap->node_id != node_) {
+        reject(gap ? "gap record for node " + gap->node_id : gap.error().message());
+        break;
+      }
+      if (!settle(result, lines)) {
+        break;
+      }
+      ++result.signatures_checked;
+      if (!protocol::verify_envelope(*split, key_)) {
+        result.rejected = "signature of a gap record does not verify";
+        break;
+      }
+      writer_.gap(*gap, f.payload, lines);
+      ++result.gaps;
+      continue;
+    }
+    auto front = protocol::decode_header(split->message);
+    if (!front) {
+      reject(front.error().message());
+      break;
+    }
+    const protocol::ReportHeader& h = front->header;
+    if (!h.same_identity && h.node_id != node_) {
+      reject("report " + std::to_string(h.seq) + " claims node \"" + h.node_id +
+             "\", the connection is node \"" + node_ + "\"");
+      break;
+    }
+    // A run of linked reports is vouched for by its last signature; a jump in the chain ends
+    // the run, so the reports before it are settled first.
+    protocol::ChainVerifier probe = chain_;
+    protocol::ChainCheck check = probe.check(h, front->digest);
+    if (check.link == protocol::Link::duplicate) {
+      ++result.duplicates;
+      continue;
+    }
+    if (!check.accepted()) {
+      reject("report " + std::to_string(h.seq) + ": " + check.describe());
+      break;
+    }
+    if (check.link != protocol::Link::next && !settle(result, lines)) {
+      break;
+    }
+    chain_ = probe;
+    if (check.link == protocol::Link::gap) {
+      result.chain_gaps += check.missing_to - check.missing_from + 1;
+    }
+    Pending p;
+    p.envelope = f.payload;
+    p.split = *split;
+    p.report = std::move(*front);
+    decode_into(p);
+    pending_.push_back(std::move(p));
+    if (options_.verify_all && !settle(result, lines)) {
+      break;
+    }
+  }
+  if (result.rejected.empty()) {
+    settle(result, lines);
+  }
+  out += catalog_lines;
+  out += lines;
+  return result;
+}
+
+platform::Result<void> NodeIngest::restore(protocol::FrameKind kind,
+                                           std::span<const std::uint8_t> bytes) {
+  if (kind == protocol::FrameKind::catalog) {
+    auto c = protocol::decode_catalog(bytes);
+    if (!c) {
+      return tl::unexpected(c.error());
+    }
+    protocol::EncodedCatalog e;
+    e.digest = crypto::sha256(bytes);
+    e.bytes.assign(bytes.begin(), bytes.end());
+    e.catalog = std::move(*c);
+    catalogs_.insert_or_assign(e.digest, std::move(e));
+    return {};
+  }
+  if (kind != protocol::FrameKind::report) {
+    return {};
+  }
+  auto split = protocol::split_envelope(bytes);
+  if (!split) {
+    return tl::unexpected(split.error());
+  }
+  auto front = protocol::decode_header(split->message);
+  if (!front) {
+    return tl::unexpected(front.error());
+  }
+  (void)chain_.check(front->header, front->digest);
+  if (const auto* catalog = catalog_for(front->header)) {
+    (void)decoder_.decode(split->message, *catalog);
+  }
+  return {};
+}
+
+}  // namespace gridnode::collector

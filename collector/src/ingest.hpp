@@ -1,0 +1,81 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gridnode/crypto/crypto.hpp"
+#include "gridnode/protocol/chain.hpp"
+#include "gridnode/protocol/frame.hpp"
+#include "gridnode/protocol/report.hpp"
+#include "records.hpp"
+
+namespace gridnode::collector {
+
+struct IngestOptions {
+  // Check every report's signature instead of the last of each run of linked reports.
+  bool verify_all = false;
+};
+
+struct IngestResult {
+  std::uint64_t ack_seq = 0;  // the last report accepted in this batch (0: none)
+  std::size_t reports = 0;    // accepted
+  std::size_t gaps = 0;       // gap records accepted
+  std::size_t duplicates = 0;
+  std::size_t chain_gaps = 0;  // reports missing before an accepted one
+  std::size_t signatures_checked = 0;
+  std::string rejected;  // non-empty: why the batch was refused from some report on
+};
+
+// One node's stream as the collector sees it: the node's key (from its client certificate),
+// its chain position, its decoder state and its catalogs. Checks every report's hash link and
+// the signature of the last report of each run of linked reports (a valid signature on report N
+// vouches for every report whose digests link up to it), decodes the values and writes the sink
+// records of what it accepts. Not thread-safe: one connection feeds it at a time.
+class NodeIngest {
+ public:
+  NodeIngest(std::string node_id, crypto::PublicKey key, IngestOptions options);
+
+  // Verifies the frames of one batch, in order, and appends to `out` the sink lines of what it
+  // accepts (catalogs first, then reports and gap records). The node's state moves past what was
+  // accepted; a rejected report and everything after it in the batch leave no trace.
+  IngestResult ingest(std::span<const protocol::Frame> frames, std::string& out);
+
+  // Recovery: one record read back from the sink (already verified when it was written).
+  [[nodiscard]] platform::Result<void> restore(protocol::FrameKind kind,
+                                               std::span<const std::uint8_t> bytes);
+
+  const std::string& node_id() const { return node_; }
+  void set_key(crypto::PublicKey key) { key_ = std::move(key); }
+  std::uint64_t have_seq() const { return chain_.last_seq(); }
+  const crypto::Digest& have_digest() const { return chain_.last_digest(); }
+
+ private:
+  struct Pending {
+    std::span<const std::uint8_t> envelope;
+    protocol::Envelope split;
+    protocol::Report report;  // decoded (values may be missing: values_error)
+    std::string values_error;
+    const protocol::EncodedCatalog* catalog = nullptr;
+  };
+  // Verifies the pending run; renders what it vouches for. False when a signature failed
+  // (then `result.rejected` says why and the state is back at the last good report).
+  bool settle(IngestResult& result, std::string& lines);
+  const protocol::EncodedCatalog* catalog_for(const protocol::ReportHeader& h) const;
+  void decode_into(Pending& p);
+
+  std::string node_;
+  crypto::PublicKey key_;
+  IngestOptions options_;
+  protocol::ChainVerifier chain_;
+  protocol::ReportDecoder decoder_;
+  protocol::ChainVerifier chain_vouched_;  // state after the last vouched report
+  protocol::ReportDecoder decoder_vouched_;
+  std::map<crypto::Digest, protocol::EncodedCatalog> catalogs_;
+  std::vector<Pending> pending_;
+  RecordWriter writer_;
+};
+
+}  // namespace gridnode::collector

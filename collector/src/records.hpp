@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gridnode/protocol/catalog.hpp"
+#include "gridnode/protocol/gap.hpp"
+#include "gridnode/protocol/report.hpp"
+
+namespace gridnode::collector {
+
+// Writes the sink's JSON lines (docs/collector.md), fast: the text of every series that does
+// not change between reports (`{"name":…,"labels":{…},"value":`) is built once per catalog, and
+// values are the exact decimals format_value prints (valid JSON numbers, no float involved).
+//
+//   {"type":"report","node":…,"seq":…,"boot_id":…,"time":…,"time_ns":…,"labels":{…},
+//    "keyframe":…,"digest":…,"prev":…,"catalog":…,"verified_by":…,"metrics":[…],"events":[…],
+//    "raw":"<base64 of the signed report>"}
+//   {"type":"gap","node":…,"from_seq":…,"to_seq":…,"time":…,"reason":…,"raw":…}
+//   {"type":"catalog","node":…,"digest":…,"raw":…}
+//
+// `raw` keeps the node's signed bytes, so the sink can be re-verified (and the collector's state
+// rebuilt) long after the fact.
+class RecordWriter {
+ public:
+  void report(const protocol::Report& report, const protocol::EncodedCatalog& catalog,
+              std::span<const std::uint8_t> envelope, std::uint64_t verified_by,
+              std::string& out);
+  void report_without_values(const protocol::Report& report, std::span<const std::uint8_t> envelope,
+                             std::uint64_t verified_by, const std::string& why, std::string& out);
+  void gap(const protocol::GapRecord& gap, std::span<const std::uint8_t> envelope, std::string& out);
+  void catalog(const std::string& node, const protocol::EncodedCatalog& catalog, std::string& out);
+
+ private:
+  struct Cache {
+    std::vector<std::string> prefixes;  // per series
+  };
+  const Cache& cache_for(const protocol::EncodedCatalog& catalog);
+  void header(const protocol::Report& report, std::uint64_t verified_by, std::string& out);
+
+  std::map<crypto::Digest, Cache> caches_;
+};
+
+// A JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD.
+void append_json_string(std::string_view s, std::string& out);
+
+}  // namespace gridnode::collector

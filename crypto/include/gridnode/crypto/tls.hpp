@@ -1,0 +1,147 @@
+#pragma once
+
+// Mutual TLS over Asio for the uplink (client) and the collector (server): mbedTLS 2.28 fed
+// through its BIO callbacks from our own buffers, every MBEDTLS_ERR_SSL_WANT_READ turned into
+// the next asynchronous socket read. No blocking call, no thread: everything runs on the
+// socket's executor. Not included by crypto.hpp (it pulls in Asio).
+//
+// What is accepted, on both sides: TLS 1.2 only; ECDHE-ECDSA with an AEAD cipher only
+// (AES-128-GCM-SHA256, AES-256-GCM-SHA384, CHACHA20-POLY1305-SHA256); the P-256 curve only;
+// both peers present a certificate chaining to the grid CA (P-256 keys, SHA-2 signatures);
+// no renegotiation, no session resumption, never a plaintext fallback (anything that is not
+// TLS is a handshake error, never data).
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <asio/buffer.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include "gridnode/crypto/keys.hpp"
+#include "gridnode/crypto/sha256.hpp"
+#include "gridnode/crypto/x509.hpp"
+#include "gridnode/platform/result.hpp"
+
+namespace gridnode::crypto {
+
+struct TlsOptions {
+  bool server = false;
+  Certificate ca;    // the grid CA: the only trust anchor
+  Certificate cert;  // our own certificate, issued by `ca` ...
+  PrivateKey key;    // ... and its key (checked to match at create())
+  // Client only, required: the name the collector's certificate must carry. A DNS name is
+  // matched by mbedTLS against the subjectAltName dNSNames (the CN only when there is no SAN)
+  // and sent as SNI; an IP literal ("10.0.0.5", "::1", "[::1]") must equal one of the
+  // certificate's subjectAltName iPAddress entries (never the CN) and is not sent as SNI.
+  std::string server_name;
+  // Client only: SHA-256 of the server certificate's SubjectPublicKeyInfo DER, as
+  // `openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | sha256sum` prints it.
+  // Checked with the certificate chain, before our certificate and Finished are sent; a
+  // different key fails the handshake.
+  std::optional<Digest> pinned_server_key;
+  // From async_handshake() to its handler, including the TCP exchanges.
+  std::chrono::milliseconds handshake_timeout{10000};
+  // async_shutdown(): how long close_notify may take to leave and the peer to answer it.
+  std::chrono::milliseconds shutdown_timeout{2000};
+};
+
+// The mbedtls_ssl_config with the CA, our certificate and key, and a CTR-DRBG: one per server
+// or per client endpoint, shared by its streams (hold it by shared_ptr; each stream keeps
+// it alive). Immutable after create(). Its streams must all run on one thread (the agent's and
+// the collector's single io_context): the DRBG is locked, but nothing else here is promised
+// for several threads.
+class TlsContext {
+ public:
+  // Fails (invalid_argument) when `key` does not belong to `cert`, or a client has no
+  // server_name; an mbedTLS error otherwise (only on a broken host: entropy, allocation).
+  // A client certificate from another CA is not refused here: the peer refuses it.
+  [[nodiscard]] static platform::Result<std::shared_ptr<TlsContext>> create(TlsOptions options);
+
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  const TlsOptions& options() const;
+
+  struct Impl;  // crypto/src/tls_internal.hpp
+
+ private:
+  friend class TlsStream;
+  explicit TlsContext(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// One TLS connection over a connected TCP socket.
+//
+// Every handler runs on the socket's executor, never inside the call that started its
+// operation, exactly once: with the result, or with an error when the stream fails or is
+// closed (code asio::error::operation_aborted after close(), async_shutdown() or the
+// destructor: a normal stop). At most one handshake, one read and one write may be pending at
+// a time (read and write together are fine); a second of a kind fails at once with
+// operation_in_progress. Any error other than a peer's close_notify is final: the stream is
+// then dead and every later operation fails with that error.
+//
+// Idle timeouts are the caller's business: keep a timer and close() the stream when it fires.
+//
+// Not copyable, not movable (hold it by unique_ptr or shared_ptr). Destroying it is close().
+// The state the pending socket operations need lives in a shared block that they keep alive, so
+// destroying the stream with operations pending is safe; their handlers still run (aborted).
+class TlsStream {
+ public:
+  // `socket` is connected; `ctx` says which side we are.
+  TlsStream(std::shared_ptr<TlsContext> ctx, asio::ip::tcp::socket socket);
+  ~TlsStream();
+  TlsStream(const TlsStream&) = delete;
+  TlsStream& operator=(const TlsStream&) = delete;
+
+  // Runs the handshake, checks the peer's certificate (chain to the CA, validity, and on a
+  // client the server name and pinned key) and completes once our last flight is on the
+  // socket. Enforces handshake_timeout itself (errc::timed_out). A failure's context reads
+  // "TLS handshake with 127.0.0.1:4443 failed: <why>", where <why> gives
+  // mbedtls_x509_crt_verify_info's reasons, the alert the peer sent, or "the peer does not
+  // speak TLS"; its code is mbedTLS's (mbedtls_category()), or errc::timed_out /
+  // errc::connection_reset (peer closed mid-handshake) / the socket's error. On failure our
+  // alert is sent and the socket closed (within shutdown_timeout).
+  void async_handshake(std::function<void(platform::Result<void>)> handler);
+
+  // Reads at least one byte of application data into `buf` (non-empty; kept alive by the
+  // caller until the handler runs). The peer closing fails it with errc::connection_reset,
+  // context "... closed by peer" (after close_notify) or "... closed by peer without
+  // close_notify (truncated)"; after close_notify the write side still works.
+  void async_read_some(asio::mutable_buffer buf,
+                       std::function<void(platform::Result<std::size_t>)> handler);
+
+  // Writes all of `buf` (kept alive by the caller until the handler runs). Success means every
+  // record is in the kernel's socket buffer, as for asio::async_write on a plain socket.
+  void async_write(asio::const_buffer buf, std::function<void(platform::Result<void>)> handler);
+
+  // Orderly close: pending reads and writes end (operation_aborted), close_notify follows what
+  // is already queued, the send side is shut down, input is discarded until the peer closes
+  // too, then the socket is closed and `handler` runs. Bounded by shutdown_timeout. Without a
+  // completed handshake it just closes.
+  void async_shutdown(std::function<void()> handler);
+
+  // Immediate: closes the socket; every pending handler runs with operation_aborted.
+  void close();
+
+  // After the handshake: the peer's certificate (a copy), its subject's CN ("" before).
+  const std::optional<Certificate>& peer_certificate() const;
+  std::string peer_common_name() const;
+  // "127.0.0.1:4443", "[::1]:4443": the remote endpoint when the stream was made.
+  const std::string& remote_endpoint_text() const;
+  // After the handshake: the negotiated suite, e.g. "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256".
+  std::string ciphersuite() const;
+
+  asio::ip::tcp::socket& socket();
+
+  struct Impl;  // crypto/src/tls_stream.cpp
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace gridnode::crypto
