@@ -5,7 +5,8 @@
 
 namespace gridnode::collector {
 
-NodeIngest::NodeIngest(std::string node_id, crypto::PublicKey key, IngestOptions options)
+NodeIngest::NodeIngest(std::string node_id, std::optional<crypto::PublicKey> key,
+                       IngestOptions options)
     : node_(std::move(node_id)), key_(std::move(key)), options_(options) {}
 
 const protocol::EncodedCatalog* NodeIngest::catalog_for(const protocol::ReportHeader& h) const {
@@ -36,12 +37,12 @@ bool NodeIngest::settle(IngestResult& result, std::string& lines) {
   }
   std::size_t good = pending_.size();  // index one past the last vouched report
   ++result.signatures_checked;
-  if (!key_.verify(pending_.back().report.digest, pending_.back().split.signature)) {
+  if (!key_->verify(pending_.back().report.digest, pending_.back().split.signature)) {
     // Find the last report whose signature holds: it vouches for those before it.
     good = 0;
     for (std::size_t i = pending_.size() - 1; i-- > 0;) {
       ++result.signatures_checked;
-      if (key_.verify(pending_[i].report.digest, pending_[i].split.signature)) {
+      if (key_->verify(pending_[i].report.digest, pending_[i].split.signature)) {
         good = i + 1;
         break;
       }
@@ -81,6 +82,10 @@ bool NodeIngest::settle(IngestResult& result, std::string& lines) {
 
 IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::string& out) {
   IngestResult result;
+  if (!key_) {
+    result.rejected = "no key for node " + node_;
+    return result;
+  }
   std::string catalog_lines;
   std::string lines;
   chain_vouched_ = chain_;
@@ -124,7 +129,7 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
         break;
       }
       ++result.signatures_checked;
-      if (!protocol::verify_envelope(*split, key_)) {
+      if (!protocol::verify_envelope(*split, *key_)) {
         result.rejected = "signature of a gap record does not verify";
         break;
       }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -36,7 +37,9 @@ struct IngestResult {
 // records of what it accepts. Not thread-safe: one connection feeds it at a time.
 class NodeIngest {
  public:
-  NodeIngest(std::string node_id, crypto::PublicKey key, IngestOptions options);
+  // `key` may be empty while the node's state is restored from the sink; ingest() refuses
+  // everything until set_key() gave it the key of the node's certificate.
+  NodeIngest(std::string node_id, std::optional<crypto::PublicKey> key, IngestOptions options);
 
   // Verifies the frames of one batch, in order, and appends to `out` the sink lines of what it
   // accepts (catalogs first, then reports and gap records). The node's state moves past what was
@@ -67,7 +70,7 @@ class NodeIngest {
   void decode_into(Pending& p);
 
   std::string node_;
-  crypto::PublicKey key_;
+  std::optional<crypto::PublicKey> key_;
   IngestOptions options_;
   protocol::ChainVerifier chain_;
   protocol::ReportDecoder decoder_;
