@@ -4,8 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "gridnode/platform/log.hpp"
 #include "inspect.hpp"
 #include "pki.hpp"
+#include "server.hpp"
 
 int main(int argc, char** argv) try {
   CLI::App app{"gridnode-collector: receives, verifies and stores gridnode reports.",
@@ -23,6 +25,22 @@ int main(int argc, char** argv) try {
                   "Write the first report's signed bytes to this file");
   cmd->add_option("--export-signature", inspect.export_signature,
                   "Write its signature (DER) to this file, for openssl dgst -verify");
+
+  gridnode::collector::ServeOptions serve;
+  CLI::App* serve_cmd = app.add_subcommand(
+      "serve", "Receive reports over mutual TLS, verify them and store them in a sink");
+  serve_cmd->add_option("--listen", serve.listen, "HOST:PORT to listen on ([::1]:PORT for IPv6)")
+      ->capture_default_str();
+  serve_cmd->add_option("--ca", serve.ca, "The grid CA certificate")->required();
+  serve_cmd->add_option("--cert", serve.cert, "The collector's certificate")->required();
+  serve_cmd->add_option("--key", serve.key, "The collector's key (mode 0600)")->required();
+  serve_cmd->add_option("--sink", serve.sink, "The JSON Lines file verified records go to")
+      ->required();
+  serve_cmd->add_flag("--verify-all", serve.verify_all,
+                      "Check every report's signature, not one per linked run (audits)");
+  serve_cmd->add_option("--window", serve.window, "Reports an agent may have in flight")
+      ->check(CLI::Range(1u, 65536u))
+      ->capture_default_str();
 
   gridnode::collector::PkiInitOptions init;
   gridnode::collector::PkiSignOptions sign;
@@ -50,6 +68,10 @@ int main(int argc, char** argv) try {
   }
   if (cmd->parsed()) {
     return gridnode::collector::inspect(inspect);
+  }
+  if (serve_cmd->parsed()) {
+    gridnode::platform::Log::detect_sink();
+    return gridnode::collector::serve(serve);
   }
   if (pki_init->parsed()) {
     return gridnode::collector::pki_init(init);

@@ -98,6 +98,10 @@ int inspect(const InspectOptions& o) {
                               .c_str());
       continue;
     }
+    if (f.kind != protocol::FrameKind::report) {
+      return complain(o.file + ": frame of kind " + std::to_string(static_cast<int>(f.kind)) +
+                      " at byte " + std::to_string(f.offset) + " does not belong in a report file");
+    }
     ++reports;
     auto envelope = protocol::split_envelope(f.payload);
     if (!envelope) {

@@ -26,6 +26,10 @@ platform::Result<std::optional<Frame>> FrameReader::next() {
     case FrameKind::catalog: limit = kMaxCatalogFrame; break;
     case FrameKind::report:
     case FrameKind::gap: limit = kMaxReportFrame; break;
+    case FrameKind::hello:
+    case FrameKind::welcome:
+    case FrameKind::ack:
+    case FrameKind::reject: limit = kMaxSessionFrame; break;
     default: return reader_.error("unknown frame kind " + std::to_string(*kind));
   }
   f.kind = static_cast<FrameKind>(*kind);

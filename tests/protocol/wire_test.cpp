@@ -141,3 +141,33 @@ TEST(Gap, RoundTripAndValidation) {
 
 }  // namespace
 }  // namespace gridnode::protocol
+
+#include "gridnode/protocol/session.hpp"
+
+namespace gridnode::protocol {
+namespace {
+
+TEST(Session, MessagesRoundTripAndRefuseGarbage) {
+  Bytes b;
+  Hello h{"node-7", 12, 40};
+  encode(h, b);
+  EXPECT_EQ(decode_hello(b).value(), h);
+  Welcome w{11, {1, 2, 3}, 64};
+  encode(w, b);
+  EXPECT_EQ(decode_welcome(b).value(), w);
+  encode(Ack{99}, b);
+  EXPECT_EQ(decode_ack(b).value().seq, 99u);
+  Reject r{7, "signature of report 8 does not verify"};
+  encode(r, b);
+  EXPECT_EQ(decode_reject(b).value(), r);
+  for (std::size_t n = 0; n < b.size(); ++n) {
+    EXPECT_FALSE(decode_reject(std::span(b).first(n)));
+  }
+  encode(Hello{"bad id!", 1, 2}, b);
+  EXPECT_FALSE(decode_hello(b));
+  encode(Welcome{1, {}, 0}, b);
+  EXPECT_FALSE(decode_welcome(b));
+}
+
+}  // namespace
+}  // namespace gridnode::protocol

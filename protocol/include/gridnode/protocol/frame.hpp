@@ -17,7 +17,14 @@ enum class FrameKind : std::uint8_t {
   catalog = 1,  // payload: an encoded catalog
   report = 2,   // payload: a signed report (message || signature)
   gap = 3,      // payload: a signed gap record (message || signature)
+  // The uplink session (docs/protocol.md §6a, protocol/session.hpp).
+  hello = 16,    // agent → collector
+  welcome = 17,  // collector → agent
+  ack = 18,      // collector → agent
+  reject = 19,   // collector → agent
 };
+
+inline constexpr std::size_t kMaxSessionFrame = 64 * 1024;
 
 inline constexpr std::size_t kMaxCatalogFrame = std::size_t{16} << 20;
 inline constexpr std::size_t kMaxReportFrame = std::size_t{4} << 20;

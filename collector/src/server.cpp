@@ -1,0 +1,437 @@
+#include "server.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <asio/ip/tcp.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "gridnode/crypto/crypto.hpp"
+#include "gridnode/crypto/tls.hpp"
+#include "gridnode/platform/files.hpp"
+#include "gridnode/platform/log.hpp"
+#include "gridnode/protocol/frame.hpp"
+#include "gridnode/protocol/session.hpp"
+#include "store.hpp"
+
+namespace gridnode::collector {
+namespace {
+
+using platform::Level;
+using platform::LogLine;
+
+platform::Result<asio::ip::tcp::endpoint> parse_endpoint(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    return platform::fail(std::errc::invalid_argument, "\"" + text + "\": HOST:PORT expected");
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  auto port = platform::parse_uint64(text.substr(colon + 1));
+  std::error_code ec;
+  auto addr = asio::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
+  if (ec || !port || *port > 65535) {
+    return platform::fail(std::errc::invalid_argument,
+                          "\"" + text + "\": an IP address and a port expected");
+  }
+  return asio::ip::tcp::endpoint(addr, static_cast<unsigned short>(*port));
+}
+
+class Server;
+
+// One agent's connection: handshake, hello/welcome, then batches in and acks out.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server& server, std::unique_ptr<crypto::TlsStream> stream, asio::io_context& io)
+      : server_(server), stream_(std::move(stream)), idle_(io) {}
+  void start();
+  void close(const std::string& why);
+  const std::string& node() const { return node_; }
+
+ private:
+  void read();
+  void on_data(std::size_t n);
+  bool handle_hello(const protocol::Frame& f);
+  void send(protocol::FrameKind kind, const protocol::Bytes& payload);
+  void flush();
+  void arm_idle();
+
+  Server& server_;
+  std::unique_ptr<crypto::TlsStream> stream_;
+  asio::steady_timer idle_;
+  std::string node_;
+  std::string peer_;
+  NodeIngest* ingest_ = nullptr;
+  bool greeted_ = false;
+  bool closing_ = false;
+  std::vector<std::uint8_t> in_;
+  std::size_t used_ = 0;
+  std::vector<std::uint8_t> out_;      // being written
+  std::vector<std::uint8_t> queued_;   // to write next
+  bool writing_ = false;
+  bool close_after_write_ = false;
+};
+
+class Server {
+ public:
+  Server(asio::io_context& io, const ServeOptions& o, std::unique_ptr<Store> store,
+         std::shared_ptr<crypto::TlsContext> tls)
+      : io_(io), options_(o), store_(std::move(store)), tls_(std::move(tls)), acceptor_(io),
+        signals_(io, SIGTERM, SIGINT) {}
+
+  platform::Result<void> start() {
+    auto ep = parse_endpoint(options_.listen);
+    if (!ep) {
+      return tl::unexpected(ep.error());
+    }
+    std::error_code ec;
+    acceptor_.open(ep->protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(*ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return platform::fail(ec, "cannot listen on " + options_.listen);
+    }
+    signals_.async_wait([this](const std::error_code& e, int) {
+      if (!e) {
+        stop(0);
+      }
+    });
+    accept();
+    return {};
+  }
+
+  void stop(int code) {
+    exit_code_ = code;
+    std::error_code ec;
+    acceptor_.close(ec);
+    signals_.cancel();
+    auto sessions = sessions_;
+    for (auto& [node, s] : sessions) {
+      if (auto p = s.lock()) {
+        p->close("collector stopping");
+      }
+    }
+    for (auto& w : anonymous_) {
+      if (auto p = w.lock()) {
+        p->close("collector stopping");
+      }
+    }
+    io_.stop();
+  }
+
+  int exit_code() const { return exit_code_; }
+  Store& store() { return *store_; }
+  const ServeOptions& options() const { return options_; }
+
+  // A node connects again (its old TCP connection half-open after a network cut): the new
+  // session wins.
+  void attach(const std::string& node, const std::shared_ptr<Session>& s) {
+    auto it = sessions_.find(node);
+    if (it != sessions_.end()) {
+      if (auto old = it->second.lock(); old && old != s) {
+        old->close("replaced by a new connection of the same node");
+      }
+    }
+    sessions_[node] = s;
+  }
+  void detach(const std::string& node, const Session* s) {
+    auto it = sessions_.find(node);
+    if (it != sessions_.end()) {
+      auto p = it->second.lock();
+      if (!p || p.get() == s) {
+        sessions_.erase(it);
+      }
+    }
+    --connections_;
+  }
+
+  void count_rejection(const std::string& why) {
+    ++rejections_;
+    platform::log(Level::warning, "collector", LogLine("rejected").kv("why", why));
+  }
+
+ private:
+  void accept() {
+    acceptor_.async_accept([this](const std::error_code& ec, asio::ip::tcp::socket socket) {
+      if (ec) {
+        if (ec != asio::error::operation_aborted) {
+          accept();
+        }
+        return;
+      }
+      if (connections_ >= options_.max_connections) {
+        std::error_code ignored;
+        socket.close(ignored);
+        count_rejection("too many connections");
+      } else {
+        ++connections_;
+        auto stream = std::make_unique<crypto::TlsStream>(tls_, std::move(socket));
+        auto s = std::make_shared<Session>(*this, std::move(stream), io_);
+        anonymous_.push_back(s);
+        if (anonymous_.size() > 1024) {
+          std::erase_if(anonymous_, [](const auto& w) { return w.expired(); });
+        }
+        s->start();
+      }
+      accept();
+    });
+  }
+
+  asio::io_context& io_;
+  ServeOptions options_;
+  std::unique_ptr<Store> store_;
+  std::shared_ptr<crypto::TlsContext> tls_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  std::map<std::string, std::weak_ptr<Session>> sessions_;
+  std::vector<std::weak_ptr<Session>> anonymous_;  // every session, for stop()
+  std::size_t connections_ = 0;
+  std::uint64_t rejections_ = 0;
+  int exit_code_ = 0;
+};
+
+void Session::start() {
+  in_.resize(64 * 1024);
+  arm_idle();
+  stream_->async_handshake([self = shared_from_this()](platform::Result<void> r) {
+    if (!r) {
+      self->server_.count_rejection(r.error().message());
+      self->close("");
+      return;
+    }
+    self->peer_ = self->stream_->remote_endpoint_text();
+    self->node_ = self->stream_->peer_common_name();
+    if (!protocol::valid_node_id(self->node_)) {
+      self->server_.count_rejection(self->peer_ + ": certificate CN \"" + self->node_ +
+                                    "\" is not a node id");
+      self->close("");
+      return;
+    }
+    self->ingest_ = &self->server_.store().node(self->node_,
+                                                self->stream_->peer_certificate()->public_key());
+    self->server_.attach(self->node_, self->shared_from_this());
+    self->read();
+  });
+}
+
+void Session::arm_idle() {
+  idle_.expires_after(server_.options().idle_timeout);
+  idle_.async_wait([weak = weak_from_this()](const std::error_code& ec) {
+    if (auto self = weak.lock(); self && !ec) {
+      self->close("idle for too long");
+    }
+  });
+}
+
+void Session::read() {
+  if (used_ == in_.size()) {
+    // A frame larger than the buffer: grow up to the largest frame allowed (plus its header).
+    if (in_.size() >= protocol::kMaxCatalogFrame + 16) {
+      server_.count_rejection(node_ + ": frame too large");
+      close("frame too large");
+      return;
+    }
+    in_.resize(std::min(in_.size() * 2, protocol::kMaxCatalogFrame + 16));
+  }
+  stream_->async_read_some(
+      asio::buffer(in_.data() + used_, in_.size() - used_),
+      [self = shared_from_this()](platform::Result<std::size_t> n) {
+        if (!n) {
+          self->close("");
+          return;
+        }
+        self->arm_idle();
+        self->on_data(*n);
+      });
+}
+
+void Session::on_data(std::size_t n) {
+  used_ += n;
+  protocol::FrameReader reader(std::span<const std::uint8_t>(in_.data(), used_));
+  std::vector<protocol::Frame> batch;
+  std::size_t consumed = 0;
+  for (;;) {
+    auto f = reader.next();
+    if (!f) {
+      // A frame cut short is simply not complete yet; anything else is a protocol error.
+      if (f.error().context.find("truncated") != std::string::npos) {
+        break;
+      }
+      server_.count_rejection(node_ + ": " + f.error().message());
+      close("bad frame");
+      return;
+    }
+    if (!*f) {
+      break;
+    }
+    const protocol::Frame& frame = **f;
+    consumed = static_cast<std::size_t>(frame.payload.data() + frame.payload.size() - in_.data());
+    if (!greeted_) {
+      if (!handle_hello(frame)) {
+        return;
+      }
+      continue;
+    }
+    switch (frame.kind) {
+      case protocol::FrameKind::catalog:
+      case protocol::FrameKind::report:
+      case protocol::FrameKind::gap: batch.push_back(frame); break;
+      default:
+        server_.count_rejection(node_ + ": unexpected frame kind " +
+                                std::to_string(static_cast<int>(frame.kind)));
+        close("unexpected frame");
+        return;
+    }
+  }
+  if (!batch.empty()) {
+    auto r = server_.store().commit(*ingest_, batch);
+    if (!r) {
+      // The sink failed: state in memory is ahead of it. Stop; a restart replays the sink.
+      platform::log(Level::err, "collector", LogLine("sink failed").kv("err", r.error().message()));
+      server_.stop(1);
+      return;
+    }
+    if (r->ack_seq > 0) {
+      protocol::Bytes ack;
+      protocol::encode(protocol::Ack{r->ack_seq}, ack);
+      send(protocol::FrameKind::ack, ack);
+    }
+    if (!r->rejected.empty()) {
+      server_.count_rejection(node_ + ": " + r->rejected);
+      protocol::Bytes rej;
+      protocol::encode(protocol::Reject{ingest_->have_seq(), r->rejected}, rej);
+      send(protocol::FrameKind::reject, rej);
+      close_after_write_ = true;
+      return;
+    }
+  }
+  // Keep the incomplete tail for the next read.
+  std::copy(in_.begin() + static_cast<std::ptrdiff_t>(consumed),
+            in_.begin() + static_cast<std::ptrdiff_t>(used_), in_.begin());
+  used_ -= consumed;
+  read();
+}
+
+bool Session::handle_hello(const protocol::Frame& f) {
+  if (f.kind != protocol::FrameKind::hello) {
+    server_.count_rejection(node_ + ": the session must start with hello");
+    close("no hello");
+    return false;
+  }
+  auto hello = protocol::decode_hello(f.payload);
+  if (!hello || hello->node_id != node_) {
+    server_.count_rejection(node_ + ": " + (hello ? "hello claims node \"" + hello->node_id +
+                                                        "\" on a certificate for another"
+                                                  : hello.error().message()));
+    close("bad hello");
+    return false;
+  }
+  greeted_ = true;
+  protocol::Bytes w;
+  protocol::encode(protocol::Welcome{ingest_->have_seq(), ingest_->have_digest(),
+                                     server_.options().window},
+                   w);
+  send(protocol::FrameKind::welcome, w);
+  platform::log(Level::info, "collector",
+                LogLine("node connected")
+                    .kv("node", node_)
+                    .kv("peer", peer_)
+                    .kv("have", static_cast<std::int64_t>(ingest_->have_seq()))
+                    .kv("agent_newest", static_cast<std::int64_t>(hello->newest)));
+  return true;
+}
+
+void Session::send(protocol::FrameKind kind, const protocol::Bytes& payload) {
+  protocol::append_frame(queued_, kind, payload);
+  flush();
+}
+
+void Session::flush() {
+  if (writing_ || queued_.empty() || closing_) {
+    return;
+  }
+  out_.swap(queued_);
+  queued_.clear();
+  writing_ = true;
+  stream_->async_write(asio::buffer(out_), [self = shared_from_this()](platform::Result<void> r) {
+    self->writing_ = false;
+    if (!r) {
+      self->close("");
+      return;
+    }
+    if (!self->queued_.empty()) {
+      self->flush();
+    } else if (self->close_after_write_) {
+      self->close("rejected");
+    }
+  });
+}
+
+void Session::close(const std::string& why) {
+  if (closing_) {
+    return;
+  }
+  closing_ = true;
+  idle_.cancel();
+  if (!why.empty() && !node_.empty()) {
+    platform::log(Level::info, "collector", LogLine("node disconnected").kv("node", node_).kv("why", why));
+  }
+  auto self = shared_from_this();
+  stream_->async_shutdown([self] { self->server_.detach(self->node_, self.get()); });
+}
+
+}  // namespace
+
+int serve(const ServeOptions& o) {
+  auto ca = crypto::Certificate::load_file(o.ca);
+  auto cert = ca ? crypto::Certificate::load_file(o.cert) : tl::unexpected(ca.error());
+  auto key = cert ? crypto::load_private_key_file(o.key) : tl::unexpected(cert.error());
+  if (!key) {
+    std::fprintf(stderr, "gridnode-collector serve: %s\n", key.error().message().c_str());
+    return 2;
+  }
+  crypto::TlsOptions t{.server = true,
+                       .ca = *ca,
+                       .cert = *cert,
+                       .key = *key,
+                       .server_name = {},
+                       .pinned_server_key = std::nullopt,
+                       .handshake_timeout = std::chrono::seconds(10),
+                       .shutdown_timeout = std::chrono::seconds(2)};
+  auto tls = crypto::TlsContext::create(std::move(t));
+  if (!tls) {
+    std::fprintf(stderr, "gridnode-collector serve: %s\n", tls.error().message().c_str());
+    return 2;
+  }
+  auto store = Store::open_jsonl(o.sink, {.verify_all = o.verify_all});
+  if (!store) {
+    std::fprintf(stderr, "gridnode-collector serve: %s\n", store.error().message().c_str());
+    return 2;
+  }
+  const auto& st = (*store)->stats();
+  platform::log(Level::notice, "collector",
+                LogLine("sink opened")
+                    .kv("sink", o.sink)
+                    .kv("nodes", static_cast<std::int64_t>(st.nodes))
+                    .kv("records", static_cast<std::int64_t>(st.records_replayed))
+                    .kv("unreadable", static_cast<std::int64_t>(st.lines_unreadable))
+                    .kv("cut_bytes", static_cast<std::int64_t>(st.bytes_cut)));
+  asio::io_context io{1};
+  Server server(io, o, std::move(*store), std::move(*tls));
+  if (auto r = server.start(); !r) {
+    std::fprintf(stderr, "gridnode-collector serve: %s\n", r.error().message().c_str());
+    return 2;
+  }
+  platform::log(Level::notice, "collector", LogLine("listening").kv("on", o.listen));
+  io.run();
+  return server.exit_code();
+}
+
+}  // namespace gridnode::collector

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace gridnode::collector {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:4443";  // HOST:PORT, [v6]:PORT
+  std::string ca, cert, key;              // the grid CA; the collector's certificate and key
+  std::string sink;                       // FILE.jsonl
+  bool verify_all = false;
+  std::uint32_t window = 256;             // reports an agent may have in flight
+  std::chrono::seconds idle_timeout{120};
+  std::size_t max_connections = 10000;
+};
+
+// `gridnode-collector serve`: terminates mutual TLS, takes each node's id from its client
+// certificate, verifies and stores its reports (Store), acknowledges what is durable. Runs
+// until SIGTERM/SIGINT. Exit status 0 on a signal, 1 when the sink fails (a restart replays it),
+// 2 on bad options.
+int serve(const ServeOptions& options);
+
+}  // namespace gridnode::collector
