@@ -9,6 +9,7 @@
 #define TOML_HEADER_ONLY 1
 #include <toml++/toml.h>
 
+#include "gridnode/crypto/crypto.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/protocol/report.hpp"
 
@@ -92,6 +93,19 @@ void set_label(platform::Labels& labels, std::string key, std::string value) {
 }
 
 }  // namespace
+
+Result<void> check_endpoint(std::string_view text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
+    return fail(std::errc::invalid_argument, "\"" + std::string(text) + "\": HOST:PORT expected");
+  }
+  auto port = platform::parse_uint64(text.substr(colon + 1));
+  if (!port || *port == 0 || *port > 65535) {
+    return fail(std::errc::invalid_argument,
+                "\"" + std::string(text) + "\": the port must be 1 to 65535");
+  }
+  return {};
+}
 
 Result<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
   std::string s(platform::trim(text));
@@ -241,6 +255,41 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
                       return tl::unexpected(bad(origin, v, full, "longer than 128 bytes"));
                     }
                     set_label(c.node_labels, std::string(key), *s);
+                    return {};
+                  });
+    } else if (k.str() == "upstream") {
+      r = section("upstream", node, {"endpoints", "ca", "cert", "key", "pin"},
+                  [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
+                    if (key == "endpoints") {
+                      const auto* arr = v.as_array();
+                      if (arr == nullptr) {
+                        return tl::unexpected(bad(origin, v, full, "must be an array of \"HOST:PORT\" strings"));
+                      }
+                      c.upstream_endpoints.clear();
+                      for (const auto& item : *arr) {
+                        auto e = string_from(origin, item, full, false);
+                        if (!e) {
+                          return tl::unexpected(e.error());
+                        }
+                        if (auto ok = check_endpoint(*e); !ok) {
+                          return tl::unexpected(bad(origin, item, full, ok.error().context));
+                        }
+                        c.upstream_endpoints.push_back(*e);
+                      }
+                      return {};
+                    }
+                    auto s = string_from(origin, v, full, key != "ca");
+                    if (!s) {
+                      return tl::unexpected(s.error());
+                    }
+                    if (key == "pin") {
+                      if (!s->empty() && !crypto::digest_from_hex(*s)) {
+                        return tl::unexpected(bad(origin, v, full, "must be 64 hex digits (SHA-256 of the collector's public key)"));
+                      }
+                      c.upstream_pin = *s;
+                    } else {
+                      (key == "ca" ? c.upstream_ca : key == "cert" ? c.upstream_cert : c.upstream_key) = *s;
+                    }
                     return {};
                   });
     } else if (k.str() == "report") {

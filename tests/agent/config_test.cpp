@@ -127,6 +127,44 @@ TEST(Config, ShippedExampleParsesToTheDefaults) {
   EXPECT_EQ(c->socket_group, d.socket_group);
   EXPECT_EQ(c->socket_mode, d.socket_mode);
   EXPECT_TRUE(c->drivers.empty());
+  EXPECT_EQ(c->upstream_endpoints, d.upstream_endpoints);
+  EXPECT_EQ(c->upstream_ca, d.upstream_ca);
+  EXPECT_EQ(c->upstream_cert, d.upstream_cert);
+  EXPECT_EQ(c->upstream_key, d.upstream_key);
+  EXPECT_EQ(c->upstream_pin, d.upstream_pin);
+  EXPECT_EQ(c->keyframe_interval, d.keyframe_interval);
+  EXPECT_EQ(c->node_id, d.node_id);
+  EXPECT_EQ(c->node_labels, d.node_labels);
+}
+
+TEST(Config, UpstreamAndNode) {
+  auto c = parse_config(R"([upstream]
+endpoints = ["collector.example:4443", "[::1]:4443"]
+ca = "/etc/grid/ca.pem"
+pin = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+[node]
+id = "node-7"
+site = "dc1"
+region = "east"
+)", "agent.toml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->upstream_endpoints,
+            (std::vector<std::string>{"collector.example:4443", "[::1]:4443"}));
+  EXPECT_EQ(c->upstream_ca, "/etc/grid/ca.pem");
+  EXPECT_EQ(c->node_id, "node-7");
+  EXPECT_EQ(c->node_labels, (platform::Labels{{"region", "east"}, {"site", "dc1"}}));
+  for (const char* bad : {"[upstream]\nendpoints = [\"nohost\"]\n",
+                          "[upstream]\nendpoints = [\"h:99999\"]\n",
+                          "[upstream]\nendpoints = \"h:1\"\n",
+                          "[upstream]\npin = \"abc\"\n",
+                          "[node]\nid = \"bad id\"\n",
+                          "[report]\nkeyframe_interval = 0\n"}) {
+    auto r = parse_config(bad, "agent.toml");
+    EXPECT_FALSE(r) << bad;
+    if (!r) {
+      EXPECT_NE(r.error().context.find("agent.toml:"), std::string::npos) << r.error().context;
+    }
+  }
 }
 
 }  // namespace

@@ -40,11 +40,11 @@ struct PkiFiles {
 };
 
 struct LeafSpec {
-  std::string cn;                // subject CN
-  std::vector<std::string> san;  // openssl form: "DNS:localhost", "IP:127.0.0.1", "IP:::1"
-  std::string ext_key_usage;     // "serverAuth", "clientAuth", both comma-separated, or none
-  std::string not_before;        // "YYYYMMDDHHMMSSZ" (UTC); empty: now
-  std::string not_after;         // "YYYYMMDDHHMMSSZ" (UTC); empty: now + 30 days
+  std::string cn{};                // subject CN
+  std::vector<std::string> san{};  // openssl form: "DNS:localhost", "IP:127.0.0.1", "IP:::1"
+  std::string ext_key_usage{};     // "serverAuth", "clientAuth", both comma-separated, or none
+  std::string not_before{};        // "YYYYMMDDHHMMSSZ" (UTC); empty: now
+  std::string not_after{};         // "YYYYMMDDHHMMSSZ" (UTC); empty: now + 30 days
 };
 
 class TestPki {

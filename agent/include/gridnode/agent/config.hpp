@@ -32,6 +32,13 @@ struct Config {
   // Every Nth report carries absolute values (the others are coded against their predecessor).
   std::uint32_t keyframe_interval = 60;
 
+  // Where reports go (docs/protocol.md §6a). No endpoint: reports stay in the spool.
+  std::vector<std::string> upstream_endpoints;  // HOST:PORT, tried in turn
+  std::string upstream_ca = "/etc/gridnode/ca.crt";  // the grid CA
+  std::string upstream_cert;  // empty: <state_dir>/node.crt
+  std::string upstream_key;   // empty: <state_dir>/node.key
+  std::string upstream_pin;   // optional: SHA-256 (hex) of the collector's public key
+
   std::string socket_path = "/run/gridnode/control.sock";
   // Who may query besides root: a group name or a numeric gid. Empty: root only.
   std::string socket_group = "gridnode";
@@ -55,5 +62,8 @@ struct Config {
 [[nodiscard]] platform::Result<std::chrono::nanoseconds> parse_seconds(std::string_view text);
 
 [[nodiscard]] platform::Result<platform::Level> parse_level(std::string_view text);
+
+// "collector.example:4443", "10.0.0.5:4443", "[::1]:4443".
+[[nodiscard]] platform::Result<void> check_endpoint(std::string_view text);
 
 }  // namespace gridnode::agent

@@ -28,6 +28,8 @@
 
 namespace gridnode::crypto {
 
+// Aggregate-initialise with designated initializers; ca, cert and key have no empty state.
+// (The `{}` initializers keep g++ 12's -Wmissing-field-initializers quiet for omitted fields.)
 struct TlsOptions {
   bool server = false;
   Certificate ca;    // the grid CA: the only trust anchor
@@ -37,12 +39,12 @@ struct TlsOptions {
   // matched by mbedTLS against the subjectAltName dNSNames (the CN only when there is no SAN)
   // and sent as SNI; an IP literal ("10.0.0.5", "::1", "[::1]") must equal one of the
   // certificate's subjectAltName iPAddress entries (never the CN) and is not sent as SNI.
-  std::string server_name;
+  std::string server_name{};
   // Client only: SHA-256 of the server certificate's SubjectPublicKeyInfo DER, as
   // `openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | sha256sum` prints it.
   // Checked with the certificate chain, before our certificate and Finished are sent; a
   // different key fails the handshake.
-  std::optional<Digest> pinned_server_key;
+  std::optional<Digest> pinned_server_key{};
   // From async_handshake() to its handler, including the TCP exchanges.
   std::chrono::milliseconds handshake_timeout{10000};
   // async_shutdown(): how long close_notify may take to leave and the peer to answer it.

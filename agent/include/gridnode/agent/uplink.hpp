@@ -1,0 +1,131 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include "gridnode/crypto/tls.hpp"
+#include "gridnode/platform/result.hpp"
+#include "gridnode/protocol/frame.hpp"
+
+namespace gridnode::agent {
+
+// One record the uplink sends: a frame's kind, its report seq (0 for a catalog) and payload.
+struct OutRecord {
+  protocol::FrameKind kind = protocol::FrameKind::report;
+  std::uint64_t seq = 0;
+  std::vector<std::uint8_t> payload;
+};
+
+// What the uplink streams from: the spool.
+class UplinkSource {
+ public:
+  virtual ~UplinkSource() = default;
+  // The catalog in force, then the records with seq > after_seq in order, up to about
+  // max_bytes (at least one record when there is one).
+  [[nodiscard]] virtual platform::Result<void> read(std::uint64_t after_seq, std::size_t max_bytes,
+                                                    std::vector<OutRecord>& out) = 0;
+  // Everything up to seq is durable upstream: it may go.
+  virtual void acknowledge(std::uint64_t seq) = 0;
+  virtual std::uint64_t first_unacked() const = 0;
+  virtual std::uint64_t newest() const = 0;
+};
+
+struct UplinkOptions {
+  std::vector<std::string> endpoints;  // HOST:PORT, [v6]:PORT; tried in turn
+  crypto::Certificate ca;              // the grid CA
+  crypto::Certificate cert;            // the node's certificate and key
+  crypto::PrivateKey key;
+  std::optional<crypto::Digest> pinned_server_key;
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds backoff_min{500};
+  std::chrono::milliseconds backoff_max{60000};
+  std::chrono::seconds idle_timeout{90};  // no ack while reports are in flight
+  std::size_t batch_bytes = 256 * 1024;
+};
+
+// Streams the spool to a collector over mutual TLS (docs/protocol.md §6a): connects to one of
+// the endpoints, says hello, sends from where the collector's welcome says it stands, keeps at
+// most `window` reports in flight, lets the spool drop what is acknowledged, and reconnects with
+// exponential backoff and jitter, moving on to the next endpoint after a failure. Loop thread
+// only; nothing blocks.
+class Uplink {
+ public:
+  Uplink(asio::io_context& io, UplinkOptions options, std::string node_id, UplinkSource& source);
+  ~Uplink();
+  Uplink(const Uplink&) = delete;
+  Uplink& operator=(const Uplink&) = delete;
+
+  [[nodiscard]] platform::Result<void> start();
+  void stop();
+  // New records are in the spool: send them if the window allows.
+  void wake();
+
+  bool connected() const { return state_ == State::streaming; }
+  nlohmann::json status_json() const;
+
+ private:
+  enum class State : std::uint8_t { idle, connecting, handshaking, greeting, streaming, waiting };
+  struct Endpoint {
+    std::string text;
+    std::string host;
+    std::string port;
+    std::shared_ptr<crypto::TlsContext> tls;
+  };
+
+  void connect();
+  void on_connected(asio::ip::tcp::socket socket);
+  void fail(const std::string& why);
+  void schedule_retry();
+  void read();
+  void on_data(std::size_t n);
+  bool on_frame(const protocol::Frame& f);
+  void pump();
+  void write_queued();
+
+  asio::io_context& io_;
+  UplinkOptions options_;
+  std::string node_;
+  UplinkSource& source_;
+  std::vector<Endpoint> endpoints_;
+  std::size_t current_ = 0;
+  State state_ = State::idle;
+  bool stopped_ = false;
+  std::uint64_t session_ = 0;  // bumps on every (re)connect: late handlers of old ones are ignored
+
+  asio::ip::tcp::resolver resolver_;
+  asio::steady_timer timer_;  // connect deadline, retry backoff, idle
+  std::unique_ptr<crypto::TlsStream> stream_;
+  std::chrono::milliseconds backoff_;
+  std::mt19937_64 jitter_;
+
+  std::vector<std::uint8_t> in_;
+  std::size_t used_ = 0;
+  std::vector<std::uint8_t> out_;
+  std::vector<std::uint8_t> queued_;
+  bool writing_ = false;
+  std::vector<OutRecord> records_;  // scratch for source reads
+
+  std::uint32_t window_ = 1;
+  std::uint64_t sent_ = 0;   // highest seq sent in this session
+  std::uint64_t acked_ = 0;  // highest seq acknowledged
+  crypto::Digest catalog_sent_{};
+  bool catalog_sent_valid_ = false;
+
+  // For status.
+  std::string connected_to_;
+  std::string last_error_;
+  std::uint64_t connects_ = 0;
+  std::uint64_t rejects_ = 0;
+  std::chrono::system_clock::time_point last_ack_time_{};
+};
+
+}  // namespace gridnode::agent
