@@ -1,53 +1,76 @@
 #!/usr/bin/env bash
-# The demo behind `./gridnode.sh demo`: the agent samples this host for a few seconds in a
-# throw-away directory (no root paths touched), and a technician asks it what it sees.
+# The demo behind `./gridnode.sh demo`, all on loopback in a throw-away directory (no root path
+# touched): a throw-away PKI, a collector, this host enrolled and its certificate signed, the
+# agent sampling this host and streaming signed reports to the collector, the collector's sink
+# growing, and a technician's queries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=build/bin
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/gridnode-demo-XXXXXX")
 SOCK=$RUN/control.sock
-AGENT=
+AGENT= COLLECTOR=
 cleanup() {
-  [ -n "$AGENT" ] && kill "$AGENT" 2>/dev/null && wait "$AGENT" 2>/dev/null
+  for p in $AGENT $COLLECTOR; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   rm -rf "$RUN"
 }
 trap cleanup EXIT
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+NODE=$(hostname | tr -c 'A-Za-z0-9._\n-' '-' | cut -c1-64)
+PORT=$((20000 + RANDOM % 40000))
+
+say gridnode-collector pki init --dir pki
+"$BIN/gridnode-collector" pki init --dir "$RUN/pki"
+
+say gridnoded enroll --node-id "$NODE" --state-dir state
+"$BIN/gridnoded" enroll --node-id "$NODE" --state-dir "$RUN/state"
+
+say gridnode-collector pki sign --dir pki --csr state/node.csr --out state/node.crt
+"$BIN/gridnode-collector" pki sign --dir "$RUN/pki" --csr "$RUN/state/node.csr" --out "$RUN/state/node.crt"
+
+say gridnode-collector serve --listen "127.0.0.1:$PORT" --sink sink.jsonl "(mutual TLS)"
+"$BIN/gridnode-collector" serve --listen "127.0.0.1:$PORT" --ca "$RUN/pki/ca.crt" \
+  --cert "$RUN/pki/collector.crt" --key "$RUN/pki/collector.key" --sink "$RUN/sink.jsonl" \
+  2>"$RUN/collector.log" &
+COLLECTOR=$!
 
 cat >"$RUN/agent.toml" <<TOML
 [agent]
 interval = 1.0
 state_dir = "$RUN/state"
+[node]
+site = "demo"
+[upstream]
+endpoints = ["127.0.0.1:$PORT"]
+ca = "$RUN/pki/ca.crt"
 [control]
 socket = "$SOCK"
 group = ""  # root and the agent's own user only: a demo needs no group
 TOML
-
-echo "Starting gridnoded on this host (config $RUN/agent.toml, log $RUN/agent.log)..."
+say gridnoded --config agent.toml "(samples this host every second, streams to the collector)"
 "$BIN/gridnoded" --config "$RUN/agent.toml" 2>"$RUN/agent.log" &
 AGENT=$!
 for _ in $(seq 100); do
   "$BIN/gridnodectl" --socket "$SOCK" status >/dev/null 2>&1 && break
   sleep 0.05
 done
-sleep 3  # a few one-second sweeps
+
+for i in 1 2 3 4 5; do
+  sleep 1
+  lines=$(wc -l <"$RUN/sink.jsonl" 2>/dev/null || echo 0)
+  last=$(tail -n 1 "$RUN/sink.jsonl" 2>/dev/null |
+    jq -r 'select(.type == "report") | "report \(.seq) of \(.node): \(.metrics | length) values, verified by the signature of report \(.verified_by)"' 2>/dev/null || true)
+  echo "  sink: $lines lines${last:+; last: $last}"
+done
 
 say gridnodectl status
 "$BIN/gridnodectl" --socket "$SOCK" status
 
+say "tail -n 1 sink.jsonl | jq '{type, node, seq, boot_id, time, labels, metrics: .metrics[:3]}'"
+tail -n 1 "$RUN/sink.jsonl" | jq '{type, node, seq, boot_id, time, labels, metrics: .metrics[:3]}'
+
 say gridnodectl sensors
-"$BIN/gridnodectl" --socket "$SOCK" sensors
-
-echo
-echo "Sources that found nothing on this host:"
-"$BIN/gridnodectl" --socket "$SOCK" status --json |
-  jq -r '.drivers[] | select(.state != "up") | "  \(.name): \(.state) (\(.error // "no reason"))"' |
-  grep . || echo "  none: every source reported"
-
-say "gridnodectl metrics | head -n 25"
-"$BIN/gridnodectl" --socket "$SOCK" metrics | head -n 25 || true
-echo "... ($("$BIN/gridnodectl" --socket "$SOCK" metrics | grep -vc '^#') samples in all)"
+"$BIN/gridnodectl" --socket "$SOCK" sensors || true
 
 say "gridnodectl metrics | grep -E '^node_(load1|memory_MemAvailable_bytes) '"
 "$BIN/gridnodectl" --socket "$SOCK" metrics | grep -E '^node_(load1|memory_MemAvailable_bytes) ' || true
@@ -55,3 +78,5 @@ say "gridnodectl metrics | grep -E '^node_(load1|memory_MemAvailable_bytes) '"
 echo
 echo "The agent's log:"
 sed 's/^/  /' "$RUN/agent.log"
+echo "The collector's log:"
+sed 's/^/  /' "$RUN/collector.log"

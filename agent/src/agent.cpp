@@ -36,34 +36,142 @@ std::optional<gid_t> Agent::resolve_socket_group(const Config& c) const {
   return *gid;
 }
 
-platform::Result<void> Agent::start() {
+platform::Result<void> Agent::start_reports() {
   // A readable key or another node's certificate stops the start, as ssh refuses its keys.
   auto identity = load_identity(config_, false);
   if (!identity) {
     return tl::unexpected(identity.error());
   }
-  if (identity->key) {
-    auto chain = read_chain(chain_path(config_.state_dir));
-    if (!chain) {
-      return tl::unexpected(chain.error());
+  if (!identity->key) {
+    if (!config_.upstream_endpoints.empty()) {
+      return platform::fail(std::errc::no_such_file_or_directory,
+                            "an upstream is configured but there is no node key at " +
+                                node_key_path(config_.state_dir) + ": run gridnoded enroll");
     }
-    auto reporter = Reporter::create(config_, std::move(*identity), *chain);
-    if (!reporter) {
-      platform::log(Level::warning, "report",
-                    LogLine("reports disabled").kv("err", reporter.error().message()));
-    } else if (auto p = (*reporter)->persist_chain(chain_path(config_.state_dir)); !p) {
-      return tl::unexpected(p.error());
-    } else {
-      reporter_ = std::move(*reporter);
-      platform::log(Level::info, "report",
-                    LogLine("signing reports")
-                        .kv("node", reporter_->node_id())
-                        .kv("next_seq", static_cast<std::int64_t>(chain->seq + 1)));
-    }
-  } else {
     platform::log(Level::notice, "report",
                   LogLine("no node key: reports are not signed; run gridnoded enroll")
                       .kv("key", node_key_path(config_.state_dir)));
+    return {};
+  }
+  const crypto::PrivateKey key = *identity->key;
+  const std::optional<crypto::Certificate> cert = identity->cert;
+  const std::string node = identity->node_id;
+
+  // The spool first: after a crash it knows the last report better than the chain file.
+  SpoolOptions so;
+  so.max_bytes = config_.spool_max_bytes;
+  so.segment_bytes = std::min<std::uint64_t>(so.segment_bytes, config_.spool_max_bytes / 8);
+  so.fsync_interval = std::chrono::duration_cast<std::chrono::milliseconds>(config_.spool_fsync_interval);
+  so.fsync_every = config_.spool_fsync_interval.count() == 0 ? 1 : 0;
+  so.node_id = node;
+  so.sign_gap = [this](const protocol::GapRecord& gap) { return reporter_->sign_gap(gap); };
+  auto spool = Spool::open(config_.state_dir, std::move(so));
+  if (!spool) {
+    return tl::unexpected(spool.error());
+  }
+  spool_ = std::move(*spool);
+  auto chain = read_chain(chain_path(config_.state_dir));
+  if (!chain) {
+    return tl::unexpected(chain.error());
+  }
+  auto last = spool_->last_report();
+  if (!last) {
+    return tl::unexpected(last.error());
+  }
+  if (*last && (*last)->seq > chain->seq) {
+    chain = **last;
+  }
+  auto reporter = Reporter::create(config_, std::move(*identity), *chain);
+  if (!reporter) {
+    platform::log(Level::warning, "report",
+                  LogLine("reports disabled").kv("err", reporter.error().message()));
+    return {};
+  }
+  if (auto p = (*reporter)->persist_chain(chain_path(config_.state_dir)); !p) {
+    return tl::unexpected(p.error());
+  }
+  reporter_ = std::move(*reporter);
+  reporter_->set_sink([this](std::span<const std::uint8_t> catalog,
+                             std::span<const std::uint8_t> envelope,
+                             const protocol::ReportHeader& header) {
+    if (!spool_) {
+      return;  // stopping
+    }
+    if (auto r = spool_->append(catalog, envelope, header.seq); !r) {
+      // Not stored: upstream sees the hole in the chain; the next report is a keyframe so
+      // that what follows decodes on its own.
+      ++spool_failures_;
+      reporter_->force_keyframe();
+      platform::log(Level::err, "spool",
+                    LogLine("report not spooled")
+                        .kv("seq", static_cast<std::int64_t>(header.seq))
+                        .kv("err", r.error().message()));
+    }
+    if (spool_->flush_due()) {
+      schedule_flush();
+    }
+    if (uplink_) {
+      uplink_->wake();
+    }
+  });
+  platform::log(Level::info, "report",
+                LogLine("signing reports")
+                    .kv("node", node)
+                    .kv("next_seq", static_cast<std::int64_t>(chain->seq + 1)));
+
+  if (config_.upstream_endpoints.empty()) {
+    platform::log(Level::notice, "uplink",
+                  LogLine("no upstream configured: reports stay in the spool"));
+    return {};
+  }
+  if (!cert) {
+    return platform::fail(std::errc::no_such_file_or_directory,
+                          "an upstream is configured but there is no node certificate at " +
+                              node_cert_path(config_.state_dir));
+  }
+  auto ca = crypto::Certificate::load_file(config_.upstream_ca);
+  if (!ca) {
+    return tl::unexpected(ca.error());
+  }
+  std::optional<crypto::Digest> pin;
+  if (!config_.upstream_pin.empty()) {
+    pin = crypto::digest_from_hex(config_.upstream_pin).value();  // checked by the config
+  }
+  UplinkOptions uo{.endpoints = config_.upstream_endpoints,
+                   .ca = *ca,
+                   .cert = *cert,
+                   .key = key,
+                   .pinned_server_key = pin,
+                   .connect_timeout = std::chrono::seconds(10),
+                   .backoff_min = std::chrono::milliseconds(500),
+                   .backoff_max = std::chrono::seconds(60),
+                   .idle_timeout = std::chrono::seconds(90),
+                   .batch_bytes = 256 * 1024};
+  source_ = std::make_unique<SpoolSource>(*spool_);
+  uplink_ = std::make_unique<Uplink>(io_, std::move(uo), node, *source_);
+  return uplink_->start();
+}
+
+void Agent::schedule_flush() {
+  if (flushing_ || !spool_) {
+    return;
+  }
+  flushing_ = true;
+  // fsync can take long on a busy disk: never on the loop.
+  asio::post(io_pool_, [this] {
+    auto r = spool_->flush();
+    asio::post(io_, [this, r] {
+      flushing_ = false;
+      if (!r) {
+        platform::log(Level::err, "spool", LogLine("flush failed").kv("err", r.error().message()));
+      }
+    });
+  });
+}
+
+platform::Result<void> Agent::start() {
+  if (auto r = start_reports(); !r) {
+    return r;
   }
   auto drivers = drivers::make_drivers({config_.roots}, config_.drivers);
   if (!drivers) {
@@ -114,9 +222,20 @@ void Agent::stop() {
   if (control_) {
     control_->stop();
   }
+  if (uplink_) {
+    uplink_->stop();
+    uplink_.reset();
+    source_.reset();
+  }
+  io_pool_.join();  // a flush in progress finishes
+  if (spool_) {
+    if (auto r = spool_->close(); !r) {
+      platform::log(Level::err, "spool", LogLine("close failed").kv("err", r.error().message()));
+    }
+    spool_.reset();
+  }
   if (reporter_) {
     reporter_->sync_chain();
-    reporter_.reset();
   }
 }
 
@@ -185,6 +304,19 @@ nlohmann::json Agent::handle(const nlohmann::json& request, const platform::Peer
   if (cmd == "status") {
     auto status = Exposition::status_json(*sampler_, started_, config_.source);
     status["report"] = reporter_ ? reporter_->status_json() : nlohmann::json{{"enrolled", false}};
+    status["uplink"] = uplink_ ? uplink_->status_json() : nlohmann::json{{"configured", false}};
+    if (spool_) {
+      SpoolStats st = spool_->stats();
+      status["spool"] = {{"reports", st.reports},
+                         {"bytes", st.bytes},
+                         {"unacked", st.unacked},
+                         {"unacked_bytes", st.unacked_bytes},
+                         {"acked_seq", st.acked_seq},
+                         {"newest_seq", st.newest_seq},
+                         {"gaps_created", st.gaps_created},
+                         {"reports_dropped", st.reports_dropped},
+                         {"append_failures", spool_failures_}};
+    }
     return {{"ok", true}, {"status", std::move(status)}};
   }
   if (cmd == "sensors") {

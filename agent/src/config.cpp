@@ -292,6 +292,24 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
                     }
                     return {};
                   });
+    } else if (k.str() == "spool") {
+      r = section("spool", node, {"max_bytes", "fsync_interval"},
+                  [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
+                    if (key == "fsync_interval") {
+                      auto s = seconds_from(origin, v, full, 0.0, 60);
+                      if (!s) {
+                        return tl::unexpected(s.error());
+                      }
+                      c.spool_fsync_interval = *s;
+                      return {};
+                    }
+                    std::optional<std::int64_t> n = v.value_exact<std::int64_t>();
+                    if (!n || *n < (16 << 10)) {
+                      return tl::unexpected(bad(origin, v, full, "must be a number of bytes, at least 16384"));
+                    }
+                    c.spool_max_bytes = static_cast<std::uint64_t>(*n);
+                    return {};
+                  });
     } else if (k.str() == "report") {
       r = section("report", node, {"keyframe_interval"},
                   [&](std::string_view, const toml::node& v, const std::string& full) -> Result<void> {

@@ -148,6 +148,29 @@ int cmd_status(const std::string& socket, bool as_json) {
                   r.contains("error") ? (", error: " + r["error"].get<std::string>()).c_str() : "");
     }
   }
+  if (s.contains("uplink")) {
+    const json& u = s["uplink"];
+    if (!u.value("configured", true)) {
+      std::printf("uplink: none configured, reports stay in the spool\n");
+    } else {
+      std::string to = u.value("connected_to", "");
+      std::printf("uplink: %s%s, acked up to %llu%s%s\n", u.value("state", "?").c_str(),
+                  to.empty() ? "" : (" to " + to).c_str(),
+                  static_cast<unsigned long long>(u.value("acked_seq", 0ull)),
+                  u.contains("last_ack_age_seconds")
+                      ? (", last ack " + fmt_seconds(u["last_ack_age_seconds"].get<double>()) + " ago").c_str()
+                      : "",
+                  u.contains("error") ? (", " + u["error"].get<std::string>()).c_str() : "");
+    }
+  }
+  if (s.contains("spool")) {
+    const json& sp = s["spool"];
+    std::printf("spool: %llu reports not yet acknowledged (%llu bytes), %llu bytes on disk, %llu gaps\n",
+                static_cast<unsigned long long>(sp.value("unacked", 0ull)),
+                static_cast<unsigned long long>(sp.value("unacked_bytes", 0ull)),
+                static_cast<unsigned long long>(sp.value("bytes", 0ull)),
+                static_cast<unsigned long long>(sp.value("gaps_created", 0ull)));
+  }
   Table t({"DRIVER", "STATE", "SAMPLES", "ERRORS", "SWEEP", "NOTE"});
   for (const auto& d : s["drivers"]) {
     std::string note = d.value("error", "");

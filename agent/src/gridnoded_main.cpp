@@ -35,6 +35,8 @@ struct Flags {
   std::string sysfs, procfs, state_dir, socket, interval, log_level;
   std::string report;
   unsigned count = 1;
+  std::vector<std::string> upstream;
+  std::string ca, cert, key;
   bool once = false;
   bool json = false;
   // enroll
@@ -158,6 +160,11 @@ int main(int argc, char** argv) try {
   app.add_option("--procfs-root", f.procfs, "Where procfs is mounted (default /proc)");
   app.add_option("--state-dir", f.state_dir, "State directory (default /var/lib/gridnode)");
   app.add_option("--socket", f.socket, "Control socket (default /run/gridnode/control.sock)");
+  app.add_option("--upstream", f.upstream,
+                 "Collector HOST:PORT to stream reports to (repeatable; replaces [upstream] endpoints)");
+  app.add_option("--ca", f.ca, "The grid CA certificate (default /etc/gridnode/ca.crt)");
+  app.add_option("--cert", f.cert, "This node's certificate (default STATE_DIR/node.crt)");
+  app.add_option("--key", f.key, "This node's key (default STATE_DIR/node.key)");
   app.add_option("--interval", f.interval, "Sampling interval in seconds, fractions allowed");
   app.add_option("--log-level", f.log_level, "error, warning, notice, info or debug");
   app.add_flag("--once", f.once, "Take one sweep, print it (Prometheus text) and exit");
@@ -184,6 +191,11 @@ int main(int argc, char** argv) try {
   }
   if (!f.report.empty() && (!f.once || f.json)) {
     die("--report goes with --once, and not with --json");
+  }
+  for (const auto& e : f.upstream) {
+    if (auto ok = agent::check_endpoint(e); !ok) {
+      die("--upstream " + ok.error().context);
+    }
   }
   if (f.count != 1 && f.report.empty()) {
     die("--reports goes with --once --report FILE");
@@ -223,6 +235,10 @@ int main(int argc, char** argv) try {
     if (!f.socket.empty()) c.socket_path = f.socket;
     if (interval) c.interval = *interval;
     if (level) c.log_level = *level;
+    if (!f.upstream.empty()) c.upstream_endpoints = f.upstream;
+    if (!f.ca.empty()) c.upstream_ca = f.ca;
+    if (!f.cert.empty()) c.upstream_cert = f.cert;
+    if (!f.key.empty()) c.upstream_key = f.key;
   };
 
   std::string path = f.config.empty() ? kDefaultConfig : f.config;

@@ -43,8 +43,10 @@ std::string chain_path(const std::string& dir) { return dir + "/report.chain"; }
 
 platform::Result<Identity> load_identity(const Config& config, bool require_key) {
   Identity id;
-  const std::string key_path = node_key_path(config.state_dir);
-  const std::string cert_path = node_cert_path(config.state_dir);
+  const std::string key_path =
+      config.upstream_key.empty() ? node_key_path(config.state_dir) : config.upstream_key;
+  const std::string cert_path =
+      config.upstream_cert.empty() ? node_cert_path(config.state_dir) : config.upstream_cert;
   if (exists(key_path)) {
     auto key = crypto::load_private_key_file(key_path);
     if (!key) {

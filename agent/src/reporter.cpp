@@ -85,6 +85,15 @@ void Reporter::on_round(const Sampler& sampler) {
   }
 }
 
+platform::Result<protocol::Bytes> Reporter::sign_gap(const protocol::GapRecord& gap) {
+  protocol::Bytes out;
+  protocol::encode_gap(gap, out);
+  if (auto d = protocol::sign_envelope(out, *identity_.key, *random_); !d) {
+    return tl::unexpected(d.error());
+  }
+  return out;
+}
+
 platform::Result<void> Reporter::persist_chain(const std::string& path) {
   auto file = std::make_unique<ChainFile>();
   if (auto r = file->open(path); !r) {

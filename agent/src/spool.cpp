@@ -165,9 +165,6 @@ std::uint64_t now_unix_ns() {
                                         .count());
 }
 
-// Counts the reports of `runs` with seq > after.
-std::uint64_t count_after(const std::vector<std::uint64_t>&) = delete;
-
 struct Fd {
   int fd = -1;
   bool owned = false;
@@ -448,6 +445,8 @@ void Spool::index_record(Segment& s, FrameKind kind, std::uint8_t flags, std::ui
     case FrameKind::gap:
       s.max_seq = std::max(s.max_seq, seq);
       break;
+    default:  // the uplink's own frame kinds never reach the spool (parse() refuses them)
+      break;
   }
 }
 
@@ -519,6 +518,7 @@ Result<void> Spool::recover() {
   if (auto r = delete_acked(); !r) {
     return r;
   }
+  resolve_unacked();
   last_flush_ = last_ack_write_ = std::chrono::steady_clock::now();
   synced_seq_ = newest_seq_;
   SpoolStats st = stats();
@@ -556,8 +556,9 @@ Result<void> Spool::scan_segment(std::uint64_t name, bool last, protocol::Bytes&
         return r.seq > newest_seq_;
       case FrameKind::gap:
         return r.seq > 0;
+      default:
+        return false;
     }
-    return false;
   };
 
   std::uint64_t pos = fmt::kSegmentMagic.size();
@@ -644,6 +645,8 @@ Result<void> Spool::scan_segment(std::uint64_t name, bool last, protocol::Bytes&
         add_gap(g);
         break;
       }
+      default:
+        break;
     }
     pos += r.size;
   }
@@ -696,21 +699,10 @@ void Spool::forget_front() {
   dir_dirty_ = true;
 }
 
-Result<void> Spool::drop_oldest() {
-  Segment& s = segments_.front();
-  if (s.name == newest_segment_ && !newest_digest_) {
-    // The Reporter may still ask for the newest report's digest after its file is gone.
-    if (auto d = digest_of_newest()) {
-      newest_digest_ = *d;
-    }
-  }
-  if (::unlink(s.path.c_str()) != 0 && errno != ENOENT) {
-    return fail_errno(errno, "spool: full, and cannot remove " + s.path);
-  }
-  // What was not acknowledged yet is lost: say which seqs, for the gap record.
-  std::uint64_t from = std::numeric_limits<std::uint64_t>::max();
-  std::uint64_t to = 0;
-  std::uint64_t lost = 0;
+// What dropping `s` loses: its reports not acknowledged yet, and the ranges of the gap records
+// it holds that were not acknowledged either (the new gap record must cover those too).
+void Spool::unacked_range(const Segment& s, std::uint64_t& from, std::uint64_t& to,
+                          std::uint64_t& lost) const {
   for (const Run& run : s.runs) {
     if (run.last > acked_) {
       const std::uint64_t first = std::max(run.first, acked_ + 1);
@@ -721,27 +713,10 @@ Result<void> Spool::drop_oldest() {
   }
   for (const GapPos& g : gaps_) {
     if (g.segment == s.name && g.seq > acked_) {
-      // An earlier gap record goes with this segment: the new one covers its range too.
       from = std::min(from, std::max(g.from, acked_ + 1));
       to = std::max(to, g.to);
     }
   }
-  reports_dropped_ += lost;
-  if (to > 0) {
-    if (pending_gap_) {
-      pending_gap_->first = std::min(pending_gap_->first, from);
-      pending_gap_->second = std::max(pending_gap_->second, to);
-    } else {
-      pending_gap_.emplace(from, to);
-    }
-  }
-  platform::log(lost > 0 ? Level::warning : Level::info, kComponent,
-                LogLine("full: oldest segment dropped")
-                    .kv("segment", s.path)
-                    .kv("unacked_reports", static_cast<std::int64_t>(lost))
-                    .kv("max_bytes", static_cast<std::int64_t>(options_.max_bytes)));
-  forget_front();
-  return {};
 }
 
 Result<void> Spool::append(std::span<const std::uint8_t> catalog,
@@ -767,6 +742,19 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
       !catalog.empty() && !std::equal(catalog.begin(), catalog.end(), catalog_.begin(),
                                       catalog_.end());
   bool roll = active_fd_ < 0 || active_broken_ || segments_.back().size >= segment_bytes_;
+
+  // Plan the drops: the oldest segments whose bytes make room. Nothing is removed before this
+  // report and its gap record are written, so a failed write or a kill -9 in between loses
+  // nothing; the bound holds again when append() returns.
+  std::size_t drops = 0;
+  std::uint64_t drop_bytes = 0;
+  std::uint64_t from = std::numeric_limits<std::uint64_t>::max();
+  std::uint64_t to = 0;
+  std::uint64_t lost = 0;
+  if (pending_gap_) {
+    from = pending_gap_->first;
+    to = pending_gap_->second;
+  }
   auto need = [&] {
     std::uint64_t n = record_size(envelope.size());
     if (catalog_change) {
@@ -778,48 +766,47 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
         n += record_size(catalog_.size());
       }
     }
-    if (pending_gap_ && options_.sign_gap) {
+    if (to > 0 && options_.sign_gap) {
       n += gap_reserve_;
     }
     return n;
   };
-  while (disk_bytes_ + need() > options_.max_bytes) {
+  while (disk_bytes_ - drop_bytes + need() > options_.max_bytes) {
     const std::size_t droppable = roll ? segments_.size() : segments_.size() - 1;
-    if (droppable == 0) {
-      if (!roll && !segments_.empty()) {
-        // The only segment is the one appended to: close it so that it can go.
-        retire_active();
-        roll = true;
-        continue;
-      }
-      return fail(std::errc::no_buffer_space,
-                  "spool: a report needing " + std::to_string(need()) +
-                      " bytes does not fit in max_bytes " + std::to_string(options_.max_bytes));
+    if (drops < droppable) {
+      unacked_range(segments_[drops], from, to, lost);
+      drop_bytes += segments_[drops].size;
+      ++drops;
+      continue;
     }
-    if (auto d = drop_oldest(); !d) {
-      return d;
+    if (!roll) {
+      // Only the segment appended to is left: start a new one so that it can go.
+      roll = true;
+      continue;
     }
+    return fail(std::errc::no_buffer_space,
+                "spool: a report needing " + std::to_string(need()) +
+                    " bytes does not fit in max_bytes " + std::to_string(options_.max_bytes));
   }
 
   protocol::Bytes gap_envelope;
   protocol::GapRecord gap;
-  if (pending_gap_ && options_.sign_gap) {
-    gap = {options_.node_id, pending_gap_->first, pending_gap_->second, now_unix_ns(),
-           gap_reason_};
+  if (to > 0 && options_.sign_gap) {
+    gap = {options_.node_id, from, to, now_unix_ns(), gap_reason_};
     auto signed_gap = options_.sign_gap(gap);
     if (!signed_gap) {
       if (!signer_failing_) {
         platform::log(Level::warning, kComponent,
                       LogLine("gap record not signed, will retry")
-                          .kv("from", static_cast<std::int64_t>(gap.from_seq))
-                          .kv("to", static_cast<std::int64_t>(gap.to_seq))
+                          .kv("from", static_cast<std::int64_t>(from))
+                          .kv("to", static_cast<std::int64_t>(to))
                           .kv("err", signed_gap.error().message()));
       }
       signer_failing_ = true;
     } else if (record_size(signed_gap->size()) > gap_reserve_ ||
                signed_gap->size() <= protocol::kSignatureSize) {
       platform::log(Level::err, kComponent,
-                    LogLine("signed gap record of unexpected size")
+                    LogLine("signed gap record of unexpected size, not written")
                         .kv("bytes", static_cast<std::int64_t>(signed_gap->size())));
     } else {
       signer_failing_ = false;
@@ -848,7 +835,7 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
     }
   }
   if (!gap_envelope.empty()) {
-    put(FrameKind::gap, 0, gap.to_seq, gap_envelope);
+    put(FrameKind::gap, 0, to, gap_envelope);
   }
   if (catalog_change) {
     put(FrameKind::catalog, 0, seq, catalog);
@@ -890,7 +877,7 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
     const Planned& p = planned[i];
     index_record(s, p.kind, p.flags, p.seq, base + p.at);
     if (p.kind == FrameKind::gap) {
-      add_gap({p.seq, gap.from_seq, gap.to_seq, s.name, base + p.at});
+      add_gap({p.seq, from, to, s.name, base + p.at});
     }
   }
   s.size += buf_.size();
@@ -898,13 +885,13 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
   if (catalog_change) {
     catalog_.assign(catalog.begin(), catalog.end());
   }
-  if (!gap_envelope.empty()) {
-    pending_gap_.reset();
-    ++gaps_created_;
-    platform::log(Level::warning, kComponent,
-                  LogLine("gap record appended")
-                      .kv("from", static_cast<std::int64_t>(gap.from_seq))
-                      .kv("to", static_cast<std::int64_t>(gap.to_seq)));
+  if (!unacked_known_) {
+    // Everything before was acknowledged: the first unacked record is the first one written
+    // now that is not a catalog copy.
+    const std::size_t first = planned[0].flags != 0 ? 1 : 0;
+    unacked_known_ = true;
+    unacked_segment_ = s.name;
+    unacked_offset_ = base + planned[first].at;
   }
   if (appended_ == synced_) {
     last_flush_ = std::chrono::steady_clock::now();  // the interval runs from the first unsynced
@@ -914,6 +901,37 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
   newest_segment_ = s.name;
   newest_offset_ = base + planned[count - 1].at;
   newest_digest_.reset();
+
+  if (drops > 0) {
+    for (std::size_t i = 0; i < drops; ++i) {
+      const Segment& old = segments_.front();
+      if (::unlink(old.path.c_str()) != 0 && errno != ENOENT) {
+        // Our own directory refuses: nothing else to do than say so; the bound is exceeded.
+        platform::log(Level::err, kComponent,
+                      LogLine("full, and cannot remove the oldest segment")
+                          .kv("segment", old.path)
+                          .kv("err", std::strerror(errno)));
+        break;
+      }
+      platform::log(Level::warning, kComponent,
+                    LogLine("full: oldest segment dropped")
+                        .kv("segment", old.path)
+                        .kv("max_bytes", static_cast<std::int64_t>(options_.max_bytes)));
+      forget_front();
+    }
+    reports_dropped_ += lost;
+    resolve_unacked();
+  }
+  if (!gap_envelope.empty()) {
+    pending_gap_.reset();
+    ++gaps_created_;
+    platform::log(Level::warning, kComponent,
+                  LogLine("gap record appended")
+                      .kv("from", static_cast<std::int64_t>(from))
+                      .kv("to", static_cast<std::int64_t>(to)));
+  } else if (to > 0) {
+    pending_gap_.emplace(from, to);  // told with a later append, once signing works
+  }
   return {};
 }
 
@@ -1047,7 +1065,9 @@ Result<void> Spool::ack(std::uint64_t seq) {
                                                  std::to_string(newest_seq_));
   }
   acked_ = seq;
-  return delete_acked();
+  auto d = delete_acked();
+  resolve_unacked();
+  return d;
 }
 
 // --- reading -------------------------------------------------------------------------------
@@ -1129,7 +1149,7 @@ Result<void> Spool::read(std::uint64_t after_seq, std::size_t max_bytes,
   std::size_t n = 0;
   std::size_t bytes = 0;
   bool have_content = false;  // a record other than the leading catalog
-  std::uint64_t last_seq = after_seq;
+  std::uint64_t last_report = after_seq;
   auto emit = [&](FrameKind kind, std::uint64_t seq, std::span<const std::uint8_t> payload) {
     if (n == out.size()) {
       out.emplace_back();
@@ -1156,7 +1176,7 @@ Result<void> Spool::read(std::uint64_t after_seq, std::size_t max_bytes,
         return tl::unexpected(gfd.error());
       }
       Fd closer{*gfd, *gfd != active_fd_};
-      Window gw(*gfd, gs->size, read_buf_);
+      Window gw(*gfd, gs->size, gap_buf_);  // r.payload of the scan points into read_buf_
       RecordView r;
       Window::Parse p = gw.parse(gap_it->offset, r);
       if (p == Window::Parse::io_error) {
@@ -1234,14 +1254,11 @@ Result<void> Spool::read(std::uint64_t after_seq, std::size_t max_bytes,
         break;
       }
       off += r.size;
+      // Gaps come from gaps_, in their logical place; copies repeat the catalog in force. A
+      // catalog change has the seq of the report it precedes.
       if (r.kind == FrameKind::gap || (r.flags & fmt::kFlagCatalogCopy) != 0 ||
-          r.seq <= last_seq) {
-        // Gaps come from gaps_, in their logical place; copies repeat the catalog in force.
-        // A catalog change has the seq of its report, so only reports must strictly grow.
-        if (!(r.kind == FrameKind::catalog && (r.flags & fmt::kFlagCatalogCopy) == 0 &&
-              r.seq > after_seq && r.seq == last_seq + 1)) {
-          continue;
-        }
+          r.seq <= after_seq || (r.kind == FrameKind::report && r.seq <= last_report)) {
+        continue;
       }
       auto g = emit_gaps(r.seq);
       if (!g) {
@@ -1251,10 +1268,9 @@ Result<void> Spool::read(std::uint64_t after_seq, std::size_t max_bytes,
         stopped = true;
         break;
       }
-      // emit() may move read_buf_'s bytes? No: emit copies out of it before the next get().
       emit(r.kind, r.seq, r.payload);
       if (r.kind == FrameKind::report) {
-        last_seq = r.seq;
+        last_report = r.seq;
         have_content = true;
       }
     }
@@ -1319,31 +1335,47 @@ Result<std::optional<ChainPoint>> Spool::last_report() {
 
 // --- stats ---------------------------------------------------------------------------------
 
-std::uint64_t Spool::unacked_bytes() const {
-  // Segment by segment, refined inside the first one by its marks: exact to the record in the
-  // usual case (the ack lands on a mark's record or a segment boundary), an upper bound by at
-  // most kMarkSpacing otherwise. No I/O, so stats() can run on the loop.
-  std::uint64_t total = 0;
-  bool first = true;
+// Where read(acked) would start: the first catalog change or report with seq > acked. Called
+// when the watermark or the oldest segments change; preads at most one mark's span (32 KiB),
+// which the uplink has just read, so it comes from the page cache.
+void Spool::resolve_unacked() {
+  unacked_known_ = false;
   for (const Segment& s : segments_) {
     if (s.max_seq <= acked_) {
       continue;
     }
-    if (first) {
-      first = false;
-      std::uint64_t off = s.first_record;
-      auto it = std::upper_bound(s.marks.begin(), s.marks.end(), acked_,
-                                 [](std::uint64_t seq, const Mark& m) { return seq < m.seq; });
-      if (it != s.marks.end() && it != s.marks.begin() && std::prev(it)->seq == acked_) {
-        off = it->offset;  // the report right after the acknowledged one starts at a mark
-        // Records between the acked report and the next mark are all unacked only when the
-        // next report follows directly; otherwise count from the acked report's mark.
-        off = std::prev(it)->offset;
-      } else if (it != s.marks.begin()) {
-        off = std::prev(it)->offset;
-      }
-      total += s.size - off;
-    } else {
+    unacked_known_ = true;
+    unacked_segment_ = s.name;
+    unacked_offset_ = s.first_record;  // if the scan fails: an upper bound
+    auto fd = open_for_read(s);
+    if (!fd) {
+      return;
+    }
+    Fd closer{*fd, *fd != active_fd_};
+    Window w(*fd, s.size, read_buf_);
+    auto first = find_first(w, s, acked_);
+    if (!first) {
+      return;
+    }
+    if (*first) {
+      unacked_offset_ = **first;
+      return;
+    }
+    unacked_known_ = false;  // only gap records after the watermark here: look further
+  }
+}
+
+std::uint64_t Spool::unacked_bytes() const {
+  if (!unacked_known_) {
+    return 0;
+  }
+  std::uint64_t total = 0;
+  bool counting = false;
+  for (const Segment& s : segments_) {
+    if (s.name == unacked_segment_) {
+      counting = true;
+      total += s.size - std::min(unacked_offset_, s.size);
+    } else if (counting) {
       total += s.size;
     }
   }

@@ -383,6 +383,12 @@ void Uplink::write_queued() {
   }
 }
 
+void SpoolSource::acknowledge(std::uint64_t seq) {
+  if (auto r = spool_.ack(seq); !r) {
+    platform::log(Level::err, "uplink", LogLine("cannot acknowledge").kv("err", r.error().message()));
+  }
+}
+
 nlohmann::json Uplink::status_json() const {
   nlohmann::json endpoints = nlohmann::json::array();
   for (const auto& e : endpoints_) {

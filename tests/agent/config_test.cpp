@@ -133,6 +133,8 @@ TEST(Config, ShippedExampleParsesToTheDefaults) {
   EXPECT_EQ(c->upstream_key, d.upstream_key);
   EXPECT_EQ(c->upstream_pin, d.upstream_pin);
   EXPECT_EQ(c->keyframe_interval, d.keyframe_interval);
+  EXPECT_EQ(c->spool_max_bytes, d.spool_max_bytes);
+  EXPECT_EQ(c->spool_fsync_interval, d.spool_fsync_interval);
   EXPECT_EQ(c->node_id, d.node_id);
   EXPECT_EQ(c->node_labels, d.node_labels);
 }

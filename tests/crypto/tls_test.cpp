@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -247,6 +248,10 @@ TEST_P(TlsBothFamilies, MutualHandshakeThenOneMebibyteEchoedIntact) {
   EXPECT_EQ(p.client->peer_common_name(), "collector");
   ASSERT_TRUE(p.client->peer_certificate());
   EXPECT_EQ(p.client->peer_certificate()->public_key(), pki_->server.cert().public_key());
+  ASSERT_TRUE(p.server->peer_certificate());
+  const auto node_der = pki_->node.cert().der();
+  EXPECT_TRUE(std::equal(node_der.begin(), node_der.end(), p.server->peer_certificate()->der().begin(),
+                         p.server->peer_certificate()->der().end()));
   EXPECT_EQ(p.server->ciphersuite(), "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256");
   EXPECT_EQ(p.client->ciphersuite(), p.server->ciphersuite());
   EXPECT_THAT(p.client->remote_endpoint_text(),
@@ -363,6 +368,30 @@ TEST_F(Tls, ManySmallWritesBothWaysAtOnce) {
   EXPECT_TRUE(sides[1].in == sides[0].out);
   p.client->close();
   p.server->close();
+}
+
+TEST_F(Tls, ManyStreamsShareOneContext) {
+  // As in the collector: one server context, many connections handshaking at once.
+  auto server_ctx = context(server_options());
+  auto client_ctx = context(client_options());
+  std::vector<Pair> pairs;
+  int ok = 0, failed = 0;
+  for (int i = 0; i < 24; ++i) {
+    pairs.push_back(make_pair(server_ctx, client_ctx));
+    ASSERT_TRUE(pairs.back().server);
+  }
+  for (Pair& p : pairs) {
+    for (TlsStream* s : {p.server.get(), p.client.get()}) {
+      s->async_handshake([&](platform::Result<void> r) { ++(r ? ok : failed); });
+    }
+  }
+  ASSERT_TRUE(run_until([&] { return ok + failed == 48; }, 30s));
+  EXPECT_EQ(failed, 0);
+  for (Pair& p : pairs) {
+    EXPECT_EQ(p.server->peer_common_name(), "node-1");
+    p.server->close();
+    p.client->close();
+  }
 }
 
 TEST_F(Tls, ShutdownSendsCloseNotifyAfterQueuedData) {

@@ -7,11 +7,14 @@
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/thread_pool.hpp>
 
 #include "gridnode/agent/config.hpp"
 #include "gridnode/agent/control_server.hpp"
 #include "gridnode/agent/exposition.hpp"
 #include "gridnode/agent/reporter.hpp"
+#include "gridnode/agent/spool.hpp"
+#include "gridnode/agent/uplink.hpp"
 #include "gridnode/agent/sampler.hpp"
 
 namespace gridnode::agent {
@@ -37,6 +40,8 @@ class Agent {
   const Sampler& sampler() const { return *sampler_; }
 
  private:
+  [[nodiscard]] platform::Result<void> start_reports();
+  void schedule_flush();
   void do_wait_signal();
   std::optional<gid_t> resolve_socket_group(const Config& c) const;
 
@@ -47,6 +52,12 @@ class Agent {
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Reporter> reporter_;  // null until the node is enrolled
+  std::unique_ptr<Spool> spool_;
+  std::unique_ptr<SpoolSource> source_;
+  std::unique_ptr<Uplink> uplink_;      // null without [upstream] endpoints
+  asio::thread_pool io_pool_{1};        // blocking file I/O: the spool's fsync
+  bool flushing_ = false;
+  std::uint64_t spool_failures_ = 0;
   Exposition exposition_;
   std::string text_;  // reused render buffer
   asio::signal_set signals_;

@@ -39,6 +39,10 @@ struct Config {
   std::string upstream_key;   // empty: <state_dir>/node.key
   std::string upstream_pin;   // optional: SHA-256 (hex) of the collector's public key
 
+  // The spool (docs/spool.md): its bound, and how often appended reports are fsynced.
+  std::uint64_t spool_max_bytes = std::uint64_t{256} << 20;
+  std::chrono::nanoseconds spool_fsync_interval = std::chrono::seconds(1);
+
   std::string socket_path = "/run/gridnode/control.sock";
   // Who may query besides root: a group name or a numeric gid. Empty: root only.
   std::string socket_group = "gridnode";

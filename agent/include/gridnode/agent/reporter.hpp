@@ -12,6 +12,7 @@
 #include "gridnode/agent/report_builder.hpp"
 #include "gridnode/agent/sampler.hpp"
 #include "gridnode/crypto/crypto.hpp"
+#include "gridnode/protocol/gap.hpp"
 
 namespace gridnode::agent {
 
@@ -40,6 +41,10 @@ class Reporter {
   void on_round(const Sampler& sampler);
 
   ChainPoint chain() const { return chain_; }
+  // The next report carries absolute values (its predecessor may be lost).
+  void force_keyframe() { builder_.force_keyframe(); }
+  // A gap record signed with the node key (for the spool).
+  [[nodiscard]] platform::Result<protocol::Bytes> sign_gap(const protocol::GapRecord& gap);
   const std::string& node_id() const { return identity_.node_id; }
   nlohmann::json status_json() const;
 

@@ -248,13 +248,14 @@ class Spool {
                                                             std::uint64_t after);
   platform::Result<bool> next_record(Window& w, const Segment& s, std::uint64_t& off,
                                      RecordView& r);
-  platform::Result<void> drop_oldest();
+  void unacked_range(const Segment& s, std::uint64_t& from, std::uint64_t& to,
+                     std::uint64_t& lost) const;
   platform::Result<void> delete_acked();
   void forget_front();
   void retire_active();
   platform::Result<crypto::Digest> digest_of_newest();
+  void resolve_unacked();
   std::uint64_t unacked_bytes() const;
-  platform::Result<void> close_locked();
 
   std::string dir_;
   SpoolOptions options_;
@@ -276,12 +277,17 @@ class Spool {
   std::uint64_t newest_segment_ = 0;
   std::uint64_t newest_offset_ = 0;
   std::optional<crypto::Digest> newest_digest_;
+  // Where the first unacknowledged record is (for stats().unacked_bytes).
+  bool unacked_known_ = false;
+  std::uint64_t unacked_segment_ = 0;
+  std::uint64_t unacked_offset_ = 0;
 
   std::uint64_t acked_ = 0;
   std::uint64_t acked_persisted_ = 0;
   protocol::Bytes catalog_;  // the catalog in force: the last one appended
   protocol::Bytes buf_;      // append()'s records, reused
   protocol::Bytes read_buf_;
+  protocol::Bytes gap_buf_;
   std::optional<std::pair<std::uint64_t, std::uint64_t>> pending_gap_;  // dropped, not yet told
   bool signer_failing_ = false;
 

@@ -12,18 +12,15 @@
 #include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include "gridnode/agent/spool.hpp"
 #include "gridnode/crypto/tls.hpp"
 #include "gridnode/platform/result.hpp"
 #include "gridnode/protocol/frame.hpp"
 
 namespace gridnode::agent {
 
-// One record the uplink sends: a frame's kind, its report seq (0 for a catalog) and payload.
-struct OutRecord {
-  protocol::FrameKind kind = protocol::FrameKind::report;
-  std::uint64_t seq = 0;
-  std::vector<std::uint8_t> payload;
-};
+// One record the uplink sends: the spool's.
+using OutRecord = SpoolRecord;
 
 // What the uplink streams from: the spool.
 class UplinkSource {
@@ -126,6 +123,22 @@ class Uplink {
   std::uint64_t connects_ = 0;
   std::uint64_t rejects_ = 0;
   std::chrono::system_clock::time_point last_ack_time_{};
+};
+
+// The spool as the uplink's source.
+class SpoolSource final : public UplinkSource {
+ public:
+  explicit SpoolSource(Spool& spool) : spool_(spool) {}
+  platform::Result<void> read(std::uint64_t after_seq, std::size_t max_bytes,
+                              std::vector<OutRecord>& out) override {
+    return spool_.read(after_seq, max_bytes, out);
+  }
+  void acknowledge(std::uint64_t seq) override;
+  std::uint64_t first_unacked() const override { return spool_.stats().acked_seq + 1; }
+  std::uint64_t newest() const override { return spool_.stats().newest_seq; }
+
+ private:
+  Spool& spool_;
 };
 
 }  // namespace gridnode::agent

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The whole path with real processes on loopback: gridnoded streams signed reports over mutual
+# TLS to gridnode-collector, both are killed with SIGKILL and restarted several times, the
+# collector is away for a while, the spool reaches its bound; afterwards the sink holds every
+# report exactly once, in order, as whole JSON lines, and the losses the agent chose are signed
+# gap records. Foreign certificates and plaintext are refused while others are served.
+source "$(dirname "$0")/lib.sh"
+
+COL=$BIN/gridnode-collector
+CTL=("$BIN/gridnodectl" --socket "$WORK/a.sock")
+P=$WORK/pki
+"$COL" pki init --dir "$P" --nodes node-1 >/dev/null
+STATE=$WORK/state
+mkdir -m 700 "$STATE"
+install -m 600 "$P/nodes/node-1.key" "$STATE/node.key"
+install -m 644 "$P/nodes/node-1.crt" "$STATE/node.crt"
+PORT=$(free_port)
+SINK=$WORK/sink.jsonl
+cat >"$WORK/agent.toml" <<TOML
+[agent]
+interval = 0.05
+[upstream]
+endpoints = ["127.0.0.1:$PORT"]
+ca = "$P/ca.crt"
+[report]
+keyframe_interval = 10
+TOML
+ROOTS=(--sysfs-root "$FIXTURES/hwmon/coretemp/sys" --procfs-root "$FIXTURES/procfs/basic/proc")
+
+start_collector() {
+  "$COL" serve --listen "127.0.0.1:$PORT" --ca "$P/ca.crt" --cert "$P/collector.crt" \
+    --key "$P/collector.key" --sink "$SINK" 2>>"$WORK/collector.log" &
+  COLLECTOR=$!
+  PIDS+=("$COLLECTOR")
+  wait_for "collector listening" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT"
+}
+start_agent() {
+  "$BIN/gridnoded" --config "$WORK/agent.toml" --state-dir "$STATE" --socket "$WORK/a.sock" \
+    "${ROOTS[@]}" "$@" 2>>"$WORK/agent.log" &
+  AGENT=$!
+  PIDS+=("$AGENT")
+  wait_for "agent socket" 10 "${CTL[@]}" status
+}
+kill9() { { kill -9 "$1" && wait "$1"; } 2>/dev/null || true; }
+status() { "${CTL[@]}" status --json; }
+acked() { status | jq -r '.uplink.acked_seq // 0'; }
+acked_above() { [ "$(acked)" -gt "$1" ]; }
+sink_seqs() { jq -r 'select(.type == "report") | .seq' "$SINK"; }
+
+start_collector
+start_agent
+wait_for "first acknowledgements" 20 acked_above 10
+check "status: uplink streaming to the collector" [ "$(status | jq -r '"\(.uplink.state) \(.uplink.connected_to)"')" = "streaming 127.0.0.1:$PORT" ]
+check "status: human view has uplink and spool lines" bash -c "'${CTL[0]}' --socket '$WORK/a.sock' status | grep -q '^uplink: streaming to 127.0.0.1:$PORT' && '${CTL[0]}' --socket '$WORK/a.sock' status | grep -q '^spool: '"
+
+# --- kill -9 both sides, several times, at random moments
+for round in 1 2 3; do
+  sleep "0.$((RANDOM % 5 + 1))"
+  kill9 "$COLLECTOR"
+  sleep "0.$((RANDOM % 4 + 1))"
+  start_collector
+  sleep "0.$((RANDOM % 5 + 1))"
+  kill9 "$AGENT"
+  start_agent
+  before=$(acked)
+  wait_for "round $round: acknowledgements go on" 20 acked_above "$before"
+done
+
+# --- the collector away for a while: reports wait in the spool, then drain in order
+kill9 "$COLLECTOR"
+sleep 1.5
+check "collector away: reports wait in the spool" [ "$(status | jq -r '.spool.unacked')" -gt 5 ]
+check "collector away: the uplink says it is not connected" [ "$(status | jq -r '.uplink.state')" != streaming ]
+start_collector
+newest=$(status | jq -r '.spool.newest_seq')
+wait_for "backlog drained" 30 acked_above "$newest"
+
+# --- stop cleanly once everything is acknowledged, and read the sink
+kill -TERM "$AGENT"
+wait "$AGENT" 2>/dev/null || true
+last=$(sed -n 's/^seq 0*//p' "$STATE/report.chain")
+kill -TERM "$COLLECTOR"
+wait "$COLLECTOR" 2>/dev/null || true
+check "every sink line is whole JSON" bash -c "jq -c . '$SINK' >/dev/null"
+n=$(sink_seqs | wc -l)
+unique=$(sink_seqs | sort -n | uniq | wc -l)
+first_missing=$(sink_seqs | sort -n | awk 'NR != $1 {print NR; exit}')
+check "sink: every report exactly once ($n lines, $unique distinct)" [ "$n" -eq "$unique" ]
+check "sink: no report missing from 1 (${first_missing:-none})" [ -z "$first_missing" ]
+max=$(sink_seqs | sort -n | tail -1)
+check "sink: it holds the agent's reports up to at least $((last - 2)) (has $max)" [ "$max" -ge "$((last - 2))" ]
+check "sink: in order" bash -c "[ \"\$(jq -r 'select(.type == \"report\") | .seq' '$SINK' | sort -n -c 2>&1)\" = '' ]"
+check "sink: no gap record (the spool never reached its bound)" [ "$(jq -r 'select(.type == "gap")' "$SINK" | wc -c)" -eq 0 ]
+check "sink: values decoded for every report" [ "$(jq -r 'select(.type == "report" and (.metrics | length) == 0) | .seq' "$SINK" | wc -l)" -eq 0 ]
+check "sink: each report names its verifying signature" [ "$(jq -r 'select(.type == "report" and .verified_by < .seq)' "$SINK" | wc -c)" -eq 0 ]
+
+# --- the spool's bound: a small spool, the collector away, reports dropped and said so
+cat >>"$WORK/agent.toml" <<TOML
+[spool]
+max_bytes = 65536
+TOML
+start_agent
+wait_for "spool full" 30 bash -c "[ \"\$('${CTL[0]}' --socket '$WORK/a.sock' status --json | jq -r '.spool.reports_dropped')\" -gt 0 ]"
+used=$(du -sb "$STATE/spool" | awk '{print $1}')
+check "spool full: disk use within the bound ($used bytes)" [ "$used" -le $((65536 + 4096 + 8192)) ]
+start_collector
+wait_for "gap record upstream" 30 bash -c "grep -q '\"type\":\"gap\"' '$SINK'"
+check "spool full: a gap record reached the sink" grep -q '"type":"gap"' "$SINK"
+gap=$(jq -c 'select(.type == "gap")' "$SINK" | head -1)
+check "spool full: the gap names the dropped reports ($(jq -r '"\(.from_seq)-\(.to_seq)"' <<<"$gap"))" \
+  [ "$(jq -r '.from_seq > 0 and .to_seq >= .from_seq and .node == "node-1"' <<<"$gap")" = true ]
+
+# --- refused: another CA's node, and plaintext; the collector keeps serving node-1
+"$COL" pki init --dir "$WORK/other" --nodes node-1 >/dev/null
+mkdir -m 700 "$WORK/s2"
+install -m 600 "$WORK/other/nodes/node-1.key" "$WORK/s2/node.key"
+install -m 644 "$WORK/other/nodes/node-1.crt" "$WORK/s2/node.crt"
+timeout 5 "$BIN/gridnoded" --state-dir "$WORK/s2" --socket "$WORK/b.sock" "${ROOTS[@]}" --interval 0.1 \
+  --upstream "127.0.0.1:$PORT" --ca "$WORK/other/ca.crt" 2>"$WORK/foreign.log" || true
+check "foreign CA: the agent says the collector is not trusted" grep -q "connection failed" "$WORK/foreign.log"
+printf 'GET / HTTP/1.0\r\n\r\n' | timeout 3 socat - "TCP:127.0.0.1:$PORT" >/dev/null 2>&1 || true
+before=$(acked)
+wait_for "node-1 still served" 20 acked_above "$before"
+check "collector: refusals logged" grep -q "rejected" "$WORK/collector.log"
+check "collector still running" kill -0 "$COLLECTOR"
+
+finish
