@@ -1,5 +1,7 @@
 #include "ingest.hpp"
 
+#include <chrono>
+
 #include "gridnode/protocol/catalog.hpp"
 #include "gridnode/protocol/gap.hpp"
 
@@ -88,6 +90,10 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
   }
   std::string catalog_lines;
   std::string lines;
+  writer_.set_received(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count()));
   chain_vouched_ = chain_;
   decoder_vouched_ = decoder_;
   pending_.clear();

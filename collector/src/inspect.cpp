@@ -146,6 +146,7 @@ int inspect(const InspectOptions& o) {
     nlohmann::json j = nlohmann::json::parse(line);
     j.erase("raw");
     j.erase("verified_by");
+    j.erase("received_ns");
     std::string problem;
     if (!signature_ok) {
       problem = "signature does not verify with " + o.cert;

@@ -100,6 +100,8 @@ void RecordWriter::header(const protocol::Report& r, std::uint64_t verified_by, 
   out += ",\"digest\":\"" + crypto::to_hex(r.digest) + "\",\"prev\":\"" + crypto::to_hex(h.prev) +
          "\",\"catalog\":\"" + crypto::to_hex(h.catalog) + "\",\"verified_by\":";
   append_uint(verified_by, out);
+  out += ",\"received_ns\":";
+  append_uint(received_ns_, out);
   out += ',';
   append_events(r.events, out);
 }

@@ -17,7 +17,8 @@ namespace gridnode::collector {
 // values are the exact decimals format_value prints (valid JSON numbers, no float involved).
 //
 //   {"type":"report","node":…,"seq":…,"boot_id":…,"time":…,"time_ns":…,"labels":{…},
-//    "keyframe":…,"digest":…,"prev":…,"catalog":…,"verified_by":…,"metrics":[…],"events":[…],
+//    "keyframe":…,"digest":…,"prev":…,"catalog":…,"verified_by":…,"received_ns":…,
+//    "metrics":[…],"events":[…],
 //    "raw":"<base64 of the signed report>"}
 //   {"type":"gap","node":…,"from_seq":…,"to_seq":…,"time":…,"reason":…,"raw":…}
 //   {"type":"catalog","node":…,"digest":…,"raw":…}
@@ -26,6 +27,10 @@ namespace gridnode::collector {
 // rebuilt) long after the fact.
 class RecordWriter {
  public:
+  // When the collector received what it writes next (Unix ns): "received_ns" in report lines,
+  // so that the sink shows each report's delay from sampling to the collector.
+  void set_received(std::uint64_t unix_ns) { received_ns_ = unix_ns; }
+
   void report(const protocol::Report& report, const protocol::EncodedCatalog& catalog,
               std::span<const std::uint8_t> envelope, std::uint64_t verified_by,
               std::string& out);
@@ -42,6 +47,7 @@ class RecordWriter {
   void header(const protocol::Report& report, std::uint64_t verified_by, std::string& out);
 
   std::map<crypto::Digest, Cache> caches_;
+  std::uint64_t received_ns_ = 0;
 };
 
 // A JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD.

@@ -249,9 +249,10 @@ TEST_P(TlsBothFamilies, MutualHandshakeThenOneMebibyteEchoedIntact) {
   ASSERT_TRUE(p.client->peer_certificate());
   EXPECT_EQ(p.client->peer_certificate()->public_key(), pki_->server.cert().public_key());
   ASSERT_TRUE(p.server->peer_certificate());
-  const auto node_der = pki_->node.cert().der();
-  EXPECT_TRUE(std::equal(node_der.begin(), node_der.end(), p.server->peer_certificate()->der().begin(),
-                         p.server->peer_certificate()->der().end()));
+  const Certificate node_cert = pki_->node.cert();
+  const auto peer_der = p.server->peer_certificate()->der();
+  EXPECT_TRUE(std::equal(node_cert.der().begin(), node_cert.der().end(), peer_der.begin(),
+                         peer_der.end()));
   EXPECT_EQ(p.server->ciphersuite(), "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256");
   EXPECT_EQ(p.client->ciphersuite(), p.server->ciphersuite());
   EXPECT_THAT(p.client->remote_endpoint_text(),

@@ -121,6 +121,19 @@ check "foreign CA: the agent says the collector is not trusted" grep -q "connect
 printf 'GET / HTTP/1.0\r\n\r\n' | timeout 3 socat - "TCP:127.0.0.1:$PORT" >/dev/null 2>&1 || true
 before=$(acked)
 wait_for "node-1 still served" 20 acked_above "$before"
+# An oversized frame after a proper hello, over a real TLS session made with openssl.
+hello='\x10\x0a\x01\x06node-1\x01\x00'
+huge='\x02\x80\x80\xc0\x02'  # a report frame announcing 5 MiB (the limit is 4 MiB)
+{ printf "$hello$huge"; sleep 1; } | timeout 5 openssl s_client -quiet -connect "127.0.0.1:$PORT" \
+  -cert "$P/nodes/node-1.crt" -key "$P/nodes/node-1.key" -CAfile "$P/ca.crt" >/dev/null 2>&1 || true
+check "oversized frame: refused and logged" grep -q "exceeds the limit" "$WORK/collector.log"
+# Failover: the first endpoint is dead, the second serves.
+kill -TERM "$AGENT"
+wait "$AGENT" 2>/dev/null || true
+DEAD=$(free_port)
+start_agent --upstream "127.0.0.1:$DEAD" --upstream "127.0.0.1:$PORT"
+wait_for "failover to the second endpoint" 20 bash -c "[ \"\$('${CTL[0]}' --socket '$WORK/a.sock' status --json | jq -r .uplink.connected_to)\" = 127.0.0.1:$PORT ]"
+check "failover: connected to the second endpoint" [ "$(status | jq -r .uplink.connected_to)" = "127.0.0.1:$PORT" ]
 check "collector: refusals logged" grep -q "rejected" "$WORK/collector.log"
 check "collector still running" kill -0 "$COLLECTOR"
 
