@@ -10,6 +10,8 @@
 #include <stdlib.h>
 
 #include <array>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -17,9 +19,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
 
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/crypto/tls.hpp"
@@ -119,7 +118,8 @@ struct TlsFixture {
     }
     dir = tmpl;
     const std::string script =
-        "cd '" + dir + "' && "
+        "cd '" + dir +
+        "' && "
         "printf '[req]\\ndistinguished_name=dn\\nx509_extensions=ca\\n[dn]\\n"
         "[ca]\\nbasicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign\\n' > req.cnf && "
         "printf 'subjectAltName=DNS:localhost\\n' > san.ext && "

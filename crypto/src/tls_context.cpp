@@ -8,9 +8,8 @@
 #include <mbedtls/x509_crt.h>
 
 #include <algorithm>
-#include <system_error>
-
 #include <asio/ip/address.hpp>
+#include <system_error>
 
 #include "gridnode/crypto/tls.hpp"
 #include "internal.hpp"
@@ -86,8 +85,7 @@ bool san_has_ip_address(const mbedtls_x509_crt& crt, std::span<const std::uint8_
     end = p + len;
   }
   // Extensions ::= SEQUENCE OF Extension
-  if (!get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) ||
-      p + len > end) {
+  if (!get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) || p + len > end) {
     return false;
   }
   end = p + len;
@@ -166,7 +164,8 @@ platform::Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsOptions opti
   mbedtls_pk_context* key = KeyAccess::pk(opts.key);
   if (mbedtls_pk_check_pair(&own->pk, key) != 0) {
     return platform::fail(std::errc::invalid_argument,
-                          std::string(side) + ": the private key does not belong to certificate \"" +
+                          std::string(side) +
+                              ": the private key does not belong to certificate \"" +
                               opts.cert.subject() + "\"");
   }
   if (!opts.server) {
@@ -180,9 +179,9 @@ platform::Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsOptions opti
   impl->random = std::move(*random);
 
   mbedtls_ssl_config* conf = &impl->conf;
-  int rc = mbedtls_ssl_config_defaults(
-      conf, opts.server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
-      MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+  int rc =
+      mbedtls_ssl_config_defaults(conf, opts.server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
+                                  MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
   if (rc != 0) {
     return fail_mbedtls(rc, std::string(side) + ": mbedtls_ssl_config_defaults");
   }

@@ -18,14 +18,13 @@
 
 #include <algorithm>
 #include <array>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
 #include <cstdio>
 #include <cstring>
 #include <utility>
 #include <vector>
-
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/write.hpp>
 
 #include "gridnode/crypto/tls.hpp"
 #include "internal.hpp"
@@ -76,25 +75,62 @@ std::string verify_reasons(std::uint32_t flags) {
 std::string alert_text(unsigned char alert) {
   const char* name = nullptr;
   switch (alert) {
-    case MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE: name = "unexpected_message"; break;
-    case MBEDTLS_SSL_ALERT_MSG_BAD_RECORD_MAC: name = "bad_record_mac"; break;
-    case MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE: name = "handshake_failure"; break;
-    case MBEDTLS_SSL_ALERT_MSG_NO_CERT: name = "no_certificate"; break;
-    case MBEDTLS_SSL_ALERT_MSG_BAD_CERT: name = "bad_certificate"; break;
-    case MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT: name = "unsupported_certificate"; break;
-    case MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED: name = "certificate_revoked"; break;
-    case MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED: name = "certificate_expired"; break;
-    case MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN: name = "certificate_unknown"; break;
-    case MBEDTLS_SSL_ALERT_MSG_ILLEGAL_PARAMETER: name = "illegal_parameter"; break;
-    case MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA: name = "unknown_ca"; break;
-    case MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED: name = "access_denied"; break;
-    case MBEDTLS_SSL_ALERT_MSG_DECODE_ERROR: name = "decode_error"; break;
-    case MBEDTLS_SSL_ALERT_MSG_DECRYPT_ERROR: name = "decrypt_error"; break;
-    case MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION: name = "protocol_version"; break;
-    case MBEDTLS_SSL_ALERT_MSG_INSUFFICIENT_SECURITY: name = "insufficient_security"; break;
-    case MBEDTLS_SSL_ALERT_MSG_INTERNAL_ERROR: name = "internal_error"; break;
-    case MBEDTLS_SSL_ALERT_MSG_UNRECOGNIZED_NAME: name = "unrecognized_name"; break;
-    default: break;
+    case MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE:
+      name = "unexpected_message";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_BAD_RECORD_MAC:
+      name = "bad_record_mac";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE:
+      name = "handshake_failure";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_NO_CERT:
+      name = "no_certificate";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_BAD_CERT:
+      name = "bad_certificate";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT:
+      name = "unsupported_certificate";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED:
+      name = "certificate_revoked";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED:
+      name = "certificate_expired";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN:
+      name = "certificate_unknown";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_ILLEGAL_PARAMETER:
+      name = "illegal_parameter";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA:
+      name = "unknown_ca";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED:
+      name = "access_denied";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_DECODE_ERROR:
+      name = "decode_error";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_DECRYPT_ERROR:
+      name = "decrypt_error";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION:
+      name = "protocol_version";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_INSUFFICIENT_SECURITY:
+      name = "insufficient_security";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_INTERNAL_ERROR:
+      name = "internal_error";
+      break;
+    case MBEDTLS_SSL_ALERT_MSG_UNRECOGNIZED_NAME:
+      name = "unrecognized_name";
+      break;
+    default:
+      break;
   }
   std::string code = std::to_string(alert);
   return name != nullptr ? std::string(name) + " (" + code + ")" : "number " + code;
@@ -126,11 +162,11 @@ struct TlsStream::Impl : std::enable_shared_from_this<Impl> {
   void do_handshake();
   void do_read();
   void do_write();
-  void do_flush();       // out_ to the socket, one async_write at a time
-  void do_fill();        // one socket read into rbuf_, when mbedTLS wants more
-  void do_linger();      // after a failure or close_notify: flush, FIN, drain, close
+  void do_flush();   // out_ to the socket, one async_write at a time
+  void do_fill();    // one socket read into rbuf_, when mbedTLS wants more
+  void do_linger();  // after a failure or close_notify: flush, FIN, drain, close
   void begin_linger();
-  void finish_close();   // socket closed, every pending handler told
+  void finish_close();  // socket closed, every pending handler told
   void on_read(const std::error_code& ec, std::size_t n);
   void on_written(const std::error_code& ec);
   void on_handshake_timeout();
@@ -225,9 +261,9 @@ TlsStream::Impl::Impl(std::shared_ptr<TlsContext> ctx, asio::ip::tcp::socket soc
     if (!c.server_ip) {
       // SNI, and mbedTLS's own dNSName (else CN) match during verification.
       if (int rc = mbedtls_ssl_set_hostname(&ssl_, c.options.server_name.c_str()); rc != 0) {
-        setup_error_ = mbedtls_error(
-            rc, "TLS stream with " + peer_ + ": mbedtls_ssl_set_hostname \"" +
-                    c.options.server_name + "\"");
+        setup_error_ =
+            mbedtls_error(rc, "TLS stream with " + peer_ + ": mbedtls_ssl_set_hostname \"" +
+                                  c.options.server_name + "\"");
         return;
       }
     }
@@ -331,15 +367,15 @@ void TlsStream::Impl::start_read(asio::mutable_buffer buf,
     return;
   }
   if (read_handler_) {
-    post<std::size_t>(handler, platform::fail(std::errc::operation_in_progress,
-                                              "TLS stream with " + peer_ +
-                                                  ": a read is already pending"));
+    post<std::size_t>(handler,
+                      platform::fail(std::errc::operation_in_progress,
+                                     "TLS stream with " + peer_ + ": a read is already pending"));
     return;
   }
   if (buf.size() == 0) {
-    post<std::size_t>(handler, platform::fail(std::errc::invalid_argument,
-                                              "TLS stream with " + peer_ +
-                                                  ": read into an empty buffer"));
+    post<std::size_t>(handler,
+                      platform::fail(std::errc::invalid_argument,
+                                     "TLS stream with " + peer_ + ": read into an empty buffer"));
     return;
   }
   if (peer_closed_) {
@@ -359,14 +395,15 @@ void TlsStream::Impl::start_write(asio::const_buffer buf,
     return;
   }
   if (phase_ != Phase::kOpen) {
-    post<void>(handler, platform::fail(std::errc::not_connected,
-                                       "TLS stream with " + peer_ +
-                                           ": write before the handshake completed"));
+    post<void>(handler, platform::fail(
+                            std::errc::not_connected,
+                            "TLS stream with " + peer_ + ": write before the handshake completed"));
     return;
   }
   if (write_handler_) {
-    post<void>(handler, platform::fail(std::errc::operation_in_progress,
-                                       "TLS stream with " + peer_ + ": a write is already pending"));
+    post<void>(handler,
+               platform::fail(std::errc::operation_in_progress,
+                              "TLS stream with " + peer_ + ": a write is already pending"));
     return;
   }
   if (buf.size() == 0) {
@@ -466,9 +503,9 @@ void TlsStream::Impl::do_handshake() {
 platform::Result<void> TlsStream::Impl::capture_peer() {
   if (mbedtls_ssl_get_peer_cert(&ssl_) == nullptr) {
     // VERIFY_REQUIRED on both sides makes this unreachable; refuse rather than assume.
-    return tl::unexpected(mbedtls_error(MBEDTLS_ERR_SSL_PEER_VERIFY_FAILED,
-                                        "TLS handshake with " + peer_ +
-                                            " failed: the peer presented no certificate"));
+    return tl::unexpected(mbedtls_error(
+        MBEDTLS_ERR_SSL_PEER_VERIFY_FAILED,
+        "TLS handshake with " + peer_ + " failed: the peer presented no certificate"));
   }
   return {};
 }
@@ -484,8 +521,9 @@ platform::Error TlsStream::Impl::handshake_error(int rc) {
     // gridnode frame in clear never gets to be data.
     char what[80];
     if (first_byte_ >= 0x20 && first_byte_ < 0x7f) {
-      std::snprintf(what, sizeof what, "the peer does not speak TLS (its first byte is 0x%02x '%c')",
-                    first_byte_, first_byte_);
+      std::snprintf(what, sizeof what,
+                    "the peer does not speak TLS (its first byte is 0x%02x '%c')", first_byte_,
+                    first_byte_);
     } else {
       std::snprintf(what, sizeof what, "the peer does not speak TLS (its first byte is 0x%02x)",
                     first_byte_);
@@ -494,9 +532,9 @@ platform::Error TlsStream::Impl::handshake_error(int rc) {
   }
   if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
     const TlsContext::Impl& c = *ctx_->impl_;
-    std::string whose = c.options.server ? "the client's certificate"
-                                          : "the server's certificate for \"" +
-                                                c.options.server_name + "\"";
+    std::string whose = c.options.server
+                            ? "the client's certificate"
+                            : "the server's certificate for \"" + c.options.server_name + "\"";
     std::string why = verify_reasons(mbedtls_ssl_get_verify_result(&ssl_));
     if (!refusal_.empty()) {
       why = refusal_ + " (" + why + ")";
@@ -504,8 +542,8 @@ platform::Error TlsStream::Impl::handshake_error(int rc) {
     return mbedtls_error(rc, head + ": " + whose + " was refused: " + why);
   }
   if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && ssl_.in_msg != nullptr) {
-    return mbedtls_error(rc, head + ": the peer refused us with alert " +
-                                 alert_text(ssl_.in_msg[1]));
+    return mbedtls_error(rc,
+                         head + ": the peer refused us with alert " + alert_text(ssl_.in_msg[1]));
   }
   if (rc == MBEDTLS_ERR_SSL_CONN_EOF || (rc == MBEDTLS_ERR_NET_RECV_FAILED && !read_ec_)) {
     return platform::Error{std::make_error_code(std::errc::connection_reset),
@@ -542,8 +580,7 @@ void TlsStream::Impl::do_read() {
   if (!read_handler_) {
     return;
   }
-  int rc = mbedtls_ssl_read(&ssl_, static_cast<unsigned char*>(read_buf_.data()),
-                            read_buf_.size());
+  int rc = mbedtls_ssl_read(&ssl_, static_cast<unsigned char*>(read_buf_.data()), read_buf_.size());
   if (rc > 0) {
     post<std::size_t>(read_handler_, static_cast<std::size_t>(rc));
     return;
@@ -650,8 +687,7 @@ void TlsStream::Impl::on_handshake_timeout() {
   // A silent peer gets no alert: nothing suggests it would read one.
   fail(platform::Error{std::make_error_code(std::errc::timed_out),
                        "TLS handshake with " + peer_ + " timed out after " +
-                           std::to_string(ctx_->impl_->options.handshake_timeout.count()) +
-                           " ms"},
+                           std::to_string(ctx_->impl_->options.handshake_timeout.count()) + " ms"},
        false);
 }
 

@@ -67,13 +67,15 @@ class TestPki {
                "prompt = no\n"
                "x509_extensions = v3_ca\n"
                "[ dn ]\n"
-               "CN = " + cn + "\n"
-               "O = gridnode test\n"
-               "[ v3_ca ]\n"
-               "basicConstraints = critical,CA:TRUE\n"
-               "keyUsage = critical,keyCertSign,cRLSign\n"
-               "subjectKeyIdentifier = hash\n"
-               "authorityKeyIdentifier = keyid:always\n");
+               "CN = " +
+                   cn +
+                   "\n"
+                   "O = gridnode test\n"
+                   "[ v3_ca ]\n"
+                   "basicConstraints = critical,CA:TRUE\n"
+                   "keyUsage = critical,keyCertSign,cRLSign\n"
+                   "subjectKeyIdentifier = hash\n"
+                   "authorityKeyIdentifier = keyid:always\n");
     openssl("ecparam -name prime256v1 -genkey -noout -out " + q(f.key_path));
     openssl("req -x509 -new -config " + q(conf) + " -key " + q(f.key_path) +
             " -sha256 -days 3650 -out " + q(f.cert_path));
@@ -117,17 +119,24 @@ class TestPki {
                "[ ca ]\n"
                "default_ca = test_ca\n"
                "[ test_ca ]\n"
-               "database = " + path(ca.name + ".index") + "\n"
-               "serial = " + path(ca.name + ".serial") + "\n"
-               "new_certs_dir = " + path(ca.name + ".issued") + "\n"
-               "default_md = sha256\n"
-               "policy = policy_any\n"
-               "unique_subject = no\n"
-               "copy_extensions = none\n"
-               "email_in_dn = no\n"
-               "[ policy_any ]\n"
-               "commonName = supplied\n"
-               "[ leaf ]\n" + ext);
+               "database = " +
+                   path(ca.name + ".index") +
+                   "\n"
+                   "serial = " +
+                   path(ca.name + ".serial") +
+                   "\n"
+                   "new_certs_dir = " +
+                   path(ca.name + ".issued") +
+                   "\n"
+                   "default_md = sha256\n"
+                   "policy = policy_any\n"
+                   "unique_subject = no\n"
+                   "copy_extensions = none\n"
+                   "email_in_dn = no\n"
+                   "[ policy_any ]\n"
+                   "commonName = supplied\n"
+                   "[ leaf ]\n" +
+                   ext);
     std::string validity;
     if (!spec.not_before.empty()) {
       validity += " -startdate " + spec.not_before;

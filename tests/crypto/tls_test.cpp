@@ -10,6 +10,11 @@
 
 #include <algorithm>
 #include <array>
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -19,12 +24,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <asio/connect.hpp>
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/read.hpp>
-#include <asio/write.hpp>
 
 #include "crypto_test_util.hpp"
 #include "gridnode/crypto/error.hpp"
@@ -73,9 +72,9 @@ class Tls : public ::testing::Test {
                              .not_before = "20200101000000Z",
                              .not_after = "20200102000000Z"});
     // The IP only in the CN: mbedTLS would match it if we let it; we must not.
-    pki_->cn_ip_server = p.issue("cn-ip", pki_->ca,
-                                 {.cn = "127.0.0.1", .san = {"DNS:localhost"},
-                                  .ext_key_usage = "serverAuth"});
+    pki_->cn_ip_server =
+        p.issue("cn-ip", pki_->ca,
+                {.cn = "127.0.0.1", .san = {"DNS:localhost"}, .ext_key_usage = "serverAuth"});
     pki_->ca_cert.emplace(pki_->ca.cert());
   }
   static void TearDownTestSuite() {
@@ -89,7 +88,9 @@ class Tls : public ::testing::Test {
   }
 
   // Lets lingering closes and posted handlers finish, so nothing is left for the destructor.
-  void TearDown() override { run_until([] { return false; }, 0ms); }
+  void TearDown() override {
+    run_until([] { return false; }, 0ms);
+  }
 
   static TlsOptions server_options(const test::PkiFiles& who = pki_->server) {
     return TlsOptions{.server = true, .ca = *pki_->ca_cert, .cert = who.cert(), .key = who.key()};
@@ -251,12 +252,11 @@ TEST_P(TlsBothFamilies, MutualHandshakeThenOneMebibyteEchoedIntact) {
   ASSERT_TRUE(p.server->peer_certificate());
   const Certificate node_cert = pki_->node.cert();
   const auto peer_der = p.server->peer_certificate()->der();
-  EXPECT_TRUE(std::equal(node_cert.der().begin(), node_cert.der().end(), peer_der.begin(),
-                         peer_der.end()));
+  EXPECT_TRUE(
+      std::equal(node_cert.der().begin(), node_cert.der().end(), peer_der.begin(), peer_der.end()));
   EXPECT_EQ(p.server->ciphersuite(), "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256");
   EXPECT_EQ(p.client->ciphersuite(), p.server->ciphersuite());
-  EXPECT_THAT(p.client->remote_endpoint_text(),
-              HasSubstr(addr.is_v6() ? "[::1]:" : "127.0.0.1:"));
+  EXPECT_THAT(p.client->remote_endpoint_text(), HasSubstr(addr.is_v6() ? "[::1]:" : "127.0.0.1:"));
 
   auto echo = std::make_shared<Echo>(*p.server);
   echo->do_read();
@@ -358,10 +358,13 @@ TEST_F(Tls, ManySmallWritesBothWaysAtOnce) {
     write_next(sides[i]);
     read_next(sides[i], sides[1 - i]);
   }
-  ASSERT_TRUE(run_until([&] {
-    return (sides[0].in.size() == sides[1].out.size() && sides[1].in.size() == sides[0].out.size()) ||
-           sides[0].error || sides[1].error;
-  }, 60s));
+  ASSERT_TRUE(run_until(
+      [&] {
+        return (sides[0].in.size() == sides[1].out.size() &&
+                sides[1].in.size() == sides[0].out.size()) ||
+               sides[0].error || sides[1].error;
+      },
+      60s));
   ASSERT_FALSE(sides[0].error) << sides[0].error->message();
   ASSERT_FALSE(sides[1].error) << sides[1].error->message();
   EXPECT_GT(sides[0].writes, 1000u);
@@ -445,8 +448,7 @@ TEST_F(Tls, ServerRefusesClientCertificateFromAnotherCa) {
   auto p = make_pair(context(server_options()), context(client_options("localhost", pki_->rogue)));
   auto h = handshake(p);
   ASSERT_FALSE(*h.server);
-  EXPECT_THAT(h.server->error().message(),
-              HasSubstr("TLS handshake with 127.0.0.1:"));
+  EXPECT_THAT(h.server->error().message(), HasSubstr("TLS handshake with 127.0.0.1:"));
   EXPECT_THAT(h.server->error().message(), HasSubstr("the client's certificate was refused"));
   EXPECT_THAT(h.server->error().message(), HasSubstr("not correctly signed by the trusted CA"));
   EXPECT_THAT(h.server->error().message(), HasSubstr("X509 - Certificate verification failed"));
@@ -511,9 +513,11 @@ TEST_F(Tls, ServerRefusesClientWithoutCertificate) {
   auto client = run_in_thread("timeout 20 openssl s_client -connect 127.0.0.1:" + peer.port() +
                               " -tls1_2 -servername localhost -CAfile " + q(pki_->ca.cert_path) +
                               " </dev/null");
-  ASSERT_TRUE(run_until([&] {
-    return client.wait_for(0s) == std::future_status::ready && peer.handshake.has_value();
-  }, 30s));
+  ASSERT_TRUE(run_until(
+      [&] {
+        return client.wait_for(0s) == std::future_status::ready && peer.handshake.has_value();
+      },
+      30s));
   ASSERT_FALSE(*peer.handshake);
   EXPECT_THAT(peer.handshake->error().message(), HasSubstr("No client certification received"));
   EXPECT_TRUE(peer.received.empty());
@@ -536,18 +540,22 @@ TEST_F(Tls, OpensslClientInteroperatesAndOnlyOurSuitesAreAccepted) {
       {"-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256" + id, ""},  // CBC: refused
       {"-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA" + id, ""},
       {"-tls1_2 -curves secp384r1" + id, ""},  // P-256 only
-      {"-tls1_3" + id, ""},                      // TLS 1.2 only
+      {"-tls1_3" + id, ""},                    // TLS 1.2 only
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.args);
     OpensslPeer peer(io_, context(server_options()));
-    auto client = run_in_thread("printf hello | timeout 20 openssl s_client -brief -connect 127.0.0.1:" +
-                                peer.port() + " -servername localhost -verify_return_error -CAfile " +
-                                q(pki_->ca.cert_path) + " " + c.args);
-    ASSERT_TRUE(run_until([&] {
-      return client.wait_for(0s) == std::future_status::ready && peer.handshake.has_value() &&
-             (!*peer.handshake || peer.read_end.has_value());
-    }, 30s)) << (client.wait_for(0s) == std::future_status::ready ? client.get().output : "");
+    auto client = run_in_thread(
+        "printf hello | timeout 20 openssl s_client -brief -connect 127.0.0.1:" + peer.port() +
+        " -servername localhost -verify_return_error -CAfile " + q(pki_->ca.cert_path) + " " +
+        c.args);
+    ASSERT_TRUE(run_until(
+        [&] {
+          return client.wait_for(0s) == std::future_status::ready && peer.handshake.has_value() &&
+                 (!*peer.handshake || peer.read_end.has_value());
+        },
+        30s))
+        << (client.wait_for(0s) == std::future_status::ready ? client.get().output : "");
     const test::CommandResult out = client.get();
     if (c.mbedtls_suite.empty()) {
       EXPECT_FALSE(*peer.handshake) << out.output;
@@ -668,9 +676,9 @@ TEST_F(Tls, ClientChecksThePinnedServerKey) {
       EXPECT_TRUE(*h.server) << error_of(h.server);
     } else {
       ASSERT_FALSE(*h.client);
-      EXPECT_THAT(h.client->error().message(),
-                  HasSubstr("its public key " + to_hex(right) + " is not the pinned key " +
-                            to_hex(wrong)));
+      EXPECT_THAT(
+          h.client->error().message(),
+          HasSubstr("its public key " + to_hex(right) + " is not the pinned key " + to_hex(wrong)));
       // Refused while checking the server's certificate: the server never got ours.
       ASSERT_FALSE(*h.server);
       EXPECT_THAT(h.server->error().message(), HasSubstr("the peer refused us with alert"));
@@ -695,7 +703,8 @@ TEST_F(Tls, ClientRefusesPlaintextServer) {
   });
   ASSERT_TRUE(run_until([&] { return hs.has_value(); }));
   ASSERT_FALSE(*hs);
-  EXPECT_THAT(hs->error().message(), HasSubstr("the peer does not speak TLS (its first byte is 0x48 'H')"));
+  EXPECT_THAT(hs->error().message(),
+              HasSubstr("the peer does not speak TLS (its first byte is 0x48 'H')"));
   raw.close();
 }
 
@@ -817,9 +826,18 @@ TEST_F(Tls, CloseCallsEachPendingHandlerOnceWithAnError) {
   std::array<char, 64> buf{};
   // The server reads nothing, so 32 MiB cannot all fit in the socket buffers.
   const std::vector<std::uint8_t> big(32 << 20, 0x5a);
-  p.client->async_read_some(asio::buffer(buf), [&](auto n) { ++reads; rd = n; });
-  p.client->async_read_some(asio::buffer(buf), [&](auto n) { ++second_reads; second = n; });
-  p.client->async_write(asio::buffer(big), [&](auto r) { ++writes; wr = r; });
+  p.client->async_read_some(asio::buffer(buf), [&](auto n) {
+    ++reads;
+    rd = n;
+  });
+  p.client->async_read_some(asio::buffer(buf), [&](auto n) {
+    ++second_reads;
+    second = n;
+  });
+  p.client->async_write(asio::buffer(big), [&](auto r) {
+    ++writes;
+    wr = r;
+  });
   ASSERT_TRUE(run_until([&] { return second.has_value(); }));
   EXPECT_EQ(second->error().code, std::errc::operation_in_progress);
   run_until([] { return false; }, 100ms);  // let the write fill the socket buffers

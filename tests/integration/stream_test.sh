@@ -134,6 +134,21 @@ DEAD=$(free_port)
 start_agent --upstream "127.0.0.1:$DEAD" --upstream "127.0.0.1:$PORT"
 wait_for "failover to the second endpoint" 20 bash -c "[ \"\$('${CTL[0]}' --socket '$WORK/a.sock' status --json | jq -r .uplink.connected_to)\" = 127.0.0.1:$PORT ]"
 check "failover: connected to the second endpoint" [ "$(status | jq -r .uplink.connected_to)" = "127.0.0.1:$PORT" ]
+# Pinning the collector's public key: the right pin connects, another one does not.
+kill -TERM "$AGENT"
+wait "$AGENT" 2>/dev/null || true
+pin=$(openssl x509 -in "$P/collector.crt" -pubkey -noout | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)
+printf '\n[upstream]\nendpoints = ["127.0.0.1:%s"]\nca = "%s"\npin = "%s"\n' "$PORT" "$P/ca.crt" "$pin" >"$WORK/pinned.toml"
+printf '\n[upstream]\nendpoints = ["127.0.0.1:%s"]\nca = "%s"\npin = "%s"\n' "$PORT" "$P/ca.crt" "$(printf '0%.0s' $(seq 64))" >"$WORK/wrongpin.toml"
+"$BIN/gridnoded" --config "$WORK/pinned.toml" --state-dir "$STATE" --socket "$WORK/a.sock" "${ROOTS[@]}" --interval 0.1 2>"$WORK/pinned.log" &
+AGENT=$!
+PIDS+=("$AGENT")
+wait_for "pinned: streaming" 20 bash -c "[ \"\$('${CTL[0]}' --socket '$WORK/a.sock' status --json | jq -r .uplink.state)\" = streaming ]"
+check "pinned key: the right pin connects" [ "$(status | jq -r .uplink.state)" = streaming ]
+kill -TERM "$AGENT"
+wait "$AGENT" 2>/dev/null || true
+timeout 4 "$BIN/gridnoded" --config "$WORK/wrongpin.toml" --state-dir "$STATE" --socket "$WORK/a.sock" "${ROOTS[@]}" --interval 0.1 2>"$WORK/wrongpin.log" || true
+check "pinned key: another pin is refused" bash -c "grep -q 'connection failed' '$WORK/wrongpin.log' && ! grep -q 'uplink: connected' '$WORK/wrongpin.log'"
 check "collector: refusals logged" grep -q "rejected" "$WORK/collector.log"
 check "collector still running" kill -0 "$COLLECTOR"
 

@@ -11,15 +11,14 @@
 // no renegotiation, no session resumption, never a plaintext fallback (anything that is not
 // TLS is a handshake error, never data).
 
+#include <asio/buffer.hpp>
+#include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <asio/buffer.hpp>
-#include <asio/ip/tcp.hpp>
 
 #include "gridnode/crypto/keys.hpp"
 #include "gridnode/crypto/sha256.hpp"
