@@ -14,7 +14,7 @@ BUILD_PKGS=(g++ cmake ninja-build pkgconf
   libmbedtls-dev libcereal-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
 # Peers the tests measure us against, and the tools integration tests drive.
-TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl)
+TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3)
 # The fuzz preset: libFuzzer comes with clang's runtime.
 FUZZ_PKGS=(clang-14 libclang-rt-14-dev)
 

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -20,40 +21,45 @@ namespace {
 using protocol::Bytes;
 using protocol::FrameKind;
 
-Bytes payload_for(std::uint64_t seq) {
-  Bytes b(120 + (seq * 37) % 300);
+// Small reports, or large ones (0.25 … 1.25 MiB): a write that large is interrupted by SIGKILL
+// between pages, which leaves a real torn record behind.
+Bytes payload_for(std::uint64_t seq, bool large) {
+  Bytes b(large ? (256 << 10) + (seq * 7919) % (1 << 20) : 120 + (seq * 37) % 300);
+  // Eight bytes per step, so that the child spends its time writing rather than here.
   std::uint64_t x = seq * 0x9E3779B97F4A7C15ull;
-  for (auto& c : b) {
+  for (std::size_t i = 0; i < b.size(); i += 8) {
     x ^= x >> 31;
     x *= 0xBF58476D1CE4E5B9ull;
-    c = static_cast<std::uint8_t>(x >> 56);
+    std::memcpy(&b[i], &x, std::min<std::size_t>(8, b.size() - i));
   }
   return b;
 }
 
 Bytes catalog() { return Bytes(900, 0x42); }
 
-SpoolOptions options(bool with_acks) {
+SpoolOptions options(bool with_acks, bool large) {
   SpoolOptions o;
-  o.max_bytes = std::uint64_t{64} << 20;
-  o.segment_bytes = 64 << 10;  // many rolls per round
-  o.fsync_every = 64;
-  o.fsync_interval = std::chrono::milliseconds(2);
+  o.max_bytes = (large ? std::uint64_t{2048} : std::uint64_t{64}) << 20;  // never reached
+  o.segment_bytes = large ? 4 << 20 : 64 << 10;          // many rolls per round
+  // Syncing matters for power cuts, not for kill -9; with large reports it would only keep
+  // the child in fdatasync instead of in the writes we want to interrupt.
+  o.fsync_every = large ? 0 : 64;
+  o.fsync_interval = large ? std::chrono::milliseconds(3600000) : std::chrono::milliseconds(2);
   o.ack_interval = std::chrono::milliseconds(with_acks ? 1 : 1000);
   return o;
 }
 
 // The child: reopen (recovering whatever the last kill left), then append from newest + 1 on,
 // telling the parent each seq once append() has returned, flushing when due, until killed.
-[[noreturn]] void child(const std::string& state, int out, bool with_acks) {
-  auto opened = Spool::open(state, options(with_acks));
+[[noreturn]] void child(const std::string& state, int out, bool with_acks, bool large) {
+  auto opened = Spool::open(state, options(with_acks, large));
   if (!opened) {
     ::_exit(2);
   }
   Spool& spool = **opened;
   std::uint64_t seq = spool.stats().newest_seq + 1;
   for (;; ++seq) {
-    Bytes p = payload_for(seq);
+    Bytes p = payload_for(seq, large);
     Bytes cat = seq == 1 ? catalog() : Bytes{};
     if (!spool.append(cat, p, seq)) {
       ::_exit(3);
@@ -74,7 +80,7 @@ SpoolOptions options(bool with_acks) {
   }
 }
 
-void run_rounds(bool with_acks, int rounds) {
+void run_rounds(bool with_acks, int rounds, bool large = false) {
   testing::TempDir dir;
   std::mt19937 rng(with_acks ? 1234 : 4321);  // the kill moments vary; the test's choices don't
   std::uint64_t reported = 0;                  // highest seq the child said was appended
@@ -87,11 +93,12 @@ void run_rounds(bool with_acks, int rounds) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       ::close(fds[0]);
-      child(dir.path(), fds[1], with_acks);
+      child(dir.path(), fds[1], with_acks, large);
     }
     ::close(fds[1]);
     // Let it run a little (it recovers first, then appends), then kill it mid-flight.
-    std::this_thread::sleep_for(std::chrono::microseconds(2000 + rng() % 40000));
+    std::this_thread::sleep_for(std::chrono::microseconds(large ? 3000 + rng() % 15000
+                                                                : 2000 + rng() % 40000));
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
@@ -103,7 +110,7 @@ void run_rounds(bool with_acks, int rounds) {
     }
     ::close(fds[0]);
 
-    auto spool = Spool::open(dir.path(), options(with_acks));
+    auto spool = Spool::open(dir.path(), options(with_acks, large));
     ASSERT_TRUE(spool.has_value()) << spool.error().message();
     auto st = (*spool)->stats();
     total_cut += st.bytes_cut;
@@ -139,12 +146,12 @@ void run_rounds(bool with_acks, int rounds) {
         }
       }
       ASSERT_EQ(r.seq, next) << "round " << round;
-      ASSERT_EQ(r.payload, payload_for(r.seq)) << "round " << round << " seq " << r.seq;
+      ASSERT_EQ(r.payload, payload_for(r.seq, large)) << "round " << round << " seq " << r.seq;
       ++next;
     }
     ASSERT_EQ(next, st.newest_seq + 1);
     // And appending goes on at newest + 1.
-    Bytes p = payload_for(st.newest_seq + 1);
+    Bytes p = payload_for(st.newest_seq + 1, large);
     ASSERT_TRUE((*spool)->append({}, p, st.newest_seq + 1).has_value());
     reported = st.newest_seq + 1;
     ASSERT_TRUE((*spool)->close().has_value());
@@ -157,6 +164,8 @@ void run_rounds(bool with_acks, int rounds) {
 TEST(SpoolCrash, KillNineAtAnyInstantLeavesAGaplessPrefix) { run_rounds(false, 12); }
 
 TEST(SpoolCrash, KillNineWithAcksAndSegmentDeletion) { run_rounds(true, 12); }
+
+TEST(SpoolCrash, KillNineMidWriteOfLargeReports) { run_rounds(false, 40, true); }
 
 }  // namespace
 }  // namespace gridnode::agent

@@ -149,7 +149,69 @@ kill -TERM "$AGENT"
 wait "$AGENT" 2>/dev/null || true
 timeout 4 "$BIN/gridnoded" --config "$WORK/wrongpin.toml" --state-dir "$STATE" --socket "$WORK/a.sock" "${ROOTS[@]}" --interval 0.1 2>"$WORK/wrongpin.log" || true
 check "pinned key: another pin is refused" bash -c "grep -q 'connection failed' '$WORK/wrongpin.log' && ! grep -q 'uplink: connected' '$WORK/wrongpin.log'"
+# --- crafted sessions: a Python TLS client with node-1's own certificate (hostile_client.py)
+HC=(python3 "$SRC/tests/integration/hostile_client.py" 127.0.0.1 "$PORT" "$P/ca.crt")
+NODE1=("$P/nodes/node-1.crt" "$P/nodes/node-1.key" node-1)
+last=$(jq -c 'select(.type == "report")' "$SINK" | tail -1)
+jq -r 'select(.type == "report" and .seq == 3) | .raw' "$SINK" | base64 -d >"$WORK/old.bin"
+out=$("${HC[@]}" "${NODE1[@]}" "report:$WORK/old.bin")
+check "a replayed report is refused ($out)" grep -q "^reject .*replayed" <<<"$out"
+jq -r .raw <<<"$last" | base64 -d >"$WORK/last.bin"
+python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[60] ^= 1; open(sys.argv[2], "wb").write(b)' \
+  "$WORK/last.bin" "$WORK/altered.bin"
+out=$("${HC[@]}" "${NODE1[@]}" "report:$WORK/altered.bin")
+check "an altered report is refused ($out)" grep -q "^reject" <<<"$out"
+# A report that follows node-1's chain exactly but is signed by another key (the other PKI's
+# node-1): its link holds, its signature does not.
+printf 'seq %020d\ndigest %s\n' "$(jq -r .seq <<<"$last")" "$(jq -r .digest <<<"$last")" >"$WORK/s2/report.chain"
+"$BIN/gridnoded" --state-dir "$WORK/s2" "${ROOTS[@]}" --once --report "$WORK/forged.gnr" >/dev/null
+python3 - "$WORK/forged.gnr" "$WORK" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()[8:]
+pos = 0
+while pos < len(data):
+    kind = data[pos]; pos += 1
+    shift = length = 0
+    while True:
+        b = data[pos]; pos += 1
+        length |= (b & 0x7F) << shift; shift += 7
+        if b < 0x80: break
+    name = {1: "forged_cat.bin", 2: "forged.bin"}[kind]
+    open(sys.argv[2] + "/" + name, "wb").write(data[pos:pos + length]); pos += length
+PY
+out=$("${HC[@]}" "${NODE1[@]}" "catalog:$WORK/forged_cat.bin" "report:$WORK/forged.bin")
+check "a report signed by another key is refused ($out)" grep -q "^reject .*signature" <<<"$out"
+# Another CA's client certificate, and an expired one from the right CA.
+out=$("${HC[@]}" "$WORK/other/nodes/node-1.crt" "$WORK/other/nodes/node-1.key" node-1)
+check "a client certificate from another CA is refused" bash -c "! grep -q welcome <<<'$out'"
+mkdir -p "$WORK/ca-db"
+: >"$WORK/ca-db/index.txt"
+echo 1000 >"$WORK/ca-db/serial"
+cat >"$WORK/ca-db/ca.cnf" <<CNF
+[ca]
+default_ca = d
+[d]
+database = $WORK/ca-db/index.txt
+new_certs_dir = $WORK/ca-db
+serial = $WORK/ca-db/serial
+default_md = sha256
+policy = p
+[p]
+commonName = supplied
+CNF
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=node-1 \
+  -keyout "$WORK/expired.key" -out "$WORK/expired.csr" 2>/dev/null
+openssl ca -batch -config "$WORK/ca-db/ca.cnf" -cert "$P/ca.crt" -keyfile "$P/ca.key" \
+  -in "$WORK/expired.csr" -out "$WORK/expired.crt" -startdate 20200101000000Z \
+  -enddate 20200102000000Z -notext >/dev/null 2>&1
+out=$("${HC[@]}" "$WORK/expired.crt" "$WORK/expired.key" node-1)
+check "an expired client certificate is refused" bash -c "[ -s '$WORK/expired.crt' ] && ! grep -q welcome <<<'$out'"
+check "collector: the expired certificate is named in its log" grep -q "expired" "$WORK/collector.log"
 check "collector: refusals logged" grep -q "rejected" "$WORK/collector.log"
 check "collector still running" kill -0 "$COLLECTOR"
+before=$(jq -r 'select(.type == "report") | .seq' "$SINK" | wc -l)
+start_agent
+wait_for "node-1 served after all that" 20 bash -c "[ \$(jq -r 'select(.type == \"report\") | .seq' '$SINK' | wc -l) -gt $before ]"
+check "the collector keeps serving node-1 after the refusals" [ "$(jq -r 'select(.type == "report") | .seq' "$SINK" | wc -l)" -gt "$before" ]
 
 finish
