@@ -5,18 +5,8 @@
 # (the baseline). The sysfs tree is generated: 3 Super-I/O-like chips, ~285 hwmon readings, plus
 # this host's real /proc.
 #   bench/footprint.sh [SECONDS]      (default 60; needs build/bin/gridnoded, jq, curl)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 SECS=${1:-60}
-BIN=${GRIDNODE_BIN_DIR:-build/bin}
-W=$(mktemp -d "${TMPDIR:-/tmp}/gn-footprint-XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
 
 gen_chip() {  # index
   local n=$1 dev="$W/sys/devices/platform/nct6775.$((656 + n))"

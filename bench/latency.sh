@@ -4,19 +4,9 @@
 # sink, latency = received_ns (the collector verified it) - time_ns (the agent sampled it).
 # Prints median, p99 and max, and the collector's durable write rate.
 #   bench/latency.sh [SECONDS] [INTERVAL]     (defaults 30 and 0.1; needs build/bin, jq)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 SECS=${1:-30}
 INTERVAL=${2:-0.1}
-BIN=${GRIDNODE_BIN_DIR:-build/bin}
-W=$(mktemp -d "${TMPDIR:-/tmp}/gn-latency-XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
 PORT=$((20000 + RANDOM % 40000))
 "$BIN/gridnode-collector" pki init --dir "$W/pki" --nodes bench >/dev/null
 mkdir -m 700 "$W/state"
@@ -30,6 +20,7 @@ sleep 0.5
   --upstream "127.0.0.1:$PORT" --ca "$W/pki/ca.crt" --log-level warning 2>"$W/a.log" &
 PIDS+=($!)
 sleep "$SECS"
+[ -s "$W/sink.jsonl" ] || { echo "no reports reached the collector:"; cat "$W/a.log" "$W/c.log"; exit 1; }
 jq -r 'select(.type == "report") | (.received_ns - .time_ns) / 1e6' "$W/sink.jsonl" | sort -n >"$W/ms"
 n=$(wc -l <"$W/ms")
 pick() { sed -n "$(( ($1 * n + 99) / 100 ))p" "$W/ms"; }

@@ -9,19 +9,6 @@
 namespace gridnode::agent {
 namespace {
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 std::uint8_t severity_of(DriverState state) {
   switch (state) {
     case DriverState::up: return 6;       // info
@@ -129,20 +116,14 @@ platform::Result<protocol::BootId> read_boot_id(const platform::Roots& roots) {
   if (!text) {
     return tl::unexpected(text.error());
   }
-  protocol::BootId id{};
-  std::size_t n = 0;
+  std::string hex;
   for (char c : platform::trim(*text)) {
-    if (c == '-') {
-      continue;
+    if (c != '-') {
+      hex += c;
     }
-    int d = hex_digit(c);
-    if (d < 0 || n >= 32) {
-      return platform::fail(std::errc::bad_message, path + ": not a UUID");
-    }
-    id[n / 2] = static_cast<std::uint8_t>(id[n / 2] | (n % 2 == 0 ? d << 4 : d));
-    ++n;
   }
-  if (n != 32) {
+  protocol::BootId id{};
+  if (!crypto::from_hex(hex, id)) {
     return platform::fail(std::errc::bad_message, path + ": not a UUID");
   }
   return id;

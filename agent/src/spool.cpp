@@ -362,6 +362,17 @@ Spool::~Spool() {
       platform::log(Level::err, kComponent,
                     LogLine("not closed cleanly").kv("err", r.error().message()));
     }
+    return;
+  }
+  // open() failed half-way: release what recover() had opened.
+  for (auto& [name, fd] : pending_sync_) {
+    ::close(fd);
+  }
+  if (active_fd_ >= 0) {
+    ::close(active_fd_);
+  }
+  if (dir_fd_ >= 0) {
+    ::close(dir_fd_);
   }
 }
 
@@ -508,6 +519,16 @@ Result<void> Spool::recover() {
     }
   }
 
+  if (acked_ > newest_seq_) {
+    // Only a spool emptied by hand gets here. Keeping the watermark would make the reports
+    // appended next count as acknowledged and never be sent: a silent loss. Without it they are
+    // sent, and a receiver that has those seqs already says so.
+    platform::log(Level::warning, kComponent,
+                  LogLine("ack watermark beyond the newest report, lowered")
+                      .kv("acked", static_cast<std::int64_t>(acked_))
+                      .kv("newest", static_cast<std::int64_t>(newest_seq_)));
+    acked_ = newest_seq_;
+  }
   if (!segments_.empty() && segments_.back().size < segment_bytes_) {
     active_fd_ = ::open(segments_.back().path.c_str(), O_RDWR | O_CLOEXEC);
     if (active_fd_ < 0) {
@@ -1287,6 +1308,9 @@ Result<void> Spool::read(std::uint64_t after_seq, std::size_t max_bytes,
     --n;
   }
   out.resize(n);
+  if (read_buf_.size() > 4 * kWindowBytes) {
+    read_buf_ = {};  // grown for a large catalog: do not keep megabytes for a rare record
+  }
   return {};
 }
 

@@ -63,7 +63,6 @@ platform::Result<void> Uplink::start() {
     ep.tls = std::move(*ctx);
     endpoints_.push_back(std::move(ep));
   }
-  in_.resize(64 * 1024);
   stopped_ = false;
   connect();
   return {};
@@ -138,7 +137,7 @@ void Uplink::on_connected(asio::ip::tcp::socket socket) {
       return;
     }
     state_ = State::greeting;
-    used_ = 0;
+    in_ = protocol::FrameAssembler{};
     writing_ = false;
     queued_.clear();
     catalog_sent_valid_ = false;
@@ -188,11 +187,8 @@ void Uplink::schedule_retry() {
 
 void Uplink::read() {
   const std::uint64_t session = session_;
-  if (used_ == in_.size()) {
-    fail("collector sent a frame larger than " + std::to_string(in_.size()) + " bytes");
-    return;
-  }
-  stream_->async_read_some(asio::buffer(in_.data() + used_, in_.size() - used_),
+  auto space = in_.space();
+  stream_->async_read_some(asio::buffer(space.data(), space.size()),
                            [this, session](platform::Result<std::size_t> n) {
                              if (session != session_) {
                                return;
@@ -207,29 +203,18 @@ void Uplink::read() {
 
 void Uplink::on_data(std::size_t n) {
   const std::uint64_t session = session_;
-  used_ += n;
-  protocol::FrameReader reader(std::span<const std::uint8_t>(in_.data(), used_));
-  std::size_t consumed = 0;
-  for (;;) {
-    auto f = reader.next();
-    if (!f) {
-      if (f.error().context.find("truncated") != std::string::npos) {
-        break;
-      }
-      fail("collector: " + f.error().message());
-      return;
-    }
-    if (!*f) {
-      break;
-    }
-    consumed = static_cast<std::size_t>((*f)->payload.data() + (*f)->payload.size() - in_.data());
-    if (!on_frame(**f) || session != session_) {
+  in_.commit(n);
+  frames_.clear();
+  if (auto r = in_.frames(frames_); !r) {
+    fail("collector: " + r.error().message());
+    return;
+  }
+  for (const auto& f : frames_) {
+    if (!on_frame(f) || session != session_) {
       return;
     }
   }
-  std::copy(in_.begin() + static_cast<std::ptrdiff_t>(consumed),
-            in_.begin() + static_cast<std::ptrdiff_t>(used_), in_.begin());
-  used_ -= consumed;
+  in_.consume();
   read();
 }
 

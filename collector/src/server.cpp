@@ -70,8 +70,9 @@ class Session : public std::enable_shared_from_this<Session> {
   NodeIngest* ingest_ = nullptr;
   bool greeted_ = false;
   bool closing_ = false;
-  std::vector<std::uint8_t> in_;
-  std::size_t used_ = 0;
+  protocol::FrameAssembler in_;
+  std::vector<protocol::Frame> frames_;
+  std::vector<protocol::Frame> batch_;
   std::vector<std::uint8_t> out_;      // being written
   std::vector<std::uint8_t> queued_;   // to write next
   bool writing_ = false;
@@ -198,7 +199,6 @@ class Server {
 };
 
 void Session::start() {
-  in_.resize(64 * 1024);
   arm_idle();
   stream_->async_handshake([self = shared_from_this()](platform::Result<void> r) {
     if (!r) {
@@ -231,48 +231,29 @@ void Session::arm_idle() {
 }
 
 void Session::read() {
-  if (used_ == in_.size()) {
-    // A frame larger than the buffer: grow up to the largest frame allowed (plus its header).
-    if (in_.size() >= protocol::kMaxCatalogFrame + 16) {
-      server_.count_rejection(node_ + ": frame too large");
-      close("frame too large");
-      return;
-    }
-    in_.resize(std::min(in_.size() * 2, protocol::kMaxCatalogFrame + 16));
-  }
-  stream_->async_read_some(
-      asio::buffer(in_.data() + used_, in_.size() - used_),
-      [self = shared_from_this()](platform::Result<std::size_t> n) {
-        if (!n) {
-          self->close("");
-          return;
-        }
-        self->arm_idle();
-        self->on_data(*n);
-      });
+  auto space = in_.space();
+  stream_->async_read_some(asio::buffer(space.data(), space.size()),
+                           [self = shared_from_this()](platform::Result<std::size_t> n) {
+                             if (!n) {
+                               self->close("");
+                               return;
+                             }
+                             self->arm_idle();
+                             self->on_data(*n);
+                           });
 }
 
 void Session::on_data(std::size_t n) {
-  used_ += n;
-  protocol::FrameReader reader(std::span<const std::uint8_t>(in_.data(), used_));
-  std::vector<protocol::Frame> batch;
-  std::size_t consumed = 0;
-  for (;;) {
-    auto f = reader.next();
-    if (!f) {
-      // A frame cut short is simply not complete yet; anything else is a protocol error.
-      if (f.error().context.find("truncated") != std::string::npos) {
-        break;
-      }
-      server_.count_rejection(node_ + ": " + f.error().message());
-      close("bad frame");
-      return;
-    }
-    if (!*f) {
-      break;
-    }
-    const protocol::Frame& frame = **f;
-    consumed = static_cast<std::size_t>(frame.payload.data() + frame.payload.size() - in_.data());
+  in_.commit(n);
+  frames_.clear();
+  if (auto r = in_.frames(frames_); !r) {
+    server_.count_rejection(node_ + ": " + r.error().message());
+    close("bad frame");
+    return;
+  }
+  std::vector<protocol::Frame>& batch = batch_;
+  batch.clear();
+  for (const protocol::Frame& frame : frames_) {
     if (!greeted_) {
       if (!handle_hello(frame)) {
         return;
@@ -312,10 +293,7 @@ void Session::on_data(std::size_t n) {
       return;
     }
   }
-  // Keep the incomplete tail for the next read.
-  std::copy(in_.begin() + static_cast<std::ptrdiff_t>(consumed),
-            in_.begin() + static_cast<std::ptrdiff_t>(used_), in_.begin());
-  used_ -= consumed;
+  in_.consume();
   read();
 }
 

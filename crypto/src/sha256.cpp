@@ -102,12 +102,11 @@ std::string to_hex(std::span<const std::uint8_t> bytes) {
   return out;
 }
 
-platform::Result<Digest> digest_from_hex(std::string_view hex) {
-  Digest out{};
+platform::Result<void> from_hex(std::string_view hex, std::span<std::uint8_t> out) {
   if (hex.size() != out.size() * 2) {
-    return platform::fail(
-        std::errc::invalid_argument,
-        "digest: expected 64 hex digits, got " + std::to_string(hex.size()) + " characters");
+    return platform::fail(std::errc::invalid_argument,
+                          "expected " + std::to_string(out.size() * 2) + " hex digits, got " +
+                              std::to_string(hex.size()) + " characters");
   }
   for (std::size_t i = 0; i < out.size(); ++i) {
     int hi = hex_value(hex[2 * i]);
@@ -115,9 +114,17 @@ platform::Result<Digest> digest_from_hex(std::string_view hex) {
     if (hi < 0 || lo < 0) {
       return platform::fail(
           std::errc::invalid_argument,
-          "digest: not a hex digit at offset " + std::to_string(hi < 0 ? 2 * i : 2 * i + 1));
+          "not a hex digit at offset " + std::to_string(hi < 0 ? 2 * i : 2 * i + 1));
     }
     out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return {};
+}
+
+platform::Result<Digest> digest_from_hex(std::string_view hex) {
+  Digest out{};
+  if (auto r = from_hex(hex, out); !r) {
+    return platform::fail(std::errc::invalid_argument, "digest: " + r.error().context);
   }
   return out;
 }

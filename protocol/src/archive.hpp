@@ -31,6 +31,20 @@ struct DecodeError : std::exception {
   platform::Error error;
 };
 
+// Reads a structure's version byte: `version`, or protocol_not_supported naming `what`.
+inline platform::Result<void> expect_version(Reader& r, std::uint8_t version, std::string_view what) {
+  auto v = r.u8();
+  if (!v) {
+    return tl::unexpected(v.error());
+  }
+  if (*v != version) {
+    return platform::fail(std::errc::protocol_not_supported,
+                          std::string(what) + " version " + std::to_string(*v) +
+                              " (this build reads " + std::to_string(version) + ")");
+  }
+  return {};
+}
+
 // Limits on anything a peer can make us allocate (docs/protocol.md, "Limits").
 inline constexpr std::size_t kMaxString = 65535;
 inline constexpr std::size_t kMaxElements = std::size_t{1} << 20;

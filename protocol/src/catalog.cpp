@@ -90,14 +90,8 @@ Bytes encode_catalog(const platform::Catalog& catalog) {
 
 platform::Result<platform::Catalog> decode_catalog(std::span<const std::uint8_t> bytes) {
   Reader r(bytes);
-  auto version = r.u8();
-  if (!version) {
-    return tl::unexpected(version.error());
-  }
-  if (*version != kCatalogVersion) {
-    return platform::fail(std::errc::protocol_not_supported,
-                          "catalog version " + std::to_string(*version) + " (this build reads " +
-                              std::to_string(kCatalogVersion) + ")");
+  if (auto v = expect_version(r, kCatalogVersion, "catalog"); !v) {
+    return tl::unexpected(v.error());
   }
   platform::Catalog c;
   try {

@@ -49,6 +49,44 @@ platform::Result<std::optional<Frame>> FrameReader::next() {
   return std::optional<Frame>(f);
 }
 
+std::span<std::uint8_t> FrameAssembler::space() {
+  constexpr std::size_t kMax = kMaxCatalogFrame + 16;  // the largest frame and its header
+  if (used_ == buf_.size() && buf_.size() < kMax) {
+    buf_.resize(std::min(buf_.size() * 2, kMax));
+  }
+  return std::span<std::uint8_t>(buf_).subspan(used_);
+}
+
+platform::Result<void> FrameAssembler::frames(std::vector<Frame>& out) {
+  FrameReader reader(std::span<const std::uint8_t>(buf_.data() + done_, used_ - done_));
+  for (;;) {
+    auto f = reader.next();
+    if (!f) {
+      // A frame cut short is only not complete yet; anything else is the peer's error.
+      if (f.error().context.starts_with("truncated")) {
+        return {};
+      }
+      return tl::unexpected(f.error());
+    }
+    if (!*f) {
+      return {};
+    }
+    Frame frame = **f;
+    const std::size_t end =
+        static_cast<std::size_t>(frame.payload.data() + frame.payload.size() - buf_.data());
+    frame.offset += done_;
+    out.push_back(frame);
+    done_ = end;
+  }
+}
+
+void FrameAssembler::consume() {
+  std::copy(buf_.begin() + static_cast<std::ptrdiff_t>(done_),
+            buf_.begin() + static_cast<std::ptrdiff_t>(used_), buf_.begin());
+  used_ -= done_;
+  done_ = 0;
+}
+
 platform::Result<std::span<const std::uint8_t>> report_file_body(
     std::span<const std::uint8_t> file) {
   if (file.size() < kReportFileMagic.size() ||

@@ -15,13 +15,8 @@ void encode_gap(const GapRecord& gap, Bytes& out) {
 
 platform::Result<GapRecord> decode_gap(std::span<const std::uint8_t> message) {
   Reader r(message);
-  auto version = r.u8();
-  if (!version) {
-    return tl::unexpected(version.error());
-  }
-  if (*version != kGapVersion) {
-    return platform::fail(std::errc::protocol_not_supported,
-                          "gap record version " + std::to_string(*version));
+  if (auto v = expect_version(r, kGapVersion, "gap record"); !v) {
+    return tl::unexpected(v.error());
   }
   GapRecord g;
   try {

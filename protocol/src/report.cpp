@@ -45,14 +45,8 @@ platform::Result<void> validate_labels(const platform::Labels& labels, std::stri
 
 // Version byte, header and events; leaves `r` at the values block.
 platform::Result<Report> decode_front(Reader& r) {
-  auto version = r.u8();
-  if (!version) {
-    return tl::unexpected(version.error());
-  }
-  if (*version != kReportVersion) {
-    return platform::fail(std::errc::protocol_not_supported,
-                          "report version " + std::to_string(*version) + " (this build reads " +
-                              std::to_string(kReportVersion) + ")");
+  if (auto v = expect_version(r, kReportVersion, "report"); !v) {
+    return tl::unexpected(v.error());
   }
   Report rep;
   ReportHeader& h = rep.header;

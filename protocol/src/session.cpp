@@ -19,13 +19,8 @@ template <class... Fields>
 platform::Result<void> read(std::span<const std::uint8_t> payload, const char* what,
                             Fields&... fields) {
   Reader r(payload);
-  auto version = r.u8();
-  if (!version) {
-    return tl::unexpected(version.error());
-  }
-  if (*version != kSessionVersion) {
-    return platform::fail(std::errc::protocol_not_supported,
-                          std::string(what) + " version " + std::to_string(*version));
+  if (auto v = expect_version(r, kSessionVersion, what); !v) {
+    return tl::unexpected(v.error());
   }
   try {
     WireInputArchive ar(r);

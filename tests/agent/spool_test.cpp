@@ -781,6 +781,20 @@ TEST(SpoolAck, UnreadableWatermarkMeansResendNotSkip) {
   expect_reports(read_all(*spool), 1, 10);
 }
 
+TEST(SpoolAck, WatermarkBeyondTheNewestReportIsLowered) {
+  TempDir dir;
+  {
+    auto spool = open_spool(dir.path());
+    append_range(*spool, 1, 10, catalog_v(1));
+  }
+  spit(spool_dir(dir.path()) + "/acked", Bytes{'9', '9', '9', '\n'});
+  auto spool = open_spool(dir.path());
+  ASSERT_TRUE(spool);
+  EXPECT_EQ(spool->stats().acked_seq, 10u);
+  append_range(*spool, 11, 12);
+  expect_reports(read_all(*spool, spool->stats().acked_seq), 11, 12);  // not silently skipped
+}
+
 TEST(SpoolFlush, DueByCountOrInterval) {
   TempDir dir;
   SpoolOptions o = small();

@@ -104,8 +104,8 @@ class Uplink {
   std::chrono::milliseconds backoff_;
   std::mt19937_64 jitter_;
 
-  std::vector<std::uint8_t> in_;
-  std::size_t used_ = 0;
+  protocol::FrameAssembler in_;
+  std::vector<protocol::Frame> frames_;
   std::vector<std::uint8_t> out_;
   std::vector<std::uint8_t> queued_;
   bool writing_ = false;

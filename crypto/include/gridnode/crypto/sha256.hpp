@@ -49,5 +49,7 @@ std::string to_hex(std::span<const std::uint8_t> bytes);
 
 // Exactly 64 hex digits (either case) to a Digest; anything else is invalid_argument.
 [[nodiscard]] platform::Result<Digest> digest_from_hex(std::string_view hex);
+// Exactly 2 * out.size() hex digits (either case) into `out`.
+[[nodiscard]] platform::Result<void> from_hex(std::string_view hex, std::span<std::uint8_t> out);
 
 }  // namespace gridnode::crypto

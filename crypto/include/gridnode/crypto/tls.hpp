@@ -11,10 +11,17 @@
 // no renegotiation, no session resumption, never a plaintext fallback (anything that is not
 // TLS is a handshake error, never data).
 
+// A standard header before any Asio header, kept there against include sorting: Asio 1.22
+// chooses between aligned_alloc and operator new for its handler memory from a libstdc++ macro
+// (_GLIBCXX_HAVE_ALIGNED_ALLOC) that only a standard header defines, so a file whose first
+// include is Asio would allocate handlers one way and free them the other (an ODR violation
+// that ASan reports as alloc-dealloc-mismatch).
+// clang-format off
+#include <cstddef>
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
+// clang-format on
 #include <chrono>
-#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>

@@ -5,6 +5,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "gridnode/platform/result.hpp"
 #include "gridnode/protocol/wire.hpp"
@@ -51,6 +52,27 @@ class FrameReader {
 
  private:
   Reader reader_;
+};
+
+// Turns a byte stream (a TLS session) into whole frames: the uplink's and the collector's reads
+// go into space(), and frames() hands out every complete frame buffered so far. The buffer grows
+// only as far as the largest frame allowed.
+class FrameAssembler {
+ public:
+  // Where the next read may write (never empty unless a frame is too large, which frames()
+  // reports first).
+  std::span<std::uint8_t> space();
+  void commit(std::size_t n) { used_ += n; }
+  // Appends to `out` every complete frame not handed out yet; their payloads stay valid until
+  // consume(). A malformed frame (unknown kind, over its limit) is an error.
+  [[nodiscard]] platform::Result<void> frames(std::vector<Frame>& out);
+  // Drops the frames handed out, keeping a partial one.
+  void consume();
+
+ private:
+  std::vector<std::uint8_t> buf_ = std::vector<std::uint8_t>(64 * 1024);
+  std::size_t used_ = 0;
+  std::size_t done_ = 0;  // bytes of the frames handed out
 };
 
 // A report file: the magic, then frames. Returns the frames' part of `file`.
