@@ -281,7 +281,17 @@ void Agent::reload() {
                               std::pair{c.roots.sysfs != config_.roots.sysfs ||
                                             c.roots.procfs != config_.roots.procfs,
                                         "paths"},
-                              std::pair{c.socket_mode != config_.socket_mode, "control.mode"}}) {
+                              std::pair{c.socket_mode != config_.socket_mode, "control.mode"},
+                              std::pair{c.upstream_endpoints != config_.upstream_endpoints ||
+                                            c.upstream_ca != config_.upstream_ca ||
+                                            c.upstream_pin != config_.upstream_pin,
+                                        "upstream"},
+                              std::pair{c.spool_max_bytes != config_.spool_max_bytes ||
+                                            c.spool_fsync_interval != config_.spool_fsync_interval,
+                                        "spool"},
+                              std::pair{c.node_labels != config_.node_labels ||
+                                            c.node_id != config_.node_id,
+                                        "node"}}) {
     if (changed) {
       platform::log(Level::notice, "gridnoded",
                     LogLine("reload: change takes effect on restart").kv("key", key));

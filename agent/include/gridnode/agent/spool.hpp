@@ -41,8 +41,10 @@
 // rewrites it one temporary copy). When an append would pass it, the oldest whole segments go,
 // acknowledged or not (the one appended to is closed first if it is the only one left). For the
 // unacknowledged reports dropped, a protocol::GapRecord{node_id, from, to, now, "spool full
-// (N MiB)"} is signed through options.sign_gap and appended with the report, so the loss is
-// visible and signed upstream. segment_bytes is clamped to [max_bytes / 1024, max_bytes / 4] so
+// (N MiB)"} is signed through options.sign_gap and written with the report, before the old
+// segments are removed (a failed write drops nothing; a kill in between leaves the spool over
+// its bound until the next append, never without the gap record), so the loss is visible and
+// signed upstream. Gap records may overlap: each is true, their union is exact. segment_bytes is clamped to [max_bytes / 1024, max_bytes / 4] so
 // that a drop frees a bounded slice of the spool and the index stays small.
 //
 // Threads. One owner thread calls append(), ack(), read(), last_report(), stats(); one other
