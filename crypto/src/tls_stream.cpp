@@ -72,68 +72,42 @@ std::string verify_reasons(std::uint32_t flags) {
   return text;
 }
 
+struct AlertName {
+  unsigned char code;
+  const char* name;
+};
+
+// RFC 5246 §7.2's names, for the alerts a peer refusing us is likely to send.
+constexpr AlertName kAlertNames[] = {
+    {MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE, "unexpected_message"},
+    {MBEDTLS_SSL_ALERT_MSG_BAD_RECORD_MAC, "bad_record_mac"},
+    {MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE, "handshake_failure"},
+    {MBEDTLS_SSL_ALERT_MSG_NO_CERT, "no_certificate"},
+    {MBEDTLS_SSL_ALERT_MSG_BAD_CERT, "bad_certificate"},
+    {MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT, "unsupported_certificate"},
+    {MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED, "certificate_revoked"},
+    {MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED, "certificate_expired"},
+    {MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN, "certificate_unknown"},
+    {MBEDTLS_SSL_ALERT_MSG_ILLEGAL_PARAMETER, "illegal_parameter"},
+    {MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA, "unknown_ca"},
+    {MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED, "access_denied"},
+    {MBEDTLS_SSL_ALERT_MSG_DECODE_ERROR, "decode_error"},
+    {MBEDTLS_SSL_ALERT_MSG_DECRYPT_ERROR, "decrypt_error"},
+    {MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION, "protocol_version"},
+    {MBEDTLS_SSL_ALERT_MSG_INSUFFICIENT_SECURITY, "insufficient_security"},
+    {MBEDTLS_SSL_ALERT_MSG_INTERNAL_ERROR, "internal_error"},
+    {MBEDTLS_SSL_ALERT_MSG_UNRECOGNIZED_NAME, "unrecognized_name"},
+};
+
+// "unknown_ca (48)", or "number 99" for an alert not in the table.
 std::string alert_text(unsigned char alert) {
-  const char* name = nullptr;
-  switch (alert) {
-    case MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE:
-      name = "unexpected_message";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_BAD_RECORD_MAC:
-      name = "bad_record_mac";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE:
-      name = "handshake_failure";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_NO_CERT:
-      name = "no_certificate";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_BAD_CERT:
-      name = "bad_certificate";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT:
-      name = "unsupported_certificate";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED:
-      name = "certificate_revoked";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED:
-      name = "certificate_expired";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN:
-      name = "certificate_unknown";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_ILLEGAL_PARAMETER:
-      name = "illegal_parameter";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA:
-      name = "unknown_ca";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED:
-      name = "access_denied";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_DECODE_ERROR:
-      name = "decode_error";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_DECRYPT_ERROR:
-      name = "decrypt_error";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION:
-      name = "protocol_version";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_INSUFFICIENT_SECURITY:
-      name = "insufficient_security";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_INTERNAL_ERROR:
-      name = "internal_error";
-      break;
-    case MBEDTLS_SSL_ALERT_MSG_UNRECOGNIZED_NAME:
-      name = "unrecognized_name";
-      break;
-    default:
-      break;
+  const std::string code = std::to_string(alert);
+  for (const AlertName& a : kAlertNames) {
+    if (a.code == alert) {
+      return std::string(a.name) + " (" + code + ")";
+    }
   }
-  std::string code = std::to_string(alert);
-  return name != nullptr ? std::string(name) + " (" + code + ")" : "number " + code;
+  return "number " + code;
 }
 
 platform::Error aborted(const std::string& what) {

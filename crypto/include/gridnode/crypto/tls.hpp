@@ -98,6 +98,9 @@ class TlsContext {
 // Not copyable, not movable (hold it by unique_ptr or shared_ptr). Destroying it is close().
 // The state the pending socket operations need lives in a shared block that they keep alive, so
 // destroying the stream with operations pending is safe; their handlers still run (aborted).
+// A pending handler is held by the stream until it runs: a handler that owns the stream's owner
+// (a session capturing `self`) keeps both alive, as in Asio's examples, so close() streams
+// before destroying the io_context (SIGTERM path), or such a pair leaks.
 class TlsStream {
  public:
   // `socket` is connected; `ctx` says which side we are.
