@@ -17,6 +17,7 @@ Agent::Agent(asio::io_context& io, Config config, std::string config_path,
       config_path_(std::move(config_path)),
       flags_(std::move(flags)),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
+      flush_timer_(io),
       started_(std::chrono::steady_clock::now()) {}
 
 Agent::~Agent() { stop(); }
@@ -109,6 +110,8 @@ platform::Result<void> Agent::start_reports() {
     }
     if (spool_->flush_due()) {
       schedule_flush();
+    } else {
+      arm_flush_timer();
     }
     if (uplink_) {
       uplink_->wake();
@@ -150,6 +153,22 @@ platform::Result<void> Agent::start_reports() {
   source_ = std::make_unique<SpoolSource>(*spool_);
   uplink_ = std::make_unique<Uplink>(io_, std::move(uo), node, *source_);
   return uplink_->start();
+}
+
+// With a long sampling interval the next append may be far off: a timer makes sure what was
+// appended (and the acknowledgement watermark) reaches the disk within fsync_interval anyway.
+void Agent::arm_flush_timer() {
+  if (flush_timer_armed_ || !spool_) {
+    return;
+  }
+  flush_timer_armed_ = true;
+  flush_timer_.expires_after(config_.spool_fsync_interval + std::chrono::milliseconds(10));
+  flush_timer_.async_wait([this](const std::error_code& ec) {
+    flush_timer_armed_ = false;
+    if (!ec && spool_ && spool_->flush_due()) {
+      schedule_flush();
+    }
+  });
 }
 
 void Agent::schedule_flush() {
@@ -222,6 +241,7 @@ void Agent::stop() {
   if (control_) {
     control_->stop();
   }
+  flush_timer_.cancel();
   if (uplink_) {
     uplink_->stop();
     uplink_.reset();

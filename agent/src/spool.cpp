@@ -231,8 +231,8 @@ class Spool::Window {
     if (off >= start_ && off + n <= start_ + len_) {
       return {buf_.data() + (off - start_), n};
     }
-    std::size_t want = static_cast<std::size_t>(
-        std::min<std::uint64_t>(std::max(n, kWindowBytes), size_ - off));
+    std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(std::max(n, kWindowBytes), size_ - off));
     if (buf_.size() < want) {
       buf_.resize(want);
     }
@@ -271,8 +271,7 @@ class Spool::Window {
     }
     const std::uint32_t length = get_u32(h.data() + 4);
     const std::uint32_t crc = get_u32(h.data() + 8);
-    if (length < fmt::kBodyFixedSize ||
-        length > fmt::kBodyFixedSize + protocol::kMaxCatalogFrame) {
+    if (length < fmt::kBodyFixedSize || length > fmt::kBodyFixedSize + protocol::kMaxCatalogFrame) {
       return Parse::bad;
     }
     auto all = get(off, fmt::kHeaderSize + length);
@@ -319,8 +318,8 @@ class Spool::Window {
         off += n - (fmt::kRecordMagic.size() - 1);  // n >= 22: always moves on
         continue;
       }
-      const std::uint64_t at = off + static_cast<std::uint64_t>(
-                                         static_cast<const std::uint8_t*>(hit) - s.data());
+      const std::uint64_t at =
+          off + static_cast<std::uint64_t>(static_cast<const std::uint8_t*>(hit) - s.data());
       RecordView r;
       Parse p = parse(at, r);
       if (p == Parse::io_error) {
@@ -378,9 +377,9 @@ Spool::~Spool() {
 
 Result<std::unique_ptr<Spool>> Spool::open(const std::string& state_dir, SpoolOptions options) {
   if (options.max_bytes < kMinMaxBytes) {
-    return fail(std::errc::invalid_argument,
-                "spool: max_bytes " + std::to_string(options.max_bytes) + " is below " +
-                    std::to_string(kMinMaxBytes));
+    return fail(std::errc::invalid_argument, "spool: max_bytes " +
+                                                 std::to_string(options.max_bytes) + " is below " +
+                                                 std::to_string(kMinMaxBytes));
   }
   if (options.segment_bytes == 0) {
     return fail(std::errc::invalid_argument, "spool: segment_bytes is 0");
@@ -750,8 +749,7 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
     return fail(std::errc::invalid_argument, "spool: report " + std::to_string(seq) +
                                                  " is not after " + std::to_string(newest_seq_));
   }
-  if (envelope.size() <= protocol::kSignatureSize ||
-      envelope.size() > protocol::kMaxReportFrame) {
+  if (envelope.size() <= protocol::kSignatureSize || envelope.size() > protocol::kMaxReportFrame) {
     return fail(std::errc::invalid_argument,
                 "spool: report of " + std::to_string(envelope.size()) + " bytes");
   }
@@ -759,9 +757,8 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
     return fail(std::errc::invalid_argument,
                 "spool: catalog of " + std::to_string(catalog.size()) + " bytes");
   }
-  const bool catalog_change =
-      !catalog.empty() && !std::equal(catalog.begin(), catalog.end(), catalog_.begin(),
-                                      catalog_.end());
+  const bool catalog_change = !catalog.empty() && !std::equal(catalog.begin(), catalog.end(),
+                                                              catalog_.begin(), catalog_.end());
   bool roll = active_fd_ < 0 || active_broken_ || segments_.back().size >= segment_bytes_;
 
   // Plan the drops: the oldest segments whose bytes make room. Nothing is removed before this
@@ -805,9 +802,9 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
       roll = true;
       continue;
     }
-    return fail(std::errc::no_buffer_space,
-                "spool: a report needing " + std::to_string(need()) +
-                    " bytes does not fit in max_bytes " + std::to_string(options_.max_bytes));
+    return fail(std::errc::no_buffer_space, "spool: a report needing " + std::to_string(need()) +
+                                                " bytes does not fit in max_bytes " +
+                                                std::to_string(options_.max_bytes));
   }
 
   protocol::Bytes gap_envelope;
@@ -1116,7 +1113,8 @@ Result<bool> Spool::next_record(Window& w, const Segment& s, std::uint64_t& off,
   }
   std::uint64_t found = 0;
   if (p == Window::Parse::bad) {
-    p = w.resync(off + 1, [](const RecordView&) { return true; }, found);
+    p = w.resync(
+        off + 1, [](const RecordView&) { return true; }, found);
   }
   if (p == Window::Parse::io_error) {
     return fail_errno(w.error(), "spool: cannot read " + s.path);
@@ -1317,8 +1315,7 @@ Result<void> Spool::read(std::uint64_t after_seq, std::size_t max_bytes,
 Result<crypto::Digest> Spool::digest_of_newest() {
   Segment* s = find_segment(newest_segment_);
   if (s == nullptr) {
-    return fail(std::errc::no_such_file_or_directory,
-                "spool: the newest report's segment is gone");
+    return fail(std::errc::no_such_file_or_directory, "spool: the newest report's segment is gone");
   }
   auto fd = open_for_read(*s);
   if (!fd) {
@@ -1333,8 +1330,7 @@ Result<crypto::Digest> Spool::digest_of_newest() {
   }
   if (p != Window::Parse::ok || r.kind != FrameKind::report || r.seq != newest_seq_ ||
       r.payload.size() <= protocol::kSignatureSize) {
-    return fail(std::errc::bad_message,
-                "spool: the newest report has gone bad in " + s->path);
+    return fail(std::errc::bad_message, "spool: the newest report has gone bad in " + s->path);
   }
   return crypto::sha256(r.payload.first(r.payload.size() - protocol::kSignatureSize));
 }

@@ -1,11 +1,10 @@
 // kill -9 at any instant: a child process appends to the spool as fast as it can and is killed
 // with SIGKILL at a random moment; the parent reopens the spool and checks that it recovered a
 // gapless prefix of what the child wrote, every record intact, and that appending goes on.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstring>
@@ -40,7 +39,7 @@ Bytes catalog() { return Bytes(900, 0x42); }
 SpoolOptions options(bool with_acks, bool large) {
   SpoolOptions o;
   o.max_bytes = (large ? std::uint64_t{2048} : std::uint64_t{64}) << 20;  // never reached
-  o.segment_bytes = large ? 4 << 20 : 64 << 10;          // many rolls per round
+  o.segment_bytes = large ? 4 << 20 : 64 << 10;                           // many rolls per round
   // Syncing matters for power cuts, not for kill -9; with large reports it would only keep
   // the child in fdatasync instead of in the writes we want to interrupt.
   o.fsync_every = large ? 0 : 64;
@@ -87,7 +86,7 @@ SpoolOptions options(bool with_acks, bool large) {
 void run_rounds(bool with_acks, int rounds, bool large = false) {
   testing::TempDir dir;
   std::mt19937 rng(with_acks ? 1234 : 4321);  // the kill moments vary; the test's choices don't
-  std::uint64_t reported = 0;                  // highest seq the child said was appended
+  std::uint64_t reported = 0;                 // highest seq the child said was appended
   std::uint64_t reported_ack = 0;
   std::uint64_t total_cut = 0;
   for (int round = 0; round < rounds; ++round) {
@@ -106,8 +105,8 @@ void run_rounds(bool with_acks, int rounds, bool large = false) {
     if (round % 4 != 3) {
       ASSERT_EQ(::read(fds[0], msg, sizeof msg), static_cast<ssize_t>(sizeof msg));
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(large ? rng() % 8000
-                                                                : 1000 + rng() % 30000));
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(large ? rng() % 8000 : 1000 + rng() % 30000));
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);

@@ -1,12 +1,11 @@
 #include "gridnode/agent/spool.hpp"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <filesystem>
@@ -63,7 +62,8 @@ Bytes slurp(const std::string& path) {
 
 void spit(const std::string& path, const Bytes& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 std::uint64_t le(const std::uint8_t* p, int n) {
@@ -140,9 +140,9 @@ std::unique_ptr<Spool> open_spool(const std::string& state, SpoolOptions o = sma
 void append_range(Spool& s, std::uint64_t from, std::uint64_t to, const Bytes& catalog = {}) {
   for (std::uint64_t seq = from; seq <= to; ++seq) {
     Bytes p = payload_for(seq);
-    auto r = s.append(seq == from ? std::span<const std::uint8_t>(catalog)
-                                  : std::span<const std::uint8_t>(),
-                      p, seq);
+    auto r = s.append(
+        seq == from ? std::span<const std::uint8_t>(catalog) : std::span<const std::uint8_t>(), p,
+        seq);
     ASSERT_TRUE(r.has_value()) << seq << ": " << r.error().message();
   }
 }
@@ -473,8 +473,8 @@ TEST(SpoolRecovery, GarbageAfterTheLastRecordIsCut) {
 
 TEST(SpoolRecovery, FlippedByteInTheLastRecord) {
   OneSegment seg;
-  for (std::uint64_t at : {seg.last_record + 5, seg.last_record + 13,
-                           seg.last_record + 40, seg.file.size() - 1}) {
+  for (std::uint64_t at :
+       {seg.last_record + 5, seg.last_record + 13, seg.last_record + 40, seg.file.size() - 1}) {
     TempDir dir;
     Bytes f = seg.file;
     f[at] ^= 0x10;
@@ -754,8 +754,8 @@ TEST(SpoolAck, PersistedOnFlushAndReadContinuesAfterItOnReopen) {
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_EQ(text, "30\n");
     EXPECT_EQ(spool->stats().acked_persisted_seq, 30u);
-    EXPECT_EQ(fs::status(acked_file).permissions() & fs::perms::all, fs::perms::owner_read |
-                                                                        fs::perms::owner_write);
+    EXPECT_EQ(fs::status(acked_file).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
   }
   auto spool = open_spool(dir.path(), o);
   ASSERT_TRUE(spool);

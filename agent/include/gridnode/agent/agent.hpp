@@ -7,6 +7,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 
 #include "gridnode/agent/config.hpp"
@@ -42,6 +43,7 @@ class Agent {
  private:
   [[nodiscard]] platform::Result<void> start_reports();
   void schedule_flush();
+  void arm_flush_timer();
   void do_wait_signal();
   std::optional<gid_t> resolve_socket_group(const Config& c) const;
 
@@ -61,6 +63,8 @@ class Agent {
   Exposition exposition_;
   std::string text_;  // reused render buffer
   asio::signal_set signals_;
+  asio::steady_timer flush_timer_;
+  bool flush_timer_armed_ = false;
   std::chrono::steady_clock::time_point started_;
   bool ready_logged_ = false;
 };

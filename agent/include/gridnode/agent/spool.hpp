@@ -44,8 +44,9 @@
 // (N MiB)"} is signed through options.sign_gap and written with the report, before the old
 // segments are removed (a failed write drops nothing; a kill in between leaves the spool over
 // its bound until the next append, never without the gap record), so the loss is visible and
-// signed upstream. Gap records may overlap: each is true, their union is exact. segment_bytes is clamped to [max_bytes / 1024, max_bytes / 4] so
-// that a drop frees a bounded slice of the spool and the index stays small.
+// signed upstream. Gap records may overlap: each is true, their union is exact. segment_bytes is
+// clamped to [max_bytes / 1024, max_bytes / 4] so that a drop frees a bounded slice of the spool
+// and the index stays small.
 //
 // Threads. One owner thread calls append(), ack(), read(), last_report(), stats(); one other
 // thread may call flush() at the same time (a mutex guards the state; flush() holds it only for
@@ -84,7 +85,7 @@ std::uint32_t crc32c(std::span<const std::uint8_t> data, std::uint32_t crc = 0);
 // The on-disk format's constants (docs/spool.md).
 namespace spool_format {
 inline constexpr std::array<std::uint8_t, 8> kSegmentMagic = {'G', 'N', 'S', 'P',
-                                                                'L', '0', '1', '\n'};
+                                                              'L', '0', '1', '\n'};
 inline constexpr std::array<std::uint8_t, 4> kRecordMagic = {0xA5, 'S', 'P', 'R'};
 inline constexpr std::size_t kHeaderSize = 12;     // magic, length, crc
 inline constexpr std::size_t kBodyFixedSize = 10;  // kind, flags, seq
