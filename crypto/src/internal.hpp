@@ -97,6 +97,9 @@ struct KeyAccess {
   }
 };
 
+// mbedtls_x509_crt_verify_info's lines ("The certificate validity has expired") joined by "; ".
+std::string verify_reasons(std::uint32_t flags);
+
 // OK when `pk` is an EC key on secp256r1 usable for ECDSA; otherwise invalid_argument saying
 // what it is ("RSA key", "EC key on secp384r1"). `what` starts the message ("public key").
 platform::Result<void> check_p256(const mbedtls_pk_context& pk, const std::string& what);

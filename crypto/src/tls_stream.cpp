@@ -53,24 +53,6 @@ std::string endpoint_text(const asio::ip::tcp::socket& socket) {
   return ep.address().to_string() + ":" + port;
 }
 
-// mbedtls_x509_crt_verify_info's lines joined by "; ".
-std::string verify_reasons(std::uint32_t flags) {
-  std::array<char, 2048> buf{};
-  int n = mbedtls_x509_crt_verify_info(buf.data(), buf.size(), "", flags);
-  std::string text = n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : "";
-  while (!text.empty() && text.back() == '\n') {
-    text.pop_back();
-  }
-  for (std::size_t i = 0; (i = text.find('\n', i)) != std::string::npos;) {
-    text.replace(i, 1, "; ");
-  }
-  if (text.empty()) {
-    char hex[32];
-    std::snprintf(hex, sizeof hex, "verify flags 0x%08x", static_cast<unsigned>(flags));
-    return hex;
-  }
-  return text;
-}
 
 struct AlertName {
   unsigned char code;

@@ -77,19 +77,6 @@ std::uint32_t time_flags(const Certificate& cert, std::int64_t now) {
   return flags;
 }
 
-// mbedtls_x509_crt_verify_info's lines ("The certificate validity has expired\n") joined by "; ".
-std::string verify_reasons(std::uint32_t flags) {
-  std::array<char, 2048> buf{};
-  int n = mbedtls_x509_crt_verify_info(buf.data(), buf.size(), "", flags);
-  std::string text = n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : "";
-  while (!text.empty() && text.back() == '\n') {
-    text.pop_back();
-  }
-  for (std::size_t i = 0; (i = text.find('\n', i)) != std::string::npos;) {
-    text.replace(i, 1, "; ");
-  }
-  return text.empty() ? "flags " + std::to_string(flags) : text;
-}
 
 }  // namespace
 
@@ -244,6 +231,20 @@ platform::Result<std::string> write_csr_pem(const PrivateKey& key, std::string_v
     return fail_mbedtls(rc, "certificate request: mbedtls_x509write_csr_pem");
   }
   return std::string(reinterpret_cast<const char*>(buf.data()));
+}
+
+// mbedtls_x509_crt_verify_info's lines ("The certificate validity has expired\n") joined by "; ".
+std::string verify_reasons(std::uint32_t flags) {
+  std::array<char, 2048> buf{};
+  int n = mbedtls_x509_crt_verify_info(buf.data(), buf.size(), "", flags);
+  std::string text = n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : "";
+  while (!text.empty() && text.back() == '\n') {
+    text.pop_back();
+  }
+  for (std::size_t i = 0; (i = text.find('\n', i)) != std::string::npos;) {
+    text.replace(i, 1, "; ");
+  }
+  return text.empty() ? "flags " + std::to_string(flags) : text;
 }
 
 }  // namespace gridnode::crypto
