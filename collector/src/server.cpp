@@ -84,7 +84,7 @@ class Server {
   Server(asio::io_context& io, const ServeOptions& o, std::unique_ptr<Store> store,
          std::shared_ptr<crypto::TlsContext> tls)
       : io_(io), options_(o), store_(std::move(store)), tls_(std::move(tls)), acceptor_(io),
-        signals_(io, SIGTERM, SIGINT) {}
+        signals_(io, SIGTERM, SIGINT), stats_timer_(io) {}
 
   platform::Result<void> start() {
     auto ep = parse_endpoint(options_.listen);
@@ -105,14 +105,32 @@ class Server {
       }
     });
     accept();
+    log_stats_every_minute();
     return {};
   }
 
+  void log_stats() const {
+    platform::log(Level::notice, "collector",
+                  LogLine("stats")
+                      .kv("connections", static_cast<std::int64_t>(connections_))
+                      .kv("nodes", static_cast<std::int64_t>(store_->stats().nodes))
+                      .kv("batches", static_cast<std::int64_t>(batches_))
+                      .kv("reports", static_cast<std::int64_t>(reports_))
+                      .kv("rejections", static_cast<std::int64_t>(rejections_)));
+  }
+
+  void count_batch(const IngestResult& r) {
+    ++batches_;
+    reports_ += r.reports;
+  }
+
   void stop(int code) {
+    log_stats();
     exit_code_ = code;
     std::error_code ec;
     acceptor_.close(ec);
     signals_.cancel();
+    stats_timer_.cancel();
     auto sessions = sessions_;
     for (auto& [node, s] : sessions) {
       if (auto p = s.lock()) {
@@ -151,6 +169,16 @@ class Server {
       }
     }
     --connections_;
+  }
+
+  void log_stats_every_minute() {
+    stats_timer_.expires_after(std::chrono::minutes(1));
+    stats_timer_.async_wait([this](const std::error_code& ec) {
+      if (!ec) {
+        log_stats();
+        log_stats_every_minute();
+      }
+    });
   }
 
   void count_rejection(const std::string& why) {
@@ -194,7 +222,10 @@ class Server {
   std::map<std::string, std::weak_ptr<Session>> sessions_;
   std::vector<std::weak_ptr<Session>> anonymous_;  // every session, for stop()
   std::size_t connections_ = 0;
+  asio::steady_timer stats_timer_;
   std::uint64_t rejections_ = 0;
+  std::uint64_t batches_ = 0;
+  std::uint64_t reports_ = 0;
   int exit_code_ = 0;
 };
 
@@ -279,6 +310,7 @@ void Session::on_data(std::size_t n) {
       server_.stop(1);
       return;
     }
+    server_.count_batch(*r);
     if (r->ack_seq > 0) {
       protocol::Bytes ack;
       protocol::encode(protocol::Ack{r->ack_seq}, ack);

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 COL=$BIN/gridnode-collector
 CTL=("$BIN/gridnodectl" --socket "$WORK/a.sock")
 P=$WORK/pki
-"$COL" pki init --dir "$P" --nodes node-1 >/dev/null
+"$COL" pki init --dir "$P" --nodes node-1,node-2,node-3 >/dev/null
 STATE=$WORK/state
 mkdir -m 700 "$STATE"
 install -m 600 "$P/nodes/node-1.key" "$STATE/node.key"
@@ -45,13 +45,31 @@ kill9() { { kill -9 "$1" && wait "$1"; } 2>/dev/null || true; }
 status() { "${CTL[@]}" status --json; }
 acked() { status | jq -r '.uplink.acked_seq // 0'; }
 acked_above() { [ "$(acked)" -gt "$1" ]; }
-sink_seqs() { jq -r 'select(.type == "report") | .seq' "$SINK"; }
 
 start_collector
 start_agent
 wait_for "first acknowledgements" 20 acked_above 10
 check "status: uplink streaming to the collector" [ "$(status | jq -r '"\(.uplink.state) \(.uplink.connected_to)"')" = "streaming 127.0.0.1:$PORT" ]
 check "status: human view has uplink and spool lines" bash -c "'${CTL[0]}' --socket '$WORK/a.sock' status | grep -q '^uplink: streaming to 127.0.0.1:$PORT' && '${CTL[0]}' --socket '$WORK/a.sock' status | grep -q '^spool: '"
+
+# --- two more nodes at the same time, each its own chain in the same sink
+OTHERS=()
+for n in 2 3; do
+  mkdir -m 700 "$WORK/n$n"
+  install -m 600 "$P/nodes/node-$n.key" "$WORK/n$n/node.key"
+  install -m 644 "$P/nodes/node-$n.crt" "$WORK/n$n/node.crt"
+  "$BIN/gridnoded" --state-dir "$WORK/n$n" --socket "$WORK/n$n.sock" "${ROOTS[@]}" --interval 0.05 \
+    --upstream "127.0.0.1:$PORT" --ca "$P/ca.crt" 2>>"$WORK/n$n.log" &
+  OTHERS+=($!)
+  PIDS+=($!)
+done
+node_reports() { jq -r --arg n "$1" 'select(.type == "report" and .node == $n) | .seq' "$SINK"; }
+wait_for "node-2 and node-3 stored" 20 bash -c "[ \$(jq -r 'select(.type == \"report\" and .node == \"node-3\") | .seq' '$SINK' | wc -l) -gt 10 ] && [ \$(jq -r 'select(.type == \"report\" and .node == \"node-2\") | .seq' '$SINK' | wc -l) -gt 10 ]"
+for p in "${OTHERS[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
+for n in node-2 node-3; do
+  check "$n: its own chain from 1, each report once" \
+    [ "$(node_reports $n | sort -n | awk 'NR != $1 {bad = 1} END {print (NR > 10 && !bad) ? "ok" : "bad"}')" = ok ]
+done
 
 # --- kill -9 both sides, several times, at random moments
 for round in 1 2 3; do
@@ -82,14 +100,14 @@ last=$(sed -n 's/^seq 0*//p' "$STATE/report.chain")
 kill -TERM "$COLLECTOR"
 wait "$COLLECTOR" 2>/dev/null || true
 check "every sink line is whole JSON" bash -c "jq -c . '$SINK' >/dev/null"
-n=$(sink_seqs | wc -l)
-unique=$(sink_seqs | sort -n | uniq | wc -l)
-first_missing=$(sink_seqs | sort -n | awk 'NR != $1 {print NR; exit}')
+n=$(node_reports node-1 | wc -l)
+unique=$(node_reports node-1 | sort -n | uniq | wc -l)
+first_missing=$(node_reports node-1 | sort -n | awk 'NR != $1 {print NR; exit}')
 check "sink: every report exactly once ($n lines, $unique distinct)" [ "$n" -eq "$unique" ]
 check "sink: no report missing from 1 (${first_missing:-none})" [ -z "$first_missing" ]
-max=$(sink_seqs | sort -n | tail -1)
+max=$(node_reports node-1 | sort -n | tail -1)
 check "sink: it holds the agent's reports up to at least $((last - 2)) (has $max)" [ "$max" -ge "$((last - 2))" ]
-check "sink: in order" bash -c "[ \"\$(jq -r 'select(.type == \"report\") | .seq' '$SINK' | sort -n -c 2>&1)\" = '' ]"
+check "sink: in order" bash -c "[ \"\$(jq -r 'select(.type == \"report\" and .node == \"node-1\") | .seq' '$SINK' | sort -n -c 2>&1)\" = '' ]"
 check "sink: no gap record (the spool never reached its bound)" [ "$(jq -r 'select(.type == "gap")' "$SINK" | wc -c)" -eq 0 ]
 check "sink: values decoded for every report" [ "$(jq -r 'select(.type == "report" and (.metrics | length) == 0) | .seq' "$SINK" | wc -l)" -eq 0 ]
 check "sink: each report names its verifying signature" [ "$(jq -r 'select(.type == "report" and .verified_by < .seq)' "$SINK" | wc -c)" -eq 0 ]
@@ -152,8 +170,8 @@ check "pinned key: another pin is refused" bash -c "grep -q 'connection failed' 
 # --- crafted sessions: a Python TLS client with node-1's own certificate (hostile_client.py)
 HC=(python3 "$SRC/tests/integration/hostile_client.py" 127.0.0.1 "$PORT" "$P/ca.crt")
 NODE1=("$P/nodes/node-1.crt" "$P/nodes/node-1.key" node-1)
-last=$(jq -c 'select(.type == "report")' "$SINK" | tail -1)
-jq -r 'select(.type == "report" and .seq == 3) | .raw' "$SINK" | base64 -d >"$WORK/old.bin"
+last=$(jq -c 'select(.type == "report" and .node == "node-1")' "$SINK" | tail -1)
+jq -r 'select(.type == "report" and .node == "node-1" and .seq == 3) | .raw' "$SINK" | base64 -d >"$WORK/old.bin"
 out=$("${HC[@]}" "${NODE1[@]}" "report:$WORK/old.bin")
 check "a replayed report is refused ($out)" grep -q "^reject .*replayed" <<<"$out"
 jq -r .raw <<<"$last" | base64 -d >"$WORK/last.bin"
