@@ -3,16 +3,6 @@
 #include "gridnode/platform/log.hpp"
 
 namespace gridnode::agent {
-namespace {
-
-std::uint64_t unix_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
-
-}  // namespace
-
 platform::Result<std::unique_ptr<Reporter>> Reporter::create(const Config& config,
                                                              Identity identity, ChainPoint chain) {
   if (!identity.key) {
@@ -45,7 +35,11 @@ Reporter::Reporter(const Config& config, Identity identity, ChainPoint chain,
 
 void Reporter::on_round(const Sampler& sampler) {
   header_.seq = chain_.seq + 1;
-  header_.time_ns = unix_ns();
+  // The sampling time: when the round started, not when its last sweep came back.
+  header_.time_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          sampler.round_started().time_since_epoch())
+          .count());
   header_.prev = chain_.digest;
   bool catalog_changed = builder_.build(sampler.slots(), header_, envelope_);
   auto t0 = std::chrono::steady_clock::now();

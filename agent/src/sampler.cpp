@@ -98,6 +98,7 @@ void Sampler::begin_round() {
   // makes work pile up. Only this round's submissions count towards its completion: a late
   // result from an earlier round must not complete this one.
   outstanding_ = 0;
+  round_started_ = std::chrono::system_clock::now();
   for (auto& slot : slots_) {
     slot.in_round = false;
   }

@@ -85,6 +85,8 @@ class Sampler {
     return std::any_of(slots_.begin(), slots_.end(), [](const DriverSlot& s) { return s.busy; });
   }
   std::uint64_t rounds() const { return rounds_; }
+  // When the current (or last) round started, wall clock: the sampling time of its readings.
+  std::chrono::system_clock::time_point round_started() const { return round_started_; }
   // When the newest round completed (zero before the first).
   std::chrono::steady_clock::time_point last_round() const { return last_round_; }
 
@@ -105,6 +107,7 @@ class Sampler {
   std::size_t outstanding_ = 0;  // drivers of the current round not yet finished
   std::uint64_t rounds_ = 0;
   std::chrono::steady_clock::time_point last_round_{};
+  std::chrono::system_clock::time_point round_started_{};
   std::function<void()> on_round_;
   std::function<void()> once_done_;
   bool stopped_ = false;
