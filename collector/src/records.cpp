@@ -1,6 +1,8 @@
 #include "records.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +23,121 @@ void append_labels(const platform::Labels& labels, std::string& out) {
     append_json_string(labels[i].second, out);
   }
   out += '}';
+}
+
+// nlohmann's SAX interface: keeps the three top-level strings read_record_keys wants and builds
+// nothing else.
+class KeysReader final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit KeysReader(RecordKeys& out) : out_(out) {}
+  bool found() const { return seen_ == 0b111 && top_is_object_; }
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool string(string_t& val) override {
+    if (depth_ == 1 && want_ != nullptr) {
+      want_->swap(val);
+      seen_ |= bit_;
+    }
+    want_ = nullptr;
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    if (depth_ == 0) {
+      top_is_object_ = true;
+    }
+    ++depth_;
+    want_ = nullptr;
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    ++depth_;
+    want_ = nullptr;
+    return true;
+  }
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+  bool key(string_t& val) override {
+    want_ = nullptr;
+    if (depth_ == 1) {
+      if (val == "type") {
+        want_ = &out_.type, bit_ = 0b001;
+      } else if (val == "node") {
+        want_ = &out_.node, bit_ = 0b010;
+      } else if (val == "raw") {
+        want_ = &out_.raw, bit_ = 0b100;
+      }
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  RecordKeys& out_;
+  std::string* want_ = nullptr;  // where the next top-level string value goes
+  unsigned bit_ = 0;
+  unsigned seen_ = 0;
+  int depth_ = 0;
+  bool top_is_object_ = false;
+};
+
+// A string RecordWriter wrote verbatim: no quote, backslash or control character to unescape.
+bool is_plain(std::string_view s) {
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+  });
+}
+
+bool is_base64(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=';
+  });
+}
+
+// The layout RecordWriter writes, {"type":"…","node":"…",…,"raw":"…"}, read without lexing what
+// lies between (the decoded metrics: nearly all of a report line). A line whose type or node
+// needed escaping, or that another program wrote, goes through the SAX reader instead.
+bool read_written_layout(std::string_view line, RecordKeys& out) {
+  constexpr std::string_view kType = "{\"type\":\"";
+  constexpr std::string_view kNode = "\",\"node\":\"";
+  constexpr std::string_view kRaw = ",\"raw\":\"";
+  constexpr std::string_view kEnd = "\"}";
+  if (!line.starts_with(kType) || !line.ends_with(kEnd)) {
+    return false;
+  }
+  const std::size_t type_end = line.find('"', kType.size());
+  if (type_end == std::string_view::npos || !line.substr(type_end).starts_with(kNode)) {
+    return false;
+  }
+  const std::size_t node_begin = type_end + kNode.size();
+  const std::size_t node_end = line.find('"', node_begin);
+  const std::size_t raw_at = line.rfind(kRaw);
+  if (node_end == std::string_view::npos || raw_at == std::string_view::npos || raw_at < node_end) {
+    return false;
+  }
+  const std::string_view type = line.substr(kType.size(), type_end - kType.size());
+  const std::string_view node = line.substr(node_begin, node_end - node_begin);
+  const std::size_t raw_begin = raw_at + kRaw.size();
+  const std::string_view raw = line.substr(raw_begin, line.size() - kEnd.size() - raw_begin);
+  if (!is_plain(type) || !is_plain(node) || !is_base64(raw)) {
+    return false;
+  }
+  out.type.assign(type);
+  out.node.assign(node);
+  out.raw.assign(raw);
+  return true;
 }
 
 void append_uint(std::uint64_t v, std::string& out) {
@@ -58,6 +175,17 @@ void append_raw(std::span<const std::uint8_t> bytes, std::string& out) {
 }
 
 }  // namespace
+
+bool read_record_keys(std::string_view line, RecordKeys& out) {
+  if (read_written_layout(line, out)) {
+    return true;
+  }
+  KeysReader reader(out);
+  const bool ok = nlohmann::json::sax_parse(line.begin(), line.end(), &reader,
+                                            nlohmann::json::input_format_t::json,
+                                            /*strict=*/true, /*ignore_comments=*/false);
+  return ok && reader.found();
+}
 
 void append_json_string(std::string_view s, std::string& out) {
   out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

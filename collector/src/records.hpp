@@ -50,6 +50,20 @@ class RecordWriter {
   std::uint64_t received_ns_ = 0;
 };
 
+// What the collector needs of a sink line to rebuild its state: the record's type, node and
+// signed bytes (still base64). Everything else in the line (the decoded metrics, most of its
+// bytes) is derived from `raw`: a line in RecordWriter's own layout is read without lexing it,
+// any other JSON object is lexed without being built into a document, so that replaying a large
+// sink at start-up costs little more than reading it.
+struct RecordKeys {
+  std::string type;
+  std::string node;
+  std::string raw;
+};
+// False when the line is not a JSON object or lacks a string "type", "node" or "raw" at its top
+// level. `out` is reused between calls (its strings keep their capacity).
+[[nodiscard]] bool read_record_keys(std::string_view line, RecordKeys& out);
+
 // A JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD.
 void append_json_string(std::string_view s, std::string& out);
 

@@ -1,7 +1,5 @@
 #include "store.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include "gridnode/crypto/base64.hpp"
 
 namespace gridnode::collector {
@@ -19,26 +17,22 @@ platform::Result<std::unique_ptr<Store>> Store::open_jsonl(const std::string& pa
 }
 
 void Store::replay(std::string_view line) {
-  auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("node") || !j.contains("raw") ||
-      !j["node"].is_string() || !j["raw"].is_string() || !j.contains("type")) {
+  if (!read_record_keys(line, keys_)) {
     ++stats_.lines_unreadable;
     return;
   }
-  const std::string type = j["type"].is_string() ? j["type"].get<std::string>() : "";
-  protocol::FrameKind kind = type == "catalog"  ? protocol::FrameKind::catalog
-                             : type == "report" ? protocol::FrameKind::report
-                                                : protocol::FrameKind::gap;
-  auto raw = crypto::from_base64(j["raw"].get<std::string>());
+  protocol::FrameKind kind = keys_.type == "catalog"  ? protocol::FrameKind::catalog
+                             : keys_.type == "report" ? protocol::FrameKind::report
+                                                      : protocol::FrameKind::gap;
+  auto raw = crypto::from_base64(keys_.raw);
   if (!raw) {
     ++stats_.lines_unreadable;
     return;
   }
-  const std::string id = j["node"].get<std::string>();
-  auto& slot = nodes_[id];
+  auto& slot = nodes_[keys_.node];
   if (!slot) {
     // The key arrives with the node's next connection (its certificate); restoring needs none.
-    slot = std::make_unique<NodeIngest>(id, std::nullopt, options_);
+    slot = std::make_unique<NodeIngest>(keys_.node, std::nullopt, options_);
   }
   if (auto r = slot->restore(kind, *raw); !r) {
     ++stats_.lines_unreadable;

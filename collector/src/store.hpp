@@ -5,6 +5,7 @@
 #include <string>
 
 #include "ingest.hpp"
+#include "records.hpp"
 #include "sink.hpp"
 
 namespace gridnode::collector {
@@ -43,6 +44,7 @@ class Store {
   std::unique_ptr<Sink> sink_;
   std::map<std::string, std::unique_ptr<NodeIngest>> nodes_;
   std::string lines_;  // reused batch buffer
+  RecordKeys keys_;    // reused by replay
   Stats stats_;
 };
 
