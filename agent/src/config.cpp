@@ -355,8 +355,11 @@ drivers::DriverOptions driver_options(const Config& config) {
   drivers::DriverOptions o;
   o.roots = config.roots;
   o.nvml_library = config.nvml_library;
-  o.nvml_call_timeout =
-      std::chrono::duration_cast<std::chrono::milliseconds>(config.nvml_call_timeout);
+  // A sweep of the nvml driver may wait out two NVML deadlines (the control call, then the
+  // GPUs' calls in parallel): at most half the sweep's, so that the sampler never calls the
+  // driver stalled before it could say which GPU hung.
+  o.nvml_call_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::min(config.nvml_call_timeout, config.sweep_timeout / 2));
   return o;
 }
 

@@ -26,7 +26,7 @@ struct Config {
 
   platform::Roots roots;
   // [nvml]: the NVML library dlopen() loads, and how long one NVML call may take before its GPU
-  // is marked degraded (keep it below sweep_timeout).
+  // is marked degraded; the drivers get at most half of sweep_timeout.
   std::string nvml_library = "libnvidia-ml.so.1";
   std::chrono::nanoseconds nvml_call_timeout = std::chrono::seconds(1);
   std::string state_dir = "/var/lib/gridnode";
