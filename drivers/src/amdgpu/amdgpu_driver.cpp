@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "accelerators.hpp"
 #include "amdgpu/amdgpu_parse.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
@@ -60,17 +61,12 @@ struct Card {
   std::uint32_t first_series = 0;
 };
 
-std::string host_name() {
-  std::array<char, 256> buf{};
-  return ::gethostname(buf.data(), buf.size() - 1) == 0 ? std::string(buf.data()) : "";
-}
-
 class AmdgpuDriver final : public Driver {
  public:
   explicit AmdgpuDriver(AmdgpuOptions options)
       : options_(std::move(options)), dir_(options_.roots.sys("class/drm")) {
     if (options_.hostname.empty()) {
-      options_.hostname = host_name();
+      options_.hostname = accelerators::host_name();
     }
   }
 
@@ -91,8 +87,8 @@ class AmdgpuDriver final : public Driver {
       return platform::fail(std::errc::no_such_file_or_directory, dir_ + ": no amdgpu card");
     }
     out.catalog = catalog_;
-    std::int64_t busy = 0, idle = 0;
-    std::uint64_t free_bytes = 0;
+    accelerators::Summary summary;
+    summary.total = static_cast<std::int64_t>(cards_.size());
     for (const auto& card : cards_) {
       std::array<std::optional<std::uint64_t>, kMetricCount> v{};
       for (int m = 0; m < kMetricCount; ++m) {
@@ -103,7 +99,7 @@ class AmdgpuDriver final : public Driver {
       std::optional<std::uint64_t> free;
       if (v[kVramTotal] && v[kVramUsed] && *v[kVramTotal] >= *v[kVramUsed]) {
         free = *v[kVramTotal] - *v[kVramUsed];
-        free_bytes += *free;
+        summary.free_memory_bytes += *free;
       }
       for (Metric m : {kVramTotal, kVramUsed}) {
         if (v[m]) {
@@ -119,13 +115,10 @@ class AmdgpuDriver final : public Driver {
         }
       }
       if (v[kActivity]) {
-        (*v[kActivity] > 0 ? busy : idle) += 1;
+        (*v[kActivity] > 0 ? summary.busy : summary.idle) += 1;
       }
     }
-    out.readings.push_back({summary_, Value::of_signed(static_cast<std::int64_t>(cards_.size()))});
-    out.readings.push_back({summary_ + 1, Value::of_signed(busy)});
-    out.readings.push_back({summary_ + 2, Value::of_signed(idle)});
-    out.readings.push_back({summary_ + 3, Value::of_unsigned(free_bytes)});
+    accelerators::push_summary(out, summary_, summary);
     return {};
   }
 
@@ -241,24 +234,7 @@ class AmdgpuDriver final : public Driver {
         c.add_series(c.add_family(family_of(static_cast<Metric>(m))), std::move(l));
       }
     }
-    Labels vendor{{"vendor", "amd"}};
-    summary_ = static_cast<std::uint32_t>(c.series.size());
-    c.add_series(c.add_family({"gridnode_accelerators", "Accelerators on this node.",
-                               MetricType::gauge, {}, ""}),
-                 vendor);
-    c.add_series(c.add_family({"gridnode_accelerators_busy",
-                               "Accelerators answering and in use (a compute process, or "
-                               "utilisation above 0).",
-                               MetricType::gauge, {}, ""}),
-                 vendor);
-    c.add_series(c.add_family({"gridnode_accelerators_idle",
-                               "Accelerators answering and not in use.", MetricType::gauge, {},
-                               ""}),
-                 vendor);
-    c.add_series(c.add_family({"gridnode_accelerator_memory_free_bytes",
-                               "Free memory on the accelerators that answer.", MetricType::gauge,
-                               {}, "B"}),
-                 vendor);
+    summary_ = accelerators::add_summary(c, "amd");
     cards_ = std::move(cards);
     if (!catalog_ || *catalog_ != c) {
       catalog_ = std::make_shared<const Catalog>(std::move(c));

@@ -1,7 +1,5 @@
 #include "gridnode/drivers/nvml.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <functional>
@@ -11,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "accelerators.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "nvml/call_worker.hpp"
@@ -120,23 +119,6 @@ Family process_family() {
   return {"gridnode_gpu_process_memory_used_bytes",
           "GPU memory used by a running compute process.", MetricType::gauge, {}, "B"};
 }
-Family total_family() {
-  return {"gridnode_accelerators", "Accelerators on this node.", MetricType::gauge, {}, ""};
-}
-Family busy_family() {
-  return {"gridnode_accelerators_busy",
-          "Accelerators answering and in use (a compute process, or utilisation above 0).",
-          MetricType::gauge, {}, ""};
-}
-Family idle_family() {
-  return {"gridnode_accelerators_idle", "Accelerators answering and not in use.",
-          MetricType::gauge, {}, ""};
-}
-Family free_memory_family() {
-  return {"gridnode_accelerator_memory_free_bytes",
-          "Free memory on the accelerators that answer.", MetricType::gauge, {}, "B"};
-}
-
 // What one GPU's worker read in one sweep. Written by the worker only, read by the sweep only
 // after the worker is done with it.
 struct GpuRead {
@@ -465,19 +447,11 @@ void poll_on_worker(const Api& a, nvmlEventSet_t set, Poll& p) {
   }
 }
 
-std::string host_name() {
-  std::array<char, 256> buf{};
-  if (::gethostname(buf.data(), buf.size() - 1) != 0) {
-    return "";
-  }
-  return buf.data();
-}
-
 class NvmlDriver final : public Driver {
  public:
   explicit NvmlDriver(NvmlOptions options) : options_(std::move(options)) {
     if (options_.hostname.empty()) {
-      options_.hostname = host_name();
+      options_.hostname = accelerators::host_name();
     }
   }
 
@@ -656,12 +630,7 @@ class NvmlDriver final : public Driver {
       c.add_series(up, g.labels);
       c.add_series(degraded, g.labels);
     }
-    Labels vendor{{"vendor", "nvidia"}};
-    summary_series_ = static_cast<std::uint32_t>(c.series.size());
-    c.add_series(c.add_family(total_family()), vendor);
-    c.add_series(c.add_family(busy_family()), vendor);
-    c.add_series(c.add_family(idle_family()), vendor);
-    c.add_series(c.add_family(free_memory_family()), vendor);
+    summary_series_ = accelerators::add_summary(c, "nvidia");
     process_family_ = c.add_family(process_family());
     return std::make_shared<const Catalog>(std::move(c));
   }
@@ -768,8 +737,8 @@ class NvmlDriver final : public Driver {
     out.catalog = catalog_;
     std::vector<ProcessKey> keys;
     std::vector<std::uint64_t> process_memory;
-    std::int64_t busy = 0, idle = 0;
-    std::uint64_t free_bytes = 0;
+    accelerators::Summary summary;
+    summary.total = static_cast<std::int64_t>(gpus_.size());
     for (auto& g : gpus_) {
       bool answering = false;
       if (g.lost) {
@@ -813,17 +782,14 @@ class NvmlDriver final : public Driver {
         g.complaint.release();
       }
       bool in_use = (r.processes_ok && !r.processes.empty()) || r.values[kGpuUtil].value_or(0) > 0;
-      (in_use ? busy : idle) += 1;
-      free_bytes += r.fb_free_bytes;
+      (in_use ? summary.busy : summary.idle) += 1;
+      summary.free_memory_bytes += r.fb_free_bytes;
       for (const auto& p : r.processes) {
         keys.push_back(process_key(g, p.pid));
         process_memory.push_back(p.usedGpuMemory);
       }
     }
-    push(out, summary_series_, static_cast<std::int64_t>(gpus_.size()));
-    push(out, summary_series_ + 1, busy);
-    push(out, summary_series_ + 2, idle);
-    out.readings.push_back({summary_series_ + 3, Value::of_unsigned(free_bytes)});
+    accelerators::push_summary(out, summary_series_, summary);
     publish_processes(keys, process_memory, out);
   }
 
