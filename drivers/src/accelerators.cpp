@@ -9,22 +9,28 @@ namespace gridnode::drivers::accelerators {
 std::uint32_t add_summary(Catalog& catalog, std::string_view vendor) {
   Labels labels{{"vendor", std::string(vendor)}};
   auto first = static_cast<std::uint32_t>(catalog.series.size());
-  catalog.add_series(catalog.add_family({"gridnode_accelerators", "Accelerators on this node.",
-                                         MetricType::gauge, {}, ""}),
-                     labels);
   catalog.add_series(
-      catalog.add_family({"gridnode_accelerators_busy",
-                          "Accelerators answering and in use (a compute process, or "
-                          "utilisation above 0).",
-                          MetricType::gauge, {}, ""}),
+      catalog.add_family(
+          {"gridnode_accelerators", "Accelerators on this node.", MetricType::gauge, {}, ""}),
       labels);
+  catalog.add_series(catalog.add_family({"gridnode_accelerators_busy",
+                                         "Accelerators answering and in use (a compute process, or "
+                                         "utilisation above 0).",
+                                         MetricType::gauge,
+                                         {},
+                                         ""}),
+                     labels);
   catalog.add_series(catalog.add_family({"gridnode_accelerators_idle",
                                          "Accelerators answering and not in use.",
-                                         MetricType::gauge, {}, ""}),
+                                         MetricType::gauge,
+                                         {},
+                                         ""}),
                      labels);
   catalog.add_series(catalog.add_family({"gridnode_accelerator_memory_free_bytes",
                                          "Free memory on the accelerators that answer.",
-                                         MetricType::gauge, {}, "B"}),
+                                         MetricType::gauge,
+                                         {},
+                                         "B"}),
                      labels);
   return first;
 }

@@ -57,14 +57,14 @@ std::vector<protocol::Event> device_events(const std::vector<protocol::Event>& a
 TEST(ReportBuilder, DeviceEventsReachTheReportExactlyOnce) {
   Rig rig;
   rig.round();
-  rig.fake->add_event({4, "GPU 1 (GPU-x): XID 79", {{"UUID", "GPU-x"}, {"gpu", "1"}, {"xid", "79"}}});
+  rig.fake->add_event(
+      {4, "GPU 1 (GPU-x): XID 79", {{"UUID", "GPU-x"}, {"gpu", "1"}, {"xid", "79"}}});
   auto events = device_events(rig.round());
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].source, "nvml");
   EXPECT_EQ(events[0].severity, 4);
   EXPECT_EQ(events[0].message, "GPU 1 (GPU-x): XID 79");
-  EXPECT_EQ(events[0].fields,
-            (platform::Labels{{"UUID", "GPU-x"}, {"gpu", "1"}, {"xid", "79"}}));
+  EXPECT_EQ(events[0].fields, (platform::Labels{{"UUID", "GPU-x"}, {"gpu", "1"}, {"xid", "79"}}));
   EXPECT_TRUE(device_events(rig.round()).empty());
 }
 

@@ -62,12 +62,14 @@ TEST(AmdgpuDriver, BasicFixtureMatchesGolden) {
   EXPECT_TRUE(has_line(text, "gpu_power_usage{" + mi210 + "} 97"));
   EXPECT_TRUE(has_line(text, "gpu_junction_temperature{" + mi210 + "} 52"));
   EXPECT_TRUE(has_line(text, "gpu_memory_temperature{" + mi210 + "} 48"));
-  EXPECT_TRUE(has_line(text,
-                       "gpu_clock{card_model=\"AMD Instinct MI210\",clock_type=\"GPU_CLOCK_TYPE_SYSTEM\","
-                       "gpu_id=\"0\",hostname=\"node-a\",serial_number=\"692228000512\"} 1700"));
-  EXPECT_TRUE(has_line(text,
-                       "gpu_clock{card_model=\"AMD Instinct MI210\",clock_type=\"GPU_CLOCK_TYPE_MEMORY\","
-                       "gpu_id=\"0\",hostname=\"node-a\",serial_number=\"692228000512\"} 1600"));
+  EXPECT_TRUE(
+      has_line(text,
+               "gpu_clock{card_model=\"AMD Instinct MI210\",clock_type=\"GPU_CLOCK_TYPE_SYSTEM\","
+               "gpu_id=\"0\",hostname=\"node-a\",serial_number=\"692228000512\"} 1700"));
+  EXPECT_TRUE(
+      has_line(text,
+               "gpu_clock{card_model=\"AMD Instinct MI210\",clock_type=\"GPU_CLOCK_TYPE_MEMORY\","
+               "gpu_id=\"0\",hostname=\"node-a\",serial_number=\"692228000512\"} 1600"));
   // The consumer card: model from the PCI id, power from power1_input, no memory temperature.
   EXPECT_TRUE(has_line(text,
                        "gpu_power_usage{card_model=\"0x744c\",gpu_id=\"2\",hostname=\"node-a\","
@@ -78,8 +80,7 @@ TEST(AmdgpuDriver, BasicFixtureMatchesGolden) {
   EXPECT_TRUE(has_line(text, "gridnode_accelerators{vendor=\"amd\"} 2"));
   EXPECT_TRUE(has_line(text, "gridnode_accelerators_busy{vendor=\"amd\"} 1"));
   EXPECT_TRUE(has_line(text, "gridnode_accelerators_idle{vendor=\"amd\"} 1"));
-  EXPECT_TRUE(has_line(text,
-                       "gridnode_accelerator_memory_free_bytes{vendor=\"amd\"} 74591502336"));
+  EXPECT_TRUE(has_line(text, "gridnode_accelerator_memory_free_bytes{vendor=\"amd\"} 74591502336"));
 }
 
 TEST(AmdgpuDriver, NoDrmIsAbsent) {

@@ -113,7 +113,7 @@ TEST_F(NvmlDriverTest, EveryFieldMapsToDcgmExportersNameAndUnit) {
   EXPECT_EQ(value_of(text, "DCGM_FI_DEV_FB_RESERVED", 1), "636");
   EXPECT_EQ(value_of(text, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 1), "123456789012");
   EXPECT_EQ(value_of(text, "DCGM_FI_DEV_MEMORY_TEMP", 1), "38");
-  EXPECT_EQ(value_of(text, "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", 0), "4");
+  EXPECT_EQ(value_of(text, "DCGM_FI_DEV_CLOCKS_EVENT_REASONS", 0), "4");
   EXPECT_EQ(value_of(text, "DCGM_FI_DEV_XID_ERRORS", 0), "0");
   EXPECT_EQ(value_of(text, "gridnode_gpu_up", 1), "1");
   // The minor number names the device node, not the index.
@@ -179,8 +179,8 @@ TEST_F(NvmlDriverTest, LostGpuIsDownWithoutStaleValuesAndTheOthersKeepReporting)
   std::string text = sweep_text(lost);
   EXPECT_EQ(value_of(text, "gridnode_gpu_up", 1), "0");
   EXPECT_EQ(value_of(text, "gridnode_gpu_degraded", 1), "0");
-  for (const char* name : {"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE",
-                           "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_XID_ERRORS"}) {
+  for (const char* name : {"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_FB_USED",
+                           "DCGM_FI_DEV_XID_ERRORS"}) {
     EXPECT_FALSE(value_of(text, name, 1)) << name;
     EXPECT_TRUE(value_of(text, name, 0)) << name;
   }
@@ -190,11 +190,10 @@ TEST_F(NvmlDriverTest, LostGpuIsDownWithoutStaleValuesAndTheOthersKeepReporting)
   ASSERT_EQ(lost.events.size(), 1u);
   EXPECT_EQ(lost.events[0].severity, 3);
   EXPECT_NE(lost.events[0].message.find("GPU_IS_LOST"), std::string::npos);
-  EXPECT_EQ(lost.events[0].fields,
-            (Labels{{"UUID", "GPU-6b8d3c2f-1c90-4d52-a01b-2e3f40516171"},
-                    {"gpu", "1"},
-                    {"pci_bus_id", "00000000:2A:00.0"},
-                    {"state", "lost"}}));
+  EXPECT_EQ(lost.events[0].fields, (Labels{{"UUID", "GPU-6b8d3c2f-1c90-4d52-a01b-2e3f40516171"},
+                                           {"gpu", "1"},
+                                           {"pci_bus_id", "00000000:2A:00.0"},
+                                           {"state", "lost"}}));
   // Once told is enough; it stays down.
   Sweep after = sweep(*d);
   EXPECT_TRUE(after.events.empty());
@@ -245,11 +244,10 @@ TEST_F(NvmlDriverTest, XidErrorBecomesAnEventAndTheLastXidGauge) {
   Sweep s1 = sweep(*d);
   ASSERT_EQ(s1.events.size(), 1u);
   EXPECT_EQ(s1.events[0].message, "GPU 1 (GPU-6b8d3c2f-1c90-4d52-a01b-2e3f40516171): XID 79");
-  EXPECT_EQ(s1.events[0].fields,
-            (Labels{{"UUID", "GPU-6b8d3c2f-1c90-4d52-a01b-2e3f40516171"},
-                    {"gpu", "1"},
-                    {"pci_bus_id", "00000000:2A:00.0"},
-                    {"xid", "79"}}));
+  EXPECT_EQ(s1.events[0].fields, (Labels{{"UUID", "GPU-6b8d3c2f-1c90-4d52-a01b-2e3f40516171"},
+                                         {"gpu", "1"},
+                                         {"pci_bus_id", "00000000:2A:00.0"},
+                                         {"xid", "79"}}));
   EXPECT_EQ(value_of(sweep_text(s1), "DCGM_FI_DEV_XID_ERRORS", 1), "79");
   EXPECT_EQ(value_of(sweep_text(s1), "DCGM_FI_DEV_XID_ERRORS", 0), "0");
   Sweep s2 = sweep(*d);
@@ -269,18 +267,20 @@ TEST_F(NvmlDriverTest, ProcessesComeAndGoWithTheCatalog) {
       sweep_text(s1),
       "gridnode_gpu_process_memory_used_bytes{UUID=\"GPU-00000000-0000-0000-0000-000000000000\","
       "cgroup=\"\",gpu=\"0\",pid=\"777\",uid=\"\"} 1048576"));
-  EXPECT_TRUE(gridnode::testing::has_line(sweep_text(s1), "gridnode_accelerators_busy{vendor=\"nvidia\"} 1"));
-  EXPECT_TRUE(gridnode::testing::has_line(sweep_text(s2), "gridnode_accelerators_busy{vendor=\"nvidia\"} 0"));
+  EXPECT_TRUE(gridnode::testing::has_line(sweep_text(s1),
+                                          "gridnode_accelerators_busy{vendor=\"nvidia\"} 1"));
+  EXPECT_TRUE(gridnode::testing::has_line(sweep_text(s2),
+                                          "gridnode_accelerators_busy{vendor=\"nvidia\"} 0"));
 }
 
 TEST_F(NvmlDriverTest, OlderLibraryWithoutOptionalEntryPointsLosesOnlyThoseFields) {
   auto d = driver_for(fixture("two_gpus.scenario"), milliseconds(1000), GRIDNODE_FAKE_NVML_OLD);
   Sweep s = sweep(*d);
   std::string text = sweep_text(s);
-  EXPECT_FALSE(value_of(text, "DCGM_FI_DEV_FB_RESERVED", 0));           // no _v2 memory info
+  EXPECT_FALSE(value_of(text, "DCGM_FI_DEV_FB_RESERVED", 0));  // no _v2 memory info
   EXPECT_FALSE(value_of(text, "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", 0));
-  EXPECT_EQ(value_of(text, "DCGM_FI_DEV_FB_USED", 0), "40960");          // from nvmlMemory_t
-  EXPECT_EQ(value_of(text, "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", 0), "4");  // the older name
+  EXPECT_EQ(value_of(text, "DCGM_FI_DEV_FB_USED", 0), "40960");           // from nvmlMemory_t
+  EXPECT_EQ(value_of(text, "DCGM_FI_DEV_CLOCKS_EVENT_REASONS", 0), "4");  // the older name
   EXPECT_NE(text.find("gridnode_gpu_process_memory_used_bytes{"), std::string::npos);  // _v2
   EXPECT_EQ(s.errors, 0u);
 }

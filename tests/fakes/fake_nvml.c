@@ -24,9 +24,10 @@
  * fb_free (bytes) pcie_replay ecc_sbe_vol ecc_dbe_vol ecc_sbe_agg ecc_dbe_agg retired_sbe
  * retired_dbe retired_pending remap_corr remap_unc remap_pending remap_failure clock_reasons
  * fan pstate mig.
- * Built with FAKE_NVML_OLD, it lacks the entry points an r470 driver lacks
- * (nvmlDeviceGetMemoryInfo_v2, nvmlDeviceGetTotalEnergyConsumption is kept, the clocks-event
- * name, nvmlDeviceGetComputeRunningProcesses_v3, nvmlDeviceGetRemappedRows). */
+ * Built with FAKE_NVML_OLD, it lacks entry points an older driver lacks:
+ * nvmlDeviceGetMemoryInfo_v2, nvmlDeviceGetRemappedRows, nvmlDeviceGetComputeRunningProcesses_v3
+ * (it has _v2) and nvmlDeviceGetCurrentClocksEventReasons (it has the older
+ * nvmlDeviceGetCurrentClocksThrottleReasons). XID rules must be listed in step order. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>

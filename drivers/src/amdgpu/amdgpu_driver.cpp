@@ -1,5 +1,3 @@
-#include "gridnode/drivers/amdgpu.hpp"
-
 #include <unistd.h>
 
 #include <array>
@@ -11,6 +9,7 @@
 
 #include "accelerators.hpp"
 #include "amdgpu/amdgpu_parse.hpp"
+#include "gridnode/drivers/amdgpu.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "rediscovery.hpp"
@@ -38,17 +37,32 @@ enum Metric : std::uint8_t {
 Family family_of(Metric m) {
   using T = MetricType;
   switch (m) {
-    case kActivity: return {"gpu_gfx_activity", "Graphics engine usage percentage (0 - 100)", T::gauge, {}, "%"};
-    case kVramTotal: return {"gpu_total_vram", "Total VRAM available in MB", T::gauge, {}, "MiB"};
-    case kVramUsed: return {"gpu_used_vram", "Total VRAM memory used in MB", T::gauge, {}, "MiB"};
-    case kVramFree: return {"gpu_free_vram", "Total VRAM memory free in MB", T::gauge, {}, "MiB"};
-    case kPower: return {"gpu_power_usage", "GPU power usage in Watts", T::gauge, {1, -6}, "W"};
-    case kEdgeTemp: return {"gpu_edge_temperature", "Edge temperature value in Celsius", T::gauge, {1, -3}, "°C"};
-    case kJunctionTemp: return {"gpu_junction_temperature", "Hotspot (aka junction) temperature value in Celsius", T::gauge, {1, -3}, "°C"};
-    case kMemoryTemp: return {"gpu_memory_temperature", "Memory temperature value in Celsius", T::gauge, {1, -3}, "°C"};
+    case kActivity:
+      return {"gpu_gfx_activity", "Graphics engine usage percentage (0 - 100)", T::gauge, {}, "%"};
+    case kVramTotal:
+      return {"gpu_total_vram", "Total VRAM available in MB", T::gauge, {}, "MiB"};
+    case kVramUsed:
+      return {"gpu_used_vram", "Total VRAM memory used in MB", T::gauge, {}, "MiB"};
+    case kVramFree:
+      return {"gpu_free_vram", "Total VRAM memory free in MB", T::gauge, {}, "MiB"};
+    case kPower:
+      return {"gpu_power_usage", "GPU power usage in Watts", T::gauge, {1, -6}, "W"};
+    case kEdgeTemp:
+      return {"gpu_edge_temperature", "Edge temperature value in Celsius", T::gauge, {1, -3}, "°C"};
+    case kJunctionTemp:
+      return {"gpu_junction_temperature",
+              "Hotspot (aka junction) temperature value in Celsius",
+              T::gauge,
+              {1, -3},
+              "°C"};
+    case kMemoryTemp:
+      return {
+          "gpu_memory_temperature", "Memory temperature value in Celsius", T::gauge, {1, -3}, "°C"};
     case kSystemClock:
-    case kMemoryClock: return {"gpu_clock", "Clock measure of the GPU in Mhz", T::gauge, {}, "MHz"};
-    case kMetricCount: break;
+    case kMemoryClock:
+      return {"gpu_clock", "Clock measure of the GPU in Mhz", T::gauge, {}, "MHz"};
+    case kMetricCount:
+      break;
   }
   return {};
 }
@@ -149,8 +163,9 @@ class AmdgpuDriver final : public Driver {
   void skip(const std::string& path, std::error_code code, Sweep& out) {
     ++out.errors;
     if (logged_.insert(path).second) {
-      platform::log(platform::Level::debug, kComponent,
-                    platform::LogLine("reading skipped").kv("path", path).kv("err", code.message()));
+      platform::log(
+          platform::Level::debug, kComponent,
+          platform::LogLine("reading skipped").kv("path", path).kv("err", code.message()));
     }
   }
 

@@ -119,7 +119,7 @@ struct nvmlFieldValue_t {
   unsigned int scopeId;
   long long timestamp;
   long long latencyUsec;
-  int valueType;             // nvmlValueType_t
+  int valueType;  // nvmlValueType_t
   nvmlReturn_t nvmlReturn;
   nvmlValue_t value;
 };

@@ -1,15 +1,14 @@
-#include "gridnode/drivers/nvml.hpp"
-
 #include <algorithm>
 #include <array>
 #include <functional>
 #include <optional>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "accelerators.hpp"
+#include "gridnode/drivers/nvml.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "nvml/call_worker.hpp"
@@ -66,58 +65,152 @@ enum Metric : std::uint8_t {
 Family metric_family(Metric m) {
   using T = MetricType;
   switch (m) {
-    case kGpuTemp: return {"DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", T::gauge, {}, "°C"};
-    case kMemoryTemp: return {"DCGM_FI_DEV_MEMORY_TEMP", "Memory temperature (in C).", T::gauge, {}, "°C"};
-    case kPowerUsage: return {"DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", T::gauge, {1, -3}, "W"};
-    case kTotalEnergy: return {"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).", T::counter, {}, "mJ"};
-    case kPowerLimit: return {"DCGM_FI_DEV_POWER_MGMT_LIMIT", "Power management limit (in W).", T::gauge, {1, -3}, "W"};
-    case kSmClock: return {"DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", T::gauge, {}, "MHz"};
-    case kMemClock: return {"DCGM_FI_DEV_MEM_CLOCK", "Memory clock frequency (in MHz).", T::gauge, {}, "MHz"};
-    case kGpuUtil: return {"DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", T::gauge, {}, "%"};
-    case kMemCopyUtil: return {"DCGM_FI_DEV_MEM_COPY_UTIL", "Memory utilization (in %).", T::gauge, {}, "%"};
-    case kEncUtil: return {"DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %).", T::gauge, {}, "%"};
-    case kDecUtil: return {"DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %).", T::gauge, {}, "%"};
-    case kFbTotal: return {"DCGM_FI_DEV_FB_TOTAL", "Framebuffer memory total (in MiB).", T::gauge, {}, "MiB"};
-    case kFbFree: return {"DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", T::gauge, {}, "MiB"};
-    case kFbUsed: return {"DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", T::gauge, {}, "MiB"};
-    case kFbReserved: return {"DCGM_FI_DEV_FB_RESERVED", "Framebuffer memory reserved (in MiB).", T::gauge, {}, "MiB"};
-    case kPcieReplay: return {"DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.", T::counter, {}, ""};
-    case kEccSbeVol: return {"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Total number of single-bit volatile ECC errors.", T::counter, {}, ""};
-    case kEccDbeVol: return {"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Total number of double-bit volatile ECC errors.", T::counter, {}, ""};
-    case kEccSbeAgg: return {"DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "Total number of single-bit persistent ECC errors.", T::counter, {}, ""};
-    case kEccDbeAgg: return {"DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "Total number of double-bit persistent ECC errors.", T::counter, {}, ""};
-    case kRetiredSbe: return {"DCGM_FI_DEV_RETIRED_SBE", "Total number of retired pages due to single-bit errors.", T::counter, {}, ""};
-    case kRetiredDbe: return {"DCGM_FI_DEV_RETIRED_DBE", "Total number of retired pages due to double-bit errors.", T::counter, {}, ""};
-    case kRetiredPending: return {"DCGM_FI_DEV_RETIRED_PENDING", "Total number of pages pending retirement.", T::counter, {}, ""};
-    case kRemapCorrectable: return {"DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors", T::counter, {}, ""};
-    case kRemapUncorrectable: return {"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors", T::counter, {}, ""};
-    case kRemapFailure: return {"DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed", T::gauge, {}, ""};
-    case kClockReasons: return {"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "Current clock throttle reasons (bit mask of NVML's clocks event reasons).", T::gauge, {}, ""};
-    case kFanSpeed: return {"DCGM_FI_DEV_FAN_SPEED", "Fan speed for the device in percent 0-100.", T::gauge, {}, "%"};
-    case kPstate: return {"DCGM_FI_DEV_PSTATE", "Performance state (P-State) 0-15. 0=highest", T::gauge, {}, ""};
-    case kMigMode: return {"DCGM_FI_DEV_MIG_MODE", "MIG mode for the device (1 enabled).", T::gauge, {}, ""};
-    case kMetricCount: break;
+    case kGpuTemp:
+      return {"DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", T::gauge, {}, "°C"};
+    case kMemoryTemp:
+      return {"DCGM_FI_DEV_MEMORY_TEMP", "Memory temperature (in C).", T::gauge, {}, "°C"};
+    case kPowerUsage:
+      return {"DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", T::gauge, {1, -3}, "W"};
+    case kTotalEnergy:
+      return {"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+              "Total energy consumption since boot (in mJ).",
+              T::counter,
+              {},
+              "mJ"};
+    case kPowerLimit:
+      return {
+          "DCGM_FI_DEV_POWER_MGMT_LIMIT", "Power management limit (in W).", T::gauge, {1, -3}, "W"};
+    case kSmClock:
+      return {"DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", T::gauge, {}, "MHz"};
+    case kMemClock:
+      return {"DCGM_FI_DEV_MEM_CLOCK", "Memory clock frequency (in MHz).", T::gauge, {}, "MHz"};
+    case kGpuUtil:
+      return {"DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", T::gauge, {}, "%"};
+    case kMemCopyUtil:
+      return {"DCGM_FI_DEV_MEM_COPY_UTIL", "Memory utilization (in %).", T::gauge, {}, "%"};
+    case kEncUtil:
+      return {"DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %).", T::gauge, {}, "%"};
+    case kDecUtil:
+      return {"DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %).", T::gauge, {}, "%"};
+    case kFbTotal:
+      return {"DCGM_FI_DEV_FB_TOTAL", "Framebuffer memory total (in MiB).", T::gauge, {}, "MiB"};
+    case kFbFree:
+      return {"DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", T::gauge, {}, "MiB"};
+    case kFbUsed:
+      return {"DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", T::gauge, {}, "MiB"};
+    case kFbReserved:
+      return {
+          "DCGM_FI_DEV_FB_RESERVED", "Framebuffer memory reserved (in MiB).", T::gauge, {}, "MiB"};
+    case kPcieReplay:
+      return {
+          "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.", T::counter, {}, ""};
+    case kEccSbeVol:
+      return {"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
+              "Total number of single-bit volatile ECC errors.",
+              T::counter,
+              {},
+              ""};
+    case kEccDbeVol:
+      return {"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+              "Total number of double-bit volatile ECC errors.",
+              T::counter,
+              {},
+              ""};
+    case kEccSbeAgg:
+      return {"DCGM_FI_DEV_ECC_SBE_AGG_TOTAL",
+              "Total number of single-bit persistent ECC errors.",
+              T::counter,
+              {},
+              ""};
+    case kEccDbeAgg:
+      return {"DCGM_FI_DEV_ECC_DBE_AGG_TOTAL",
+              "Total number of double-bit persistent ECC errors.",
+              T::counter,
+              {},
+              ""};
+    case kRetiredSbe:
+      return {"DCGM_FI_DEV_RETIRED_SBE",
+              "Total number of retired pages due to single-bit errors.",
+              T::counter,
+              {},
+              ""};
+    case kRetiredDbe:
+      return {"DCGM_FI_DEV_RETIRED_DBE",
+              "Total number of retired pages due to double-bit errors.",
+              T::counter,
+              {},
+              ""};
+    case kRetiredPending:
+      return {"DCGM_FI_DEV_RETIRED_PENDING",
+              "Total number of pages pending retirement.",
+              T::counter,
+              {},
+              ""};
+    case kRemapCorrectable:
+      return {"DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS",
+              "Number of remapped rows for correctable errors",
+              T::counter,
+              {},
+              ""};
+    case kRemapUncorrectable:
+      return {"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+              "Number of remapped rows for uncorrectable errors",
+              T::counter,
+              {},
+              ""};
+    case kRemapFailure:
+      return {"DCGM_FI_DEV_ROW_REMAP_FAILURE",
+              "Whether remapping of rows has failed",
+              T::gauge,
+              {},
+              ""};
+    case kClockReasons:
+      return {"DCGM_FI_DEV_CLOCKS_EVENT_REASONS",
+              "Current clock event reasons (bitmask of DCGM_CLOCKS_EVENT_REASON_*)",
+              T::gauge,
+              {},
+              ""};
+    case kFanSpeed:
+      return {
+          "DCGM_FI_DEV_FAN_SPEED", "Fan speed for the device in percent 0-100.", T::gauge, {}, "%"};
+    case kPstate:
+      return {
+          "DCGM_FI_DEV_PSTATE", "Performance state (P-State) 0-15. 0=highest", T::gauge, {}, ""};
+    case kMigMode:
+      return {"DCGM_FI_DEV_MIG_MODE", "MIG mode for the device (1 enabled).", T::gauge, {}, ""};
+    case kMetricCount:
+      break;
   }
   return {};
 }
 
 Family xid_family() {
-  return {"DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.", MetricType::gauge,
-          {}, ""};
+  return {"DCGM_FI_DEV_XID_ERRORS",
+          "Value of the last XID error encountered.",
+          MetricType::gauge,
+          {},
+          ""};
 }
 Family up_family() {
   return {"gridnode_gpu_up",
           "Whether the GPU answers NVML (0: fell off the bus, or a call to it hung).",
-          MetricType::gauge, {}, ""};
+          MetricType::gauge,
+          {},
+          ""};
 }
 Family degraded_family() {
   return {"gridnode_gpu_degraded",
           "Whether an NVML call to the GPU is still running past its deadline.",
-          MetricType::gauge, {}, ""};
+          MetricType::gauge,
+          {},
+          ""};
 }
 Family process_family() {
   return {"gridnode_gpu_process_memory_used_bytes",
-          "GPU memory used by a running compute process.", MetricType::gauge, {}, "B"};
+          "GPU memory used by a running compute process.",
+          MetricType::gauge,
+          {},
+          "B"};
 }
 // What one GPU's worker read in one sweep. Written by the worker only, read by the sweep only
 // after the worker is done with it.
@@ -154,8 +247,8 @@ void read_gpu(const Api& a, nvmlDevice_t dev, GpuRead& r) {
   unsigned int u = 0, u2 = 0, u3 = 0, u4 = 0;
   unsigned long long ull = 0;
 
-  if (a.get_temperature && answered(r, a.get_temperature(dev, NVML_TEMPERATURE_GPU, &u),
-                                    "nvmlDeviceGetTemperature")) {
+  if (a.get_temperature &&
+      answered(r, a.get_temperature(dev, NVML_TEMPERATURE_GPU, &u), "nvmlDeviceGetTemperature")) {
     set(kGpuTemp, u);
   }
   if (r.lost) return;
@@ -165,13 +258,20 @@ void read_gpu(const Api& a, nvmlDevice_t dev, GpuRead& r) {
     if (answered(r, a.get_field_values(dev, 1, &fv), "nvmlDeviceGetFieldValues") &&
         answered(r, fv.nvmlReturn, "nvmlDeviceGetFieldValues(MEMORY_TEMP)")) {
       switch (fv.valueType) {
-        case NVML_VALUE_TYPE_UNSIGNED_INT: set(kMemoryTemp, fv.value.uiVal); break;
-        case NVML_VALUE_TYPE_SIGNED_INT: set(kMemoryTemp, fv.value.siVal); break;
+        case NVML_VALUE_TYPE_UNSIGNED_INT:
+          set(kMemoryTemp, fv.value.uiVal);
+          break;
+        case NVML_VALUE_TYPE_SIGNED_INT:
+          set(kMemoryTemp, fv.value.siVal);
+          break;
         case NVML_VALUE_TYPE_UNSIGNED_LONG_LONG:
           set(kMemoryTemp, static_cast<std::int64_t>(fv.value.ullVal));
           break;
-        case NVML_VALUE_TYPE_SIGNED_LONG_LONG: set(kMemoryTemp, fv.value.sllVal); break;
-        default: break;  // a type memory temperatures do not come in
+        case NVML_VALUE_TYPE_SIGNED_LONG_LONG:
+          set(kMemoryTemp, fv.value.sllVal);
+          break;
+        default:
+          break;  // a type memory temperatures do not come in
       }
     }
   }
@@ -262,8 +362,9 @@ void read_gpu(const Api& a, nvmlDevice_t dev, GpuRead& r) {
   }
   if (r.lost) return;
   if (a.get_retired) {
-    for (auto [m, cause] : {std::pair{kRetiredSbe, NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS},
-                            std::pair{kRetiredDbe, NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR}}) {
+    for (auto [m, cause] :
+         {std::pair{kRetiredSbe, NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS},
+          std::pair{kRetiredDbe, NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR}}) {
       // A count of 0 with no buffer asks for the number only; NVML answers SUCCESS or
       // INSUFFICIENT_SIZE with the count filled in.
       unsigned int count = 0;
@@ -563,8 +664,9 @@ class NvmlDriver final : public Driver {
                 call + ": " + nvml_error(rc, "").code.message() +
                     " (the nvidia kernel module is not loaded)"};
       case NVML_ERROR_LIB_RM_VERSION_MISMATCH:
-        return nvml_error(rc, call + ": libnvidia-ml and the nvidia kernel module come from "
-                                     "different driver releases (reboot, or reload the module)");
+        return nvml_error(rc, call +
+                                  ": libnvidia-ml and the nvidia kernel module come from "
+                                  "different driver releases (reboot, or reload the module)");
       case NVML_ERROR_NO_PERMISSION:
         return nvml_error(rc, call + ": this user may not open /dev/nvidia*");
       default:
@@ -598,10 +700,11 @@ class NvmlDriver final : public Driver {
         if (f.rc == NVML_ERROR_GPU_IS_LOST) {
           lost_event(g, out);
         } else {
-          platform::log(platform::Level::warning, kComponent,
-                        platform::LogLine("GPU not usable")
-                            .kv("gpu", i)
-                            .kv("err", nvml_error(f.rc, "nvmlDeviceGetHandleByIndex_v2").message()));
+          platform::log(
+              platform::Level::warning, kComponent,
+              platform::LogLine("GPU not usable")
+                  .kv("gpu", i)
+                  .kv("err", nvml_error(f.rc, "nvmlDeviceGetHandleByIndex_v2").message()));
         }
       }
     }
@@ -640,8 +743,8 @@ class NvmlDriver final : public Driver {
     auto p = std::make_shared<Poll>();
     auto lib = lib_;
     nvmlEventSet_t set = event_set_;
-    auto ran = on_control([lib, set, p] { poll_on_worker(lib->api(), set, *p); },
-                          "nvmlDeviceGetCount_v2");
+    auto ran =
+        on_control([lib, set, p] { poll_on_worker(lib->api(), set, *p); }, "nvmlDeviceGetCount_v2");
     if (!ran) {
       return ran;
     }
@@ -692,7 +795,9 @@ class NvmlDriver final : public Driver {
     ev.severity = 3;
     ev.message = "GPU " + std::to_string(g.index) + " (" + g.uuid +
                  ") fell off the bus (NVML_ERROR_GPU_IS_LOST)";
-    ev.fields = {{"UUID", g.uuid}, {"gpu", std::to_string(g.index)}, {"pci_bus_id", g.bus_id},
+    ev.fields = {{"UUID", g.uuid},
+                 {"gpu", std::to_string(g.index)},
+                 {"pci_bus_id", g.bus_id},
                  {"state", "lost"}};
     platform::log(platform::Level::warning, kComponent, platform::LogLine(ev.message));
     out.events.push_back(std::move(ev));
@@ -705,7 +810,9 @@ class NvmlDriver final : public Driver {
                  (degraded ? "not answering: an NVML call did not return within " +
                                  std::to_string(options_.call_timeout.count()) + " ms"
                            : "answering again");
-    ev.fields = {{"UUID", g.uuid}, {"gpu", std::to_string(g.index)}, {"pci_bus_id", g.bus_id},
+    ev.fields = {{"UUID", g.uuid},
+                 {"gpu", std::to_string(g.index)},
+                 {"pci_bus_id", g.bus_id},
                  {"state", degraded ? "degraded" : "up"}};
     platform::log(degraded ? platform::Level::warning : platform::Level::notice, kComponent,
                   platform::LogLine(ev.message));
@@ -774,10 +881,9 @@ class NvmlDriver final : public Driver {
       }
       out.errors += r.errors;
       if (r.errors > 0 && g.complaint.complain()) {
-        platform::log(platform::Level::debug, kComponent,
-                      platform::LogLine("reading skipped")
-                          .kv("gpu", g.index)
-                          .kv("err", r.first_error));
+        platform::log(
+            platform::Level::debug, kComponent,
+            platform::LogLine("reading skipped").kv("gpu", g.index).kv("err", r.first_error));
       } else if (r.errors == 0) {
         g.complaint.release();
       }

@@ -19,8 +19,9 @@ namespace gridnode::drivers {
 //   DCGM_FI_DEV_FB_TOTAL / _FREE / _USED / _RESERVED (MiB), DCGM_FI_DEV_PCIE_REPLAY_COUNTER,
 //   DCGM_FI_DEV_ECC_{SBE,DBE}_{VOL,AGG}_TOTAL, DCGM_FI_DEV_RETIRED_{SBE,DBE,PENDING},
 //   DCGM_FI_DEV_{CORRECTABLE,UNCORRECTABLE}_REMAPPED_ROWS, DCGM_FI_DEV_ROW_REMAP_FAILURE,
-//   DCGM_FI_DEV_CLOCK_THROTTLE_REASONS (bit mask), DCGM_FI_DEV_FAN_SPEED (%),
-//   DCGM_FI_DEV_PSTATE, DCGM_FI_DEV_MIG_MODE, DCGM_FI_DEV_XID_ERRORS (the last XID seen).
+//   DCGM_FI_DEV_CLOCKS_EVENT_REASONS (bit mask; DCGM_FI_DEV_CLOCK_THROTTLE_REASONS before DCGM
+//   3.3), DCGM_FI_DEV_FAN_SPEED (%), DCGM_FI_DEV_PSTATE, DCGM_FI_DEV_MIG_MODE,
+//   DCGM_FI_DEV_XID_ERRORS (the last XID seen).
 // and ours:
 //   gridnode_gpu_up{gpu,UUID,…}          1 while the GPU answers; 0 when it fell off the bus
 //                                        (NVML_ERROR_GPU_IS_LOST) or a call hung
