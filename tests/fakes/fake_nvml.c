@@ -207,7 +207,7 @@ static void load(void) {
       S.gpus = atoi(a1);
       if (S.gpus > MAX_GPUS) S.gpus = MAX_GPUS;
     } else if (strcmp(word, "driver_version") == 0) {
-      snprintf(S.driver_version, sizeof S.driver_version, "%s", a1);
+      snprintf(S.driver_version, sizeof S.driver_version, "%.79s", a1);
     } else if (strcmp(word, "init_error") == 0) {
       S.init_error = atoi(a1);
     } else if (strcmp(word, "name") == 0 || strcmp(word, "uuid") == 0 ||
@@ -367,8 +367,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, nvmlPciInfo_t* pci) 
   nvmlReturn_t rc = scripted("nvmlDeviceGetPciInfo_v3", gpu);
   if (rc != NVML_SUCCESS) return rc;
   memset(pci, 0, sizeof *pci);
-  snprintf(pci->busId, sizeof pci->busId, "%s", S.gpu[gpu].bus);
-  snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%s", S.gpu[gpu].bus + 4);
+  snprintf(pci->busId, sizeof pci->busId, "%.31s", S.gpu[gpu].bus);
+  snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%.15s", S.gpu[gpu].bus + 4);
   pci->pciDeviceId = 0x233010de;
   return NVML_SUCCESS;
 }
