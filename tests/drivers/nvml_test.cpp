@@ -226,6 +226,33 @@ TEST_F(NvmlDriverTest, HungCallMarksOnlyThatGpuDegradedWithinTheDeadline) {
   EXPECT_TRUE(next.events.empty());
 }
 
+TEST_F(NvmlDriverTest, GpuWhoseCallComesBackAnswersAgain) {
+  // Only the call at step 1 hangs, for 300 ms; the deadline is 100 ms.
+  auto d = driver_for(fixture("two_gpus.scenario") + "hang 0 nvmlDeviceGetFanSpeed 1 300 1\n",
+                      milliseconds(100));
+  sweep(*d);
+  Sweep hung = sweep(*d);
+  ASSERT_EQ(value_of(sweep_text(hung), "gridnode_gpu_degraded", 0), "1");
+  // Sweep until the call has come back and the GPU was asked afresh (a deadline, not a sleep).
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  Sweep back;
+  std::vector<DeviceEvent> events;
+  while (std::chrono::steady_clock::now() < end) {
+    back = sweep(*d);
+    events.insert(events.end(), back.events.begin(), back.events.end());
+    if (value_of(sweep_text(back), "gridnode_gpu_up", 0) == "1") {
+      break;
+    }
+  }
+  std::string text = sweep_text(back);
+  EXPECT_EQ(value_of(text, "gridnode_gpu_up", 0), "1");
+  EXPECT_EQ(value_of(text, "gridnode_gpu_degraded", 0), "0");
+  EXPECT_EQ(value_of(text, "DCGM_FI_DEV_GPU_TEMP", 0), "42");  // this sweep's, not the stale one
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_NE(events[0].message.find("answering again"), std::string::npos);
+  EXPECT_EQ(events[0].severity, 6);
+}
+
 TEST_F(NvmlDriverTest, HungInitFailsTheSweepAtItsDeadline) {
   auto d = driver_for("gpus 1\nhang * nvmlInit_v2 0 3000\n", milliseconds(100));
   auto t0 = std::chrono::steady_clock::now();

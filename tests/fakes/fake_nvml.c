@@ -15,7 +15,7 @@
  *                                  A field without a value answers NVML_ERROR_NOT_SUPPORTED.
  *   error GPU FUNCTION CODE [FROM [TO]]   FUNCTION returns CODE at steps FROM..TO
  *   lost GPU STEP                  every call for GPU answers GPU_IS_LOST from STEP on
- *   hang GPU FUNCTION STEP MS      FUNCTION sleeps MS ms before answering, from STEP on
+ *   hang GPU FUNCTION STEP MS [TO] FUNCTION sleeps MS ms before answering, at steps STEP..TO
  *   xid GPU STEP XID               an XID critical error event, queued at STEP
  *   process GPU PID BYTES [FROM [TO]]     a running compute process
  * The step is the number of nvmlDeviceGetCount_v2 calls since nvmlInit_v2, minus one: the
@@ -239,7 +239,8 @@ static void load(void) {
         int k = sscanf(rest, "%63s %lld %lld %lld", r.function, &r.a, &r.from, &r.to);
         if (k >= 2) S.errors[S.n_errors++] = r;
       } else if (strcmp(word, "hang") == 0 && S.n_hangs < MAX_RULES) {
-        if (sscanf(rest, "%63s %lld %lld", r.function, &r.a, &r.b) == 3) S.hangs[S.n_hangs++] = r;
+        if (sscanf(rest, "%63s %lld %lld %lld", r.function, &r.a, &r.b, &r.to) >= 3)
+          S.hangs[S.n_hangs++] = r;
       } else if (strcmp(word, "xid") == 0 && S.n_xids < MAX_RULES) {
         if (sscanf(rest, "%lld %lld", &r.a, &r.b) == 2) S.xids[S.n_xids++] = r;
       } else if (strcmp(word, "process") == 0 && S.n_procs < MAX_RULES) {
@@ -257,7 +258,8 @@ static nvmlReturn_t scripted(const char* function, int gpu) {
   int step = step_now();
   for (int i = 0; i < S.n_hangs; ++i) {
     const struct Rule* r = &S.hangs[i];
-    if ((r->gpu < 0 || r->gpu == gpu) && strcmp(r->function, function) == 0 && step >= r->a) {
+    if ((r->gpu < 0 || r->gpu == gpu) && strcmp(r->function, function) == 0 && step >= r->a &&
+        step <= r->to) {
       struct timespec ts = {(time_t)(r->b / 1000), (long)(r->b % 1000) * 1000000L};
       while (nanosleep(&ts, &ts) != 0) {
       }
