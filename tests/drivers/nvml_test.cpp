@@ -312,6 +312,16 @@ TEST_F(NvmlDriverTest, OlderLibraryWithoutOptionalEntryPointsLosesOnlyThoseField
   EXPECT_EQ(s.errors, 0u);
 }
 
+TEST_F(NvmlDriverTest, MemoryInfoFallsBackToV1WhenV2IsRefused) {
+  // 25: NVML_ERROR_ARGUMENT_VERSION_MISMATCH, as a driver answers a struct version it lacks.
+  auto d = driver_for(fixture("two_gpus.scenario") + "error * nvmlDeviceGetMemoryInfo_v2 25\n");
+  Sweep s = sweep(*d);
+  std::string text = sweep_text(s);
+  EXPECT_EQ(value_of(text, "DCGM_FI_DEV_FB_USED", 0), "40960");
+  EXPECT_FALSE(value_of(text, "DCGM_FI_DEV_FB_RESERVED", 0));
+  EXPECT_EQ(s.errors, 0u);
+}
+
 TEST_F(NvmlDriverTest, MissingLibraryIsAbsent) {
   auto d = driver_for("gpus 1\n", milliseconds(1000), tree_.root() + "/no/libnvidia-ml.so.1");
   platform::Result<void> r;

@@ -319,17 +319,26 @@ void read_gpu(const Api& a, nvmlDevice_t dev, GpuRead& r) {
   }
   if (r.lost) return;
   constexpr int kMiB = 20;
+  bool memory_v2 = false;
   if (a.get_memory_v2) {
     nvmlMemory_v2_t mem{};
     mem.version = nvmlMemory_v2;
-    if (answered(r, a.get_memory_v2(dev, &mem), "nvmlDeviceGetMemoryInfo_v2")) {
+    nvmlReturn_t rc = a.get_memory_v2(dev, &mem);
+    if (rc == NVML_SUCCESS) {
+      memory_v2 = true;
       set(kFbTotal, static_cast<std::int64_t>(mem.total >> kMiB));
       set(kFbFree, static_cast<std::int64_t>(mem.free >> kMiB));
       set(kFbUsed, static_cast<std::int64_t>(mem.used >> kMiB));
       set(kFbReserved, static_cast<std::int64_t>(mem.reserved >> kMiB));
       r.fb_free_bytes = mem.free;
+    } else if (rc == NVML_ERROR_GPU_IS_LOST) {
+      r.lost = true;
+      return;
     }
-  } else if (a.get_memory) {
+    // Anything else (a driver that exports _v2 but not this struct version: ARGUMENT_VERSION_
+    // MISMATCH, or NOT_SUPPORTED on a vGPU) falls back to the v1 call, without `reserved`.
+  }
+  if (!memory_v2 && a.get_memory) {
     nvmlMemory_t mem{};
     if (answered(r, a.get_memory(dev, &mem), "nvmlDeviceGetMemoryInfo")) {
       set(kFbTotal, static_cast<std::int64_t>(mem.total >> kMiB));
