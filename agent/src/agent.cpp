@@ -192,7 +192,7 @@ platform::Result<void> Agent::start() {
   if (auto r = start_reports(); !r) {
     return r;
   }
-  auto drivers = drivers::make_drivers({config_.roots}, config_.drivers);
+  auto drivers = drivers::make_drivers(driver_options(config_), config_.drivers);
   if (!drivers) {
     return tl::unexpected(drivers.error());
   }
@@ -352,6 +352,9 @@ nlohmann::json Agent::handle(const nlohmann::json& request, const platform::Peer
   if (cmd == "sensors") {
     return {{"ok", true}, {"sensors", Exposition::sensors_json(*sampler_)}};
   }
+  if (cmd == "gpus") {
+    return {{"ok", true}, {"gpus", Exposition::gpus_json(*sampler_)}};
+  }
   if (cmd == "samples") {
     return {{"ok", true}, {"samples", Exposition::samples_json(*sampler_)}};
   }
@@ -360,7 +363,7 @@ nlohmann::json Agent::handle(const nlohmann::json& request, const platform::Peer
     return {{"ok", true}, {"text", text_}};
   }
   return {{"ok", false},
-          {"error", "unknown command \"" + cmd + "\" (known: status, sensors, samples, metrics)"}};
+          {"error", "unknown command \"" + cmd + "\" (known: status, sensors, gpus, samples, metrics)"}};
 }
 
 }  // namespace gridnode::agent

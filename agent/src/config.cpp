@@ -310,6 +310,24 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
                     c.spool_max_bytes = static_cast<std::uint64_t>(*n);
                     return {};
                   });
+    } else if (k.str() == "nvml") {
+      r = section("nvml", node, {"library", "call_timeout"},
+                  [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
+                    if (key == "call_timeout") {
+                      auto s = seconds_from(origin, v, full, kMinInterval, 60);
+                      if (!s) {
+                        return tl::unexpected(s.error());
+                      }
+                      c.nvml_call_timeout = *s;
+                      return {};
+                    }
+                    auto s = string_from(origin, v, full, false);
+                    if (!s) {
+                      return tl::unexpected(s.error());
+                    }
+                    c.nvml_library = *s;
+                    return {};
+                  });
     } else if (k.str() == "report") {
       r = section("report", node, {"keyframe_interval"},
                   [&](std::string_view, const toml::node& v, const std::string& full) -> Result<void> {
@@ -331,6 +349,18 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
   }
   c.source = origin;
   return c;
+}
+
+drivers::DriverOptions driver_options(const Config& config) {
+  drivers::DriverOptions o;
+  o.roots = config.roots;
+  o.nvml_library = config.nvml_library;
+  // A sweep of the nvml driver may wait out two NVML deadlines (the control call, then the
+  // GPUs' calls in parallel): at most half the sweep's, so that the sampler never calls the
+  // driver stalled before it could say which GPU hung.
+  o.nvml_call_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::min(config.nvml_call_timeout, config.sweep_timeout / 2));
+  return o;
 }
 
 Result<Config> read_config(const std::string& path, Config base) {

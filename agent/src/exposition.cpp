@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <cstdlib>
 #include <numeric>
 
 namespace gridnode::agent {
@@ -140,6 +141,9 @@ Exposition::Cache& Exposition::cache_for(std::size_t driver,
 void Exposition::render_prometheus(const Sampler& sampler, std::string& out) {
   out.clear();
   const auto& slots = sampler.slots();
+  // A family two drivers share (gridnode_accelerators from nvml and amdgpu) gets its
+  // HELP and TYPE once: the text format allows no second one.
+  headers_done_.clear();
   for (std::size_t d = 0; d < slots.size(); ++d) {
     const drivers::Sweep& sweep = slots[d].front;
     if (!sweep.catalog || sweep.readings.empty()) {
@@ -158,7 +162,12 @@ void Exposition::render_prometheus(const Sampler& sampler, std::string& out) {
       }
       std::uint32_t f = sweep.catalog->series[s].family;
       if (f != current_family) {
-        out += c.headers[f];
+        const std::string& name = sweep.catalog->families[f].name;
+        if (d == 0 || std::find(headers_done_.begin(), headers_done_.end(), name) ==
+                          headers_done_.end()) {
+          out += c.headers[f];
+        }
+        headers_done_.push_back(name);
         current_family = f;
       }
       out += c.prefixes[s];
@@ -308,6 +317,33 @@ nlohmann::json Exposition::sensors_json(const Sampler& sampler) {
           value;
       return;
     }
+    if (name == "DCGM_FI_DEV_GPU_TEMP" || name == "DCGM_FI_DEV_MEMORY_TEMP" ||
+        name == "DCGM_FI_DEV_POWER_USAGE" || name == "DCGM_FI_DEV_POWER_MGMT_LIMIT" ||
+        name == "DCGM_FI_DEV_FAN_SPEED") {
+      // A GPU is a chip named after its device node; its model is the chip name.
+      std::string chip = label_of(series.labels, "device");
+      chip_names[chip] = label_of(series.labels, "modelName");
+      bool power = name == "DCGM_FI_DEV_POWER_USAGE" || name == "DCGM_FI_DEV_POWER_MGMT_LIMIT";
+      bool fan = name == "DCGM_FI_DEV_FAN_SPEED";
+      Row& row = row_for(slot.driver->name(), chip,
+                         power ? "power" : fan ? "fan" : name == "DCGM_FI_DEV_GPU_TEMP" ? "gpu" : "memory");
+      row.type = power ? "power" : fan ? "fan" : "temp";
+      row.props[name == "DCGM_FI_DEV_POWER_MGMT_LIMIT" ? "max" : "value"] = value;
+      row.unit = f.unit;
+      return;
+    }
+    if (name == "gpu_edge_temperature" || name == "gpu_junction_temperature" ||
+        name == "gpu_memory_temperature" || name == "gpu_power_usage") {
+      std::string chip = "card" + label_of(series.labels, "gpu_id");
+      chip_names[chip] = label_of(series.labels, "card_model");
+      std::string_view sensor = name.substr(4);
+      sensor.remove_suffix(sensor.ends_with("_temperature") ? 12 : 0);
+      Row& row = row_for(slot.driver->name(), chip, std::string(sensor));
+      row.type = name == "gpu_power_usage" ? "power" : "temp";
+      row.props["value"] = value;
+      row.unit = f.unit;
+      return;
+    }
     if (name.starts_with("node_rapl_")) {
       std::string_view domain = name.substr(10);
       domain.remove_suffix(domain.ends_with("_joules_total") ? 13 : 0);
@@ -338,6 +374,78 @@ nlohmann::json Exposition::sensors_json(const Sampler& sampler) {
       j[j.contains(k) ? "hw_" + k : k] = v;
     }
     out.push_back(std::move(j));
+  }
+  return out;
+}
+
+nlohmann::json Exposition::gpus_json(const Sampler& sampler) {
+  // Keyed by (driver's place in the sweep order, index): nvml's GPUs, then amdgpu's cards.
+  std::map<std::pair<std::size_t, long>, nlohmann::json> rows;
+  std::vector<std::string_view> order;
+  auto row_for = [&](std::string_view driver, const std::string& index) -> nlohmann::json& {
+    long n = std::strtol(index.c_str(), nullptr, 10);
+    auto at = std::find(order.begin(), order.end(), driver);
+    if (at == order.end()) {
+      at = order.insert(order.end(), driver);
+    }
+    nlohmann::json& r = rows[{static_cast<std::size_t>(at - order.begin()), n}];
+    if (r.is_null()) {
+      r = {{"driver", driver}, {"index", n}, {"health", "ok"}, {"processes", nlohmann::json::array()}};
+    }
+    return r;
+  };
+  // Which JSON key each accelerator metric feeds (dcgm-exporter's and AMD's exporter's names).
+  static const std::map<std::string_view, std::string_view> kKeys = {
+      {"DCGM_FI_DEV_GPU_TEMP", "temperature_celsius"},
+      {"DCGM_FI_DEV_POWER_USAGE", "power_watts"},
+      {"DCGM_FI_DEV_POWER_MGMT_LIMIT", "power_limit_watts"},
+      {"DCGM_FI_DEV_GPU_UTIL", "utilization_percent"},
+      {"DCGM_FI_DEV_FB_USED", "memory_used_mib"},
+      {"DCGM_FI_DEV_FB_TOTAL", "memory_total_mib"},
+      {"DCGM_FI_DEV_XID_ERRORS", "xid"},
+      {"gpu_junction_temperature", "temperature_celsius"},
+      {"gpu_power_usage", "power_watts"},
+      {"gpu_gfx_activity", "utilization_percent"},
+      {"gpu_used_vram", "memory_used_mib"},
+      {"gpu_total_vram", "memory_total_mib"}};
+  for_each_sample(sampler, [&](const DriverSlot& slot, const drivers::Series& series,
+                               const Family& f, drivers::Value raw) {
+    const auto& l = series.labels;
+    std::string_view name = f.name;
+    double value = drivers::to_double(raw, f.scale);
+    bool nvidia = name.starts_with("DCGM_FI_") || name.starts_with("gridnode_gpu_");
+    bool amd = name.starts_with("gpu_") && !label_of(l, "gpu_id").empty();
+    if (!nvidia && !amd) {
+      return;
+    }
+    nlohmann::json& r = row_for(slot.driver->name(), label_of(l, nvidia ? "gpu" : "gpu_id"));
+    if (nvidia && !r.contains("model")) {
+      r["model"] = label_of(l, "modelName");
+      r["uuid"] = label_of(l, "UUID");
+      r["pci_bus_id"] = label_of(l, "pci_bus_id");
+      r["device"] = label_of(l, "device");
+    } else if (amd && !r.contains("model")) {
+      r["model"] = label_of(l, "card_model");
+      r["serial_number"] = label_of(l, "serial_number");
+    }
+    if (name == "gridnode_gpu_process_memory_used_bytes") {
+      r["processes"].push_back({{"pid", std::strtol(label_of(l, "pid").c_str(), nullptr, 10)},
+                                {"uid", label_of(l, "uid")},
+                                {"cgroup", label_of(l, "cgroup")},
+                                {"memory_bytes", value}});
+    } else if (name == "gridnode_gpu_up" && value == 0 && r["health"] == "ok") {
+      r["health"] = "lost";
+    } else if (name == "gridnode_gpu_degraded" && value != 0) {
+      r["health"] = "degraded";
+    } else if (name == "gpu_edge_temperature" && !r.contains("temperature_celsius")) {
+      r["temperature_celsius"] = value;  // a card without a junction sensor
+    } else if (auto it = kKeys.find(name); it != kKeys.end()) {
+      r[std::string(it->second)] = value;
+    }
+  });
+  nlohmann::json out = nlohmann::json::array();
+  for (auto& [key, r] : rows) {
+    out.push_back(std::move(r));
   }
   return out;
 }

@@ -245,6 +245,61 @@ int cmd_sensors(const std::string& socket, bool as_json, const std::string& chip
   return 0;
 }
 
+// One row per accelerator: what a technician checks first on a GPU node.
+int cmd_gpus(const std::string& socket, bool as_json) {
+  json a;
+  if (!ask(socket, {{"cmd", "gpus"}}, a)) {
+    return 1;
+  }
+  const json& gpus = a["gpus"];
+  if (as_json) {
+    std::printf("%s\n", gpus.dump(2).c_str());
+    return 0;
+  }
+  if (gpus.empty()) {
+    std::printf("no accelerators (gridnodectl status shows whether nvml and amdgpu found any)\n");
+    return 0;
+  }
+  auto num = [](const json& g, const char* key, const char* unit) -> std::string {
+    return g.contains(key) ? fmt_number(g[key].get<double>()) + unit : "-";
+  };
+  Table t({"GPU", "MODEL", "TEMP", "POWER/LIMIT", "UTIL", "MEMORY USED/TOTAL", "PROCS", "HEALTH",
+           "BUS"});
+  for (const auto& g : gpus) {
+    std::string index = g.value("driver", "") == "amdgpu" ? "amd" : "";
+    index += std::to_string(g.value("index", 0));
+    std::string power = num(g, "power_watts", "");
+    power += g.contains("power_limit_watts") ? "/" + num(g, "power_limit_watts", " W") : " W";
+    if (!g.contains("power_watts")) {
+      power = "-";
+    }
+    std::string mem = num(g, "memory_used_mib", "") + "/" + num(g, "memory_total_mib", " MiB");
+    std::string health = g.value("health", "?");
+    if (g.contains("xid") && g["xid"].get<double>() != 0) {
+      health += ", last XID " + fmt_number(g["xid"].get<double>());
+    }
+    t.add({index, g.value("model", ""), num(g, "temperature_celsius", " °C"), power,
+           num(g, "utilization_percent", " %"), mem, std::to_string(g["processes"].size()),
+           health, g.value("pci_bus_id", "")});
+  }
+  t.print("");
+  bool any = false;
+  for (const auto& g : gpus) {
+    for (const auto& p : g["processes"]) {
+      if (!any) {
+        std::printf("\n");
+      }
+      any = true;
+      std::printf("gpu %lld: pid %lld uid %s %s MiB cgroup %s\n",
+                  static_cast<long long>(g.value("index", 0)),
+                  static_cast<long long>(p.value("pid", 0)), p.value("uid", "?").c_str(),
+                  fmt_number(p.value("memory_bytes", 0.0) / 1048576.0).c_str(),
+                  p.value("cgroup", "").c_str());
+    }
+  }
+  return 0;
+}
+
 int cmd_metrics(const std::string& socket) {
   json a;
   if (!ask(socket, {{"cmd", "metrics"}}, a)) {
@@ -275,6 +330,11 @@ int main(int argc, char** argv) try {
   sensors->add_option("--chip", chip, "Only chips whose name contains this");
   sensors->add_option("--type", type, "Only this sensor type (temp, in, fan, power, curr, ...)");
 
+  bool gpus_json = false;
+  auto* gpus = app.add_subcommand("gpus", "One row per accelerator: model, temperature, power, "
+                                          "utilisation, memory, processes, health");
+  gpus->add_flag("--json", gpus_json, "Print JSON for scripts");
+
   auto* metrics = app.add_subcommand("metrics", "Everything, as Prometheus text exposition");
 
   try {
@@ -287,6 +347,9 @@ int main(int argc, char** argv) try {
   }
   if (sensors->parsed()) {
     return cmd_sensors(socket, sensors_json, chip, type);
+  }
+  if (gpus->parsed()) {
+    return cmd_gpus(socket, gpus_json);
   }
   if (metrics->parsed()) {
     return cmd_metrics(socket);

@@ -32,7 +32,7 @@ constexpr const char* kDefaultConfig = "/etc/gridnode/agent.toml";
 
 struct Flags {
   std::string config;
-  std::string sysfs, procfs, state_dir, socket, interval, log_level;
+  std::string sysfs, procfs, state_dir, socket, interval, log_level, nvml_library;
   std::string report;
   unsigned count = 1;
   std::vector<std::string> upstream;
@@ -114,7 +114,7 @@ std::string write_reports(const agent::Config& config, asio::io_context& io,
 int run_once(const agent::Config& config, bool json, const std::string& report,
              unsigned count) {
   asio::io_context io{1};
-  auto drivers = gridnode::drivers::make_drivers({config.roots}, config.drivers);
+  auto drivers = gridnode::drivers::make_drivers(agent::driver_options(config), config.drivers);
   if (!drivers) {
     die("cannot start: " + drivers.error().message());
   }
@@ -159,6 +159,8 @@ int main(int argc, char** argv) try {
   app.add_option("--sysfs-root", f.sysfs, "Where sysfs is mounted (default /sys)");
   app.add_option("--procfs-root", f.procfs, "Where procfs is mounted (default /proc)");
   app.add_option("--state-dir", f.state_dir, "State directory (default /var/lib/gridnode)");
+  app.add_option("--nvml-library", f.nvml_library,
+                 "The NVML library to dlopen (default libnvidia-ml.so.1, found by the loader)");
   app.add_option("--socket", f.socket, "Control socket (default /run/gridnode/control.sock)");
   app.add_option("--upstream", f.upstream,
                  "Collector HOST:PORT to stream reports to (repeatable; replaces [upstream] endpoints)");
@@ -231,6 +233,7 @@ int main(int argc, char** argv) try {
   auto apply_flags = [&f, interval, level](agent::Config& c) {
     if (!f.sysfs.empty()) c.roots.sysfs = f.sysfs;
     if (!f.procfs.empty()) c.roots.procfs = f.procfs;
+    if (!f.nvml_library.empty()) c.nvml_library = f.nvml_library;
     if (!f.state_dir.empty()) c.state_dir = f.state_dir;
     if (!f.socket.empty()) c.socket_path = f.socket;
     if (interval) c.interval = *interval;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 
 #include "gridnode/platform/files.hpp"
@@ -77,6 +78,16 @@ void ReportBuilder::collect_events(const std::vector<DriverSlot>& slots) {
                 {"state", std::string(to_string(s.state))}};
     events_.push_back(std::move(e));
     last_state_[i] = s.state;
+  }
+  // A sweep's device events are in its slot until the next sweep replaces it, and a report is
+  // built once per round, after the round's sweeps: each event is carried exactly once.
+  for (const DriverSlot& s : slots) {
+    for (const auto& d : s.front.events) {
+      protocol::Event e{protocol::EventKind::device, d.severity, std::string(s.driver->name()),
+                        d.message, d.fields};
+      std::sort(e.fields.begin(), e.fields.end());  // the wire wants them sorted by key
+      events_.push_back(std::move(e));
+    }
   }
 }
 

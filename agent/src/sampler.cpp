@@ -185,9 +185,11 @@ void Sampler::on_result(std::size_t index, std::uint64_t generation,
     slot.state = absent ? DriverState::absent : DriverState::down;
     slot.last_error = result.error().context.empty() && absent ? "source present but empty"
                                                                : result.error().message();
-    // What was there is no longer true: no stale values for a source that is gone.
+    // What was there is no longer true: no stale values for a source that is gone. What the
+    // sweep saw happen (events) did happen, and is kept for the report.
     slot.front.reset();
     slot.front.catalog.reset();
+    std::swap(slot.front.events, slot.back.events);
     if (!absent) {
       ++slot.errors_total;
     }

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <array>
 
+#include "gridnode/drivers/amdgpu.hpp"
 #include "gridnode/drivers/hwmon.hpp"
+#include "gridnode/drivers/nvml.hpp"
 #include "gridnode/drivers/powercap.hpp"
 #include "gridnode/drivers/procfs.hpp"
 #include "gridnode/drivers/thermal.hpp"
@@ -23,6 +25,11 @@ constexpr std::array kDrivers{
     Entry{"hwmon", [](const DriverOptions& o) { return make_hwmon_driver({o.roots}); }},
     Entry{"thermal", [](const DriverOptions& o) { return make_thermal_driver({o.roots}); }},
     Entry{"powercap", [](const DriverOptions& o) { return make_powercap_driver({o.roots}); }},
+    Entry{"nvml",
+          [](const DriverOptions& o) {
+            return make_nvml_driver({o.roots, o.nvml_library, o.nvml_call_timeout, {}});
+          }},
+    Entry{"amdgpu", [](const DriverOptions& o) { return make_amdgpu_driver({o.roots, {}}); }},
 };
 
 }  // namespace

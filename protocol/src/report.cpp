@@ -101,6 +101,7 @@ std::string_view to_string(EventKind kind) {
     case EventKind::driver_state: return "driver_state";
     case EventKind::policy: return "policy";
     case EventKind::gap: return "gap";
+    case EventKind::device: return "device";
   }
   return "unknown";
 }

@@ -83,6 +83,23 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[agent\ninterval = 1\n", "agent.toml:1:"},
         BadCase{"[agent]\ninterval = 1\ninterval = 2\n", "agent.toml:3:"}));
 
+TEST(Config, NvmlSection) {
+  auto c = parse_config("[nvml]\nlibrary = \"/opt/nvidia/libnvidia-ml.so.1\"\ncall_timeout = 0.5\n",
+                        "agent.toml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->nvml_library, "/opt/nvidia/libnvidia-ml.so.1");
+  EXPECT_EQ(c->nvml_call_timeout, std::chrono::milliseconds(500));
+  auto o = driver_options(*c);
+  EXPECT_EQ(o.nvml_library, "/opt/nvidia/libnvidia-ml.so.1");
+  EXPECT_EQ(o.nvml_call_timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(parse_config("", "agent.toml")->nvml_library, "libnvidia-ml.so.1");
+  // At most half the sweep's deadline: the sampler must not call the driver stalled first.
+  auto late = parse_config("[agent]\nsweep_timeout = 1\n[nvml]\ncall_timeout = 0.6\n", "agent.toml");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(driver_options(*late).nvml_call_timeout, std::chrono::milliseconds(500));
+  ASSERT_FALSE(parse_config("[nvml]\nbogus = 1\n", "agent.toml"));
+}
+
 TEST(Config, ReadConfigMissingFileIsNoSuchFile) {
   auto c = read_config("/nonexistent/agent.toml");
   ASSERT_FALSE(c);

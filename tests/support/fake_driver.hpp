@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "gridnode/drivers/driver.hpp"
 
@@ -35,6 +36,11 @@ class FakeDriver final : public drivers::Driver {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return !gated_; });
     }
+    {
+      std::lock_guard lock(mu_);
+      out.events = std::move(events_);
+      events_.clear();
+    }
     if (failure) {
       return platform::fail(*failure, name_ + ": scripted failure");
     }
@@ -44,6 +50,12 @@ class FakeDriver final : public drivers::Driver {
     }
     out.errors = errors;
     return {};
+  }
+
+  // The next sweep reports this device event (an XID, a lost GPU).
+  void add_event(drivers::DeviceEvent e) {
+    std::lock_guard lock(mu_);
+    events_.push_back(std::move(e));
   }
 
   void gate() {
@@ -69,6 +81,7 @@ class FakeDriver final : public drivers::Driver {
   std::shared_ptr<const drivers::Catalog> catalog_;
   std::mutex mu_;
   std::condition_variable cv_;
+  std::vector<drivers::DeviceEvent> events_;
   bool gated_ = false;
 };
 

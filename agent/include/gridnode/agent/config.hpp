@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "gridnode/drivers/registry.hpp"
 #include "gridnode/platform/log.hpp"
 #include "gridnode/platform/metrics.hpp"
 #include "gridnode/platform/result.hpp"
@@ -24,6 +25,10 @@ struct Config {
   platform::Level log_level = platform::Level::info;
 
   platform::Roots roots;
+  // [nvml]: the NVML library dlopen() loads, and how long one NVML call may take before its GPU
+  // is marked degraded; the drivers get at most half of sweep_timeout.
+  std::string nvml_library = "libnvidia-ml.so.1";
+  std::chrono::nanoseconds nvml_call_timeout = std::chrono::seconds(1);
   std::string state_dir = "/var/lib/gridnode";
 
   // Who this node is in reports. Empty id: the certificate's CN, else the host name.
@@ -61,6 +66,9 @@ struct Config {
 // Reads and parses `path`. A missing file is no_such_file_or_directory (the caller decides
 // whether defaults apply).
 [[nodiscard]] platform::Result<Config> read_config(const std::string& path, Config base = {});
+
+// What the drivers are given from the config (roots, NVML library and deadline).
+drivers::DriverOptions driver_options(const Config& config);
 
 // "1.5" / "0.25" / "2" seconds, as given on the command line; fractions allowed for tests.
 [[nodiscard]] platform::Result<std::chrono::nanoseconds> parse_seconds(std::string_view text);

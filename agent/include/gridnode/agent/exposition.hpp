@@ -35,6 +35,12 @@ class Exposition {
   // unit, min?, max?, crit?, alarm?}. Rows sorted by chip then sensor.
   static nlohmann::json sensors_json(const Sampler& sampler);
 
+  // One row per accelerator (nvml's GPUs, then amdgpu's cards), what a technician checks first:
+  // {driver, index, model, uuid?, pci_bus_id?, device?, health ("ok", "degraded", "lost"),
+  // temperature_celsius?, power_watts?, power_limit_watts?, utilization_percent?,
+  // memory_used_mib?, memory_total_mib?, xid?, processes: [{pid, uid, cgroup, memory_bytes}]}.
+  static nlohmann::json gpus_json(const Sampler& sampler);
+
   // gridnoded's own state: version, uptime, drivers with state/last error/sweep duration.
   static nlohmann::json status_json(const Sampler& sampler,
                                     std::chrono::steady_clock::time_point started,
@@ -51,6 +57,7 @@ class Exposition {
   Cache& cache_for(std::size_t driver, const std::shared_ptr<const drivers::Catalog>& catalog);
 
   std::vector<Cache> caches_;
+  std::vector<std::string_view> headers_done_;  // families whose HELP/TYPE this render wrote
 };
 
 // Escapes a label value for the text format (backslash, double quote, newline).

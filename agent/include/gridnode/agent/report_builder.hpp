@@ -14,7 +14,7 @@ namespace gridnode::agent {
 
 // Turns the sampler's latest sweeps into report messages: one merged catalog for all drivers
 // (rebuilt only when a driver publishes a new catalog, which it signals by a new pointer), one
-// value slot per series, driver state changes as events. Lives on the loop thread; a
+// value slot per series, driver state changes and the drivers' device events as events. Lives on the loop thread; a
 // steady-state build allocates nothing.
 class ReportBuilder {
  public:

@@ -30,16 +30,27 @@ struct Reading {
   Value value;
 };
 
+// Something the hardware said during a sweep that is news rather than a value: an XID error,
+// a GPU that fell off the bus. The agent carries each one once into the signed report (as a
+// `device` event whose source is the driver) and logs it.
+struct DeviceEvent {
+  std::uint8_t severity = 4;  // syslog's: 3 err, 4 warning, 5 notice, 6 info
+  std::string message;        // for people: "GPU 0 (GPU-…): XID 79"
+  Labels fields;              // sorted by key, e.g. {"UUID", …}, {"gpu", "0"}, {"xid", "79"}
+};
+
 // The result of one sweep. The sampler owns it and hands it back for the next sweep, so
 // `readings` keeps its capacity and a steady-state sweep allocates nothing.
 struct Sweep {
   std::shared_ptr<const Catalog> catalog;
   std::vector<Reading> readings;
   std::uint64_t errors = 0;  // readings skipped; the sampler adds them to _errors_total
+  std::vector<DeviceEvent> events;  // new since the previous sweep; most sweeps have none
 
   void reset() {
     readings.clear();
     errors = 0;
+    events.clear();
   }
 };
 

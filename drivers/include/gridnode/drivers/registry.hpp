@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -13,6 +14,9 @@ namespace gridnode::drivers {
 // What every driver may be given. Each driver takes what it needs from here.
 struct DriverOptions {
   platform::Roots roots;
+  // nvml: what dlopen() loads, and how long one NVML call may take (NvmlOptions).
+  std::string nvml_library = "libnvidia-ml.so.1";
+  std::chrono::milliseconds nvml_call_timeout{1000};
 };
 
 // The names of all drivers this build knows, in sweep order.

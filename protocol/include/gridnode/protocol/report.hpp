@@ -28,6 +28,7 @@ enum class EventKind : std::uint8_t {
   driver_state = 1,  // a driver went up, down, absent or stalled: source = driver
   policy = 2,        // a policy rule fired: source = rule
   gap = 3,           // reports were dropped before leaving the node (spool full)
+  device = 4,        // a device said something: an XID error, a GPU lost: source = driver
 };
 std::string_view to_string(EventKind kind);
 

@@ -1,0 +1,104 @@
+// BM_NvmlSweep: one steady-state sweep of the nvml driver over 8 GPUs served by the fake
+// libnvidia-ml.so.1 (tests/fakes/fake_nvml.c), loaded through the driver's real dlopen path:
+// every NVML call the driver makes per GPU (about 30), the per-GPU worker threads and their
+// deadline wait, two processes' owners read from a procfs tree, and the catalog bookkeeping.
+// The fake answers at once, so this is the agent's own cost; a real driver adds the kernel's.
+// BM_NvmlSweepOneGpu is the same with one GPU.
+
+#include <benchmark/benchmark.h>
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "gridnode/drivers/nvml.hpp"
+
+namespace gridnode::drivers {
+namespace {
+
+namespace fs = std::filesystem;
+
+class BenchScenario {
+ public:
+  explicit BenchScenario(int gpus) {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/gn-nvml-bench-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      std::abort();
+    }
+    root_ = tmpl;
+    std::ofstream s(root_ + "/scenario");
+    s << "gpus " << gpus << "\n"
+      << "value * gpu_temp 41\nvalue * mem_temp 38\nvalue * power_mw 312512\n"
+      << "value * energy_mj 123456789012\nvalue * power_limit_mw 700000\n"
+      << "value * sm_clock 1980\nvalue * mem_clock 2619\nvalue * util_gpu 97\n"
+      << "value * util_mem 45\nvalue * enc 0\nvalue * dec 0\nvalue * fb_total 85520809984\n"
+      << "value * fb_reserved 666894336\nvalue * fb_used 42949672960\n"
+      << "value * fb_free 41904242688\nvalue * pcie_replay 0\nvalue * ecc_sbe_vol 0\n"
+      << "value * ecc_dbe_vol 0\nvalue * ecc_sbe_agg 0\nvalue * ecc_dbe_agg 0\n"
+      << "value * retired_sbe 0\nvalue * retired_dbe 0\nvalue * retired_pending 0\n"
+      << "value * remap_corr 0\nvalue * remap_unc 0\nvalue * remap_pending 0\n"
+      << "value * remap_failure 0\nvalue * clock_reasons 0\nvalue * fan 0\nvalue * pstate 0\n"
+      << "value * mig 0\nprocess 0 4242 42949672960\nprocess 1 4243 1073741824\n";
+    for (int pid : {4242, 4243}) {
+      fs::create_directories(root_ + "/proc/" + std::to_string(pid));
+      std::ofstream(root_ + "/proc/" + std::to_string(pid) + "/status")
+          << "Name:\tpython3\nUid:\t1000\t1000\t1000\t1000\n";
+      std::ofstream(root_ + "/proc/" + std::to_string(pid) + "/cgroup")
+          << "0::/slurm/uid_1000/job_" << pid << "\n";
+    }
+    ::setenv("FAKE_NVML_SCENARIO", (root_ + "/scenario").c_str(), 1);
+  }
+  ~BenchScenario() {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  BenchScenario(const BenchScenario&) = delete;
+  BenchScenario& operator=(const BenchScenario&) = delete;
+
+  std::string procfs() const { return root_ + "/proc"; }
+
+ private:
+  std::string root_;
+};
+
+void run(benchmark::State& state, int gpus) {
+  if (std::string(GRIDNODE_FAKE_NVML).empty()) {
+    state.SkipWithError("built without tests: no fake libnvidia-ml.so.1");
+    return;
+  }
+  BenchScenario scenario(gpus);
+  NvmlOptions options;
+  options.library = GRIDNODE_FAKE_NVML;
+  options.roots.procfs = scenario.procfs();
+  options.hostname = "bench";
+  auto driver = make_nvml_driver(std::move(options));
+  Sweep sweep;
+  if (!driver->sweep(sweep)) {  // discovery
+    state.SkipWithError("the fake NVML did not initialise");
+    return;
+  }
+  std::size_t samples = 0;
+  for (auto _ : state) {
+    sweep.reset();
+    if (!driver->sweep(sweep)) {
+      state.SkipWithError("sweep failed");
+      return;
+    }
+    samples += sweep.readings.size();
+    benchmark::DoNotOptimize(sweep.readings.data());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(samples));
+  state.counters["samples"] = static_cast<double>(sweep.readings.size());
+}
+
+void BM_NvmlSweep(benchmark::State& state) { run(state, 8); }
+void BM_NvmlSweepOneGpu(benchmark::State& state) { run(state, 1); }
+BENCHMARK(BM_NvmlSweep)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_NvmlSweepOneGpu)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace gridnode::drivers

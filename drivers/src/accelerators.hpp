@@ -1,0 +1,31 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "gridnode/drivers/driver.hpp"
+
+// What the accelerator drivers (nvml, amdgpu) share: the node summary a scheduler matches supply
+// to demand with, spelled once here, and the host name their labels carry.
+namespace gridnode::drivers::accelerators {
+
+struct Summary {
+  std::int64_t total = 0;  // every accelerator the driver knows, answering or not
+  std::int64_t busy = 0;   // answering and in use (a compute process, or utilisation above 0)
+  std::int64_t idle = 0;   // answering and not in use
+  std::uint64_t free_memory_bytes = 0;  // on the answering ones
+};
+
+// Adds gridnode_accelerators, gridnode_accelerators_busy, gridnode_accelerators_idle and
+// gridnode_accelerator_memory_free_bytes, each {vendor=`vendor`}, in that order; returns the
+// first one's series index.
+std::uint32_t add_summary(Catalog& catalog, std::string_view vendor);
+
+// The four readings for the series add_summary() returned.
+void push_summary(Sweep& out, std::uint32_t first, const Summary& summary);
+
+// gethostname(), or "" (dcgm-exporter's Hostname, AMD's exporter's hostname label).
+std::string host_name();
+
+}  // namespace gridnode::drivers::accelerators

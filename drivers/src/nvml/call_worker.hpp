@@ -1,0 +1,46 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace gridnode::drivers::nvml {
+
+// One thread that runs one job at a time, for calls that may never return (an NVML call into a
+// wedged GPU). The caller submits a job, then waits for it with a deadline; a job past its
+// deadline keeps the worker busy and is simply not waited for again. The job's captures must
+// own what it touches: a hung worker is detached when its owner goes, and finishes (or not)
+// on its own.
+class CallWorker {
+ public:
+  CallWorker();
+  ~CallWorker();
+  CallWorker(const CallWorker&) = delete;
+  CallWorker& operator=(const CallWorker&) = delete;
+
+  // Whether the last job has not finished yet.
+  bool busy() const;
+  // Starts `job`. Must not be busy.
+  void submit(std::function<void()> job);
+  // Waits until the job has finished (true) or `deadline` has passed (false).
+  bool wait_until(std::chrono::steady_clock::time_point deadline);
+
+ private:
+  struct State {
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::function<void()> job;
+    bool pending = false;  // job set, not yet taken by the thread
+    bool done = true;      // the last job finished
+    bool stop = false;
+  };
+  static void run(std::shared_ptr<State> state);
+
+  std::shared_ptr<State> state_;
+  std::thread thread_;
+};
+
+}  // namespace gridnode::drivers::nvml

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "gridnode/platform/result.hpp"
+#include "nvml/nvml_abi.hpp"
+
+namespace gridnode::drivers::nvml {
+
+// The entry points found in the library. The first five are required (without them there is
+// no NVML to speak of); every other one may be null: an older driver lacks it, and the field
+// it feeds is then absent.
+struct Api {
+  nvmlInit_v2_fn init = nullptr;
+  nvmlShutdown_fn shutdown = nullptr;
+  nvmlErrorString_fn error_string = nullptr;
+  nvmlDeviceGetCount_v2_fn get_count = nullptr;
+  nvmlDeviceGetHandleByIndex_v2_fn get_handle = nullptr;
+
+  nvmlSystemGetDriverVersion_fn driver_version = nullptr;
+  nvmlDeviceGetString_fn get_name = nullptr;
+  nvmlDeviceGetString_fn get_uuid = nullptr;
+  nvmlDeviceGetPciInfo_v3_fn get_pci = nullptr;
+  nvmlDeviceGetUInt_fn get_minor = nullptr;
+  nvmlDeviceGetTemperature_fn get_temperature = nullptr;
+  nvmlDeviceGetFieldValues_fn get_field_values = nullptr;
+  nvmlDeviceGetUInt_fn get_power_usage = nullptr;
+  nvmlDeviceGetULL_fn get_total_energy = nullptr;
+  nvmlDeviceGetUInt_fn get_power_limit = nullptr;  // nvmlDeviceGetEnforcedPowerLimit
+  nvmlDeviceGetClockInfo_fn get_clock = nullptr;
+  nvmlDeviceGetUtilizationRates_fn get_utilization = nullptr;
+  nvmlDeviceGetCodecUtilization_fn get_encoder = nullptr;
+  nvmlDeviceGetCodecUtilization_fn get_decoder = nullptr;
+  nvmlDeviceGetMemoryInfo_v2_fn get_memory_v2 = nullptr;
+  nvmlDeviceGetMemoryInfo_fn get_memory = nullptr;  // before r510: no `reserved`
+  nvmlDeviceGetUInt_fn get_pcie_replay = nullptr;
+  nvmlDeviceGetTotalEccErrors_fn get_ecc = nullptr;
+  nvmlDeviceGetRetiredPages_fn get_retired = nullptr;
+  nvmlDeviceGetRetiredPagesPendingStatus_fn get_retired_pending = nullptr;
+  nvmlDeviceGetRemappedRows_fn get_remapped_rows = nullptr;
+  // nvmlDeviceGetCurrentClocksEventReasons (r535+), else the older ...ThrottleReasons.
+  nvmlDeviceGetULL_fn get_clock_reasons = nullptr;
+  nvmlDeviceGetUInt_fn get_fan = nullptr;
+  nvmlDeviceGetPerformanceState_fn get_pstate = nullptr;
+  nvmlDeviceGetMigMode_fn get_mig_mode = nullptr;
+  nvmlDeviceGetComputeRunningProcesses_fn get_processes = nullptr;  // _v3, else _v2
+  nvmlEventSetCreate_fn event_set_create = nullptr;
+  nvmlDeviceRegisterEvents_fn register_events = nullptr;
+  nvmlEventSetWait_v2_fn event_set_wait = nullptr;
+  nvmlEventSetFree_fn event_set_free = nullptr;
+};
+
+// libnvidia-ml.so.1, opened with dlopen(RTLD_NOW | RTLD_LOCAL). Closed (dlclose) when the last
+// owner lets go: worker threads hold a reference, so a call hung inside the library keeps its
+// code mapped.
+class Library {
+ public:
+  // no_such_file_or_directory when dlopen fails (no NVIDIA driver installed: dlerror() in the
+  // context); function_not_supported when a required entry point is missing.
+  [[nodiscard]] static platform::Result<std::shared_ptr<const Library>> open(
+      const std::string& path);
+  ~Library();
+  Library(const Library&) = delete;
+  Library& operator=(const Library&) = delete;
+
+  const Api& api() const { return api_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  Library(void* handle, std::string path) : handle_(handle), path_(std::move(path)) {}
+  void* handle_;
+  std::string path_;
+  Api api_;
+};
+
+// An NVML return code as an Error: nvml_category(), with `context` naming the call.
+platform::Error nvml_error(nvmlReturn_t code, std::string context);
+
+}  // namespace gridnode::drivers::nvml
