@@ -22,4 +22,54 @@ for unit in gridnoded.service gridnode-collector.service; do
   [ -z "$verify" ] || echo "$verify"
 done
 
+# The system call filter cannot be tried without systemd, but what it would refuse can: every
+# system call gridnoded makes through start, queries, the watchdog, a reload and a stop (strace)
+# must be in the unit's @system-service and in neither of the groups it takes out again.
+if ! command -v strace >/dev/null || ! strace -f -qq -o /dev/null true 2>/dev/null; then
+  echo "strace missing or not allowed to trace here: system call check skipped"
+  finish
+  exit
+fi
+# A group's system calls, nested groups expanded.
+expand() {
+  local e
+  for e in $(systemd-analyze --no-pager syscall-filter "$1" </dev/null | sed -n '2,$p' |
+    grep -E '^[[:space:]]+[@a-z0-9_-]+$'); do
+    case $e in @*) expand "$e" ;; *) echo "$e" ;; esac
+  done
+}
+expand @system-service | sort -u >"$WORK/allowed"
+denied_groups=$(sed -n 's/^SystemCallFilter=~//p' "$SRC/packaging/systemd/gridnoded.service")
+for g in $denied_groups; do expand "$g"; done | sort -u >"$WORK/denied"
+check "the unit's filter names groups systemd knows" test -s "$WORK/denied"
+
+cat >"$WORK/agent.toml" <<TOML
+[agent]
+interval = 0.1
+state_dir = "$WORK/state"
+[control]
+group = "$(id -g)"
+TOML
+"$BIN/gridnoded" enroll --node-id syscalls --state-dir "$WORK/state" >/dev/null
+# Nobody listens on NOTIFY_SOCKET: every notification fails, and that path is traced too.
+NOTIFY_SOCKET=$WORK/notify.sock WATCHDOG_USEC=100000 strace -f -qq -o "$WORK/trace" \
+  "$BIN/gridnoded" --config "$WORK/agent.toml" --socket "$WORK/c.sock" 2>"$WORK/agent.log" &
+TRACED=$!
+PIDS+=("$TRACED")
+wait_for "traced agent" 20 "$BIN/gridnodectl" --socket "$WORK/c.sock" status
+"$BIN/gridnodectl" --socket "$WORK/c.sock" metrics >/dev/null
+pid=$(pgrep -P "$TRACED" -x gridnoded || true)
+kill -HUP "$pid"
+sleep 0.5
+kill -TERM "$pid"
+wait "$TRACED" || true
+sed -E 's/^[0-9]+ +//; s/^<\.\.\. ([a-z0-9_]+) resumed>.*/\1/; s/\(.*//' "$WORK/trace" |
+  grep -E '^[a-z0-9_]+$' | sort -u >"$WORK/used"
+echo "gridnoded made $(wc -l <"$WORK/used") distinct system calls"
+check "strace saw the agent work" grep -qx epoll_wait "$WORK/used"
+outside=$(comm -23 "$WORK/used" "$WORK/allowed" | grep -vx execve || true)  # strace's own exec
+check "every system call is in @system-service${outside:+ (not: $outside)}" [ -z "$outside" ]
+refused=$(comm -12 "$WORK/used" "$WORK/denied" | tr '\n' ' ')
+check "none is in ${denied_groups}${refused:+ (but: $refused)}" [ -z "$refused" ]
+
 finish
