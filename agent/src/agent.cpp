@@ -243,6 +243,7 @@ void Agent::on_first_round() {
                     .kv("samples", static_cast<std::int64_t>(samples))
                     .kv("socket", config_.socket_path));
   status_sent_ = status_line();
+  status_sent_at_ = std::chrono::steady_clock::now();
   notify(notifier_.ready(status_sent_));
 }
 
@@ -274,13 +275,18 @@ std::string Agent::status_line() const {
   return line;
 }
 
+// At most one STATUS= per kStatusEvery: the spool's figures move with every round and ack,
+// and systemd needs no datagram per second to show a line a human reads now and then.
 void Agent::update_status() {
-  if (!notifier_.enabled()) {
-    return;  // the line is built for systemd only
+  constexpr auto kStatusEvery = std::chrono::seconds(5);
+  const auto now = std::chrono::steady_clock::now();
+  if (!notifier_.enabled() || now - status_sent_at_ < kStatusEvery) {
+    return;
   }
   std::string line = status_line();
   if (line != status_sent_) {
     status_sent_ = std::move(line);
+    status_sent_at_ = now;
     notify(notifier_.status(status_sent_));
   }
 }
@@ -376,6 +382,7 @@ void Agent::reload() {
   reload_config();
   if (sampler_) {
     status_sent_ = status_line();
+    status_sent_at_ = std::chrono::steady_clock::now();
     notify(notifier_.ready(status_sent_));
   }
 }

@@ -91,8 +91,34 @@ check "collector: READY=1 says where it listens" grep -q "READY=1|STATUS=listeni
 check "collector: it does listen by then" bash -c '(exec 3<>"/dev/tcp/127.0.0.1/$1")' _ "$PORT"
 wait_for "collector watchdog" 5 has 'WATCHDOG=1'
 check "collector: WATCHDOG=1" has 'WATCHDOG=1'
+
+# --- an enrolled agent streaming to that collector: STATUS= follows the uplink and the spool
+# (its own fake systemd; the collector's keeps listening)
+COLLECTOR_MSGS=$MSGS
+MSGS=$WORK/notify2.log
+"$BIN/gridnoded" enroll --node-id notify-node --state-dir "$WORK/state" >/dev/null
+"$BIN/gridnode-collector" pki sign --dir "$WORK/pki" --csr "$WORK/state/node.csr" \
+  --out "$WORK/state/node.crt" >/dev/null
+cat >>"$WORK/agent.toml" <<TOML
+[upstream]
+endpoints = ["127.0.0.1:$PORT"]
+ca = "$WORK/pki/ca.crt"
+TOML
+listen "$WORK/notify2.sock"
+NOTIFY_SOCKET=$WORK/notify2.sock "$BIN/gridnoded" --config "$WORK/agent.toml" --socket "$SOCK" \
+  2>>"$WORK/agent.log" &
+AGENT=$!
+PIDS+=("$AGENT")
+wait_for "STATUS= uplink connected" 15 has "uplink connected to 127.0.0.1:$PORT"
+check "STATUS= names the collector the uplink is connected to" has "STATUS=.*uplink connected to 127.0.0.1:$PORT"
+check "STATUS= tells the spool" grep -Eq 'STATUS=.*, spool [0-9]+ (B|KiB|MiB) unacked of [0-9]+ (B|KiB|MiB)' "$MSGS"
+grep STATUS= "$MSGS" | tail -3
+kill -TERM "$AGENT"
+wait "$AGENT" || true
+
 kill -TERM "$COLLECTOR"
 wait "$COLLECTOR" || true
+MSGS=$COLLECTOR_MSGS
 check "collector: STOPPING=1" has 'STOPPING=1'
 cat "$MSGS"
 

@@ -85,6 +85,7 @@ class Agent {
   platform::ServiceNotifier notifier_;
   platform::Complaint notify_failing_;
   std::string status_sent_;  // the last STATUS= line, so that only a change is sent
+  std::chrono::steady_clock::time_point status_sent_at_;
   asio::steady_timer watchdog_timer_;
   bool stopping_ = false;
 };
