@@ -45,9 +45,19 @@ for f in ./usr/sbin/gridnoded ./usr/sbin/gridnode-collector ./usr/bin/gridnodect
   check "package holds $f" grep -q " $f\$" "$WORK/contents.txt"
 done
 check "every file is root's" bash -c '! awk "\$2 != \"root/root\"" "$1" | grep -q .' _ "$WORK/contents.txt"
-check "binaries are stripped" bash -c '! file "$1"/*/_CPack_Packages/*/DEB/*/usr/sbin/gridnoded 2>/dev/null | grep -q "not stripped"' _ "$WORK/pkg"
+dpkg-deb -x "$DEB" "$WORK/unpacked"
+check "binaries are stripped" bash -c 'file "$1"/usr/sbin/* "$1"/usr/bin/* | grep -c ", stripped" | grep -qx 3' _ "$WORK/unpacked"
 check "control: the conffiles" bash -c 'dpkg-deb --ctrl-tarfile "$1" | tar -xO ./conffiles | grep -qx /etc/gridnode/policy.toml' _ "$DEB"
 check "control: depends on what dpkg-shlibdeps found" bash -c 'dpkg-deb -f "$1" Depends | grep -q "libc6 (>= "' _ "$DEB"
+
+if command -v lintian >/dev/null; then
+  { lintian --info --show-overrides "$DEB" 2>&1 || true; } | grep -v '^N:' | tee "$WORK/lintian.txt"
+  check "lintian: no error (the overridden one is justified in the package)" \
+    lintian --fail-on error "$DEB"
+  check "lintian: no warning" bash -c '! grep -q "^W:" "$1"' _ "$WORK/lintian.txt"
+else
+  echo "lintian not installed: not checked (./gridnode.sh deps installs it)"
+fi
 
 # --- install
 dpkg -i "$DEB" >"$WORK/dpkg-i.log" 2>&1 && rc=0 || rc=$?
