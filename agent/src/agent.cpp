@@ -254,9 +254,8 @@ std::string Agent::status_line() const {
     samples += s.front.readings.size();
     up += s.front.readings.empty() ? 0 : 1;
   }
-  std::string line = "sampling " + std::to_string(samples) + " metrics from " +
-                     std::to_string(up) + " of " + std::to_string(sampler_->slots().size()) +
-                     " drivers, ";
+  std::string line = "sampling " + std::to_string(samples) + " metrics from " + std::to_string(up) +
+                     " of " + std::to_string(sampler_->slots().size()) + " drivers, ";
   if (!uplink_) {
     line += config_.upstream_endpoints.empty() ? "no upstream configured"
                                                : "uplink off (node not enrolled)";

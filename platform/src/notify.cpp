@@ -40,7 +40,8 @@ std::string one_line(std::string_view text) {
 }  // namespace
 
 ServiceNotifier::ServiceNotifier(std::string socket, std::chrono::microseconds watchdog)
-    : socket_(std::move(socket)), watchdog_(socket_.empty() ? std::chrono::microseconds(0) : watchdog) {}
+    : socket_(std::move(socket)),
+      watchdog_(socket_.empty() ? std::chrono::microseconds(0) : watchdog) {}
 
 ServiceNotifier ServiceNotifier::from_environment() {
   const char* socket = std::getenv("NOTIFY_SOCKET");
