@@ -18,8 +18,9 @@ BUILD_PKGS=(g++ cmake ninja-build pkgconf
 TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3)
 # The Debian package: dpkg-shlibdeps (dpkg-dev) and file for CPack, lintian to check it,
 # systemd for systemd-analyze (the units' exposure; no systemd needs to run), strace to check
-# that the agent needs no system call its unit filters out.
-PACKAGE_PKGS=(dpkg-dev file lintian systemd strace)
+# that the agent needs no system call its unit filters out; adduser, which the package depends
+# on, so that the package test can dpkg -i it.
+PACKAGE_PKGS=(dpkg-dev file lintian systemd strace adduser)
 # The fuzz preset: libFuzzer comes with clang's runtime.
 FUZZ_PKGS=(clang-14 libclang-rt-14-dev)
 
