@@ -14,6 +14,7 @@
 #include "gridnode/crypto/tls.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
+#include "gridnode/platform/notify.hpp"
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/protocol/session.hpp"
 #include "store.hpp"
@@ -82,9 +83,10 @@ class Session : public std::enable_shared_from_this<Session> {
 class Server {
  public:
   Server(asio::io_context& io, const ServeOptions& o, std::unique_ptr<Store> store,
-         std::shared_ptr<crypto::TlsContext> tls)
+         std::shared_ptr<crypto::TlsContext> tls, platform::ServiceNotifier notifier)
       : io_(io), options_(o), store_(std::move(store)), tls_(std::move(tls)), acceptor_(io),
-        signals_(io, SIGTERM, SIGINT), stats_timer_(io) {}
+        signals_(io, SIGTERM, SIGINT), stats_timer_(io), notifier_(std::move(notifier)),
+        watchdog_timer_(io) {}
 
   platform::Result<void> start() {
     auto ep = parse_endpoint(options_.listen);
@@ -106,7 +108,20 @@ class Server {
     });
     accept();
     log_stats_every_minute();
+    notify(notifier_.ready(status_line()));
+    if (auto period = notifier_.watchdog_interval() / 2; period.count() != 0) {
+      notify(notifier_.watchdog());
+      watchdog_timer_.expires_after(period);
+      do_watchdog(period);
+    }
     return {};
+  }
+
+  // systemd's STATUS= line: what `systemctl status gridnode-collector` shows.
+  std::string status_line() const {
+    return "listening on " + options_.listen + ", " + std::to_string(connections_) +
+           " connections, " + std::to_string(store_->stats().nodes) + " nodes, " +
+           std::to_string(reports_) + " reports, " + std::to_string(rejections_) + " rejections";
   }
 
   void log_stats() const {
@@ -125,6 +140,8 @@ class Server {
   }
 
   void stop(int code) {
+    notify(notifier_.stopping());
+    watchdog_timer_.cancel();
     log_stats();
     exit_code_ = code;
     std::error_code ec;
@@ -176,6 +193,7 @@ class Server {
     stats_timer_.async_wait([this](const std::error_code& ec) {
       if (!ec) {
         log_stats();
+        notify(notifier_.status(status_line()));
         log_stats_every_minute();
       }
     });
@@ -187,6 +205,27 @@ class Server {
   }
 
  private:
+  // WATCHDOG=1 from the loop itself, twice per WatchdogSec=: a wedged loop gets restarted.
+  void do_watchdog(std::chrono::microseconds period) {
+    watchdog_timer_.async_wait([this, period](const std::error_code& ec) {
+      if (ec) {
+        return;
+      }
+      notify(notifier_.watchdog());
+      watchdog_timer_.expires_after(period);
+      do_watchdog(period);
+    });
+  }
+
+  void notify(const platform::Result<void>& sent) {
+    if (!sent && notify_failing_.complain()) {
+      platform::log(Level::warning, "collector",
+                    LogLine("cannot notify systemd").kv("err", sent.error().message()));
+    } else if (sent) {
+      notify_failing_.release();
+    }
+  }
+
   void accept() {
     acceptor_.async_accept([this](const std::error_code& ec, asio::ip::tcp::socket socket) {
       if (ec) {
@@ -227,6 +266,9 @@ class Server {
   std::uint64_t batches_ = 0;
   std::uint64_t reports_ = 0;
   int exit_code_ = 0;
+  platform::ServiceNotifier notifier_;
+  platform::Complaint notify_failing_;
+  asio::steady_timer watchdog_timer_;
 };
 
 void Session::start() {
@@ -434,7 +476,8 @@ int serve(const ServeOptions& o) {
                     .kv("unreadable", static_cast<std::int64_t>(st.lines_unreadable))
                     .kv("cut_bytes", static_cast<std::int64_t>(st.bytes_cut)));
   asio::io_context io{1};
-  Server server(io, o, std::move(*store), std::move(*tls));
+  Server server(io, o, std::move(*store), std::move(*tls),
+                platform::ServiceNotifier::from_environment());
   if (auto r = server.start(); !r) {
     std::fprintf(stderr, "gridnode-collector serve: %s\n", r.error().message().c_str());
     return 2;
