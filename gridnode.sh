@@ -11,10 +11,11 @@ cd "$(dirname "$(readlink -f "$0")")"
 # Build and test dependencies, all from Debian's mirror (nothing vendored).
 BUILD_PKGS=(g++ cmake ninja-build pkgconf
   libasio-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-  libmbedtls-dev libcereal-dev zlib1g-dev
+  libmbedtls-dev libcereal-dev zlib1g-dev libnats-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
 # Peers the tests measure us against, and the tools integration tests drive.
-TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3)
+TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3
+  nats-server)
 # The fuzz preset: libFuzzer comes with clang's runtime.
 FUZZ_PKGS=(clang-14 libclang-rt-14-dev)
 

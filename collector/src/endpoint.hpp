@@ -1,0 +1,14 @@
+#pragma once
+
+#include <string>
+
+#include <asio/ip/tcp.hpp>
+
+#include "gridnode/platform/result.hpp"
+
+namespace gridnode::collector {
+
+// "HOST:PORT" or "[v6]:PORT" (an empty host is 0.0.0.0) as an endpoint to listen on.
+[[nodiscard]] platform::Result<asio::ip::tcp::endpoint> parse_endpoint(const std::string& text);
+
+}  // namespace gridnode::collector
