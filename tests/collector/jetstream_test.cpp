@@ -2,68 +2,22 @@
 // directory and ports it picked itself; stopped by its PID).
 #include "jetstream.hpp"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "nats_server.hpp"
 #include "signing_node.hpp"
 #include "store.hpp"
-#include "temp_dir.hpp"
 
 namespace gridnode::collector {
 namespace {
 
 using testing::Batch;
+using testing::NatsServer;
 using testing::Node;
 using testing::reports;
-
-class NatsServer {
- public:
-  NatsServer() {
-    const std::string store = dir_ / "store";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const std::string log = dir_ / "log";
-      std::freopen(log.c_str(), "w", stderr);
-      ::execlp("nats-server", "nats-server", "-js", "-sd", store.c_str(), "-a", "127.0.0.1", "-p",
-               "-1", "--ports_file_dir", dir_.path().c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    const std::string ports = dir_ / ("nats-server_" + std::to_string(pid_) + ".ports");
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::ifstream in(ports);
-      auto j = nlohmann::json::parse(in, nullptr, false);
-      if (!j.is_discarded() && j.contains("nats")) {
-        url_ = j["nats"][0].get<std::string>();
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-  ~NatsServer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  const std::string& url() const { return url_; }
-
- private:
-  gridnode::testing::TempDir dir_;
-  pid_t pid_ = -1;
-  std::string url_;
-};
-
-bool have_nats_server() { return std::system("command -v nats-server >/dev/null 2>&1") == 0; }
 
 // Runs the loop until the commit is done.
 platform::Result<IngestResult> commit_and_wait(asio::io_context& io, Store& store, NodeIngest& node,
@@ -108,7 +62,7 @@ nlohmann::json last_record(const std::string& url, const std::string& node) {
 class JetStream : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_nats_server()) {
+    if (!NatsServer::installed()) {
       GTEST_SKIP() << "nats-server not installed (./gridnode.sh deps)";
     }
     server_ = std::make_unique<NatsServer>();
