@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <set>
 
@@ -232,7 +233,7 @@ std::string CapacityTable::answer(const CapacityQuery& q, std::uint64_t now_ns) 
     return a->node < b->node;
   });
   std::string out = "{\"nodes\":[";
-  for (std::size_t i = 0; i < fit.size(); ++i) {
+  for (std::size_t i = 0; i < fit.size() && i < q.limit; ++i) {
     if (i > 0) {
       out += ',';
     }
@@ -251,7 +252,7 @@ std::string CapacityTable::answer(const CapacityQuery& q, std::uint64_t now_ns) 
     e["region"] = key;
     r.push_back(std::move(e));
   }
-  out += "],\"sites\":" + dump(s) + ",\"regions\":" + dump(r) + ",\"total\":" + dump(all.to_json()) +
+  out += "],\"matching\":" + std::to_string(fit.size()) + ",\"sites\":" + dump(s) + ",\"regions\":" + dump(r) + ",\"total\":" + dump(all.to_json()) +
          "}\n";
   return out;
 }
@@ -337,17 +338,8 @@ class View {
   }
 
   platform::Result<void> start() {
-    auto ep = parse_endpoint(o_.listen);
-    if (!ep) {
-      return tl::unexpected(ep.error());
-    }
-    std::error_code ec;
-    acceptor_.open(ep->protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(*ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return platform::fail(ec, "cannot listen on " + o_.listen);
+    if (auto r = listen_on(acceptor_, o_.listen); !r) {
+      return r;
     }
     auto client = NatsClient::connect(o_.from, "gridnode-capacity", o_.timeout);
     if (!client) {
@@ -358,11 +350,7 @@ class View {
     // whole as soon as the backlog is read, whenever it starts.
     jsOptions jo;
     jsOptions_Init(&jo);
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = o_.stream.c_str();
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverLastPerSubject;
+    jsSubOptions so = ordered_consumer(o_.stream, js_DeliverLastPerSubject);
     jsErrCode jerr = static_cast<jsErrCode>(0);
     const std::string subjects = std::string(kSubjectPrefix) + ".>";
     natsStatus s = js_Subscribe(&sub_, client_->js(), subjects.c_str(), &View::on_msg_thread, this,
@@ -481,6 +469,13 @@ class View {
         }
         q.min_free_mem_mib = *v;
       }
+      if (!params["limit"].empty()) {
+        auto v = platform::parse_uint64(params["limit"]);
+        if (!v || *v > 1'000'000) {
+          return {400, "text/plain", "limit: a number expected\n"};
+        }
+        q.limit = static_cast<std::size_t>(*v);
+      }
       if (!params["min_free_gpus"].empty()) {
         auto v = platform::parse_uint64(params["min_free_gpus"]);
         if (!v || *v > 1'000'000) {
@@ -507,9 +502,9 @@ class View {
            "gridnode_capacity_consumer_delivered_total " + std::to_string(delivered_) + "\n";
       m += "# HELP gridnode_capacity_freshness_seconds From a node's sampling to the view holding it (last 16384 reports).\n"
            "# TYPE gridnode_capacity_freshness_seconds summary\n";
-      for (double q : {0.5, 0.9, 0.99}) {
-        m += "gridnode_capacity_freshness_seconds{quantile=\"" + number(q) + "\"} " +
-             number(freshness_.quantile(q)) + "\n";
+      for (const char* q : {"0.5", "0.9", "0.99"}) {
+        m += std::string("gridnode_capacity_freshness_seconds{quantile=\"") + q + "\"} " +
+             number(freshness_.quantile(std::strtod(q, nullptr))) + "\n";
       }
       m += "gridnode_capacity_freshness_seconds_count " + std::to_string(freshness_.size()) + "\n";
       return {200, "text/plain; version=0.0.4", m};

@@ -54,6 +54,7 @@ struct CapacityQuery {
   std::string region, site, model;
   std::uint32_t min_free_gpus = 1;
   std::uint64_t min_free_mem_mib = 0;
+  std::size_t limit = 100;  // nodes listed at most (the totals count them all)
 };
 
 // The nodes' latest states and the answers built from them. Not thread-safe (the loop's).

@@ -23,4 +23,20 @@ platform::Result<asio::ip::tcp::endpoint> parse_endpoint(const std::string& text
   return asio::ip::tcp::endpoint(addr, static_cast<unsigned short>(*port));
 }
 
+platform::Result<void> listen_on(asio::ip::tcp::acceptor& acceptor, const std::string& text) {
+  auto ep = parse_endpoint(text);
+  if (!ep) {
+    return tl::unexpected(ep.error());
+  }
+  std::error_code ec;
+  acceptor.open(ep->protocol(), ec);
+  if (!ec) acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(*ep, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return platform::fail(ec, "cannot listen on " + text);
+  }
+  return {};
+}
+
 }  // namespace gridnode::collector

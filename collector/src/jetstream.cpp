@@ -108,6 +108,17 @@ platform::Result<ChainState> ChainState::parse(std::string_view text, std::uint6
   return s;
 }
 
+jsSubOptions ordered_consumer(const std::string& stream, jsDeliverPolicy policy,
+                              std::uint64_t start_seq) {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  so.Config.DeliverPolicy = policy;
+  so.Config.OptStartSeq = start_seq;
+  return so;
+}
+
 platform::Error nats_error(natsStatus s, jsErrCode code, const std::string& what) {
   std::string text = what + ": " + natsStatus_GetText(s);
   if (code != 0) {
@@ -329,12 +340,8 @@ platform::Result<JetStreamSink::Loaded> JetStreamSink::load(const std::string& n
   // consumer on the node's subjects, read until nothing is pending.
   jsOptions jo;
   jsOptions_Init(&jo);
-  jsSubOptions so;
-  jsSubOptions_Init(&so);
-  so.Stream = options_.stream.c_str();
-  so.Ordered = true;
-  so.Config.DeliverPolicy = js_DeliverByStartSequence;
-  so.Config.OptStartSeq = out.state.keyframe_at;
+  jsSubOptions so =
+      ordered_consumer(options_.stream, js_DeliverByStartSequence, out.state.keyframe_at);
   const std::string filter = std::string(kSubjectPrefix) + ".*.*." + subject_token(node);
   natsSubscription* sub = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);

@@ -82,6 +82,10 @@ class NatsClient {
   jsCtx* js_ = nullptr;
 };
 
+// Options of an ordered consumer (no acks, the library re-creates it after a gap) on `stream`.
+jsSubOptions ordered_consumer(const std::string& stream, jsDeliverPolicy policy,
+                              std::uint64_t start_seq = 0);
+
 // A NATS or JetStream status as an Error: "what: status text (jetstream error code)".
 platform::Error nats_error(natsStatus s, jsErrCode code, const std::string& what);
 

@@ -70,17 +70,8 @@ class Server {
         signals_(io, SIGTERM, SIGINT), stats_timer_(io) {}
 
   platform::Result<void> start() {
-    auto ep = parse_endpoint(options_.listen);
-    if (!ep) {
-      return tl::unexpected(ep.error());
-    }
-    std::error_code ec;
-    acceptor_.open(ep->protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(*ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return platform::fail(ec, "cannot listen on " + options_.listen);
+    if (auto r = listen_on(acceptor_, options_.listen); !r) {
+      return r;
     }
     signals_.async_wait([this](const std::error_code& e, int) {
       if (!e) {
