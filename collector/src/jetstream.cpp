@@ -435,6 +435,11 @@ void JetStreamSink::write(const std::string& node, const std::string& region,
     it->second.failed = "no acknowledgement from JetStream within " +
                         std::to_string(options_.timeout.count()) + " ms";
     it->second.pending = 0;
+    {
+      // Acknowledgements that may never come (the connection was lost) leave nothing behind.
+      std::lock_guard lock(mu_);
+      std::erase_if(inflight_, [id](const auto& e) { return e.second.batch == id; });
+    }
     finish(id);
   });
   const std::string subject = report_subject(region, site, node);
