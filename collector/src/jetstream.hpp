@@ -140,7 +140,15 @@ class JetStreamSink {
     std::uint64_t batch = 0;
     int record = -1;  // -1: the chain update
   };
+  struct Ack {
+    Token token;
+    bool ok = false;
+    std::uint64_t seq = 0;  // stream sequence (the bucket's revision for the chain update)
+    bool conflict = false;  // the compare-and-set found another revision
+    std::string why;
+  };
   JetStreamSink(asio::io_context& io, JetStreamOptions o) : io_(io), options_(std::move(o)) {}
+  void drain_acks();
   static void on_ack_thread(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae,
                             void* closure);
   void on_ack(Token t, bool ok, std::uint64_t seq, bool conflict, std::string why);
@@ -152,8 +160,10 @@ class JetStreamSink {
   JetStreamOptions options_;
   std::unique_ptr<NatsClient> client_;
   kvStore* kv_ = nullptr;
-  std::mutex mu_;  // guards inflight_ (NATS threads and the loop)
+  std::mutex mu_;  // guards inflight_, acks_ and drain_posted_ (NATS threads and the loop)
   std::unordered_map<natsMsg*, Token> inflight_;
+  std::vector<Ack> acks_;      // received, not yet handled on the loop
+  bool drain_posted_ = false;  // a drain_acks() is queued on the loop
   std::unordered_map<std::uint64_t, Batch> batches_;  // loop only
   std::uint64_t next_batch_ = 0;
 };
