@@ -4,6 +4,7 @@
 # SIGKILL mid-stream and started again. Nothing acknowledged is lost: the exported archive holds
 # every report of the node exactly once, without a hole.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/jetstream_lib.sh"
 
 command -v nats-server >/dev/null || { echo "nats-server missing (./gridnode.sh deps)"; exit 1; }
 COL=$BIN/gridnode-collector
@@ -27,14 +28,7 @@ for i in 0 1 2; do start_nats $i; done
 NATS="nats://127.0.0.1:${CPORT[0]},nats://127.0.0.1:${CPORT[1]},nats://127.0.0.1:${CPORT[2]}"
 for i in 0 1 2; do wait_for "nats-server $i" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/${CPORT[$i]}"; done
 
-P=$WORK/pki
-"$COL" pki init --dir "$P" --nodes node-1 >/dev/null
-STATE=$WORK/state
-mkdir -m 700 "$STATE"
-install -m 600 "$P/nodes/node-1.key" "$STATE/node.key"
-install -m 644 "$P/nodes/node-1.crt" "$STATE/node.crt"
-PORT_A=$(free_port)
-PORT_B=$(free_port)
+setup_failover_agent
 start_collector() {  # start_collector PORT
   "$COL" serve --listen "127.0.0.1:$1" --ca "$P/ca.crt" --cert "$P/collector.crt" \
     --key "$P/collector.key" --sink "$NATS" --replicas 3 --max-bytes 268435456 \
@@ -57,23 +51,11 @@ for _ in $(seq 40); do
 done
 start_collector "$PORT_B"
 wait_for "collector B listening" 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT_B"
-cat >"$WORK/agent.toml" <<TOML
-[agent]
-interval = 0.05
-[node]
-region = "east"
-site = "dc1"
-[upstream]
-endpoints = ["127.0.0.1:$PORT_A", "127.0.0.1:$PORT_B"]
-ca = "$P/ca.crt"
-TOML
 "$BIN/gridnoded" --config "$WORK/agent.toml" --state-dir "$STATE" --socket "$WORK/a.sock" \
   --sysfs-root "$FIXTURES/hwmon/coretemp/sys" --procfs-root "$FIXTURES/procfs/basic/proc" \
   2>>"$WORK/agent.log" &
 AGENT=$!
 PIDS+=("$AGENT")
-acked() { "${CTL[@]}" status --json 2>/dev/null | jq -r '.uplink.acked_seq // 0'; }
-acked_above() { [ "$(acked)" -gt "$1" ]; }
 wait_for "agent socket" 10 "${CTL[@]}" status
 wait_for "first acknowledgements" 30 acked_above 10
 

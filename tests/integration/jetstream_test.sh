@@ -5,6 +5,7 @@
 # node exactly once, the exported archive equals the stream, and a collector started with other
 # stream settings refuses to start and names the setting.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/jetstream_lib.sh"
 
 command -v nats-server >/dev/null || { echo "nats-server missing (./gridnode.sh deps)"; exit 1; }
 COL=$BIN/gridnode-collector
@@ -23,27 +24,7 @@ NATS=$(jq -r '.nats[0]' "$PORTS_FILE")
 MON=$(jq -r '.monitoring[0]' "$PORTS_FILE")
 stream_msgs() { curl -fsS "$MON/jsz?streams=true" | jq '[.account_details[].stream_detail[] | select(.name == "GRIDNODE_REPORTS") | .state.messages] | add // 0'; }
 
-P=$WORK/pki
-"$COL" pki init --dir "$P" --nodes node-1 >/dev/null
-STATE=$WORK/state
-mkdir -m 700 "$STATE"
-install -m 600 "$P/nodes/node-1.key" "$STATE/node.key"
-install -m 644 "$P/nodes/node-1.crt" "$STATE/node.crt"
-PORT_A=$(free_port)
-PORT_B=$(free_port)
-while [ "$PORT_B" = "$PORT_A" ]; do PORT_B=$(free_port); done
-cat >"$WORK/agent.toml" <<TOML
-[agent]
-interval = 0.05
-[node]
-region = "east"
-site = "dc1"
-[upstream]
-endpoints = ["127.0.0.1:$PORT_A", "127.0.0.1:$PORT_B"]
-ca = "$P/ca.crt"
-[report]
-keyframe_interval = 10
-TOML
+setup_failover_agent
 ROOTS=(--sysfs-root "$FIXTURES/hwmon/coretemp/sys" --procfs-root "$FIXTURES/procfs/basic/proc")
 
 declare -A COLLECTOR
@@ -66,8 +47,6 @@ start_agent() {
 }
 kill9() { { kill -9 "$1" && wait "$1"; } 2>/dev/null || true; }
 status() { "${CTL[@]}" status --json; }
-acked() { status | jq -r '.uplink.acked_seq // 0'; }
-acked_above() { [ "$(acked)" -gt "$1" ]; }
 connected_to() { status | jq -r '.uplink.connected_to // ""'; }
 
 start_collector A
