@@ -57,16 +57,6 @@ void Reporter::on_round(const Sampler& sampler) {
     return;
   }
   chain_ = {header_.seq, *digest};
-  auto recorded = chain_file_ ? chain_file_->record(chain_) : platform::Result<void>{};
-  if (!recorded) {
-    if (last_error_ != recorded.error().message()) {
-      last_error_ = recorded.error().message();
-      platform::log(platform::Level::err, "report",
-                    platform::LogLine("chain not recorded").kv("err", last_error_));
-    }
-  } else {
-    last_error_.clear();
-  }
   ++reports_;
   last_bytes_ = envelope_.size();
   last_keyframe_ = header_.keyframe;
@@ -76,6 +66,19 @@ void Reporter::on_round(const Sampler& sampler) {
       catalog = builder_.catalog().bytes;
     }
     sink_(catalog, envelope_, header_);
+  }
+  // Only now the chain point: a kill -9 between the two leaves the spool one report ahead of the
+  // chain file, and start-up resumes after the spool's last report. The other order would
+  // resume after a report that was never spooled, and lose it.
+  auto recorded = chain_file_ ? chain_file_->record(chain_) : platform::Result<void>{};
+  if (!recorded) {
+    if (last_error_ != recorded.error().message()) {
+      last_error_ = recorded.error().message();
+      platform::log(platform::Level::err, "report",
+                    platform::LogLine("chain not recorded").kv("err", last_error_));
+    }
+  } else {
+    last_error_.clear();
   }
 }
 
@@ -91,6 +94,11 @@ platform::Result<protocol::Bytes> Reporter::sign_gap(const protocol::GapRecord& 
 platform::Result<void> Reporter::persist_chain(const std::string& path) {
   auto file = std::make_unique<ChainFile>();
   if (auto r = file->open(path); !r) {
+    return r;
+  }
+  // At once, not with the first report: an empty file (created here, killed before that report)
+  // would not read as a chain point at the next start.
+  if (auto r = file->record(chain_); !r) {
     return r;
   }
   chain_file_ = std::move(file);
