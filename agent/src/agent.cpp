@@ -228,6 +228,8 @@ platform::Result<void> Agent::start() {
     return r;
   }
   control_->set_extra_groups(policy_->access_groups());
+  // A bundle or a reload may grant other groups: the socket's door follows the policy.
+  policy_->on_apply([this] { control_->set_extra_groups(policy_->access_groups()); });
   policy_->start();
   sampler_->on_round([this] {
     policy_->on_round(*sampler_);
@@ -323,7 +325,6 @@ void Agent::reload() {
   socket_gid_ = resolve_socket_group(c);
   control_->set_group(socket_gid_, c.socket_group);
   policy_->reload();
-  control_->set_extra_groups(policy_->access_groups());
   for (auto [changed, key] : {std::pair{c.socket_path != config_.socket_path, "control.socket"},
                               std::pair{c.drivers != config_.drivers, "agent.drivers"},
                               std::pair{c.roots.sysfs != config_.roots.sysfs ||

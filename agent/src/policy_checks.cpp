@@ -53,6 +53,14 @@ std::vector<std::string_view> fields(std::string_view line) {
   return out;
 }
 
+// The next line of `text` (without its newline), which moves past it.
+std::string_view next_line(std::string_view& text) {
+  auto eol = text.find('\n');
+  std::string_view line = text.substr(0, eol);
+  text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+  return line;
+}
+
 bool hex_u32(std::string_view s, std::uint32_t& out) {
   if (s.empty() || s.size() > 8) {
     return false;
@@ -228,9 +236,7 @@ platform::Result<std::vector<Listener>> parse_proc_net(std::string_view text,
   bool header = true;
   std::size_t line_no = 0;
   while (!text.empty()) {
-    auto eol = text.find('\n');
-    std::string_view line = text.substr(0, eol);
-    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+    std::string_view line = next_line(text);
     ++line_no;
     if (header) {
       header = false;  // "  sl  local_address rem_address   st ..."
@@ -405,9 +411,7 @@ platform::Result<std::map<std::string, crypto::Digest>> parse_manifest(std::stri
   std::map<std::string, crypto::Digest> out;
   std::size_t line_no = 0;
   while (!text.empty()) {
-    auto eol = text.find('\n');
-    std::string_view line = text.substr(0, eol);
-    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+    std::string_view line = next_line(text);
     ++line_no;
     if (platform::trim(line).empty() || line.front() == '#') {
       continue;
@@ -648,9 +652,7 @@ platform::Result<ProcessInfo> read_process(const platform::Roots& roots, pid_t p
   p.user = platform::user_name(p.uid);
   if (platform::read_file(dir + "/cgroup", text, 64 << 10)) {
     for (std::string_view rest = text; !rest.empty();) {
-      auto eol = rest.find('\n');
-      std::string_view line = rest.substr(0, eol);
-      rest = eol == std::string_view::npos ? std::string_view{} : rest.substr(eol + 1);
+      std::string_view line = next_line(rest);
       if (line.starts_with("0::")) {
         p.cgroup = std::string(line.substr(3));
       }

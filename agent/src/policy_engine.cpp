@@ -129,6 +129,9 @@ void PolicyEngine::apply(Policy policy) {
     integrity_timer_.cancel();
     start();
   }
+  if (on_apply_) {
+    on_apply_();
+  }
 }
 
 void PolicyEngine::arm(asio::steady_timer& timer, std::chrono::nanoseconds interval,
@@ -489,6 +492,19 @@ void PolicyEngine::do_accelerator() {
   });
 }
 
+PolicyEvent PolicyEngine::accelerator_event(const AcceleratorProcess& ap,
+                                            const ProcessInfo& info) const {
+  PolicyEvent e;
+  e.rule = "accelerator";
+  e.type = "accelerator";
+  e.severity = policy_.accelerator.severity;
+  e.subject = "pid " + std::to_string(info.pid) + " (" + info.comm + ")";
+  e.details = "user " + info.user + " (uid " + std::to_string(info.uid) + ", cgroup " +
+              (info.cgroup.empty() ? "?" : info.cgroup) + ") runs on GPU " +
+              std::to_string(ap.gpu) + " without being allowed";
+  return e;
+}
+
 void PolicyEngine::on_accelerator_processes(
     std::uint64_t generation,
     platform::Result<std::vector<std::pair<AcceleratorProcess, ProcessInfo>>> procs) {
@@ -512,28 +528,13 @@ void PolicyEngine::on_accelerator_processes(
       terminate(ap, info);
       continue;
     }
-    PolicyEvent e;
-    e.rule = "accelerator";
-    e.type = "accelerator";
-    e.severity = policy_.accelerator.severity;
-    e.subject = "pid " + std::to_string(info.pid) + " (" + info.comm + ")";
-    e.details = "user " + info.user + " (uid " + std::to_string(info.uid) + ", cgroup " +
-                (info.cgroup.empty() ? "?" : info.cgroup) + ") runs on GPU " +
-                std::to_string(ap.gpu) + " without being allowed";
-    raise(std::move(e));
+    raise(accelerator_event(ap, info));
   }
   reported_procs_ = std::move(now);
 }
 
 void PolicyEngine::terminate(const AcceleratorProcess& ap, const ProcessInfo& info) {
-  PolicyEvent e;
-  e.rule = "accelerator";
-  e.type = "accelerator";
-  e.severity = policy_.accelerator.severity;
-  e.subject = "pid " + std::to_string(info.pid) + " (" + info.comm + ")";
-  e.details = "user " + info.user + " (uid " + std::to_string(info.uid) + ", cgroup " +
-              (info.cgroup.empty() ? "?" : info.cgroup) + ") runs on GPU " +
-              std::to_string(ap.gpu) + " without being allowed";
+  PolicyEvent e = accelerator_event(ap, info);
   e.action = "terminate";
   const auto grace = policy_.accelerator.grace;
   asio::post(work_pool_, [this, e = std::move(e), info, grace, roots = options_.roots]() mutable {
@@ -732,8 +733,8 @@ void PolicyEngine::do_scan_bundles() {
     std::vector<std::pair<std::string, std::string>> fresh;
     if (auto names = platform::list_dir(options_.bundle_dir)) {
       for (const auto& n : *names) {
-        if (!n.ends_with(".bundle")) {
-          continue;
+        if (!n.ends_with(".bundle") || n.starts_with(".")) {
+          continue;  // hidden: a copy still being written
         }
         std::string path = platform::Roots::join(options_.bundle_dir, n);
         struct stat st {};

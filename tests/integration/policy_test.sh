@@ -85,7 +85,8 @@ openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/stranger.key" 2>/dev
 make_bundle() {  # make_bundle KEY POLICY OUT: docs/policy.md's recipe, stock tools only
   local sig
   sig=$(openssl dgst -sha256 -sign "$1" "$2" | base64 -w0)
-  { printf 'gridnode-policy-bundle 1\nsignature %s\n\n' "$sig"; cat "$2"; } >"$3"
+  { printf 'gridnode-policy-bundle 1\nsignature %s\n\n' "$sig"; cat "$2"; } >"$WORK/tmp.bundle"
+  mv "$WORK/tmp.bundle" "$3"  # dropped whole, never seen half-written
 }
 
 "$BIN/gridnoded" --config "$WORK/agent.toml" --socket "$SOCK" --state-dir "$WORK/dstate" \

@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -84,6 +85,8 @@ class PolicyEngine {
 
   // Installs `policy` (tests; load, reload and bundles end here).
   void apply(Policy policy);
+  // Called on the loop after every apply (the agent updates who the control socket lets in).
+  void on_apply(std::function<void()> callback) { on_apply_ = std::move(callback); }
 
   const Policy& policy() const { return policy_; }
   EventLog& events() { return events_; }
@@ -109,6 +112,7 @@ class PolicyEngine {
   void on_accelerator_processes(std::uint64_t generation,
                                 platform::Result<std::vector<std::pair<AcceleratorProcess, ProcessInfo>>> procs);
   void terminate(const AcceleratorProcess& ap, const ProcessInfo& info);
+  PolicyEvent accelerator_event(const AcceleratorProcess& ap, const ProcessInfo& info) const;
   void do_integrity_full();
   void do_integrity_paths();
   void on_integrity(std::uint64_t generation, std::vector<IntegrityFinding> findings,
@@ -153,6 +157,7 @@ class PolicyEngine {
   // bundles
   std::map<std::string, std::pair<std::int64_t, std::int64_t>> bundle_seen_;  // worker only
   bool scanning_ = false;
+  std::function<void()> on_apply_;
 
   asio::steady_timer network_timer_;
   asio::steady_timer accel_timer_;
