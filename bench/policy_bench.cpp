@@ -1,6 +1,7 @@
 // BM_LimitsEvaluate/N: the policy's per-round cost, N limits (each on one sensor, plus every
 // fourth on a whole family) judged against a round of 300 readings, steady state (no event).
-// Compare with BM_HwmonSweep (hwmon_bench), the sweep that produced such a round.
+// Compare with BM_HwmonSweep (hwmon_bench), the sweep that produced such a round. Figures in
+// docs/policy.md, "Costs".
 // BM_IntegrityHash: SHA-256 of a file through hash_file, uncapped (page cache warm), and
 // BM_IntegrityHashCapped/CAP: the same with the bandwidth cap, whose bytes/s must match CAP.
 #include <benchmark/benchmark.h>

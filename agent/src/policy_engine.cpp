@@ -109,6 +109,16 @@ void PolicyEngine::load() {
 void PolicyEngine::apply(Policy policy) {
   ++generation_;
   policy_ = std::move(policy);
+  // Group names are resolved once per policy, not per request (NSS may be slow).
+  access_gids_.clear();
+  for (const auto& g : policy_.access) {
+    auto gid = platform::resolve_group(g.group);
+    access_gids_.push_back(gid ? std::optional<gid_t>(*gid) : std::nullopt);
+    if (!gid) {
+      platform::log(Level::warning, "policy",
+                    LogLine("access: unknown group, its grant is ignored").kv("group", g.group));
+    }
+  }
   events_.set_limits(policy_.events);
   limits_.set_rules(policy_.limits);
   reported_listeners_.clear();
@@ -350,8 +360,8 @@ void PolicyEngine::cap_power(const LimitRule& rule, const LimitTransition& t) {
 
 std::vector<gid_t> PolicyEngine::access_groups() const {
   std::vector<gid_t> out;
-  for (const auto& g : policy_.access) {
-    if (auto gid = platform::resolve_group(g.group)) {
+  for (const auto& gid : access_gids_) {
+    if (gid) {
       out.push_back(*gid);
     }
   }
@@ -366,9 +376,9 @@ std::optional<std::string> PolicyEngine::authorize(std::string_view command,
   }
   bool ok = false;
   if (policy_.has_access) {
-    for (const auto& g : policy_.access) {
-      auto gid = platform::resolve_group(g.group);
-      if (gid && peer.in_group(*gid) && grants(g.commands, command)) {
+    for (std::size_t i = 0; i < policy_.access.size(); ++i) {
+      const auto& gid = access_gids_[i];
+      if (gid && peer.in_group(*gid) && grants(policy_.access[i].commands, command)) {
         ok = true;
         break;
       }

@@ -130,6 +130,7 @@ class PolicyEngine {
   Options options_;
   std::optional<crypto::PublicKey> key_;
   Policy policy_;
+  std::vector<std::optional<gid_t>> access_gids_;  // per policy_.access grant
   std::uint64_t generation_ = 0;  // bumps on apply: late results of an old policy are dropped
   EventLog events_;
   LimitsEvaluator limits_;
