@@ -667,23 +667,38 @@ void PolicyEngine::start_inotify() {
   if (!checker_) {
     return;
   }
-  int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (fd < 0) {
-    platform::log(Level::warning, "policy",
-                  LogLine("integrity: no inotify, periodic checks only")
-                      .kv("err", std::error_code(errno, std::generic_category()).message()));
-    return;
-  }
-  for (const auto& dir : checker_->watch_dirs()) {
-    int wd = ::inotify_add_watch(fd, dir.c_str(),
-                                 IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-                                     IN_DELETE | IN_ATTRIB | IN_DONT_FOLLOW);
-    if (wd >= 0) {
-      watch_dirs_[wd] = dir;
+  // Walking the watched trees is blocking I/O: on the worker; the watches are added there too
+  // and the descriptor comes back to the loop.
+  asio::post(work_pool_, [this, gen = generation_, checker = checker_] {
+    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    int err = errno;
+    std::map<int, std::string> dirs;
+    if (fd >= 0) {
+      for (const auto& dir : checker->watch_dirs()) {
+        int wd = ::inotify_add_watch(fd, dir.c_str(),
+                                     IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                         IN_DELETE | IN_ATTRIB | IN_DONT_FOLLOW);
+        if (wd >= 0) {
+          dirs[wd] = dir;
+        }
+      }
     }
-  }
-  inotify_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
-  do_read_inotify();
+    asio::post(io_, [this, gen, fd, err, dirs = std::move(dirs)]() mutable {
+      if (fd < 0) {
+        platform::log(Level::warning, "policy",
+                      LogLine("integrity: no inotify, periodic checks only")
+                          .kv("err", std::error_code(err, std::generic_category()).message()));
+        return;
+      }
+      if (gen != generation_ || stopped_) {
+        ::close(fd);  // a newer policy has its own
+        return;
+      }
+      watch_dirs_ = std::move(dirs);
+      inotify_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+      do_read_inotify();
+    });
+  });
 }
 
 void PolicyEngine::do_read_inotify() {

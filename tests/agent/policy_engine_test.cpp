@@ -415,7 +415,9 @@ TEST(PolicyEngine, IntegrityReactsToInotify) {
                          (dir / "model.bin") + "\"\nsha256 = \"" +
                          crypto::to_hex(crypto::sha256(std::string_view("weights"))) + "\"\n"));
   engine.start();
-  ASSERT_TRUE(run_until(io, [&] { return engine.bytes_hashed() > 0 && !engine.integrity_busy(); }));
+  ASSERT_TRUE(run_until(io, [&] {
+    return engine.bytes_hashed() > 0 && !engine.integrity_busy() && engine.watching();
+  }));
   EXPECT_EQ(find_event(engine.events(), "integrity"), nullptr);
   write(dir / "model.bin", "poisoned");  // no periodic pass for an hour: inotify must see it
   ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "integrity") != nullptr; }));

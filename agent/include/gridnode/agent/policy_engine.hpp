@@ -101,6 +101,7 @@ class PolicyEngine {
   void check_integrity_now() { do_integrity_full(); }
   void scan_bundles_now() { do_scan_bundles(); }
   bool integrity_busy() const { return hashing_; }
+  bool watching() const { return inotify_ != nullptr; }
   std::uint64_t bytes_hashed() const { return bytes_hashed_; }
 
  private:
