@@ -123,6 +123,15 @@ TEST(Policy, DefaultReportsIntrusionOnly) {
   EXPECT_TRUE(p.integrity.watch.empty());
 }
 
+TEST(Policy, UnicodeInStringsAndCommentsIsFine) {
+  auto p = parse_policy("# 95 \u00b0C\n[policy] # Z\u00fcrich\nname = \"dc1 Z\u00fcrich [[\"\nversion = 1\n"
+                        "[[limit]]\nname = \x27\x27\x27x\n[[[ \u00a1\x27\x27\x27\nmetric = \"m\"\nabove = 1\n",
+                        "p.toml");
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_EQ(p->name, "dc1 Z\u00fcrich [[");
+  EXPECT_EQ(p->limits[0].name, "x\n[[[ \u00a1");
+}
+
 TEST(Policy, IntrusionCanBeDisabled) {
   auto p = parse_policy("[intrusion]\nenabled = false\n", "p.toml");
   ASSERT_TRUE(p);
@@ -159,6 +168,12 @@ TEST(Policy, ErrorsNameTheLine) {
       {"[accelerator]\naction = \"shoot\"\n", "p.toml:2: accelerator.action: must be report or"},
       {"[intrusion]\nseverity = \"loud\"\n", "p.toml:2: intrusion.severity:"},
       {"[policy]\nversion = -1\n", "p.toml:2: policy.version:"},
+      // toml++ 3.x asserts on these (marzer/tomlplusplus#301): refused before it sees them.
+      {"[policy]\n[[[1]]]\n", "p.toml:2: malformed table header"},
+      {"  [[=\n", "p.toml:1: malformed table header"},
+      {"[[[]]", "p.toml:1: malformed table header"},
+      {"[policy]\n[>[limit]]\n", "p.toml:2: malformed table header"},
+      {"[policy]\nname = \"a\"\u00a1\n", "p.toml:2: a non-ASCII character outside"},
   };
   for (const auto& c : cases) {
     auto p = parse_policy(c.text, "p.toml");
