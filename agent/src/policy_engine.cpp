@@ -260,6 +260,9 @@ void PolicyEngine::evaluate(const std::vector<DriverSlot>& slots,
                             std::chrono::steady_clock::time_point now) {
   transitions_.clear();
   limits_.evaluate(slots, now, transitions_);
+  if (policy_.accelerator.enabled && options_.accelerator == nullptr) {
+    take_processes(slots);
+  }
   for (const auto& t : transitions_) {
     on_limit(t);
   }
@@ -308,7 +311,7 @@ void PolicyEngine::cap_power(const LimitRule& rule, const LimitTransition& t) {
   if (!gpu || options_.accelerator == nullptr) {
     e.details = t.fired ? "cannot cap power" : "cannot restore power";
     e.result = !gpu ? "failed: the series has no gpu label"
-                    : "failed: no accelerator control on this host";
+                    : "failed: power limits cannot be set on this host (no accelerator control)";
     raise(std::move(e));
     return;
   }
@@ -474,16 +477,50 @@ void PolicyEngine::on_listeners(std::uint64_t generation,
 
 // ---- accelerator use
 
+// The nvml driver lists each GPU's compute processes as samples; without an AcceleratorControl
+// the rule takes them from there.
+void PolicyEngine::take_processes(const std::vector<DriverSlot>& slots) {
+  sampled_procs_.clear();
+  for (const auto& slot : slots) {
+    const platform::Catalog* c = slot.front.catalog.get();
+    if (c == nullptr || slot.state != DriverState::up) {
+      continue;
+    }
+    for (const auto& r : slot.front.readings) {
+      if (r.series >= c->series.size() ||
+          c->family_of(r.series).name != "gridnode_gpu_process_memory_used_bytes") {
+        continue;
+      }
+      AcceleratorProcess p;
+      for (const auto& [k, v] : c->series[r.series].labels) {
+        if (k == "pid") {
+          p.pid = static_cast<pid_t>(platform::parse_uint64(v).value_or(0));
+        } else if (k == "gpu") {
+          p.gpu = static_cast<std::uint32_t>(platform::parse_uint64(v).value_or(0));
+        } else if (k == "UUID") {
+          p.uuid = v;
+        }
+      }
+      p.used_memory_bytes = r.value.bits;
+      if (p.pid > 0) {
+        sampled_procs_.push_back(std::move(p));
+      }
+    }
+  }
+}
+
 void PolicyEngine::do_accelerator() {
-  if (accel_busy_ || !policy_.accelerator.enabled || options_.accelerator == nullptr) {
+  if (accel_busy_ || !policy_.accelerator.enabled) {
     return;
   }
   accel_busy_ = true;
   asio::post(work_pool_, [this, gen = generation_, rule = policy_.accelerator,
-                          roots = options_.roots] {
+                          roots = options_.roots, sampled = sampled_procs_] {
     using Found = std::vector<std::pair<AcceleratorProcess, ProcessInfo>>;
     platform::Result<Found> out = Found{};
-    auto procs = options_.accelerator->list_processes();
+    auto procs = options_.accelerator != nullptr
+                     ? options_.accelerator->list_processes()
+                     : platform::Result<std::vector<AcceleratorProcess>>(sampled);
     if (!procs) {
       if (procs.error().code != std::errc::no_such_file_or_directory) {
         out = tl::unexpected(procs.error());

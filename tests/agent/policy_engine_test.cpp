@@ -472,6 +472,31 @@ TEST(PolicyEngine, AcceleratorAllowListReports) {
   EXPECT_EQ(find_event(engine.events(), "accelerator", "pid 78"), nullptr);  // its cgroup may
 }
 
+TEST(PolicyEngine, AcceleratorProcessesFromTheNvmlDriversSamples) {
+  // Without an AcceleratorControl the rule reads the nvml driver's process samples.
+  FakeTree proc;
+  proc.write("77/status", "Name:\tpython\nUid:\t1234\t1234\t1234\t1234\n");
+  proc.write("77/cgroup", "0::/user.slice\n");
+  proc.write("77/stat", "77 (python) S 1 77 77 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 5555 0 0\n");
+  auto c = std::make_shared<platform::Catalog>();
+  auto f = c->add_family({"gridnode_gpu_process_memory_used_bytes", "p",
+                          platform::MetricType::gauge, {1, 0}, "B"});
+  c->add_series(f, {{"UUID", "GPU-a"}, {"cgroup", "/user.slice"}, {"gpu", "3"}, {"pid", "77"},
+                    {"uid", "1234"}});
+  std::vector<DriverSlot> slots(1);
+  slots[0].state = DriverState::up;
+  slots[0].front.catalog = c;
+  slots[0].front.readings = {{0, platform::Value::of_unsigned(1 << 30)}};
+  asio::io_context io;
+  PolicyEngine engine(io, options({"/nonexistent", proc.root()}));
+  engine.apply(policy_of("[accelerator]\nusers = [\"mlsvc\"]\n"));
+  engine.evaluate(slots, std::chrono::steady_clock::now());
+  engine.check_accelerator_now();
+  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "accelerator"); }));
+  EXPECT_EQ(find_event(engine.events(), "accelerator")->subject, "pid 77 (python)");
+  EXPECT_NE(find_event(engine.events(), "accelerator")->details.find("GPU 3"), std::string::npos);
+}
+
 TEST(PolicyEngine, TerminateSendsSigtermThenSigkillAfterGrace) {
   const pid_t polite = spawn_child(false);
   const pid_t stubborn = spawn_child(true);

@@ -44,7 +44,9 @@ class PolicyEngine {
     std::string policy_key;   // PEM public key the bundles must verify with; empty: refused
     std::string state_dir;    // <state_dir>/policy.bundle keeps the last good bundle
     std::chrono::nanoseconds bundle_interval = std::chrono::seconds(5);
-    AcceleratorControl* accelerator = nullptr;  // not owned; null: no accelerator here
+    // Not owned. Null: the processes come from the accelerator drivers' samples
+    // (gridnode_gpu_process_memory_used_bytes{gpu,UUID,pid}) and power limits cannot be set.
+    AcceleratorControl* accelerator = nullptr;
   };
 
   PolicyEngine(asio::io_context& io, Options options);
@@ -124,6 +126,7 @@ class PolicyEngine {
   void arm_bundles();
   void on_bundle(std::string origin, platform::Result<Policy> policy, std::string bytes);
   void on_limit(const LimitTransition& t);
+  void take_processes(const std::vector<DriverSlot>& slots);
   void cap_power(const LimitRule& rule, const LimitTransition& t);
   void on_policy_rejected(const std::string& what, const platform::Error& error);
 
@@ -143,6 +146,7 @@ class PolicyEngine {
   // accelerator
   std::set<std::pair<pid_t, std::uint64_t>> reported_procs_;  // (pid, start time)
   bool accel_busy_ = false;
+  std::vector<AcceleratorProcess> sampled_procs_;  // from the last round's samples
   std::map<std::uint32_t, std::uint32_t> saved_power_mw_;  // gpu -> limit before we capped it
   // integrity
   std::shared_ptr<IntegrityChecker> checker_;
