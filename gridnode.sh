@@ -4,6 +4,7 @@
 #   ./gridnode.sh test     build and run every test, then the ASan+UBSan build's tests, then
 #                          each libFuzzer target for a bounded number of inputs
 #   ./gridnode.sh demo     run the agent on this host and query it as a technician would
+#   ./gridnode.sh package  build gridnode_<version>_<arch>.deb (build/package/) and lintian it
 #   ./gridnode.sh deps     only install the Debian packages the others need
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
@@ -11,10 +12,16 @@ cd "$(dirname "$(readlink -f "$0")")"
 # Build and test dependencies, all from Debian's mirror (nothing vendored).
 BUILD_PKGS=(g++ cmake ninja-build pkgconf
   libasio-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-  libmbedtls-dev libcereal-dev zlib1g-dev
+  libmbedtls-dev libcereal-dev zlib1g-dev libnats-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
 # Peers the tests measure us against, and the tools integration tests drive.
-TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3)
+TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3
+  nats-server)
+# The Debian package: dpkg-shlibdeps (dpkg-dev) and file for CPack, lintian to check it,
+# systemd for systemd-analyze (the units' exposure; no systemd needs to run), strace to check
+# that the agent needs no system call its unit filters out; adduser, which the package depends
+# on, so that the package test can dpkg -i it.
+PACKAGE_PKGS=(dpkg-dev file lintian systemd strace adduser)
 # The fuzz preset: libFuzzer comes with clang's runtime.
 FUZZ_PKGS=(clang-14 libclang-rt-14-dev)
 
@@ -45,7 +52,7 @@ build() {
 }
 
 run_tests() {
-  install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${FUZZ_PKGS[@]}"
+  install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${PACKAGE_PKGS[@]}" "${FUZZ_PKGS[@]}"
   build default
   log "testing (default build)"
   ctest --preset default -j "$(njobs)"
@@ -61,6 +68,19 @@ run_tests() {
   fi
 }
 
+package() {
+  install_missing "${BUILD_PKGS[@]}" "${PACKAGE_PKGS[@]}"
+  build default
+  log "packaging (CPack)"
+  rm -f build/package/gridnode_*.deb
+  (cd build && cpack -G DEB >/dev/null)
+  local deb
+  deb=$(ls build/package/gridnode_*.deb)
+  log "lintian $deb"
+  lintian --fail-on error --info "$deb"
+  echo "$deb ($(stat -c %s "$deb") bytes)"
+}
+
 demo() {
   install_missing jq
   build default
@@ -71,6 +91,7 @@ case "${1:-}" in
   build) build "${2:-default}" ;;
   test) run_tests ;;
   demo) demo ;;
-  deps) install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${FUZZ_PKGS[@]}" ;;
+  package) package ;;
+  deps) install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${PACKAGE_PKGS[@]}" "${FUZZ_PKGS[@]}" ;;
   *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -2,19 +2,31 @@
 // batches), values decoded, JSON lines rendered — everything but the sink's write and fsync.
 //   BM_Ingest/<batch>          reports per second (items_per_second) with batches of <batch>
 //   BM_IngestVerifyAll/<batch> the same checking every signature (--verify-all): the baseline
+//   BM_StoreJsonl/<batch>      the whole commit path of 16 nodes into the JSONL sink (fdatasync
+//                              per batch), per CPU second of this process
+//   BM_StoreJetStream/<batch>  the same into JetStream (a nats-server started here): every batch
+//                              of every node in flight at once, done when JetStream acknowledged
+//                              its records and the chain's compare-and-set; per CPU second of this
+//                              process (the loop and the NATS client's threads, not nats-server)
 // A node of 300 series, steady state (deltas, keyframe every 60), as on a real host.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <random>
 
 #include "ingest.hpp"
+#include "nats_server.hpp"
 #include "report_fixtures.hpp"
+#include "store.hpp"
 
 namespace gridnode::collector {
 namespace {
 
 struct Stream {
-  Stream() {
+  explicit Stream(std::string id = "node-0001") : node(std::move(id)) {
     random = crypto::Random::create("bench").value();
     key.emplace(crypto::PrivateKey::generate(*random).value());
     std::mt19937_64 rng(1);
@@ -25,7 +37,7 @@ struct Stream {
     for (std::size_t i = 0; i < n; ++i) {
       testing::evolve(rng, catalog.catalog, values, 0.0);
       protocol::ReportHeader h;
-      h.node_id = "node-0001";
+      h.node_id = node;
       h.node_labels = {{"rack", "r1"}, {"region", "east"}, {"site", "dc1"}};
       h.seq = ++seq;
       h.time_ns = 1'764'000'000'000'000'000ull + seq * 1'000'000'000ull;
@@ -37,6 +49,7 @@ struct Stream {
     }
     return out;
   }
+  std::string node;
   std::unique_ptr<crypto::Random> random;
   std::optional<crypto::PrivateKey> key;
   protocol::EncodedCatalog catalog;
@@ -92,6 +105,120 @@ void BM_Ingest(benchmark::State& state) { run(state, false); }
 void BM_IngestVerifyAll(benchmark::State& state) { run(state, true); }
 BENCHMARK(BM_Ingest)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_IngestVerifyAll)->Arg(64)->Unit(benchmark::kMillisecond);
+
+constexpr std::size_t kNodes = 16;
+constexpr int kStoreIterations = 12;
+
+// Every node's batches, signed beforehand (the agents' cost), the catalog in the first.
+struct Grid {
+  explicit Grid(std::size_t batch) {
+    for (std::size_t n = 0; n < kNodes; ++n) {
+      char id[16];
+      std::snprintf(id, sizeof id, "node-%04zu", n + 1);
+      streams.push_back(std::make_unique<Stream>(id));
+      auto& per = batches.emplace_back();
+      for (int b = 0; b < kStoreIterations + 1; ++b) {
+        per.push_back(streams.back()->make(batch));
+      }
+    }
+  }
+  std::vector<protocol::Frame> frames(std::size_t n, std::size_t b) const {
+    std::vector<protocol::Frame> f;
+    if (b == 0) {
+      f.push_back({protocol::FrameKind::catalog, streams[n]->catalog.bytes, 0});
+    }
+    for (const auto& p : batches[n][b]) {
+      f.push_back({protocol::FrameKind::report, p, 0});
+    }
+    return f;
+  }
+  std::vector<std::unique_ptr<Stream>> streams;
+  std::vector<std::vector<std::vector<protocol::Bytes>>> batches;  // [node][batch][report]
+};
+
+void run_store(benchmark::State& state, bool jetstream) {
+  const std::size_t batch = static_cast<std::size_t>(state.range(0));
+  Grid grid(batch);
+  std::unique_ptr<testing::NatsServer> nats;
+  std::string dir;
+  asio::io_context io{1};
+  platform::Result<std::unique_ptr<Store>> store = platform::fail(std::errc::invalid_argument, "");
+  if (jetstream) {
+    if (!testing::NatsServer::installed()) {
+      state.SkipWithError("nats-server not installed");
+      return;
+    }
+    nats = std::make_unique<testing::NatsServer>();
+    JetStreamOptions o;
+    o.servers = nats->url();
+    o.max_bytes = std::int64_t{2} << 30;
+    store = Store::open_jetstream(io, o, {});
+  } else {
+    dir = (std::filesystem::temp_directory_path() / "gn-bench-XXXXXX").string();
+    if (::mkdtemp(dir.data()) == nullptr) {
+      state.SkipWithError("mkdtemp");
+      return;
+    }
+    store = Store::open_jsonl(dir + "/sink.jsonl", {});
+  }
+  if (!store) {
+    state.SkipWithError(store.error().message().c_str());
+    return;
+  }
+  std::vector<NodeIngest*> nodes;
+  for (const auto& s : grid.streams) {
+    nodes.push_back((*store)->node(s->node, s->key->public_key()).value());
+  }
+  std::size_t b = 0;
+  std::size_t reports = 0;
+  std::vector<std::vector<protocol::Frame>> frames(kNodes);
+  // From handing a batch to the store to its being durable (JetStream: record PubAcks, then the
+  // chain's compare-and-set acknowledged), with every node's batch in flight at once.
+  std::vector<double> commit_ms;
+  for (auto _ : state) {
+    std::size_t done = 0;
+    std::string failed;
+    for (std::size_t n = 0; n < kNodes; ++n) {
+      frames[n] = grid.frames(n, b);
+      const auto t0 = std::chrono::steady_clock::now();
+      (*store)->commit(*nodes[n], frames[n], [&, t0](platform::Result<IngestResult> r) {
+        commit_ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        ++done;
+        if (!r) {
+          failed = r.error().message();
+        } else {
+          reports += r->reports;
+        }
+      });
+    }
+    while (done < kNodes) {
+      io.restart();
+      io.run_one_for(std::chrono::seconds(5));
+    }
+    if (!failed.empty()) {
+      state.SkipWithError(failed.c_str());
+      break;
+    }
+    ++b;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(reports));
+  if (!commit_ms.empty()) {
+    std::sort(commit_ms.begin(), commit_ms.end());
+    state.counters["commit_p50_ms"] = commit_ms[commit_ms.size() / 2];
+    state.counters["commit_p99_ms"] = commit_ms[(commit_ms.size() * 99) / 100];
+  }
+  store->reset();
+  if (!dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+}
+
+void BM_StoreJsonl(benchmark::State& state) { run_store(state, false); }
+void BM_StoreJetStream(benchmark::State& state) { run_store(state, true); }
+BENCHMARK(BM_StoreJsonl)->Arg(64)->Iterations(kStoreIterations)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StoreJetStream)->Arg(64)->Iterations(kStoreIterations)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace gridnode::collector

@@ -12,14 +12,16 @@ using platform::Level;
 using platform::LogLine;
 
 Agent::Agent(asio::io_context& io, Config config, std::string config_path,
-             std::function<void(Config&)> flags)
+             std::function<void(Config&)> flags, platform::ServiceNotifier notifier)
     : io_(io),
       config_(std::move(config)),
       config_path_(std::move(config_path)),
       flags_(std::move(flags)),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
       flush_timer_(io),
-      started_(std::chrono::steady_clock::now()) {}
+      started_(std::chrono::steady_clock::now()),
+      notifier_(std::move(notifier)),
+      watchdog_timer_(io) {}
 
 Agent::~Agent() { stop(); }
 
@@ -239,25 +241,123 @@ platform::Result<void> Agent::start() {
       reporter_->on_round(*sampler_);
     }
     if (!ready_logged_) {
-      ready_logged_ = true;
-      std::size_t samples = 0;
-      for (const auto& s : sampler_->slots()) {
-        samples += s.front.readings.size();
-      }
-      platform::log(Level::notice, "gridnoded",
-                    LogLine("ready")
-                        .kv("samples", static_cast<std::int64_t>(samples))
-                        .kv("socket", config_.socket_path));
+      on_first_round();
+    } else {
+      update_status();
     }
   });
   sampler_->start();
   do_wait_signal();
+  arm_watchdog();
   platform::log(Level::notice, "gridnoded",
                 LogLine("started").kv("version", version()).kv("config", config_.source));
   return {};
 }
 
+// The control socket already listens (start() opened it before the sampler ran), so both of
+// READY=1's conditions hold from here on.
+void Agent::on_first_round() {
+  ready_logged_ = true;
+  std::size_t samples = 0;
+  for (const auto& s : sampler_->slots()) {
+    samples += s.front.readings.size();
+  }
+  platform::log(Level::notice, "gridnoded",
+                LogLine("ready")
+                    .kv("samples", static_cast<std::int64_t>(samples))
+                    .kv("socket", config_.socket_path));
+  status_sent_ = status_line();
+  status_sent_at_ = std::chrono::steady_clock::now();
+  notify(notifier_.ready(status_sent_));
+}
+
+std::string Agent::status_line() const {
+  std::size_t samples = 0;
+  std::size_t up = 0;
+  for (const auto& s : sampler_->slots()) {
+    samples += s.front.readings.size();
+    up += s.front.readings.empty() ? 0 : 1;
+  }
+  std::string line = "sampling " + std::to_string(samples) + " metrics from " + std::to_string(up) +
+                     " of " + std::to_string(sampler_->slots().size()) + " drivers, ";
+  if (!uplink_) {
+    line += config_.upstream_endpoints.empty() ? "no upstream configured"
+                                               : "uplink off (node not enrolled)";
+  } else if (uplink_->connected()) {
+    line += "uplink connected to " + uplink_->status_json().value("connected_to", std::string());
+  } else {
+    line += "uplink " + uplink_->status_json().value("state", std::string()) + " (" +
+            std::to_string(config_.upstream_endpoints.size()) + " endpoints)";
+  }
+  if (spool_) {
+    SpoolStats st = spool_->stats();
+    line += ", spool " + human_bytes(st.unacked_bytes) + " unacked of " + human_bytes(st.bytes);
+  } else {
+    line += ", reports not signed (no node key)";
+  }
+  return line;
+}
+
+// At most one STATUS= per kStatusEvery: the spool's figures move with every round and ack,
+// and systemd needs no datagram per second to show a line a human reads now and then.
+void Agent::update_status() {
+  constexpr auto kStatusEvery = std::chrono::seconds(5);
+  const auto now = std::chrono::steady_clock::now();
+  if (!notifier_.enabled() || now - status_sent_at_ < kStatusEvery) {
+    return;
+  }
+  std::string line = status_line();
+  if (line != status_sent_) {
+    status_sent_ = std::move(line);
+    status_sent_at_ = now;
+    notify(notifier_.status(status_sent_));
+  }
+}
+
+// The ping comes from the loop itself: when a handler blocks the loop, the pings stop, and
+// systemd kills and restarts us after WatchdogSec=. Twice per interval, as sd_watchdog_enabled(3)
+// advises, so that one late tick is not yet a restart.
+void Agent::arm_watchdog() {
+  const auto period = notifier_.watchdog_interval() / 2;
+  if (period.count() == 0) {
+    return;
+  }
+  notify(notifier_.watchdog());
+  watchdog_timer_.expires_after(period);
+  do_watchdog(period);
+}
+
+void Agent::do_watchdog(std::chrono::microseconds period) {
+  watchdog_timer_.async_wait([this, period](const std::error_code& ec) {
+    if (ec) {
+      return;  // stopping
+    }
+    notify(notifier_.watchdog());
+    watchdog_timer_.expires_at(watchdog_timer_.expiry() + period);
+    if (watchdog_timer_.expiry() < std::chrono::steady_clock::now()) {
+      watchdog_timer_.expires_after(period);  // a late loop skips to the next slot, no burst
+    }
+    do_watchdog(period);
+  });
+}
+
+void Agent::notify(const platform::Result<void>& sent) {
+  if (!sent) {
+    if (notify_failing_.complain()) {
+      platform::log(Level::warning, "gridnoded",
+                    LogLine("cannot notify systemd").kv("err", sent.error().message()));
+    }
+  } else if (notify_failing_.release()) {
+    platform::log(Level::notice, "gridnoded", LogLine("notifying systemd again"));
+  }
+}
+
 void Agent::stop() {
+  if (!stopping_) {
+    stopping_ = true;
+    notify(notifier_.stopping());
+  }
+  watchdog_timer_.cancel();
   signals_.cancel();
   if (sampler_) {
     sampler_->stop();
@@ -301,7 +401,19 @@ void Agent::do_wait_signal() {
   });
 }
 
+// systemd holds `systemctl reload` until READY=1 comes back, and counts the time against
+// TimeoutStartSec=; a rejected file is still the end of the reload.
 void Agent::reload() {
+  notify(notifier_.reloading());
+  reload_config();
+  if (sampler_) {
+    status_sent_ = status_line();
+    status_sent_at_ = std::chrono::steady_clock::now();
+    notify(notifier_.ready(status_sent_));
+  }
+}
+
+void Agent::reload_config() {
   if (config_path_.empty()) {
     platform::log(Level::notice, "gridnoded", LogLine("reload: no config file, nothing to do"));
     return;

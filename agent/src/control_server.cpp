@@ -130,6 +130,12 @@ void ControlServer::set_group(std::optional<gid_t> group, std::string name) {
   options_.group = group;
   options_.group_name = std::move(name);
   if (bound_ && group) {
+    // Under systemd the socket is born in the service's group already; chown(2) is then not
+    // called at all, so that the unit may deny @chown (SystemCallFilter=~@privileged).
+    struct stat st {};
+    if (::stat(options_.path.c_str(), &st) == 0 && st.st_gid == *group) {
+      return;
+    }
     if (::chown(options_.path.c_str(), static_cast<uid_t>(-1), *group) != 0) {
       platform::log(Level::warning, "control",
                     LogLine("cannot give the socket to its group")

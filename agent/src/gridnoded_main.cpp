@@ -21,6 +21,7 @@
 #include "gridnode/agent/sampler.hpp"
 #include "gridnode/drivers/registry.hpp"
 #include "gridnode/platform/log.hpp"
+#include "gridnode/platform/notify.hpp"
 
 namespace {
 
@@ -280,7 +281,8 @@ int main(int argc, char** argv) try {
   }
 
   asio::io_context io{1};
-  agent::Agent daemon(io, config, path, apply_flags);
+  agent::Agent daemon(io, config, path, apply_flags,
+                      gridnode::platform::ServiceNotifier::from_environment());
   if (auto r = daemon.start(); !r) {
     die("cannot start: " + r.error().message());
   }

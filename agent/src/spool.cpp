@@ -27,6 +27,16 @@ using platform::Result;
 using protocol::FrameKind;
 namespace fmt = spool_format;
 
+std::string human_bytes(std::uint64_t bytes) {
+  if (bytes >= (std::uint64_t{1} << 20)) {
+    return std::to_string(bytes >> 20) + " MiB";
+  }
+  if (bytes >= (std::uint64_t{1} << 10)) {
+    return std::to_string(bytes >> 10) + " KiB";
+  }
+  return std::to_string(bytes) + " B";
+}
+
 namespace {
 
 constexpr std::string_view kComponent = "spool";
@@ -147,16 +157,6 @@ std::optional<std::uint64_t> parse_segment_name(const std::string& name) {
     return std::nullopt;
   }
   return *v;
-}
-
-std::string human_bytes(std::uint64_t bytes) {
-  if (bytes >= (std::uint64_t{1} << 20)) {
-    return std::to_string(bytes >> 20) + " MiB";
-  }
-  if (bytes >= (std::uint64_t{1} << 10)) {
-    return std::to_string(bytes >> 10) + " KiB";
-  }
-  return std::to_string(bytes) + " B";
 }
 
 std::uint64_t now_unix_ns() {

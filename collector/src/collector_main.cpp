@@ -5,9 +5,34 @@
 #include <CLI/CLI.hpp>
 
 #include "gridnode/platform/log.hpp"
+#include "capacity.hpp"
+#include "export.hpp"
 #include "inspect.hpp"
 #include "pki.hpp"
 #include "server.hpp"
+
+namespace {
+
+// The stream's and bucket's settings: created with them on first use, checked against them after.
+void add_jetstream_options(CLI::App& cmd, gridnode::collector::JetStreamOptions& o) {
+  cmd.add_option("--replicas", o.replicas, "JetStream: replicas of the stream and the bucket")
+      ->check(CLI::Range(1, 5))
+      ->capture_default_str();
+  cmd.add_option_function<std::int64_t>(
+         "--max-age", [&o](std::int64_t s) { o.max_age = std::chrono::seconds(s); },
+         "JetStream: seconds a record is kept (default 7 days)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+  cmd.add_option("--max-bytes", o.max_bytes, "JetStream: bytes the stream keeps at most")
+      ->capture_default_str();
+  cmd.add_option_function<std::int64_t>(
+         "--duplicate-window",
+         [&o](std::int64_t s) { o.duplicate_window = std::chrono::seconds(s); },
+         "JetStream: seconds a message id is remembered (default 600, above the agents' "
+         "longest backoff)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{86400}));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) try {
   CLI::App app{"gridnode-collector: receives, verifies and stores gridnode reports.",
@@ -34,13 +59,42 @@ int main(int argc, char** argv) try {
   serve_cmd->add_option("--ca", serve.ca, "The grid CA certificate")->required();
   serve_cmd->add_option("--cert", serve.cert, "The collector's certificate")->required();
   serve_cmd->add_option("--key", serve.key, "The collector's key (mode 0600)")->required();
-  serve_cmd->add_option("--sink", serve.sink, "The JSON Lines file verified records go to")
+  serve_cmd->add_option("--sink", serve.sink,
+                        "The JSON Lines file verified records go to, or nats://HOST:PORT[,…] to "
+                        "publish them to JetStream (docs/jetstream.md)")
       ->required();
+  add_jetstream_options(*serve_cmd, serve.jetstream);
   serve_cmd->add_flag("--verify-all", serve.verify_all,
                       "Check every report's signature, not one per linked run (audits)");
   serve_cmd->add_option("--window", serve.window, "Reports an agent may have in flight")
       ->check(CLI::Range(1u, 65536u))
       ->capture_default_str();
+
+  gridnode::collector::ExportOptions exp;
+  CLI::App* export_cmd = app.add_subcommand(
+      "export", "Write the JetStream stream to a JSON Lines archive, exactly once (durable consumer)");
+  export_cmd->add_option("--from", exp.from, "nats://HOST:PORT[,…]")->required();
+  export_cmd->add_option("--sink", exp.sink, "The JSON Lines file to append to")->required();
+  export_cmd->add_option("--durable", exp.durable, "The consumer's name (one per archive)")
+      ->capture_default_str();
+  export_cmd->add_flag("--drain", exp.drain, "Exit once nothing is pending");
+
+  gridnode::collector::CapacityOptions cap;
+  CLI::App* capacity_cmd = app.add_subcommand(
+      "capacity", "Serve the grid's free accelerators over HTTP, from the JetStream stream");
+  capacity_cmd->add_option("--from", cap.from, "nats://HOST:PORT[,…]")->required();
+  capacity_cmd->add_option("--listen", cap.listen, "HOST:PORT for HTTP")->capture_default_str();
+  capacity_cmd->add_option("--stale-after", cap.stale_after_intervals,
+                           "A node is stale after this many of its intervals without a report")
+      ->check(CLI::Range(1.0, 1000.0))
+      ->capture_default_str();
+  capacity_cmd->add_option_function<double>(
+      "--default-interval",
+      [&cap](double s) {
+        cap.default_interval = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+      },
+      "Seconds assumed between a node's reports until two of them show it (default 10)")
+      ->check(CLI::Range(0.001, 86400.0));
 
   gridnode::collector::PkiInitOptions init;
   gridnode::collector::PkiSignOptions sign;
@@ -72,6 +126,14 @@ int main(int argc, char** argv) try {
   if (serve_cmd->parsed()) {
     gridnode::platform::Log::detect_sink();
     return gridnode::collector::serve(serve);
+  }
+  if (export_cmd->parsed()) {
+    gridnode::platform::Log::detect_sink();
+    return gridnode::collector::export_stream(exp);
+  }
+  if (capacity_cmd->parsed()) {
+    gridnode::platform::Log::detect_sink();
+    return gridnode::collector::capacity(cap);
   }
   if (pki_init->parsed()) {
     return gridnode::collector::pki_init(init);

@@ -11,6 +11,16 @@ NodeIngest::NodeIngest(std::string node_id, std::optional<crypto::PublicKey> key
                        IngestOptions options)
     : node_(std::move(node_id)), key_(std::move(key)), options_(options) {}
 
+void NodeIngest::take_labels(const platform::Labels& labels) {
+  for (const auto& [k, v] : labels) {
+    if (k == "region") {
+      region_ = v;
+    } else if (k == "site") {
+      site_ = v;
+    }
+  }
+}
+
 const protocol::EncodedCatalog* NodeIngest::catalog_for(const protocol::ReportHeader& h) const {
   auto it = catalogs_.find(h.same_identity ? decoder_.current_catalog() : h.catalog);
   return it == catalogs_.end() ? nullptr : &it->second;
@@ -33,7 +43,19 @@ void NodeIngest::decode_into(Pending& p) {
   p.catalog = catalog;
 }
 
-bool NodeIngest::settle(IngestResult& result, std::string& lines) {
+namespace {
+
+void add_record(std::vector<RecordInfo>* records, protocol::FrameKind kind, std::size_t offset,
+                const std::string& lines, std::uint64_t seq, bool keyframe, std::string id) {
+  if (records != nullptr) {
+    records->push_back({kind, offset, lines.size() - offset, seq, keyframe, std::move(id)});
+  }
+}
+
+}  // namespace
+
+bool NodeIngest::settle(IngestResult& result, std::string& lines,
+                        std::vector<RecordInfo>* records) {
   if (pending_.empty()) {
     return true;
   }
@@ -67,11 +89,18 @@ bool NodeIngest::settle(IngestResult& result, std::string& lines) {
     const std::uint64_t vouched_by = pending_[good - 1].report.header.seq;
     for (std::size_t i = 0; i < good; ++i) {
       Pending& p = pending_[i];
+      const std::size_t offset = lines.size();
+      take_labels(p.report.header.node_labels);
       if (p.catalog != nullptr) {
         writer_.report(p.report, *p.catalog, p.envelope, vouched_by, lines);
       } else {
         writer_.report_without_values(p.report, p.envelope, vouched_by, p.values_error, lines);
       }
+      const auto& h = p.report.header;
+      // Not the boot id: a delta report leaves it out of its bytes, and one collector may decode
+      // a report that another cannot. The digest identifies the signed bytes themselves.
+      add_record(records, protocol::FrameKind::report, offset, lines, h.seq, h.keyframe,
+                 node_ + ":" + std::to_string(h.seq) + ":" + crypto::to_hex(p.report.digest));
       ++result.reports;
     }
     result.ack_seq = vouched_by;
@@ -82,7 +111,8 @@ bool NodeIngest::settle(IngestResult& result, std::string& lines) {
   return result.rejected.empty();
 }
 
-IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::string& out) {
+IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::string& out,
+                                std::vector<RecordInfo>* records) {
   IngestResult result;
   if (!key_) {
     result.rejected = "no key for node " + node_;
@@ -90,6 +120,10 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
   }
   std::string catalog_lines;
   std::string lines;
+  std::vector<RecordInfo> catalog_records;
+  std::vector<RecordInfo> line_records;
+  std::vector<RecordInfo>* cat_out = records != nullptr ? &catalog_records : nullptr;
+  std::vector<RecordInfo>* line_out = records != nullptr ? &line_records : nullptr;
   writer_.set_received(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::system_clock::now().time_since_epoch())
@@ -98,7 +132,7 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
   decoder_vouched_ = decoder_;
   pending_.clear();
   auto reject = [&](std::string why) {
-    if (settle(result, lines)) {
+    if (settle(result, lines, line_out)) {
       result.rejected = std::move(why);
     }
   };
@@ -116,7 +150,10 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
         e.bytes.assign(f.payload.begin(), f.payload.end());
         e.catalog = std::move(*c);
         auto& stored = catalogs_.emplace(digest, std::move(e)).first->second;
+        const std::size_t offset = catalog_lines.size();
         writer_.catalog(node_, stored, catalog_lines);
+        add_record(cat_out, protocol::FrameKind::catalog, offset, catalog_lines, 0, false,
+                   node_ + ":catalog:" + crypto::to_hex(digest));
       }
       continue;
     }
@@ -131,7 +168,7 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
         reject(gap ? "gap record for node " + gap->node_id : gap.error().message());
         break;
       }
-      if (!settle(result, lines)) {
+      if (!settle(result, lines, line_out)) {
         break;
       }
       ++result.signatures_checked;
@@ -139,7 +176,11 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
         result.rejected = "signature of a gap record does not verify";
         break;
       }
+      const std::size_t offset = lines.size();
       writer_.gap(*gap, f.payload, lines);
+      add_record(line_out, protocol::FrameKind::gap, offset, lines, gap->to_seq, false,
+                 node_ + ":gap:" + std::to_string(gap->from_seq) + "-" +
+                     std::to_string(gap->to_seq));
       ++result.gaps;
       continue;
     }
@@ -166,7 +207,7 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
       reject("report " + std::to_string(h.seq) + ": " + check.describe());
       break;
     }
-    if (check.link != protocol::Link::next && !settle(result, lines)) {
+    if (check.link != protocol::Link::next && !settle(result, lines, line_out)) {
       break;
     }
     chain_ = probe;
@@ -179,12 +220,23 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
     p.report = std::move(*front);
     decode_into(p);
     pending_.push_back(std::move(p));
-    if (options_.verify_all && !settle(result, lines)) {
+    if (options_.verify_all && !settle(result, lines, line_out)) {
       break;
     }
   }
   if (result.rejected.empty()) {
-    settle(result, lines);
+    settle(result, lines, line_out);
+  }
+  if (records != nullptr) {
+    const std::size_t base = out.size();
+    for (auto& r : catalog_records) {
+      r.offset += base;
+      records->push_back(std::move(r));
+    }
+    for (auto& r : line_records) {
+      r.offset += base + catalog_lines.size();
+      records->push_back(std::move(r));
+    }
   }
   out += catalog_lines;
   out += lines;
@@ -218,7 +270,9 @@ platform::Result<void> NodeIngest::restore(protocol::FrameKind kind,
   }
   (void)chain_.check(front->header, front->digest);
   if (const auto* catalog = catalog_for(front->header)) {
-    (void)decoder_.decode(split->message, *catalog);
+    if (auto rep = decoder_.decode(split->message, *catalog)) {
+      take_labels(rep->header.node_labels);
+    }
   }
   return {};
 }

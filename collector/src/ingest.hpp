@@ -20,6 +20,17 @@ struct IngestOptions {
   bool verify_all = false;
 };
 
+// One record of a batch's sink lines: where its line is and what identifies it. A distributed
+// sink publishes each record as one message, with `id` as its de-duplication id.
+struct RecordInfo {
+  protocol::FrameKind kind = protocol::FrameKind::report;
+  std::size_t offset = 0;  // of its line in the batch's text
+  std::size_t size = 0;    // '\n' included
+  std::uint64_t seq = 0;   // report: its seq; gap: to_seq; catalog: 0
+  bool keyframe = false;   // a report decodable without its predecessor
+  std::string id;          // node:seq:digest, node:gap:from-to, node:catalog:digest
+};
+
 struct IngestResult {
   std::uint64_t ack_seq = 0;  // the last report accepted in this batch (0: none)
   std::size_t reports = 0;    // accepted
@@ -44,7 +55,9 @@ class NodeIngest {
   // Verifies the frames of one batch, in order, and appends to `out` the sink lines of what it
   // accepts (catalogs first, then reports and gap records). The node's state moves past what was
   // accepted; a rejected report and everything after it in the batch leave no trace.
-  IngestResult ingest(std::span<const protocol::Frame> frames, std::string& out);
+  // `records`, when given, receives one entry per line appended (offsets into `out`).
+  IngestResult ingest(std::span<const protocol::Frame> frames, std::string& out,
+                      std::vector<RecordInfo>* records = nullptr);
 
   // Recovery: one record read back from the sink (already verified when it was written).
   [[nodiscard]] platform::Result<void> restore(protocol::FrameKind kind,
@@ -52,8 +65,15 @@ class NodeIngest {
 
   const std::string& node_id() const { return node_; }
   void set_key(crypto::PublicKey key) { key_ = std::move(key); }
+  // Takes the chain position from elsewhere (the JetStream bucket, which is authoritative).
+  void resume(std::uint64_t seq, const crypto::Digest& digest) {
+    chain_ = protocol::ChainVerifier(seq, digest);
+  }
   std::uint64_t have_seq() const { return chain_.last_seq(); }
   const crypto::Digest& have_digest() const { return chain_.last_digest(); }
+  // The node's region and site labels from its latest report ("" until one was decoded).
+  const std::string& region() const { return region_; }
+  const std::string& site() const { return site_; }
 
  private:
   struct Pending {
@@ -65,9 +85,10 @@ class NodeIngest {
   };
   // Verifies the pending run; renders what it vouches for. False when a signature failed
   // (then `result.rejected` says why and the state is back at the last good report).
-  bool settle(IngestResult& result, std::string& lines);
+  bool settle(IngestResult& result, std::string& lines, std::vector<RecordInfo>* records);
   const protocol::EncodedCatalog* catalog_for(const protocol::ReportHeader& h) const;
   void decode_into(Pending& p);
+  void take_labels(const platform::Labels& labels);
 
   std::string node_;
   std::optional<crypto::PublicKey> key_;
@@ -79,6 +100,7 @@ class NodeIngest {
   std::map<crypto::Digest, protocol::EncodedCatalog> catalogs_;
   std::vector<Pending> pending_;
   RecordWriter writer_;
+  std::string region_, site_;
 };
 
 }  // namespace gridnode::collector

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 
 #include <nlohmann/json.hpp>
 
@@ -35,7 +36,13 @@ class KeysReader final : public nlohmann::json_sax<nlohmann::json> {
   bool null() override { return true; }
   bool boolean(bool) override { return true; }
   bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_unsigned(number_unsigned_t val) override {
+    if (depth_ == 1 && want_seq_) {
+      out_.seq = val;
+    }
+    want_seq_ = false;
+    return true;
+  }
   bool number_float(number_float_t, const string_t&) override { return true; }
   bool binary(binary_t&) override { return true; }
   bool string(string_t& val) override {
@@ -69,8 +76,11 @@ class KeysReader final : public nlohmann::json_sax<nlohmann::json> {
   }
   bool key(string_t& val) override {
     want_ = nullptr;
+    want_seq_ = false;
     if (depth_ == 1) {
-      if (val == "type") {
+      if (val == "seq") {
+        want_seq_ = true;
+      } else if (val == "type") {
         want_ = &out_.type, bit_ = 0b001;
       } else if (val == "node") {
         want_ = &out_.node, bit_ = 0b010;
@@ -87,6 +97,7 @@ class KeysReader final : public nlohmann::json_sax<nlohmann::json> {
  private:
   RecordKeys& out_;
   std::string* want_ = nullptr;  // where the next top-level string value goes
+  bool want_seq_ = false;        // the next top-level value is "seq"
   unsigned bit_ = 0;
   unsigned seen_ = 0;
   int depth_ = 0;
@@ -134,9 +145,20 @@ bool read_written_layout(std::string_view line, RecordKeys& out) {
   if (!is_plain(type) || !is_plain(node) || !is_base64(raw)) {
     return false;
   }
+  // RecordWriter puts a report's sequence number right after the node.
+  constexpr std::string_view kSeq = "\",\"seq\":";
+  std::uint64_t seq = 0;
+  if (line.substr(node_end).starts_with(kSeq)) {
+    const char* first = line.data() + node_end + kSeq.size();
+    const auto [end, ec] = std::from_chars(first, line.data() + line.size(), seq);
+    if (ec != std::errc{} || end == first || (*end != ',' && *end != '}')) {
+      return false;
+    }
+  }
   out.type.assign(type);
   out.node.assign(node);
   out.raw.assign(raw);
+  out.seq = seq;
   return true;
 }
 
@@ -180,6 +202,7 @@ bool read_record_keys(std::string_view line, RecordKeys& out) {
   if (read_written_layout(line, out)) {
     return true;
   }
+  out.seq = 0;
   KeysReader reader(out);
   const bool ok = nlohmann::json::sax_parse(line.begin(), line.end(), &reader,
                                             nlohmann::json::input_format_t::json,

@@ -59,6 +59,7 @@ struct RecordKeys {
   std::string type;
   std::string node;
   std::string raw;
+  std::uint64_t seq = 0;  // a report's "seq"; 0 where the line has none
 };
 // False when the line is not a JSON object or lacks a string "type", "node" or "raw" at its top
 // level. `out` is reused between calls (its strings keep their capacity).

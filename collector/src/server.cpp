@@ -14,8 +14,10 @@
 #include "gridnode/crypto/tls.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
+#include "gridnode/platform/notify.hpp"
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/protocol/session.hpp"
+#include "endpoint.hpp"
 #include "store.hpp"
 
 namespace gridnode::collector {
@@ -23,25 +25,6 @@ namespace {
 
 using platform::Level;
 using platform::LogLine;
-
-platform::Result<asio::ip::tcp::endpoint> parse_endpoint(const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos) {
-    return platform::fail(std::errc::invalid_argument, "\"" + text + "\": HOST:PORT expected");
-  }
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  auto port = platform::parse_uint64(text.substr(colon + 1));
-  std::error_code ec;
-  auto addr = asio::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
-  if (ec || !port || *port > 65535) {
-    return platform::fail(std::errc::invalid_argument,
-                          "\"" + text + "\": an IP address and a port expected");
-  }
-  return asio::ip::tcp::endpoint(addr, static_cast<unsigned short>(*port));
-}
 
 class Server;
 
@@ -57,6 +40,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read();
   void on_data(std::size_t n);
+  void on_committed(platform::Result<IngestResult> r);
   bool handle_hello(const protocol::Frame& f);
   void send(protocol::FrameKind kind, const protocol::Bytes& payload);
   void flush();
@@ -82,22 +66,14 @@ class Session : public std::enable_shared_from_this<Session> {
 class Server {
  public:
   Server(asio::io_context& io, const ServeOptions& o, std::unique_ptr<Store> store,
-         std::shared_ptr<crypto::TlsContext> tls)
+         std::shared_ptr<crypto::TlsContext> tls, platform::ServiceNotifier notifier)
       : io_(io), options_(o), store_(std::move(store)), tls_(std::move(tls)), acceptor_(io),
-        signals_(io, SIGTERM, SIGINT), stats_timer_(io) {}
+        signals_(io, SIGTERM, SIGINT), stats_timer_(io), notifier_(std::move(notifier)),
+        watchdog_timer_(io) {}
 
   platform::Result<void> start() {
-    auto ep = parse_endpoint(options_.listen);
-    if (!ep) {
-      return tl::unexpected(ep.error());
-    }
-    std::error_code ec;
-    acceptor_.open(ep->protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(*ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return platform::fail(ec, "cannot listen on " + options_.listen);
+    if (auto r = listen_on(acceptor_, options_.listen); !r) {
+      return r;
     }
     signals_.async_wait([this](const std::error_code& e, int) {
       if (!e) {
@@ -106,7 +82,20 @@ class Server {
     });
     accept();
     log_stats_every_minute();
+    notify(notifier_.ready(status_line()));
+    if (auto period = notifier_.watchdog_interval() / 2; period.count() != 0) {
+      notify(notifier_.watchdog());
+      watchdog_timer_.expires_after(period);
+      do_watchdog(period);
+    }
     return {};
+  }
+
+  // systemd's STATUS= line: what `systemctl status gridnode-collector` shows.
+  std::string status_line() const {
+    return "listening on " + options_.listen + ", " + std::to_string(connections_) +
+           " connections, " + std::to_string(store_->stats().nodes) + " nodes, " +
+           std::to_string(reports_) + " reports, " + std::to_string(rejections_) + " rejections";
   }
 
   void log_stats() const {
@@ -125,6 +114,8 @@ class Server {
   }
 
   void stop(int code) {
+    notify(notifier_.stopping());
+    watchdog_timer_.cancel();
     log_stats();
     exit_code_ = code;
     std::error_code ec;
@@ -176,6 +167,7 @@ class Server {
     stats_timer_.async_wait([this](const std::error_code& ec) {
       if (!ec) {
         log_stats();
+        notify(notifier_.status(status_line()));
         log_stats_every_minute();
       }
     });
@@ -187,6 +179,27 @@ class Server {
   }
 
  private:
+  // WATCHDOG=1 from the loop itself, twice per WatchdogSec=: a wedged loop gets restarted.
+  void do_watchdog(std::chrono::microseconds period) {
+    watchdog_timer_.async_wait([this, period](const std::error_code& ec) {
+      if (ec) {
+        return;
+      }
+      notify(notifier_.watchdog());
+      watchdog_timer_.expires_after(period);
+      do_watchdog(period);
+    });
+  }
+
+  void notify(const platform::Result<void>& sent) {
+    if (!sent && notify_failing_.complain()) {
+      platform::log(Level::warning, "collector",
+                    LogLine("cannot notify systemd").kv("err", sent.error().message()));
+    } else if (sent) {
+      notify_failing_.release();
+    }
+  }
+
   void accept() {
     acceptor_.async_accept([this](const std::error_code& ec, asio::ip::tcp::socket socket) {
       if (ec) {
@@ -227,6 +240,9 @@ class Server {
   std::uint64_t batches_ = 0;
   std::uint64_t reports_ = 0;
   int exit_code_ = 0;
+  platform::ServiceNotifier notifier_;
+  platform::Complaint notify_failing_;
+  asio::steady_timer watchdog_timer_;
 };
 
 void Session::start() {
@@ -245,8 +261,17 @@ void Session::start() {
       self->close("");
       return;
     }
-    self->ingest_ = &self->server_.store().node(self->node_,
-                                                self->stream_->peer_certificate()->public_key());
+    auto ingest =
+        self->server_.store().node(self->node_, self->stream_->peer_certificate()->public_key());
+    if (!ingest) {
+      platform::log(Level::warning, "collector",
+                    LogLine("cannot load node state")
+                        .kv("node", self->node_)
+                        .kv("err", ingest.error().message()));
+      self->close("node state unavailable");
+      return;
+    }
+    self->ingest_ = *ingest;
     self->server_.attach(self->node_, self->shared_from_this());
     self->read();
   });
@@ -302,28 +327,49 @@ void Session::on_data(std::size_t n) {
         return;
     }
   }
-  if (!batch.empty()) {
-    auto r = server_.store().commit(*ingest_, batch);
-    if (!r) {
-      // The sink failed: state in memory is ahead of it. Stop; a restart replays the sink.
-      platform::log(Level::err, "collector", LogLine("sink failed").kv("err", r.error().message()));
-      server_.stop(1);
+  if (batch.empty()) {
+    in_.consume();
+    read();
+    return;
+  }
+  // The frames point into in_: nothing is consumed or read until the sink is done with them.
+  server_.store().commit(*ingest_, batch, [self = shared_from_this()](
+                                              platform::Result<IngestResult> r) {
+    self->on_committed(std::move(r));
+  });
+}
+
+void Session::on_committed(platform::Result<IngestResult> r) {
+  if (!r) {
+    if (r.error().code == std::errc::resource_unavailable_try_again) {
+      // JetStream did not take the batch, or another collector moved the node's chain on:
+      // nothing is acknowledged; the agent reconnects and is told where the chain stands.
+      platform::log(Level::warning, "collector",
+                    LogLine("batch not stored").kv("node", node_).kv("err", r.error().message()));
+      close("batch not stored");
       return;
     }
-    server_.count_batch(*r);
-    if (r->ack_seq > 0) {
-      protocol::Bytes ack;
-      protocol::encode(protocol::Ack{r->ack_seq}, ack);
-      send(protocol::FrameKind::ack, ack);
-    }
-    if (!r->rejected.empty()) {
-      server_.count_rejection(node_ + ": " + r->rejected);
-      protocol::Bytes rej;
-      protocol::encode(protocol::Reject{ingest_->have_seq(), r->rejected}, rej);
-      send(protocol::FrameKind::reject, rej);
-      close_after_write_ = true;
-      return;
-    }
+    // The sink failed: state in memory is ahead of it. Stop; a restart replays the sink.
+    platform::log(Level::err, "collector", LogLine("sink failed").kv("err", r.error().message()));
+    server_.stop(1);
+    return;
+  }
+  server_.count_batch(*r);
+  if (r->ack_seq > 0) {
+    protocol::Bytes ack;
+    protocol::encode(protocol::Ack{r->ack_seq}, ack);
+    send(protocol::FrameKind::ack, ack);
+  }
+  if (!r->rejected.empty()) {
+    server_.count_rejection(node_ + ": " + r->rejected);
+    protocol::Bytes rej;
+    protocol::encode(protocol::Reject{ingest_->have_seq(), r->rejected}, rej);
+    send(protocol::FrameKind::reject, rej);
+    close_after_write_ = true;
+    return;
+  }
+  if (closing_) {
+    return;
   }
   in_.consume();
   read();
@@ -420,7 +466,16 @@ int serve(const ServeOptions& o) {
     std::fprintf(stderr, "gridnode-collector serve: %s\n", tls.error().message().c_str());
     return 2;
   }
-  auto store = Store::open_jsonl(o.sink, {.verify_all = o.verify_all});
+  asio::io_context io{1};
+  const IngestOptions ingest{.verify_all = o.verify_all};
+  platform::Result<std::unique_ptr<Store>> store = platform::fail(std::errc::invalid_argument, "");
+  if (o.sink.starts_with("nats://")) {
+    JetStreamOptions js = o.jetstream;
+    js.servers = o.sink;
+    store = Store::open_jetstream(io, js, ingest);
+  } else {
+    store = Store::open_jsonl(o.sink, ingest);
+  }
   if (!store) {
     std::fprintf(stderr, "gridnode-collector serve: %s\n", store.error().message().c_str());
     return 2;
@@ -433,8 +488,8 @@ int serve(const ServeOptions& o) {
                     .kv("records", static_cast<std::int64_t>(st.records_replayed))
                     .kv("unreadable", static_cast<std::int64_t>(st.lines_unreadable))
                     .kv("cut_bytes", static_cast<std::int64_t>(st.bytes_cut)));
-  asio::io_context io{1};
-  Server server(io, o, std::move(*store), std::move(*tls));
+  Server server(io, o, std::move(*store), std::move(*tls),
+                platform::ServiceNotifier::from_environment());
   if (auto r = server.start(); !r) {
     std::fprintf(stderr, "gridnode-collector serve: %s\n", r.error().message().c_str());
     return 2;

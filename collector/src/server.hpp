@@ -4,12 +4,15 @@
 #include <cstdint>
 #include <string>
 
+#include "jetstream.hpp"
+
 namespace gridnode::collector {
 
 struct ServeOptions {
   std::string listen = "127.0.0.1:4443";  // HOST:PORT, [v6]:PORT
   std::string ca, cert, key;              // the grid CA; the collector's certificate and key
-  std::string sink;                       // FILE.jsonl
+  std::string sink;                       // FILE.jsonl, or nats://HOST:PORT[,…] (JetStream)
+  JetStreamOptions jetstream;             // with a nats:// sink (servers set from it)
   bool verify_all = false;
   std::uint32_t window = 256;             // reports an agent may have in flight
   std::chrono::seconds idle_timeout{120};

@@ -3,6 +3,32 @@
 #include "gridnode/crypto/base64.hpp"
 
 namespace gridnode::collector {
+namespace {
+
+struct ParsedLine {
+  protocol::FrameKind kind = protocol::FrameKind::report;
+  std::string node;
+  std::uint64_t seq = 0;  // of a report
+  std::vector<std::uint8_t> raw;
+};
+
+// A sink line back to what the node sent (the record's signed bytes), or nothing. `keys` is
+// scratch space reused from line to line.
+std::optional<ParsedLine> parse_line(std::string_view line, RecordKeys& keys) {
+  if (!read_record_keys(line, keys)) {
+    return std::nullopt;
+  }
+  auto raw = crypto::from_base64(keys.raw);
+  if (!raw) {
+    return std::nullopt;
+  }
+  return ParsedLine{keys.type == "catalog"  ? protocol::FrameKind::catalog
+                    : keys.type == "report" ? protocol::FrameKind::report
+                                            : protocol::FrameKind::gap,
+                    keys.node, keys.seq, std::move(*raw)};
+}
+
+}  // namespace
 
 platform::Result<std::unique_ptr<Store>> Store::open_jsonl(const std::string& path,
                                                            IngestOptions options) {
@@ -16,25 +42,34 @@ platform::Result<std::unique_ptr<Store>> Store::open_jsonl(const std::string& pa
   return store;
 }
 
+platform::Result<std::unique_ptr<Store>> Store::open_jetstream(asio::io_context& io,
+                                                               const JetStreamOptions& jetstream,
+                                                               IngestOptions options) {
+  std::unique_ptr<Store> store(new Store(options));
+  auto sink = JetStreamSink::open(io, jetstream);
+  if (!sink) {
+    return tl::unexpected(sink.error());
+  }
+  store->jetstream_ = std::move(*sink);
+  return store;
+}
+
+std::string Store::describe() const {
+  return jetstream_ ? jetstream_->describe() : sink_->describe();
+}
+
 void Store::replay(std::string_view line) {
-  if (!read_record_keys(line, keys_)) {
+  auto p = parse_line(line, keys_);
+  if (!p) {
     ++stats_.lines_unreadable;
     return;
   }
-  protocol::FrameKind kind = keys_.type == "catalog"  ? protocol::FrameKind::catalog
-                             : keys_.type == "report" ? protocol::FrameKind::report
-                                                      : protocol::FrameKind::gap;
-  auto raw = crypto::from_base64(keys_.raw);
-  if (!raw) {
-    ++stats_.lines_unreadable;
-    return;
-  }
-  auto& slot = nodes_[keys_.node];
-  if (!slot) {
+  auto& slot = nodes_[p->node];
+  if (!slot.ingest) {
     // The key arrives with the node's next connection (its certificate); restoring needs none.
-    slot = std::make_unique<NodeIngest>(keys_.node, std::nullopt, options_);
+    slot.ingest = std::make_unique<NodeIngest>(p->node, std::nullopt, options_);
   }
-  if (auto r = slot->restore(kind, *raw); !r) {
+  if (auto r = slot.ingest->restore(p->kind, p->raw); !r) {
     ++stats_.lines_unreadable;
     return;
   }
@@ -42,30 +77,98 @@ void Store::replay(std::string_view line) {
   stats_.nodes = nodes_.size();
 }
 
-NodeIngest& Store::node(const std::string& node_id, const crypto::PublicKey& key) {
-  auto& slot = nodes_[node_id];
-  if (!slot) {
-    slot = std::make_unique<NodeIngest>(node_id, key, options_);
-    stats_.nodes = nodes_.size();
-  } else {
-    slot->set_key(key);
+void Store::replay_into(NodeIngest& node, std::string_view line, std::uint64_t up_to) {
+  auto p = parse_line(line, keys_);
+  if (p && p->kind == protocol::FrameKind::report && p->seq > up_to) {
+    // Published by a collector that died before the bucket moved: the agent sends it again, and
+    // it must then be decoded against its predecessor, not against itself.
+    return;
   }
-  return *slot;
+  if (!p || p->node != node.node_id() || !node.restore(p->kind, p->raw)) {
+    ++stats_.lines_unreadable;
+    return;
+  }
+  ++stats_.records_replayed;
 }
 
-platform::Result<IngestResult> Store::commit(NodeIngest& node,
-                                             std::span<const protocol::Frame> frames) {
-  lines_.clear();
-  IngestResult r = node.ingest(frames, lines_);
-  if (!lines_.empty()) {
-    if (auto a = sink_->append(lines_); !a) {
-      return tl::unexpected(a.error());
+platform::Result<NodeIngest*> Store::node(const std::string& node_id,
+                                          const crypto::PublicKey& key) {
+  auto& slot = nodes_[node_id];
+  stats_.nodes = nodes_.size();
+  if (jetstream_) {
+    auto loaded = jetstream_->load(node_id);
+    if (!loaded) {
+      return tl::unexpected(loaded.error());
     }
-    if (auto s = sink_->sync(); !s) {
-      return tl::unexpected(s.error());
+    if (!slot.ingest || slot.stale || slot.chain.revision != loaded->state.revision) {
+      // Another collector had the node (or this one is behind): rebuild from the stream.
+      slot.ingest = std::make_unique<NodeIngest>(node_id, std::nullopt, options_);
+      for (const auto& line : loaded->replay) {
+        replay_into(*slot.ingest, line, loaded->state.seq);
+      }
+      if (loaded->state.seq != 0) {
+        slot.ingest->resume(loaded->state.seq, loaded->state.digest);
+      }
+      slot.chain = loaded->state;
+      slot.stale = false;
     }
   }
-  return r;
+  if (!slot.ingest) {
+    slot.ingest = std::make_unique<NodeIngest>(node_id, key, options_);
+  } else {
+    slot.ingest->set_key(key);
+  }
+  return slot.ingest.get();
+}
+
+void Store::commit(NodeIngest& node, std::span<const protocol::Frame> frames, Done done) {
+  if (!jetstream_) {
+    lines_.clear();
+    IngestResult r = node.ingest(frames, lines_);
+    if (!lines_.empty()) {
+      if (auto a = sink_->append(lines_); !a) {
+        done(tl::unexpected(a.error()));
+        return;
+      }
+      if (auto s = sink_->sync(); !s) {
+        done(tl::unexpected(s.error()));
+        return;
+      }
+    }
+    done(r);
+    return;
+  }
+  Slot& slot = nodes_[node.node_id()];
+  if (slot.busy || slot.stale) {
+    // A second connection of the node while the first one's batch is in flight.
+    done(platform::fail(std::errc::resource_unavailable_try_again,
+                        "node " + node.node_id() + " has a batch in flight"));
+    return;
+  }
+  auto text = std::make_shared<std::string>();
+  std::vector<RecordInfo> records;
+  IngestResult r = node.ingest(frames, *text, &records);
+  if (records.empty()) {
+    done(r);
+    return;
+  }
+  ChainState after = slot.chain;
+  after.seq = node.have_seq();
+  after.digest = node.have_digest();
+  slot.busy = true;
+  const std::string id = node.node_id();
+  jetstream_->write(id, node.region(), node.site(), *text, records, slot.chain, after,
+                    [this, id, r, text, done = std::move(done)](platform::Result<ChainState> s) {
+                      Slot& sl = nodes_[id];
+                      sl.busy = false;
+                      if (!s) {
+                        sl.stale = true;  // memory is ahead of the bucket: reload on reconnect
+                        done(tl::unexpected(s.error()));
+                        return;
+                      }
+                      sl.chain = *s;
+                      done(r);
+                    });
 }
 
 }  // namespace gridnode::collector

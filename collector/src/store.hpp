@@ -1,18 +1,23 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
+#include <asio/io_context.hpp>
+
 #include "ingest.hpp"
+#include "jetstream.hpp"
 #include "records.hpp"
 #include "sink.hpp"
 
 namespace gridnode::collector {
 
 // The collector's state: one NodeIngest per node, and the sink every verified record goes to.
-// Opening it replays the sink, so after a crash (kill -9 included) every node resumes exactly
-// after the last record that reached the sink.
+// With a JSONL sink, opening it replays the file, so after a crash (kill -9 included) every node
+// resumes exactly after the last record that reached the sink. With JetStream, a node's chain
+// position is the bucket's, read when the node connects: any collector can take any node over.
 class Store {
  public:
   struct Stats {
@@ -24,25 +29,41 @@ class Store {
 
   [[nodiscard]] static platform::Result<std::unique_ptr<Store>> open_jsonl(
       const std::string& path, IngestOptions options);
+  [[nodiscard]] static platform::Result<std::unique_ptr<Store>> open_jetstream(
+      asio::io_context& io, const JetStreamOptions& jetstream, IngestOptions options);
 
-  // The node's state (created on first sight), with the key of its current certificate.
-  NodeIngest& node(const std::string& node_id, const crypto::PublicKey& key);
+  // The node's state (created on first sight), with the key of its current certificate. With
+  // JetStream it is rebuilt from the bucket and the stream when another collector moved the
+  // node's chain since this one last saw it (a few round trips on the calling thread).
+  [[nodiscard]] platform::Result<NodeIngest*> node(const std::string& node_id,
+                                                   const crypto::PublicKey& key);
 
-  // Verifies a batch for `node`, appends what it accepts to the sink and makes it durable.
-  // The result's ack_seq may be acknowledged to the agent only when this returned a value.
-  [[nodiscard]] platform::Result<IngestResult> commit(NodeIngest& node,
-                                                      std::span<const protocol::Frame> frames);
+  // Verifies a batch for `node` and hands what it accepts to the sink; `done` runs once it is
+  // durable (JSONL: before commit returns; JetStream: later, on the loop). The result's ack_seq
+  // may be acknowledged to the agent only when `done` got a value. An error with
+  // errc::resource_unavailable_try_again means "close this connection, the agent retries" (the
+  // node's state is reloaded when it comes back); any other error means the sink failed.
+  using Done = std::function<void(platform::Result<IngestResult>)>;
+  void commit(NodeIngest& node, std::span<const protocol::Frame> frames, Done done);
 
   const Stats& stats() const { return stats_; }
-  Sink& sink() { return *sink_; }
+  std::string describe() const;
 
  private:
+  struct Slot {
+    std::unique_ptr<NodeIngest> ingest;
+    ChainState chain;    // JetStream: the bucket's entry as this collector last wrote or read it
+    bool stale = false;  // JetStream: in memory ahead of the bucket; reload on next connection
+    bool busy = false;   // a batch is in flight
+  };
   Store(IngestOptions options) : options_(options) {}
   void replay(std::string_view line);
+  void replay_into(NodeIngest& node, std::string_view line, std::uint64_t up_to);
 
   IngestOptions options_;
   std::unique_ptr<Sink> sink_;
-  std::map<std::string, std::unique_ptr<NodeIngest>> nodes_;
+  std::unique_ptr<JetStreamSink> jetstream_;
+  std::map<std::string, Slot> nodes_;
   std::string lines_;  // reused batch buffer
   RecordKeys keys_;    // reused by replay
   Stats stats_;

@@ -32,6 +32,13 @@ std::uint32_t add_summary(Catalog& catalog, std::string_view vendor) {
                                          {},
                                          "B"}),
                      labels);
+  catalog.add_series(catalog.add_family({"gridnode_accelerator_power_headroom_watts",
+                                         "Power the answering accelerators may still draw: the sum "
+                                         "of power limit minus power draw (in W).",
+                                         MetricType::gauge,
+                                         {1, -3},
+                                         "W"}),
+                     labels);
   return first;
 }
 
@@ -40,6 +47,7 @@ void push_summary(Sweep& out, std::uint32_t first, const Summary& s) {
   out.readings.push_back({first + 1, Value::of_signed(s.busy)});
   out.readings.push_back({first + 2, Value::of_signed(s.idle)});
   out.readings.push_back({first + 3, Value::of_unsigned(s.free_memory_bytes)});
+  out.readings.push_back({first + 4, Value::of_signed(s.power_headroom_mw)});
 }
 
 std::string host_name() {

@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "gridnode/protocol/gap.hpp"
-#include "report_fixtures.hpp"
+#include "signing_node.hpp"
 #include "store.hpp"
 #include "temp_dir.hpp"
 
@@ -19,64 +19,17 @@ namespace {
 
 using protocol::Bytes;
 using protocol::FrameKind;
+using testing::Batch;
+using testing::Node;
+using testing::reports;
 
-// A node that signs reports for real: key, catalog, encoder, chain.
-struct Node {
-  explicit Node(std::string id, std::uint32_t keyframe_interval = 4)
-      : id(std::move(id)), encoder(keyframe_interval) {
-    random = crypto::Random::create("test").value();
-    key.emplace(crypto::PrivateKey::generate(*random).value());
-    std::mt19937_64 rng(5);
-    catalog = protocol::EncodedCatalog::of(testing::random_catalog(rng, 5, 40));
-  }
-  // The next signed report (its payload, as in a frame).
-  Bytes next() {
-    testing::evolve(rng, catalog.catalog, values);
-    protocol::ReportHeader h;
-    h.node_id = id;
-    h.boot_id = {9, 9, 9};
-    h.seq = ++seq;
-    h.time_ns = 1'764'000'000'000'000'000ull + seq;
-    h.prev = prev;
-    Bytes msg;
-    encoder.encode(catalog, h, {}, values, msg);
-    prev = protocol::sign_envelope(msg, *key, *random).value();
-    sent.push_back(values);
-    return msg;
-  }
-  Bytes gap(std::uint64_t from, std::uint64_t to) {
-    Bytes msg;
-    protocol::encode_gap({id, from, to, 1, "spool full"}, msg);
-    (void)protocol::sign_envelope(msg, *key, *random).value();
-    return msg;
-  }
-  std::string id;
-  std::unique_ptr<crypto::Random> random;
-  std::optional<crypto::PrivateKey> key;
-  protocol::EncodedCatalog catalog;
-  protocol::ReportEncoder encoder;
-  std::mt19937_64 rng{77};
-  std::vector<protocol::Slot> values;
-  std::vector<std::vector<protocol::Slot>> sent;  // sent[seq - 1]
-  std::uint64_t seq = 0;
-  crypto::Digest prev{};
-};
-
-struct Batch {
-  std::vector<Bytes> payloads;
-  std::vector<FrameKind> kinds;
-  void add(FrameKind k, Bytes b) {
-    kinds.push_back(k);
-    payloads.push_back(std::move(b));
-  }
-  std::vector<protocol::Frame> frames() const {
-    std::vector<protocol::Frame> f;
-    for (std::size_t i = 0; i < payloads.size(); ++i) {
-      f.push_back({kinds[i], payloads[i], 0});
-    }
-    return f;
-  }
-};
+// A JSONL store commits synchronously: `done` has run when commit returns.
+platform::Result<IngestResult> commit_now(Store& store, NodeIngest& node,
+                                          std::span<const protocol::Frame> frames) {
+  platform::Result<IngestResult> out = platform::fail(std::errc::operation_in_progress, "not done");
+  store.commit(node, frames, [&out](platform::Result<IngestResult> r) { out = std::move(r); });
+  return out;
+}
 
 std::vector<nlohmann::json> lines_of(const std::string& text) {
   std::vector<nlohmann::json> out;
@@ -86,17 +39,6 @@ std::vector<nlohmann::json> lines_of(const std::string& text) {
     out.push_back(nlohmann::json::parse(line));  // every line is whole JSON
   }
   return out;
-}
-
-Batch reports(Node& n, int count, bool with_catalog) {
-  Batch b;
-  if (with_catalog) {
-    b.add(FrameKind::catalog, n.catalog.bytes);
-  }
-  for (int i = 0; i < count; ++i) {
-    b.add(FrameKind::report, n.next());
-  }
-  return b;
 }
 
 TEST(Ingest, ALinkedRunIsVouchedForByItsLastSignature) {
@@ -304,8 +246,8 @@ TEST(Store, EveryReportOnceAcrossRestartsAndATornTail) {
   Batch first = reports(n, 5, true);
   {
     auto store = Store::open_jsonl(path, {}).value();
-    auto& node = store->node(n.id, n.key->public_key());
-    auto r = store->commit(node, first.frames()).value();
+    auto& node = *store->node(n.id, n.key->public_key()).value();
+    auto r = commit_now(*store, node, first.frames()).value();
     EXPECT_EQ(r.ack_seq, 5u);
   }
   // A crash mid-append leaves half a line.
@@ -316,7 +258,7 @@ TEST(Store, EveryReportOnceAcrossRestartsAndATornTail) {
   auto store = Store::open_jsonl(path, {}).value();
   EXPECT_GT(store->stats().bytes_cut, 0u);
   EXPECT_EQ(store->stats().records_replayed, 6u);  // catalog + 5 reports
-  auto& node = store->node(n.id, n.key->public_key());
+  auto& node = *store->node(n.id, n.key->public_key()).value();
   EXPECT_EQ(node.have_seq(), 5u);
   // The agent did not get its ack for 4..5 and resends them with 6..8: 4 and 5 are duplicates
   // (report 5 is), 6..8 new and decodable (deltas against the replayed state).
@@ -325,7 +267,7 @@ TEST(Store, EveryReportOnceAcrossRestartsAndATornTail) {
   for (int i = 0; i < 3; ++i) {
     second.add(FrameKind::report, n.next());
   }
-  auto r = store->commit(node, second.frames()).value();
+  auto r = commit_now(*store, node, second.frames()).value();
   EXPECT_EQ(r.duplicates, 1u);
   EXPECT_EQ(r.ack_seq, 8u);
   auto lines = lines_of(read_all(path));

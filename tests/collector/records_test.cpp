@@ -55,6 +55,20 @@ TEST(ReadRecordKeys, RejectsLinesThatAreNotRecords) {
   }
 }
 
+TEST(ReadRecordKeys, ReadsAReportsSequenceNumberEitherWay) {
+  RecordKeys keys;
+  ASSERT_TRUE(read_record_keys(
+      R"({"type":"report","node":"n","seq":18446744073709551615,"raw":"QQ=="})", keys));
+  EXPECT_EQ(keys.seq, 18446744073709551615u);
+  ASSERT_TRUE(read_record_keys(R"({"node":"n","raw":"QQ==","type":"report","seq":42})", keys));
+  EXPECT_EQ(keys.seq, 42u);
+  ASSERT_TRUE(read_record_keys(R"({"type":"gap","node":"n","from_seq":3,"raw":"QQ=="})", keys));
+  EXPECT_EQ(keys.seq, 0u);
+  // Not a sequence number: the record is still read (its raw bytes carry the real one).
+  ASSERT_TRUE(read_record_keys(R"({"type":"report","node":"n","seq":-1,"raw":"QQ=="})", keys));
+  EXPECT_EQ(keys.seq, 0u);
+}
+
 // The state is rebuilt from `raw` alone; what RecordWriter derived from it in
 // between is not needed, so a line in its layout is not lexed (nor checked)
 // there.

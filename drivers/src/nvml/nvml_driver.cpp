@@ -899,6 +899,10 @@ class NvmlDriver final : public Driver {
       bool in_use = (r.processes_ok && !r.processes.empty()) || r.values[kGpuUtil].value_or(0) > 0;
       (in_use ? summary.busy : summary.idle) += 1;
       summary.free_memory_bytes += r.fb_free_bytes;
+      if (r.values[kPowerLimit] && r.values[kPowerUsage]) {
+        summary.power_headroom_mw += std::max<std::int64_t>(
+            0, *r.values[kPowerLimit] - *r.values[kPowerUsage]);  // both in mW
+      }
       for (const auto& p : r.processes) {
         keys.push_back(process_key(g, p.pid));
         process_memory.push_back(p.usedGpuMemory);

@@ -18,6 +18,7 @@
 #include "gridnode/agent/spool.hpp"
 #include "gridnode/agent/uplink.hpp"
 #include "gridnode/agent/sampler.hpp"
+#include "gridnode/platform/notify.hpp"
 
 namespace gridnode::agent {
 
@@ -26,12 +27,18 @@ PolicyEngine::Options make_policy_options(const Config& config, AcceleratorContr
 
 // The daemon: sampler, control socket and signals on one io_context. `run()` returns when
 // SIGTERM/SIGINT arrive (or stop() is called); SIGHUP re-reads the config file.
+//
+// It speaks systemd's notify protocol (platform::ServiceNotifier): READY=1 once the control
+// socket listens and the first sweep is done, a STATUS= line when what it says changes,
+// RELOADING=1 … READY=1 around a reload, STOPPING=1, and WATCHDOG=1 from a timer on the loop
+// itself, so that a wedged loop stops the pings and systemd restarts the agent.
 class Agent {
  public:
   // `config_path` empty: no file to reload. `flags` is applied on top of the file on every
   // (re)load so that command-line flags keep winning.
+  // `notifier`: where the service notifications go (disabled: none).
   Agent(asio::io_context& io, Config config, std::string config_path,
-        std::function<void(Config&)> flags);
+        std::function<void(Config&)> flags, platform::ServiceNotifier notifier = {});
   ~Agent();
 
   [[nodiscard]] platform::Result<void> start();
@@ -53,6 +60,14 @@ class Agent {
   void arm_flush_timer();
   void do_wait_signal();
   std::optional<gid_t> resolve_socket_group(const Config& c) const;
+  // "sampling 312 metrics from 4 drivers, uplink connected to …, spool 0 B": the STATUS= line.
+  std::string status_line() const;
+  void on_first_round();
+  void update_status();
+  void arm_watchdog();
+  void do_watchdog(std::chrono::microseconds period);
+  void reload_config();
+  void notify(const platform::Result<void>& sent);
 
   asio::io_context& io_;
   Config config_;
@@ -77,6 +92,12 @@ class Agent {
   bool flush_timer_armed_ = false;
   std::chrono::steady_clock::time_point started_;
   bool ready_logged_ = false;
+  platform::ServiceNotifier notifier_;
+  platform::Complaint notify_failing_;
+  std::string status_sent_;  // the last STATUS= line, so that only a change is sent
+  std::chrono::steady_clock::time_point status_sent_at_;
+  asio::steady_timer watchdog_timer_;
+  bool stopping_ = false;
 };
 
 }  // namespace gridnode::agent

@@ -118,6 +118,9 @@ struct SpoolRecord {
   protocol::Bytes payload;  // the frame payload: catalog bytes or a signed envelope
 };
 
+// "12 KiB", "256 MiB": a size for messages and status lines (rounded down).
+std::string human_bytes(std::uint64_t bytes);
+
 struct SpoolStats {
   std::uint64_t segments = 0;
   std::uint64_t records = 0;  // all records in the segment files, catalog copies included

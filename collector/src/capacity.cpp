@@ -1,0 +1,553 @@
+#include "capacity.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <set>
+
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/read_until.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/streambuf.hpp>
+#include <asio/write.hpp>
+#include <nlohmann/json.hpp>
+
+#include "endpoint.hpp"
+#include "gridnode/platform/files.hpp"
+#include "gridnode/platform/log.hpp"
+#include "jetstream.hpp"
+#include "text.hpp"
+
+namespace gridnode::collector {
+namespace {
+
+using platform::Level;
+using platform::LogLine;
+namespace cm = capacity_metrics;
+
+std::uint64_t now_unix_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+// Quantiles over the last samples (freshness: sample time to the view holding it).
+class Window {
+ public:
+  void add(double v) {
+    if (values_.size() < kSize) {
+      values_.push_back(v);
+    } else {
+      values_[next_] = v;
+    }
+    next_ = (next_ + 1) % kSize;
+  }
+  double quantile(double q) const {
+    if (values_.empty()) {
+      return 0;
+    }
+    std::vector<double> v = values_;
+    auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k];
+  }
+  std::size_t size() const { return values_.size(); }
+
+ private:
+  static constexpr std::size_t kSize = 16384;
+  std::vector<double> values_;
+  std::size_t next_ = 0;
+};
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::optional<NodeCapacity> parse_capacity(std::string_view line) {
+  auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || j.value("type", "") != "report" ||
+      !j.contains("node") || !j["node"].is_string() || !j.contains("metrics") ||
+      !j["metrics"].is_array()) {
+    return std::nullopt;
+  }
+  NodeCapacity c;
+  c.node = j["node"].get<std::string>();
+  c.seq = j.value("seq", std::uint64_t{0});
+  c.time_ns = j.value("time_ns", std::uint64_t{0});
+  if (j.contains("labels") && j["labels"].is_object()) {
+    c.region = j["labels"].value("region", "");
+    c.site = j["labels"].value("site", "");
+  }
+  bool summary = false;
+  std::optional<std::uint32_t> idle, unhealthy;
+  // dcgm-exporter's per-GPU series, kept in case the summary is absent.
+  std::set<std::string> gpus, busy_gpus;
+  double fb_free_mib = 0, power = 0, limit = 0;
+  std::string dcgm_model;
+  for (const auto& m : j["metrics"]) {
+    if (!m.is_object() || !m.contains("name") || !m["name"].is_string() || !m.contains("value") ||
+        !m["value"].is_number()) {
+      continue;
+    }
+    const std::string& name = m["name"].get_ref<const std::string&>();
+    const double v = m["value"].get<double>();
+    const nlohmann::json* labels = m.contains("labels") && m["labels"].is_object() ? &m["labels"] : nullptr;
+    auto label = [labels](std::string_view k) -> std::string {
+      return labels != nullptr ? labels->value(std::string(k), "") : "";
+    };
+    if (name == cm::kAccelerators) {
+      summary = true;
+      c.accelerators += static_cast<std::uint32_t>(std::max(0.0, v));
+      if (c.model.empty()) {
+        c.model = label(cm::kModelLabel);
+      }
+    } else if (name == cm::kBusy) {
+      c.busy += static_cast<std::uint32_t>(std::max(0.0, v));
+    } else if (name == cm::kIdle) {
+      idle = idle.value_or(0) + static_cast<std::uint32_t>(std::max(0.0, v));
+    } else if (name == cm::kUnhealthy) {
+      unhealthy = unhealthy.value_or(0) + static_cast<std::uint32_t>(std::max(0.0, v));
+    } else if (name == cm::kMemoryFree) {
+      c.memory_free_bytes += v;
+    } else if (name == cm::kPowerHeadroom) {
+      c.power_headroom_watts += v;
+    } else if (name == cm::kDcgmFbFree) {
+      gpus.insert(label("gpu"));
+      fb_free_mib += v;
+      if (dcgm_model.empty()) {
+        dcgm_model = label(cm::kModelLabel);
+      }
+    } else if (name == cm::kDcgmUtil) {
+      if (v > 0) {
+        busy_gpus.insert(label("gpu"));
+      }
+    } else if (name == cm::kDcgmPower) {
+      power += v;
+    } else if (name == cm::kDcgmPowerLimit) {
+      limit += v;
+    }
+  }
+  if (unhealthy) {
+    c.unhealthy = *unhealthy;
+  } else if (idle) {
+    const std::uint32_t answering = c.busy + *idle;
+    c.unhealthy = c.accelerators > answering ? c.accelerators - answering : 0;
+  }
+  if (summary && c.model.empty()) {
+    c.model = dcgm_model;
+  }
+  if (!summary && !gpus.empty()) {
+    c.accelerators = static_cast<std::uint32_t>(gpus.size());
+    c.busy = static_cast<std::uint32_t>(busy_gpus.size());
+    c.memory_free_bytes = fb_free_mib * 1024 * 1024;
+    c.power_headroom_watts = limit > power ? limit - power : 0;
+    c.model = dcgm_model;
+  }
+  return c;
+}
+
+void CapacityTable::apply(NodeCapacity c) {
+  auto it = nodes_.find(c.node);
+  if (it == nodes_.end()) {
+    std::string id = c.node;
+    nodes_.emplace(std::move(id), std::move(c));
+    return;
+  }
+  NodeCapacity& have = it->second;
+  if (c.time_ns <= have.time_ns) {
+    return;  // older (a replay, or a node's clock stepping back): keep the newer
+  }
+  c.interval_ns = c.time_ns - have.time_ns;
+  if (c.seq != have.seq + 1 && have.interval_ns != 0) {
+    c.interval_ns = std::min(c.interval_ns, have.interval_ns);  // reports missing in between
+  }
+  have = std::move(c);
+}
+
+bool CapacityTable::stale(const NodeCapacity& c, std::uint64_t now_ns) const {
+  const double interval = c.interval_ns != 0 ? static_cast<double>(c.interval_ns)
+                                             : static_cast<double>(default_interval_.count());
+  return now_ns > c.time_ns && static_cast<double>(now_ns - c.time_ns) > stale_after_ * interval;
+}
+
+std::string CapacityTable::node_json(const NodeCapacity& c, std::uint64_t now_ns) const {
+  const bool st = stale(c, now_ns);
+  nlohmann::json j = {
+      {"node", c.node},
+      {"region", c.region},
+      {"site", c.site},
+      {"model", c.model},
+      {"accelerators", c.accelerators},
+      {"busy", c.busy},
+      {"idle", c.idle()},
+      {"free_accelerators", st || c.health() == "failed" ? 0u : c.idle()},
+      {"memory_free_mib", c.memory_free_bytes / (1024.0 * 1024.0)},
+      {"power_headroom_watts", c.power_headroom_watts},
+      {"health", c.health()},
+      {"stale", st},
+      {"seq", c.seq},
+      {"time", rfc3339_ns(c.time_ns)},
+      {"time_ns", c.time_ns},
+      {"age_seconds", now_ns > c.time_ns ? static_cast<double>(now_ns - c.time_ns) / 1e9 : 0.0},
+  };
+  return dump(j);
+}
+
+std::string CapacityTable::answer(const CapacityQuery& q, std::uint64_t now_ns) const {
+  struct Total {
+    std::uint64_t nodes = 0, stale = 0, accelerators = 0, free = 0, busy = 0;
+    double memory_free_mib = 0;
+    nlohmann::json to_json() const {
+      return {{"nodes", nodes},        {"stale_nodes", stale}, {"accelerators", accelerators},
+              {"free_accelerators", free}, {"busy", busy},     {"memory_free_mib", memory_free_mib}};
+    }
+  };
+  std::map<std::string, Total> sites, regions;
+  Total all;
+  std::vector<const NodeCapacity*> fit;
+  for (const auto& [id, c] : nodes_) {
+    if ((!q.region.empty() && c.region != q.region) || (!q.site.empty() && c.site != q.site) ||
+        (!q.model.empty() && c.model != q.model)) {
+      continue;
+    }
+    const bool st = stale(c, now_ns);
+    const bool usable = !st && c.health() != "failed";
+    for (Total* t : {&sites[c.region + "/" + c.site], &regions[c.region], &all}) {
+      ++t->nodes;
+      t->stale += st ? 1 : 0;
+      t->accelerators += c.accelerators;
+      t->busy += c.busy;
+      if (usable) {
+        t->free += c.idle();
+        t->memory_free_mib += c.memory_free_bytes / (1024.0 * 1024.0);
+      }
+    }
+    if (usable && c.idle() >= q.min_free_gpus && c.idle() > 0 &&
+        c.memory_free_bytes >= static_cast<double>(q.min_free_mem_mib) * 1024 * 1024) {
+      fit.push_back(&c);
+    }
+  }
+  // Best first: most idle accelerators, then most free memory, then the most power to spare,
+  // then the freshest data.
+  std::sort(fit.begin(), fit.end(), [](const NodeCapacity* a, const NodeCapacity* b) {
+    if (a->idle() != b->idle()) return a->idle() > b->idle();
+    if (a->memory_free_bytes != b->memory_free_bytes) return a->memory_free_bytes > b->memory_free_bytes;
+    if (a->power_headroom_watts != b->power_headroom_watts)
+      return a->power_headroom_watts > b->power_headroom_watts;
+    if (a->time_ns != b->time_ns) return a->time_ns > b->time_ns;
+    return a->node < b->node;
+  });
+  std::string out = "{\"nodes\":[";
+  for (std::size_t i = 0; i < fit.size() && i < q.limit; ++i) {
+    if (i > 0) {
+      out += ',';
+    }
+    out += node_json(*fit[i], now_ns);
+  }
+  nlohmann::json s = nlohmann::json::array(), r = nlohmann::json::array();
+  for (const auto& [key, t] : sites) {
+    auto slash = key.find('/');
+    nlohmann::json e = t.to_json();
+    e["region"] = key.substr(0, slash);
+    e["site"] = key.substr(slash + 1);
+    s.push_back(std::move(e));
+  }
+  for (const auto& [key, t] : regions) {
+    nlohmann::json e = t.to_json();
+    e["region"] = key;
+    r.push_back(std::move(e));
+  }
+  out += "],\"matching\":" + std::to_string(fit.size()) + ",\"sites\":" + dump(s) + ",\"regions\":" + dump(r) + ",\"total\":" + dump(all.to_json()) +
+         "}\n";
+  return out;
+}
+
+std::optional<std::string> CapacityTable::node(const std::string& id, std::uint64_t now_ns) const {
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) {
+    return std::nullopt;
+  }
+  return node_json(it->second, now_ns) + "\n";
+}
+
+std::string CapacityTable::metrics(std::uint64_t now_ns) const {
+  std::uint64_t free_nodes = 0, stale_nodes = 0, idle = 0, busy = 0, total = 0;
+  double mem = 0;
+  for (const auto& [id, c] : nodes_) {
+    const bool st = stale(c, now_ns);
+    stale_nodes += st ? 1 : 0;
+    total += c.accelerators;
+    busy += c.busy;
+    if (!st && c.health() != "failed") {
+      idle += c.idle();
+      mem += c.memory_free_bytes;
+      free_nodes += c.idle() > 0 ? 1 : 0;
+    }
+  }
+  std::string out;
+  auto gauge = [&out](const char* name, const char* help, const std::string& value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+           " " + value + "\n";
+  };
+  gauge("gridnode_capacity_nodes", "Nodes the view holds.", std::to_string(nodes_.size()));
+  gauge("gridnode_capacity_nodes_stale", "Nodes whose data is older than three intervals.",
+        std::to_string(stale_nodes));
+  gauge("gridnode_capacity_nodes_free", "Fresh, healthy nodes with an idle accelerator.",
+        std::to_string(free_nodes));
+  gauge("gridnode_capacity_accelerators", "Accelerators on all nodes.", std::to_string(total));
+  gauge("gridnode_capacity_accelerators_busy", "Accelerators running work.", std::to_string(busy));
+  gauge("gridnode_capacity_accelerators_free", "Idle accelerators on fresh, healthy nodes.",
+        std::to_string(idle));
+  gauge("gridnode_capacity_memory_free_bytes", "Free accelerator memory on fresh, healthy nodes.",
+        number(mem));
+  return out;
+}
+
+namespace {
+
+std::string url_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      unsigned v = 0;
+      if (std::sscanf(std::string(s.substr(i + 1, 2)).c_str(), "%2x", &v) == 1) {
+        out += static_cast<char>(v);
+        i += 2;
+        continue;
+      }
+    }
+    out += s[i] == '+' ? ' ' : s[i];
+  }
+  return out;
+}
+
+struct Http {
+  int status = 200;
+  std::string type = "application/json";
+  std::string body;
+};
+
+// The view: a NATS subscription feeding the table on the loop, and an HTTP/1.1 server.
+class View {
+ public:
+  View(asio::io_context& io, const CapacityOptions& o)
+      : io_(io), o_(o), table_(o.stale_after_intervals, o.default_interval), acceptor_(io),
+        signals_(io, SIGTERM, SIGINT) {}
+  ~View() {
+    // The subscription first: no message callback runs after it is gone.
+    if (sub_ != nullptr) {
+      natsSubscription_Unsubscribe(sub_);
+      natsSubscription_Destroy(sub_);
+    }
+    client_.reset();
+  }
+
+  platform::Result<void> start() {
+    if (auto r = listen_on(acceptor_, o_.listen); !r) {
+      return r;
+    }
+    auto client = NatsClient::connect(o_.from, "gridnode-capacity", o_.timeout);
+    if (!client) {
+      return tl::unexpected(client.error());
+    }
+    client_ = std::move(*client);
+    // Each node's last record first (its subject is its own), then everything new: the view is
+    // whole as soon as the backlog is read, whenever it starts.
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jsSubOptions so = ordered_consumer(o_.stream, js_DeliverLastPerSubject);
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const std::string subjects = std::string(kSubjectPrefix) + ".>";
+    natsStatus s = js_Subscribe(&sub_, client_->js(), subjects.c_str(), &View::on_msg_thread, this,
+                                &jo, &so, &jerr);
+    if (s != NATS_OK) {
+      return tl::unexpected(nats_error(s, jerr, "subscription to " + o_.stream));
+    }
+    signals_.async_wait([this](const std::error_code& e, int) {
+      if (!e) {
+        std::error_code ignored;
+        acceptor_.close(ignored);
+        io_.stop();
+      }
+    });
+    accept();
+    return {};
+  }
+
+ private:
+  // On a NATS thread: parse there, apply on the loop.
+  static void on_msg_thread(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* self = static_cast<View*>(closure);
+    std::string_view data(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+    auto c = parse_capacity(data);
+    std::uint64_t pending = 0;
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+      pending = meta->NumPending;
+    }
+    jsMsgMetaData_Destroy(meta);
+    natsMsg_Destroy(msg);
+    asio::post(self->io_, [self, c = std::move(c), pending]() mutable {
+      ++self->delivered_;
+      self->pending_ = pending;
+      if (c) {
+        const std::uint64_t now = now_unix_ns();
+        if (now > c->time_ns) {
+          self->freshness_.add(static_cast<double>(now - c->time_ns) / 1e9);
+        }
+        self->table_.apply(std::move(*c));
+      }
+    });
+  }
+
+  void accept() {
+    acceptor_.async_accept([this](const std::error_code& ec, asio::ip::tcp::socket socket) {
+      if (ec) {
+        if (ec != asio::error::operation_aborted) {
+          accept();
+        }
+        return;
+      }
+      serve(std::make_shared<asio::ip::tcp::socket>(std::move(socket)));
+      accept();
+    });
+  }
+
+  // One request per connection (Connection: close): the scheduler's poll, curl, Prometheus.
+  void serve(std::shared_ptr<asio::ip::tcp::socket> socket) {
+    auto buf = std::make_shared<asio::streambuf>(8192);
+    asio::async_read_until(*socket, *buf, "\r\n\r\n",
+                           [this, socket, buf](const std::error_code& ec, std::size_t) {
+                             Http r;
+                             if (ec) {
+                               r = {400, "text/plain", "bad request\n"};
+                             } else {
+                               std::string head(asio::buffers_begin(buf->data()),
+                                                asio::buffers_end(buf->data()));
+                               r = route(head.substr(0, head.find("\r\n")));
+                             }
+                             auto text = std::make_shared<std::string>(
+                                 "HTTP/1.1 " + std::to_string(r.status) +
+                                 (r.status == 200 ? " OK" : r.status == 404 ? " Not Found" : " Bad Request") +
+                                 "\r\nContent-Type: " + r.type + "\r\nContent-Length: " +
+                                 std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n" + r.body);
+                             asio::async_write(*socket, asio::buffer(*text),
+                                               [socket, text](const std::error_code&, std::size_t) {
+                                                 std::error_code ignored;
+                                                 socket->shutdown(asio::socket_base::shutdown_both, ignored);
+                                               });
+                           });
+  }
+
+  Http route(const std::string& request_line) {
+    // "GET /v1/capacity?region=east HTTP/1.1"
+    auto sp1 = request_line.find(' ');
+    auto sp2 = request_line.rfind(' ');
+    if (sp1 == std::string::npos || sp2 <= sp1 || request_line.substr(0, sp1) != "GET") {
+      return {400, "text/plain", "only GET is served\n"};
+    }
+    const std::string target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+    const auto qm = target.find('?');
+    const std::string path = target.substr(0, qm);
+    std::map<std::string, std::string> params;
+    if (qm != std::string::npos) {
+      std::string_view rest = std::string_view(target).substr(qm + 1);
+      while (!rest.empty()) {
+        auto amp = rest.find('&');
+        std::string_view kv = rest.substr(0, amp);
+        auto eq = kv.find('=');
+        params[url_decode(kv.substr(0, eq))] =
+            eq == std::string_view::npos ? "" : url_decode(kv.substr(eq + 1));
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+      }
+    }
+    const std::uint64_t now = now_unix_ns();
+    if (path == "/v1/capacity") {
+      CapacityQuery q;
+      q.region = params["region"];
+      q.site = params["site"];
+      q.model = params["model"];
+      if (!params["min_free_mem_mib"].empty()) {
+        auto v = platform::parse_uint64(params["min_free_mem_mib"]);
+        if (!v) {
+          return {400, "text/plain", "min_free_mem_mib: a number expected\n"};
+        }
+        q.min_free_mem_mib = *v;
+      }
+      if (!params["limit"].empty()) {
+        auto v = platform::parse_uint64(params["limit"]);
+        if (!v || *v > 1'000'000) {
+          return {400, "text/plain", "limit: a number expected\n"};
+        }
+        q.limit = static_cast<std::size_t>(*v);
+      }
+      if (!params["min_free_gpus"].empty()) {
+        auto v = platform::parse_uint64(params["min_free_gpus"]);
+        if (!v || *v > 1'000'000) {
+          return {400, "text/plain", "min_free_gpus: a number expected\n"};
+        }
+        q.min_free_gpus = static_cast<std::uint32_t>(*v);
+      }
+      return {200, "application/json", table_.answer(q, now)};
+    }
+    if (path.starts_with("/v1/nodes/")) {
+      auto j = table_.node(url_decode(path.substr(10)), now);
+      if (!j) {
+        return {404, "application/json", "{\"error\":\"no such node\"}\n"};
+      }
+      return {200, "application/json", *j};
+    }
+    if (path == "/metrics") {
+      std::string m = table_.metrics(now);
+      m += "# HELP gridnode_capacity_consumer_pending_messages Stream messages not yet read by the view (its lag).\n"
+           "# TYPE gridnode_capacity_consumer_pending_messages gauge\n"
+           "gridnode_capacity_consumer_pending_messages " + std::to_string(pending_) + "\n";
+      m += "# HELP gridnode_capacity_consumer_delivered_total Stream messages the view has read.\n"
+           "# TYPE gridnode_capacity_consumer_delivered_total counter\n"
+           "gridnode_capacity_consumer_delivered_total " + std::to_string(delivered_) + "\n";
+      m += "# HELP gridnode_capacity_freshness_seconds From a node's sampling to the view holding it (last 16384 reports).\n"
+           "# TYPE gridnode_capacity_freshness_seconds summary\n";
+      for (const char* q : {"0.5", "0.9", "0.99"}) {
+        m += std::string("gridnode_capacity_freshness_seconds{quantile=\"") + q + "\"} " +
+             number(freshness_.quantile(std::strtod(q, nullptr))) + "\n";
+      }
+      m += "gridnode_capacity_freshness_seconds_count " + std::to_string(freshness_.size()) + "\n";
+      return {200, "text/plain; version=0.0.4", m};
+    }
+    return {404, "text/plain", "not found: GET /v1/capacity, /v1/nodes/<id>, /metrics\n"};
+  }
+
+  asio::io_context& io_;
+  CapacityOptions o_;
+  CapacityTable table_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  std::unique_ptr<NatsClient> client_;
+  natsSubscription* sub_ = nullptr;
+  std::uint64_t delivered_ = 0;
+  std::uint64_t pending_ = 0;
+  Window freshness_;
+};
+
+}  // namespace
+
+int capacity(const CapacityOptions& o) {
+  asio::io_context io{1};
+  View view(io, o);
+  if (auto r = view.start(); !r) {
+    std::fprintf(stderr, "gridnode-collector capacity: %s\n", r.error().message().c_str());
+    return 2;
+  }
+  platform::log(Level::notice, "capacity", LogLine("listening").kv("on", o.listen).kv("from", o.from));
+  io.run();
+  return 0;
+}
+
+}  // namespace gridnode::collector

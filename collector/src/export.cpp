@@ -1,0 +1,188 @@
+#include "export.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+#include "gridnode/platform/log.hpp"
+#include "sink.hpp"
+
+namespace gridnode::collector {
+namespace {
+
+using platform::Level;
+using platform::LogLine;
+
+constexpr int kFetch = 1024;
+// The ids of this many last lines are remembered: more than JetStream can deliver again after a
+// crash (one fetched batch, acknowledged as a whole once it is on disk).
+constexpr std::size_t kRecent = 4 * kFetch;
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop = true; }
+
+// The ids of the last kRecent records written: what may come again.
+class RecentIds {
+ public:
+  bool contains(const std::string& id) const { return set_.contains(id); }
+  void add(std::string id) {
+    if (id.empty() || !set_.insert(id).second) {
+      return;
+    }
+    order_.push_back(std::move(id));
+    if (order_.size() > kRecent) {
+      set_.erase(order_.front());
+      order_.pop_front();
+    }
+  }
+
+ private:
+  std::unordered_set<std::string> set_;
+  std::deque<std::string> order_;
+};
+
+}  // namespace
+
+std::string record_id(std::string_view line) {
+  auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("type") || !j["type"].is_string() ||
+      !j.contains("node") || !j["node"].is_string()) {
+    return "";
+  }
+  const std::string type = j["type"].get<std::string>();
+  const std::string node = j["node"].get<std::string>();
+  auto num = [&j](const char* k) -> std::string {
+    return j.contains(k) && j[k].is_number_unsigned() ? std::to_string(j[k].get<std::uint64_t>())
+                                                      : "";
+  };
+  auto str = [&j](const char* k) -> std::string {
+    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : "";
+  };
+  // As NodeIngest names them (RecordInfo::id).
+  if (type == "report") {
+    return node + ":" + num("seq") + ":" + str("digest");
+  }
+  if (type == "gap") {
+    return node + ":gap:" + num("from_seq") + "-" + num("to_seq");
+  }
+  if (type == "catalog") {
+    return node + ":catalog:" + str("digest");
+  }
+  return "";
+}
+
+int export_stream(const ExportOptions& o) {
+  // The file first: its last records are what a crash may have left unacknowledged.
+  std::deque<std::string> tail;
+  auto sink = JsonlSink::open(o.sink, [&tail](std::string_view line) {
+    tail.emplace_back(line);
+    if (tail.size() > kRecent) {
+      tail.pop_front();
+    }
+  });
+  if (!sink) {
+    std::fprintf(stderr, "gridnode-collector export: %s\n", sink.error().message().c_str());
+    return 2;
+  }
+  RecentIds recent;
+  for (const auto& line : tail) {
+    recent.add(record_id(line));
+  }
+  tail.clear();
+  auto client = NatsClient::connect(o.from, "gridnode-export", o.timeout);
+  if (!client) {
+    std::fprintf(stderr, "gridnode-collector export: %s\n", client.error().message().c_str());
+    return 2;
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = o.stream.c_str();
+  so.Config.Durable = o.durable.c_str();
+  so.Config.AckPolicy = js_AckAll;
+  so.Config.DeliverPolicy = js_DeliverAll;
+  so.Config.MaxAckPending = 2 * kFetch;
+  so.Config.AckWait = std::int64_t{60} * 1'000'000'000;
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const std::string subjects = std::string(kSubjectPrefix) + ".>";
+  natsStatus s = js_PullSubscribe(&sub, (*client)->js(), subjects.c_str(), o.durable.c_str(), &jo,
+                                  &so, &jerr);
+  if (s != NATS_OK) {
+    std::fprintf(stderr, "gridnode-collector export: %s\n",
+                 nats_error(s, jerr, "consumer " + o.durable).message().c_str());
+    return 2;
+  }
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGINT, on_stop_signal);
+  platform::log(Level::notice, "export",
+                LogLine("started").kv("from", o.from).kv("sink", o.sink).kv("durable", o.durable));
+  std::uint64_t written = 0, skipped = 0;
+  std::string lines;
+  int rc = 0;
+  while (!g_stop) {
+    natsMsgList list{};
+    jerr = static_cast<jsErrCode>(0);
+    s = natsSubscription_Fetch(&list, sub, kFetch, 1000, &jerr);
+    if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
+      natsMsgList_Destroy(&list);
+      if (o.drain) {
+        break;  // nothing came for a second: drained
+      }
+      continue;
+    }
+    if (s != NATS_OK) {
+      natsMsgList_Destroy(&list);
+      if (s == NATS_CONNECTION_CLOSED) {
+        platform::log(Level::err, "export", LogLine("connection closed"));
+        rc = 1;
+        break;
+      }
+      continue;  // a cluster node restarting: the client reconnects, the consumer resumes
+    }
+    lines.clear();
+    std::uint64_t batch_skipped = 0;
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* m = list.Msgs[i];
+      const char* id = nullptr;
+      std::string key = natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr
+                            ? std::string(id)
+                            : std::string();
+      if (!key.empty() && recent.contains(key)) {
+        ++batch_skipped;  // written before a crash, not acknowledged then
+        continue;
+      }
+      lines.append(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+      lines += '\n';
+      recent.add(std::move(key));
+      ++written;
+    }
+    if (!lines.empty()) {
+      auto a = (*sink)->append(lines);
+      auto y = a ? (*sink)->sync() : a;
+      if (!y) {
+        platform::log(Level::err, "export", LogLine("sink failed").kv("err", y.error().message()));
+        natsMsgList_Destroy(&list);
+        rc = 1;
+        break;
+      }
+    }
+    skipped += batch_skipped;
+    // On disk: acknowledge the batch (AckAll: the last one covers those before it).
+    (void)natsMsg_AckSync(list.Msgs[list.Count - 1], nullptr, nullptr);
+    natsMsgList_Destroy(&list);
+  }
+  natsSubscription_Destroy(sub);  // keeps the durable consumer: the next run resumes there
+  platform::log(Level::notice, "export",
+                LogLine("stopped")
+                    .kv("written", static_cast<std::int64_t>(written))
+                    .kv("skipped_again", static_cast<std::int64_t>(skipped)));
+  return rc;
+}
+
+}  // namespace gridnode::collector

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <string>
+
+#include "jetstream.hpp"
+
+namespace gridnode::collector {
+
+struct ExportOptions {
+  std::string from;                            // nats://HOST:PORT[,…]
+  std::string sink;                            // FILE.jsonl
+  std::string durable = "gridnode-export";     // the consumer's name: one per archive
+  std::string stream = "GRIDNODE_REPORTS";
+  bool drain = false;                          // exit once nothing is pending (tests, cron)
+  std::chrono::milliseconds timeout{5000};
+};
+
+// `gridnode-collector export`: a durable JetStream consumer that appends every record of the
+// stream to a JSONL file, exactly once across its own restarts (kill -9 included). The file is
+// the truth: a batch is written and fdatasync'ed before it is acknowledged, and the records a
+// crash left written but unacknowledged are recognised by their message ids when JetStream
+// delivers them again. Exit status 0 on SIGTERM/SIGINT (or drained), 1 on a failure, 2 on bad
+// options.
+int export_stream(const ExportOptions& options);
+
+// The de-duplication id of a sink line (as the collector published it), or "" for a line that is
+// not a record.
+std::string record_id(std::string_view line);
+
+}  // namespace gridnode::collector

@@ -1,0 +1,570 @@
+#include "jetstream.hpp"
+
+#include <cstdio>
+
+#include <asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+#include "gridnode/platform/files.hpp"
+
+namespace gridnode::collector {
+namespace {
+
+constexpr std::int64_t kNsPerSecond = 1'000'000'000;
+
+std::vector<std::string> split_servers(const std::string& servers) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= servers.size()) {
+    std::size_t comma = servers.find(',', start);
+    if (comma == std::string::npos) {
+      comma = servers.size();
+    }
+    std::string one = servers.substr(start, comma - start);
+    if (!one.empty()) {
+      if (one.find("://") == std::string::npos) {
+        one = "nats://" + one;
+      }
+      out.push_back(std::move(one));
+    }
+    start = comma + 1;
+  }
+  return out;
+}
+
+// A setting of an existing stream that is not what we would create.
+std::string differs(const std::string& stream, const char* setting, const std::string& have,
+                    const std::string& want) {
+  return "stream " + stream + " exists with " + setting + "=" + have + ", this collector wants " +
+         want + " (update the stream or the collector's options)";
+}
+
+}  // namespace
+
+std::string subject_token(std::string_view s) {
+  if (s.empty()) {
+    return "_";
+  }
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '.' || c == '*' || c == '>' || c == '%' || u <= 0x20 || u >= 0x7f) {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string report_subject(std::string_view region, std::string_view site, std::string_view node) {
+  std::string s(kSubjectPrefix);
+  s += '.';
+  s += subject_token(region);
+  s += '.';
+  s += subject_token(site);
+  s += '.';
+  s += subject_token(node);
+  return s;
+}
+
+std::string ChainState::encode() const {
+  return std::to_string(seq) + " " + crypto::to_hex(digest) + " " + std::to_string(catalog_at) +
+         " " + std::to_string(keyframe_at);
+}
+
+platform::Result<ChainState> ChainState::parse(std::string_view text, std::uint64_t revision) {
+  ChainState s;
+  s.revision = revision;
+  std::vector<std::string_view> f;
+  while (!text.empty()) {
+    auto sp = text.find(' ');
+    f.push_back(text.substr(0, sp));
+    text = sp == std::string_view::npos ? std::string_view{} : text.substr(sp + 1);
+  }
+  auto bad = [] { return platform::fail(std::errc::invalid_argument, "chain entry malformed"); };
+  if (f.size() != 4 || f[1].size() != 64) {
+    return bad();
+  }
+  auto seq = platform::parse_uint64(f[0]);
+  auto cat = platform::parse_uint64(f[2]);
+  auto key = platform::parse_uint64(f[3]);
+  if (!seq || !cat || !key) {
+    return bad();
+  }
+  for (std::size_t i = 0; i < 32; ++i) {
+    unsigned v = 0;
+    if (std::sscanf(std::string(f[1].substr(i * 2, 2)).c_str(), "%2x", &v) != 1) {
+      return bad();
+    }
+    s.digest[i] = static_cast<std::uint8_t>(v);
+  }
+  s.seq = *seq;
+  s.catalog_at = *cat;
+  s.keyframe_at = *key;
+  return s;
+}
+
+jsSubOptions ordered_consumer(const std::string& stream, jsDeliverPolicy policy,
+                              std::uint64_t start_seq) {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  so.Config.DeliverPolicy = policy;
+  so.Config.OptStartSeq = start_seq;
+  return so;
+}
+
+platform::Error nats_error(natsStatus s, jsErrCode code, const std::string& what) {
+  std::string text = what + ": " + natsStatus_GetText(s);
+  if (code != 0) {
+    text += " (jetstream error " + std::to_string(static_cast<int>(code)) + ")";
+  }
+  const char* last = nats_GetLastError(nullptr);
+  if (last != nullptr && *last != '\0' && text.find(last) == std::string::npos) {
+    text += ": ";
+    text += last;
+  }
+  std::errc e = s == NATS_TIMEOUT         ? std::errc::timed_out
+                : s == NATS_NOT_FOUND     ? std::errc::no_such_file_or_directory
+                : s == NATS_NO_SERVER     ? std::errc::connection_refused
+                : s == NATS_CONNECTION_CLOSED ? std::errc::not_connected
+                                              : std::errc::io_error;
+  return platform::Error{std::make_error_code(e), std::move(text)};
+}
+
+platform::Result<std::unique_ptr<NatsClient>> NatsClient::connect(const std::string& servers,
+                                                                  const std::string& name,
+                                                                  std::chrono::milliseconds timeout,
+                                                                  jsPubAckHandler ack,
+                                                                  void* ack_closure) {
+  std::unique_ptr<NatsClient> c(new NatsClient());
+  std::vector<std::string> urls = split_servers(servers);
+  if (urls.empty()) {
+    return platform::fail(std::errc::invalid_argument, "no NATS server in \"" + servers + "\"");
+  }
+  std::vector<const char*> ptrs;
+  for (const auto& u : urls) {
+    ptrs.push_back(u.c_str());
+  }
+  natsStatus s = natsOptions_Create(&c->opts_);
+  if (s == NATS_OK) s = natsOptions_SetServers(c->opts_, ptrs.data(), static_cast<int>(ptrs.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(c->opts_, name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetTimeout(c->opts_, timeout.count());
+  // Keep trying while a cluster node restarts: publishes time out meanwhile, and the agent retries.
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(c->opts_, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(c->opts_, 250);
+  if (s == NATS_OK) s = natsOptions_SetNoRandomize(c->opts_, false);
+  // A report's record is ~30 KB: with the default 32 KiB buffer nearly every publish would be
+  // its own write(2). 1 MiB lets the flusher send a batch in a few.
+  if (s == NATS_OK) s = natsOptions_SetIOBufSize(c->opts_, 1 << 20);
+  if (s != NATS_OK) {
+    return tl::unexpected(nats_error(s, static_cast<jsErrCode>(0), "NATS options"));
+  }
+  s = natsConnection_Connect(&c->nc_, c->opts_);
+  if (s != NATS_OK) {
+    return tl::unexpected(nats_error(s, static_cast<jsErrCode>(0), "cannot connect to " + servers));
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = timeout.count();
+  jo.PublishAsync.AckHandler = ack;
+  jo.PublishAsync.AckHandlerClosure = ack_closure;
+  jo.PublishAsync.MaxPending = 65536;
+  s = natsConnection_JetStream(&c->js_, c->nc_, &jo);
+  if (s != NATS_OK) {
+    return tl::unexpected(nats_error(s, static_cast<jsErrCode>(0), "JetStream context"));
+  }
+  return c;
+}
+
+NatsClient::~NatsClient() {
+  if (nc_ != nullptr) {
+    natsConnection_Close(nc_);
+  }
+  jsCtx_Destroy(js_);
+  natsConnection_Destroy(nc_);
+  natsOptions_Destroy(opts_);
+}
+
+platform::Result<void> ensure_stream(jsCtx* js, const JetStreamOptions& o) {
+  const std::string subjects = std::string(kSubjectPrefix) + ".>";
+  const std::int64_t max_age = o.max_age.count() * kNsPerSecond;
+  const std::int64_t dups = o.duplicate_window.count() * kNsPerSecond;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, js, o.stream.c_str(), nullptr, &jerr);
+  if (s == NATS_OK) {
+    const jsStreamConfig* c = si->Config;
+    std::string why;
+    auto secs = [](std::int64_t ns) { return std::to_string(ns / kNsPerSecond) + "s"; };
+    if (c->SubjectsLen != 1 || subjects != c->Subjects[0]) {
+      why = differs(o.stream, "subjects", c->SubjectsLen > 0 ? c->Subjects[0] : "", subjects);
+    } else if (c->Retention != js_LimitsPolicy) {
+      why = differs(o.stream, "retention", std::to_string(c->Retention), "limits");
+    } else if (c->Storage != js_FileStorage) {
+      why = differs(o.stream, "storage", "memory", "file");
+    } else if (c->MaxAge != max_age) {
+      why = differs(o.stream, "max_age", secs(c->MaxAge), secs(max_age));
+    } else if (c->MaxBytes != o.max_bytes) {
+      why = differs(o.stream, "max_bytes", std::to_string(c->MaxBytes), std::to_string(o.max_bytes));
+    } else if (c->Replicas != o.replicas) {
+      why = differs(o.stream, "replicas", std::to_string(c->Replicas), std::to_string(o.replicas));
+    } else if (c->Duplicates != dups) {
+      why = differs(o.stream, "duplicates", secs(c->Duplicates), secs(dups));
+    }
+    jsStreamInfo_Destroy(si);
+    if (!why.empty()) {
+      return platform::fail(std::errc::invalid_argument, why);
+    }
+    return {};
+  }
+  if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+    return tl::unexpected(nats_error(s, jerr, "stream " + o.stream));
+  }
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  const char* subj[] = {subjects.c_str()};
+  sc.Name = o.stream.c_str();
+  sc.Subjects = subj;
+  sc.SubjectsLen = 1;
+  sc.Retention = js_LimitsPolicy;
+  sc.Discard = js_DiscardOld;
+  sc.Storage = js_FileStorage;
+  sc.MaxAge = max_age;
+  sc.MaxBytes = o.max_bytes;
+  sc.Replicas = o.replicas;
+  sc.Duplicates = dups;
+  jerr = static_cast<jsErrCode>(0);
+  s = js_AddStream(&si, js, &sc, nullptr, &jerr);
+  jsStreamInfo_Destroy(si);
+  if (s != NATS_OK) {
+    return tl::unexpected(nats_error(s, jerr, "cannot create stream " + o.stream));
+  }
+  return {};
+}
+
+platform::Result<kvStore*> ensure_bucket(jsCtx* js, const JetStreamOptions& o) {
+  kvStore* kv = nullptr;
+  natsStatus s = js_KeyValue(&kv, js, o.bucket.c_str());
+  if (s == NATS_OK) {
+    return kv;
+  }
+  kvConfig kc;
+  kvConfig_Init(&kc);
+  kc.Bucket = o.bucket.c_str();
+  kc.History = 1;
+  kc.Replicas = o.replicas;
+  kc.StorageType = js_FileStorage;
+  s = js_CreateKeyValue(&kv, js, &kc);
+  if (s != NATS_OK) {
+    return tl::unexpected(nats_error(s, static_cast<jsErrCode>(0), "cannot create bucket " + o.bucket));
+  }
+  return kv;
+}
+
+platform::Result<std::unique_ptr<JetStreamSink>> JetStreamSink::open(asio::io_context& io,
+                                                                     const JetStreamOptions& o) {
+  std::unique_ptr<JetStreamSink> sink(new JetStreamSink(io, o));
+  auto client = NatsClient::connect(o.servers, "gridnode-collector", o.timeout,
+                                    &JetStreamSink::on_ack_thread, sink.get());
+  if (!client) {
+    return tl::unexpected(client.error());
+  }
+  sink->client_ = std::move(*client);
+  if (auto r = ensure_stream(sink->client_->js(), o); !r) {
+    return tl::unexpected(r.error());
+  }
+  auto kv = ensure_bucket(sink->client_->js(), o);
+  if (!kv) {
+    return tl::unexpected(kv.error());
+  }
+  sink->kv_ = *kv;
+  return sink;
+}
+
+JetStreamSink::~JetStreamSink() {
+  // The connection first: no acknowledgement handler runs after it is closed.
+  client_.reset();
+  kvStore_Destroy(kv_);
+}
+
+platform::Result<JetStreamSink::Loaded> JetStreamSink::load(const std::string& node) {
+  Loaded out;
+  // The entry's last message, delete and purge markers included: its sequence is the revision
+  // the next compare-and-set must name (as kvStore_Create does after a delete).
+  jsCtx* js = client_->js();
+  const std::string kv_stream = "KV_" + options_.bucket;
+  const std::string kv_subject = "$KV." + options_.bucket + "." + node;
+  natsMsg* e = nullptr;
+  jsErrCode kerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetLastMsg(&e, js, kv_stream.c_str(), kv_subject.c_str(), nullptr, &kerr);
+  if (s == NATS_NOT_FOUND || kerr == JSNoMessageFoundErr) {
+    natsMsg_Destroy(e);
+    return out;  // a node no collector has seen
+  }
+  if (s != NATS_OK) {
+    return tl::unexpected(nats_error(s, kerr, "chain of " + node));
+  }
+  const std::uint64_t revision = natsMsg_GetSequence(e);
+  const char* op = nullptr;
+  if (natsMsgHeader_Get(e, "KV-Operation", &op) == NATS_OK) {
+    natsMsg_Destroy(e);  // deleted or purged: start afresh, at that revision
+    out.state.revision = revision;
+    return out;
+  }
+  auto state = ChainState::parse(
+      std::string_view(natsMsg_GetData(e), static_cast<std::size_t>(natsMsg_GetDataLength(e))),
+      revision);
+  natsMsg_Destroy(e);
+  if (!state) {
+    return tl::unexpected(
+        platform::Error{state.error().code, "chain of " + node + ": " + state.error().context});
+  }
+  out.state = *state;
+  // The catalog first: the replayed reports are decoded against it.
+  if (out.state.catalog_at > 0) {
+    natsMsg* m = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    if (js_GetMsg(&m, js, options_.stream.c_str(), out.state.catalog_at, nullptr, &jerr) ==
+        NATS_OK) {
+      out.replay.emplace_back(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+    }
+    natsMsg_Destroy(m);  // aged out of the stream: the agent sends its catalog again anyway
+  }
+  if (out.state.keyframe_at == 0) {
+    return out;
+  }
+  // Then the node's records from its last keyframe to the end of the stream: an ordered
+  // consumer on the node's subjects, read until nothing is pending.
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jsSubOptions so =
+      ordered_consumer(options_.stream, js_DeliverByStartSequence, out.state.keyframe_at);
+  const std::string filter = std::string(kSubjectPrefix) + ".*.*." + subject_token(node);
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  s = js_SubscribeSync(&sub, js, filter.c_str(), &jo, &so, &jerr);
+  if (s != NATS_OK) {
+    return tl::unexpected(nats_error(s, jerr, "replay of " + node));
+  }
+  for (;;) {
+    natsMsg* m = nullptr;
+    s = natsSubscription_NextMsg(&m, sub, options_.timeout.count());
+    if (s != NATS_OK) {
+      break;  // what was read rebuilds what it can; the next keyframe does the rest
+    }
+    out.replay.emplace_back(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+    jsMsgMetaData* meta = nullptr;
+    const bool last = natsMsg_GetMetaData(&meta, m) != NATS_OK || meta->NumPending == 0;
+    jsMsgMetaData_Destroy(meta);
+    natsMsg_Destroy(m);
+    if (last) {
+      break;
+    }
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  return out;
+}
+
+void JetStreamSink::on_ack_thread(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae,
+                                  void* closure) {
+  auto* self = static_cast<JetStreamSink*>(closure);
+  Token t;
+  bool known = false;
+  {
+    std::lock_guard lock(self->mu_);
+    auto it = self->inflight_.find(msg);
+    if (it != self->inflight_.end()) {
+      t = it->second;
+      self->inflight_.erase(it);
+      known = true;
+    }
+  }
+  natsMsg_Destroy(msg);
+  if (!known) {
+    return;
+  }
+  Ack a;
+  a.token = t;
+  a.ok = pa != nullptr;
+  a.seq = a.ok ? pa->Sequence : 0;
+  a.conflict = pae != nullptr && pae->ErrCode == JSStreamWrongLastSequenceErr;
+  if (pae != nullptr) {
+    a.why = pae->ErrText != nullptr ? pae->ErrText : natsStatus_GetText(pae->Err);
+  }
+  // One wake-up of the loop for all the acknowledgements that arrive meanwhile, not one each.
+  bool post = false;
+  {
+    std::lock_guard lock(self->mu_);
+    self->acks_.push_back(std::move(a));
+    post = !self->drain_posted_;
+    self->drain_posted_ = true;
+  }
+  if (post) {
+    asio::post(self->io_, [self] { self->drain_acks(); });
+  }
+}
+
+void JetStreamSink::drain_acks() {
+  std::vector<Ack> acks;
+  {
+    std::lock_guard lock(mu_);
+    acks.swap(acks_);
+    drain_posted_ = false;
+  }
+  for (Ack& a : acks) {
+    on_ack(a.token, a.ok, a.seq, a.conflict, std::move(a.why));
+  }
+}
+
+bool JetStreamSink::publish(std::uint64_t batch, int record, natsMsg* msg, jsPubOptions* opts) {
+  {
+    std::lock_guard lock(mu_);
+    inflight_[msg] = Token{batch, record};
+  }
+  natsMsg* owned = msg;
+  natsStatus s = js_PublishMsgAsync(client_->js(), &owned, opts);
+  if (s != NATS_OK) {
+    std::lock_guard lock(mu_);
+    inflight_.erase(msg);
+    natsMsg_Destroy(owned);
+    return false;
+  }
+  return true;
+}
+
+void JetStreamSink::write(const std::string& node, const std::string& region,
+                          const std::string& site, const std::string& text,
+                          const std::vector<RecordInfo>& records, const ChainState& before,
+                          ChainState after, Done done) {
+  const std::uint64_t id = ++next_batch_;
+  Batch& b = batches_[id];
+  b.node = node;
+  b.before = before;
+  b.after = after;
+  b.done = std::move(done);
+  b.records = records;
+  b.deadline = std::make_unique<asio::steady_timer>(io_, options_.timeout);
+  b.deadline->async_wait([this, id](const std::error_code& ec) {
+    auto it = batches_.find(id);
+    if (ec || it == batches_.end()) {
+      return;
+    }
+    it->second.failed = "no acknowledgement from JetStream within " +
+                        std::to_string(options_.timeout.count()) + " ms";
+    it->second.pending = 0;
+    {
+      // Acknowledgements that may never come (the connection was lost) leave nothing behind.
+      std::lock_guard lock(mu_);
+      std::erase_if(inflight_, [id](const auto& e) { return e.second.batch == id; });
+    }
+    finish(id);
+  });
+  const std::string subject = report_subject(region, site, node);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const RecordInfo& r = records[i];
+    // The line without its '\n': one message is one record.
+    const int size = static_cast<int>(r.size > 0 ? r.size - 1 : 0);
+    natsMsg* msg = nullptr;
+    if (natsMsg_Create(&msg, subject.c_str(), nullptr, text.data() + r.offset, size) != NATS_OK) {
+      b.failed = "cannot create a NATS message";
+      break;
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = r.id.c_str();
+    if (!publish(id, static_cast<int>(i), msg, &po)) {
+      b.failed = std::string("cannot publish: ") + nats_GetLastError(nullptr);
+      break;
+    }
+    ++b.pending;
+  }
+  if (b.pending == 0) {
+    finish(id);
+  }
+}
+
+void JetStreamSink::on_ack(Token t, bool ok, std::uint64_t seq, bool conflict, std::string why) {
+  auto it = batches_.find(t.batch);
+  if (it == batches_.end()) {
+    return;  // the batch timed out meanwhile
+  }
+  Batch& b = it->second;
+  if (!ok) {
+    if (b.failed.empty()) {
+      b.failed = why.empty() ? "publish failed" : why;
+    }
+    b.conflict = b.conflict || (conflict && t.record < 0);
+  } else if (t.record < 0) {
+    b.after.revision = seq;
+  } else {
+    const RecordInfo& r = b.records[static_cast<std::size_t>(t.record)];
+    if (r.kind == protocol::FrameKind::catalog) {
+      b.after.catalog_at = std::max(b.after.catalog_at, seq);
+    } else if (r.kind == protocol::FrameKind::report && r.keyframe) {
+      b.after.keyframe_at = std::max(b.after.keyframe_at, seq);
+    }
+  }
+  if (b.pending > 0 && --b.pending == 0) {
+    finish(t.batch);
+  }
+}
+
+void JetStreamSink::publish_chain(std::uint64_t id, Batch& b) {
+  const std::string subject = "$KV." + options_.bucket + "." + b.node;
+  const std::string value = b.after.encode();
+  natsMsg* msg = nullptr;
+  if (natsMsg_Create(&msg, subject.c_str(), nullptr, value.data(), static_cast<int>(value.size())) !=
+      NATS_OK) {
+    b.failed = "cannot create a NATS message";
+    return;
+  }
+  // Compare-and-set: the entry must still be at the revision this collector read. (What
+  // kvStore_Update / kvStore_Create do, asynchronously.)
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  if (b.before.revision == 0) {
+    po.ExpectNoMessage = true;
+  } else {
+    po.ExpectLastSubjectSeq = b.before.revision;
+  }
+  b.kv_stage = true;
+  if (!publish(id, -1, msg, &po)) {
+    b.failed = std::string("cannot publish the chain: ") + nats_GetLastError(nullptr);
+    return;
+  }
+  b.pending = 1;
+}
+
+void JetStreamSink::finish(std::uint64_t id) {
+  auto it = batches_.find(id);
+  if (it == batches_.end()) {
+    return;
+  }
+  Batch& b = it->second;
+  if (b.failed.empty() && !b.kv_stage) {
+    publish_chain(id, b);
+    if (b.failed.empty()) {
+      return;  // the chain's acknowledgement finishes it
+    }
+  }
+  Batch done = std::move(b);
+  batches_.erase(it);
+  done.deadline->cancel();
+  if (!done.failed.empty()) {
+    done.done(platform::fail(std::errc::resource_unavailable_try_again,
+                             done.conflict ? "chain of " + done.node +
+                                                 " moved on by another collector"
+                                           : "JetStream: " + done.failed));
+    return;
+  }
+  done.done(done.after);
+}
+
+}  // namespace gridnode::collector

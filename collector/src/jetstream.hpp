@@ -1,0 +1,171 @@
+#pragma once
+
+#include <nats/nats.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "gridnode/crypto/crypto.hpp"
+#include "gridnode/platform/result.hpp"
+#include "ingest.hpp"
+
+// The collectors' shared, replicated log: NATS JetStream (docs/jetstream.md). Every verified
+// record is one message of the stream GRIDNODE_REPORTS on gridnode.reports.<region>.<site>.<node>,
+// and each node's chain position lives in the key-value bucket GRIDNODE_CHAIN, moved on only by
+// compare-and-set on its revision, so that two collectors can never both extend one chain.
+namespace gridnode::collector {
+
+// The settings the stream and the bucket are created with (and checked against when they exist).
+struct JetStreamOptions {
+  std::string servers;  // nats://HOST:PORT[,nats://HOST:PORT…]
+  std::string stream = "GRIDNODE_REPORTS";
+  std::string bucket = "GRIDNODE_CHAIN";
+  int replicas = 1;
+  std::chrono::seconds max_age{std::chrono::hours(24 * 7)};
+  std::int64_t max_bytes = std::int64_t{16} << 30;  // 16 GiB
+  // Longer than the agents' longest reconnect backoff (60 s, 90 s with jitter): an agent that
+  // republishes what a crashed collector had published but not yet acknowledged is deduplicated.
+  std::chrono::seconds duplicate_window{std::chrono::minutes(10)};
+  std::chrono::milliseconds timeout{5000};  // for a publish acknowledgement and each request
+};
+
+inline constexpr std::string_view kSubjectPrefix = "gridnode.reports";
+
+// A subject token: '.', '*', '>', whitespace and '%' are escaped as %XX; empty is "_".
+std::string subject_token(std::string_view s);
+// gridnode.reports.<region>.<site>.<node>
+std::string report_subject(std::string_view region, std::string_view site, std::string_view node);
+
+// The chain bucket's value for one node: where its chain is and where in the stream the records
+// that rebuild a collector's state for it (its catalog, its last keyframe) are.
+struct ChainState {
+  std::uint64_t seq = 0;
+  crypto::Digest digest{};
+  std::uint64_t catalog_at = 0;   // stream sequence of the node's latest catalog record
+  std::uint64_t keyframe_at = 0;  // stream sequence of its latest keyframe report
+  std::uint64_t revision = 0;     // the bucket entry's revision (0: no entry yet)
+  std::string encode() const;     // "seq digest catalog_at keyframe_at"
+  [[nodiscard]] static platform::Result<ChainState> parse(std::string_view text,
+                                                          std::uint64_t revision);
+};
+
+// One NATS connection with its JetStream context. Not copyable; destroying it closes the
+// connection (no callback runs after that).
+class NatsClient {
+ public:
+  // Connects to `servers` (comma-separated URLs), retrying the others of the list on failure.
+  // `ack`, when given, receives every asynchronous publish acknowledgement, on a NATS thread.
+  [[nodiscard]] static platform::Result<std::unique_ptr<NatsClient>> connect(
+      const std::string& servers, const std::string& name, std::chrono::milliseconds timeout,
+      jsPubAckHandler ack = nullptr, void* ack_closure = nullptr);
+  ~NatsClient();
+  NatsClient(const NatsClient&) = delete;
+  NatsClient& operator=(const NatsClient&) = delete;
+
+  natsConnection* connection() const { return nc_; }
+  jsCtx* js() const { return js_; }
+
+ private:
+  NatsClient() = default;
+  natsOptions* opts_ = nullptr;
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+// Options of an ordered consumer (no acks, the library re-creates it after a gap) on `stream`.
+jsSubOptions ordered_consumer(const std::string& stream, jsDeliverPolicy policy,
+                              std::uint64_t start_seq = 0);
+
+// A NATS or JetStream status as an Error: "what: status text (jetstream error code)".
+platform::Error nats_error(natsStatus s, jsErrCode code, const std::string& what);
+
+// Creates the stream and the bucket with `o`'s settings, or checks that the existing ones have
+// them: a difference is an error naming the setting (max_age, max_bytes, replicas, duplicates,
+// subjects, retention, storage).
+[[nodiscard]] platform::Result<void> ensure_stream(jsCtx* js, const JetStreamOptions& o);
+[[nodiscard]] platform::Result<kvStore*> ensure_bucket(jsCtx* js, const JetStreamOptions& o);
+
+// The serve side: publishes batches asynchronously and pipelined, and calls back on the loop
+// once JetStream acknowledged every record and then the chain's compare-and-set.
+class JetStreamSink {
+ public:
+  using Done = std::function<void(platform::Result<ChainState>)>;
+
+  [[nodiscard]] static platform::Result<std::unique_ptr<JetStreamSink>> open(
+      asio::io_context& io, const JetStreamOptions& o);
+  ~JetStreamSink();
+
+  // The node's chain as the bucket has it now, with the lines to replay (its catalog, then its
+  // reports from its last keyframe on) so that a collector taking the node over decodes its next
+  // deltas. Blocks for a few round trips: called when a node connects.
+  struct Loaded {
+    ChainState state;
+    std::vector<std::string> replay;
+  };
+  [[nodiscard]] platform::Result<Loaded> load(const std::string& node);
+
+  // Publishes each record of `text` (one message each, `records[i].id` as Nats-Msg-Id), then
+  // moves the node's chain entry from `before` (its revision) to `after`; calls `done` on the
+  // loop with the new state, or with an error (a failed publish, a timeout, or another
+  // collector having moved the chain: errc::resource_unavailable_try_again).
+  void write(const std::string& node, const std::string& region, const std::string& site,
+             const std::string& text, const std::vector<RecordInfo>& records,
+             const ChainState& before, ChainState after, Done done);
+
+  std::string describe() const { return options_.servers; }
+
+ private:
+  struct Batch {
+    std::string node;
+    std::size_t pending = 0;
+    bool kv_stage = false;
+    std::string failed;  // non-empty: why
+    bool conflict = false;
+    ChainState before, after;
+    std::vector<RecordInfo> records;  // kind and keyframe, to place catalog_at / keyframe_at
+    Done done;
+    std::unique_ptr<asio::steady_timer> deadline;
+  };
+  struct Token {
+    std::uint64_t batch = 0;
+    int record = -1;  // -1: the chain update
+  };
+  struct Ack {
+    Token token;
+    bool ok = false;
+    std::uint64_t seq = 0;  // stream sequence (the bucket's revision for the chain update)
+    bool conflict = false;  // the compare-and-set found another revision
+    std::string why;
+  };
+  JetStreamSink(asio::io_context& io, JetStreamOptions o) : io_(io), options_(std::move(o)) {}
+  void drain_acks();
+  static void on_ack_thread(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae,
+                            void* closure);
+  void on_ack(Token t, bool ok, std::uint64_t seq, bool conflict, std::string why);
+  bool publish(std::uint64_t batch, int record, natsMsg* msg, jsPubOptions* opts);
+  void publish_chain(std::uint64_t id, Batch& b);
+  void finish(std::uint64_t id);
+
+  asio::io_context& io_;
+  JetStreamOptions options_;
+  std::unique_ptr<NatsClient> client_;
+  kvStore* kv_ = nullptr;
+  std::mutex mu_;  // guards inflight_, acks_ and drain_posted_ (NATS threads and the loop)
+  std::unordered_map<natsMsg*, Token> inflight_;
+  std::vector<Ack> acks_;      // received, not yet handled on the loop
+  bool drain_posted_ = false;  // a drain_acks() is queued on the loop
+  std::unordered_map<std::uint64_t, Batch> batches_;  // loop only
+  std::uint64_t next_batch_ = 0;
+};
+
+}  // namespace gridnode::collector

@@ -1,0 +1,193 @@
+// The JetStream sink against a real nats-server (started here, on loopback, with its own store
+// directory and ports it picked itself; stopped by its PID).
+#include "jetstream.hpp"
+
+#include <chrono>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "nats_server.hpp"
+#include "signing_node.hpp"
+#include "store.hpp"
+
+namespace gridnode::collector {
+namespace {
+
+using testing::Batch;
+using testing::NatsServer;
+using testing::Node;
+using testing::reports;
+
+// Runs the loop until the commit is done.
+platform::Result<IngestResult> commit_and_wait(asio::io_context& io, Store& store, NodeIngest& node,
+                                               const Batch& batch) {
+  std::optional<platform::Result<IngestResult>> out;
+  auto frames = batch.frames();
+  store.commit(node, frames, [&out](platform::Result<IngestResult> r) { out = std::move(r); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!out && std::chrono::steady_clock::now() < deadline) {
+    io.restart();
+    io.run_for(std::chrono::milliseconds(10));
+  }
+  if (!out) {
+    return platform::fail(std::errc::timed_out, "commit did not finish");
+  }
+  return *out;
+}
+
+std::uint64_t stream_messages(const std::string& url) {
+  auto c = NatsClient::connect(url, "test", std::chrono::milliseconds(2000)).value();
+  jsStreamInfo* si = nullptr;
+  if (js_GetStreamInfo(&si, c->js(), "GRIDNODE_REPORTS", nullptr, nullptr) != NATS_OK) {
+    return 0;
+  }
+  std::uint64_t n = si->State.Msgs;
+  jsStreamInfo_Destroy(si);
+  return n;
+}
+
+nlohmann::json last_record(const std::string& url, const std::string& node) {
+  auto c = NatsClient::connect(url, "test", std::chrono::milliseconds(2000)).value();
+  natsMsg* m = nullptr;
+  const std::string subject = report_subject("east", "dc1", node);
+  if (js_GetLastMsg(&m, c->js(), "GRIDNODE_REPORTS", subject.c_str(), nullptr, nullptr) != NATS_OK) {
+    return {};
+  }
+  auto j = nlohmann::json::parse(std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)));
+  natsMsg_Destroy(m);
+  return j;
+}
+
+class JetStream : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!NatsServer::installed()) {
+      GTEST_SKIP() << "nats-server not installed (./gridnode.sh deps)";
+    }
+    server_ = std::make_unique<NatsServer>();
+    ASSERT_FALSE(server_->url().empty()) << "nats-server did not start";
+    options_.servers = server_->url();
+    options_.timeout = std::chrono::milliseconds(3000);
+    options_.max_bytes = 256 << 20;  // within what any test machine's nats-server grants
+  }
+  std::unique_ptr<Store> open() {
+    auto s = Store::open_jetstream(io_, options_, {});
+    EXPECT_TRUE(s) << (s ? "" : s.error().message());
+    return s ? std::move(*s) : nullptr;
+  }
+  asio::io_context io_{1};
+  std::unique_ptr<NatsServer> server_;
+  JetStreamOptions options_;
+};
+
+TEST_F(JetStream, TwoCollectorsCannotBothExtendAChain) {
+  Node n("node-1");
+  n.labels = {{"region", "east"}, {"site", "dc1"}};
+  auto a = open();
+  auto b = open();
+  ASSERT_TRUE(a && b);
+  NodeIngest* na = a->node(n.id, n.key->public_key()).value();
+  NodeIngest* nb = b->node(n.id, n.key->public_key()).value();
+  Batch first = reports(n, 3, true);
+  auto ra = commit_and_wait(io_, *a, *na, first);
+  ASSERT_TRUE(ra) << ra.error().message();
+  EXPECT_EQ(ra->ack_seq, 3u);
+  // B saw the node too (a half-open connection) and gets the same reports: JetStream drops the
+  // republished messages, and the bucket's compare-and-set refuses B's stale view.
+  auto rb = commit_and_wait(io_, *b, *nb, first);
+  ASSERT_FALSE(rb);
+  EXPECT_EQ(rb.error().code, std::errc::resource_unavailable_try_again);
+  EXPECT_NE(rb.error().message().find("moved on by another collector"), std::string::npos)
+      << rb.error().message();
+  EXPECT_EQ(stream_messages(server_->url()), 4u);  // catalog and 1..3, once
+
+  // The agent reconnects to B: B reads where the chain stands and goes on from there.
+  nb = b->node(n.id, n.key->public_key()).value();
+  EXPECT_EQ(nb->have_seq(), 3u);
+  Batch second = reports(n, 2, false);
+  rb = commit_and_wait(io_, *b, *nb, second);
+  ASSERT_TRUE(rb) << rb.error().message();
+  EXPECT_EQ(rb->ack_seq, 5u);
+  // A, still holding revision 1, cannot extend it again.
+  ra = commit_and_wait(io_, *a, *na, second);
+  ASSERT_FALSE(ra);
+  EXPECT_EQ(stream_messages(server_->url()), 6u);
+
+  // A third collector takes over: its state rebuilt from the stream decodes the next delta.
+  auto c = open();
+  NodeIngest* nc = c->node(n.id, n.key->public_key()).value();
+  EXPECT_EQ(nc->have_seq(), 5u);
+  Batch third = reports(n, 1, false);
+  auto rc = commit_and_wait(io_, *c, *nc, third);
+  ASSERT_TRUE(rc) << rc.error().message();
+  auto last = last_record(server_->url(), n.id);
+  EXPECT_EQ(last["seq"], 6);
+  EXPECT_FALSE(last.contains("values_error")) << last.dump();
+  EXPECT_GT(last["metrics"].size(), 0u);
+}
+
+TEST_F(JetStream, ARepublishAfterACrashIsDeduplicated) {
+  Node n("node-2");
+  n.labels = {{"region", "east"}, {"site", "dc1"}};
+  auto a = open();
+  ASSERT_TRUE(a);
+  NodeIngest* na = a->node(n.id, n.key->public_key()).value();
+  Batch first = reports(n, 4, true);
+  ASSERT_TRUE(commit_and_wait(io_, *a, *na, first));
+  // The collector dies after the PubAcks but before the bucket moved (here: a new collector that
+  // never saw the node, fed the same batch by the agent that got no acknowledgement).
+  {
+    auto c = NatsClient::connect(server_->url(), "test", std::chrono::milliseconds(2000)).value();
+    kvStore* kv = nullptr;
+    ASSERT_EQ(js_KeyValue(&kv, c->js(), "GRIDNODE_CHAIN"), NATS_OK);
+    ASSERT_EQ(kvStore_Purge(kv, n.id.c_str(), nullptr), NATS_OK);
+    kvStore_Destroy(kv);
+  }
+  auto b = open();
+  NodeIngest* nb = b->node(n.id, n.key->public_key()).value();
+  EXPECT_EQ(nb->have_seq(), 0u);
+  auto r = commit_and_wait(io_, *b, *nb, first);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->ack_seq, 4u);
+  EXPECT_EQ(stream_messages(server_->url()), 5u);  // still catalog and 1..4, once
+}
+
+TEST_F(JetStream, AnExistingStreamWithOtherSettingsIsAnErrorNamingTheSetting) {
+  ASSERT_TRUE(open());
+  options_.max_age = std::chrono::seconds(3600);
+  auto s = Store::open_jetstream(io_, options_, {});
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("max_age=604800s"), std::string::npos) << s.error().message();
+  options_.max_age = std::chrono::hours(24 * 7);
+  options_.replicas = 3;
+  s = Store::open_jetstream(io_, options_, {});
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("replicas=1"), std::string::npos) << s.error().message();
+}
+
+TEST(JetStreamSubjects, TokensAreEscaped) {
+  EXPECT_EQ(report_subject("east", "dc1", "node-1"), "gridnode.reports.east.dc1.node-1");
+  EXPECT_EQ(report_subject("", "a b", "n.1"), "gridnode.reports._.a%20b.n%2E1");
+  EXPECT_EQ(subject_token("*>%"), "%2A%3E%25");
+}
+
+TEST(ChainState, RoundTrips) {
+  ChainState s;
+  s.seq = 42;
+  s.digest[0] = 0xab;
+  s.digest[31] = 0x01;
+  s.catalog_at = 7;
+  s.keyframe_at = 40;
+  auto back = ChainState::parse(s.encode(), 9).value();
+  EXPECT_EQ(back.seq, 42u);
+  EXPECT_EQ(back.digest, s.digest);
+  EXPECT_EQ(back.catalog_at, 7u);
+  EXPECT_EQ(back.keyframe_at, 40u);
+  EXPECT_EQ(back.revision, 9u);
+  EXPECT_FALSE(ChainState::parse("1 2 3", 1));
+  EXPECT_FALSE(ChainState::parse("x " + std::string(64, '0') + " 1 2", 1));
+}
+
+}  // namespace
+}  // namespace gridnode::collector
