@@ -1,7 +1,8 @@
 // Writes the fuzzers' seed corpora from real reports: the agent's own drivers sample the fixture
 // trees, its ReportBuilder encodes them and a fresh node key signs them, exactly as
 // `gridnoded --once --report` does; plus random catalogs and extreme values for coverage.
-//   gridnode_make_seeds OUT_DIR  ->  OUT_DIR/{catalog,report,report_file,signature_der}/*
+//   gridnode_make_seeds OUT_DIR  ->  OUT_DIR/{catalog,report,report_file,signature_der,
+//                                            policy_bundle}/*
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <asio/io_context.hpp>
 
 #include "fuzz_common.hpp"
+#include "gridnode/agent/policy_bundle.hpp"
 #include "gridnode/agent/report_builder.hpp"
 #include "gridnode/agent/sampler.hpp"
 #include "gridnode/crypto/crypto.hpp"
@@ -116,5 +118,20 @@ int main(int argc, char** argv) {
     write(out / "catalog", "random" + std::to_string(i), c.bytes);
   }
   std::printf("seeds written to %s\n", out.c_str());
+  // Policy bundles: the shipped default policy, signed, and a small one of every rule.
+  {
+    std::ifstream in(std::string(GRIDNODE_SOURCE_DIR) + "/packaging/policy.toml");
+    std::string shipped((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string small =
+        "[policy]\nversion = 2\n[[limit]]\nname = \"a\"\nmetric = \"m\"\nabove = 1\n"
+        "[network]\nallow = [\"tcp:22\"]\n[accelerator]\nusers = [\"u\"]\n"
+        "[integrity]\n[[integrity.watch]]\npath = \"/x\"\n";
+    int n = 0;
+    for (const std::string& text : {shipped, small}) {
+      auto b = agent::make_bundle(text, key, *random).value();
+      write(out / "policy_bundle", "bundle" + std::to_string(n++),
+            std::span(reinterpret_cast<const std::uint8_t*>(b.data()), b.size()));
+    }
+  }
   return 0;
 }

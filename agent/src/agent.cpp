@@ -1,5 +1,6 @@
 #include "gridnode/agent/agent.hpp"
 
+#include <algorithm>
 #include <csignal>
 
 #include "gridnode/drivers/registry.hpp"
@@ -23,6 +24,19 @@ Agent::Agent(asio::io_context& io, Config config, std::string config_path,
       watchdog_timer_(io) {}
 
 Agent::~Agent() { stop(); }
+
+PolicyEngine::Options make_policy_options(const Config& c, AcceleratorControl* accelerator) {
+  PolicyEngine::Options o;
+  o.roots = c.roots;
+  o.policy_file = c.policy_file;
+  o.policy_file_required = c.policy_file_required;
+  o.bundle_dir = c.policy_bundle_dir;
+  o.policy_key = c.policy_key;
+  o.state_dir = c.state_dir;
+  o.bundle_interval = c.policy_bundle_interval;
+  o.accelerator = accelerator;
+  return o;
+}
 
 std::optional<gid_t> Agent::resolve_socket_group(const Config& c) const {
   if (c.socket_group.empty()) {
@@ -200,10 +214,13 @@ platform::Result<void> Agent::start() {
   }
   sampler_ = std::make_unique<Sampler>(io_, std::move(*drivers),
                                        Sampler::Options{config_.interval, config_.sweep_timeout});
+  policy_ = std::make_unique<PolicyEngine>(io_, make_policy_options(config_, accelerator_));
+  policy_->load();
   ControlServer::Options copts;
   copts.path = config_.socket_path;
   copts.mode = config_.socket_mode;
   copts.group = resolve_socket_group(config_);
+  socket_gid_ = copts.group;
   copts.group_name = config_.socket_group;
   control_ = std::make_unique<ControlServer>(
       io_, copts, [this](const nlohmann::json& req, const platform::PeerCredentials& peer) {
@@ -212,8 +229,15 @@ platform::Result<void> Agent::start() {
   if (auto r = control_->start(); !r) {
     return r;
   }
+  control_->set_extra_groups(policy_->access_groups());
+  // A bundle or a reload may grant other groups: the socket's door follows the policy.
+  policy_->on_apply([this] { control_->set_extra_groups(policy_->access_groups()); });
+  policy_->start();
   sampler_->on_round([this] {
+    policy_->on_round(*sampler_);
+    auto events = policy_->events().take_report_events(std::chrono::steady_clock::now());
     if (reporter_) {
+      reporter_->add_events(std::move(events));
       reporter_->on_round(*sampler_);
     }
     if (!ready_logged_) {
@@ -341,6 +365,9 @@ void Agent::stop() {
   if (control_) {
     control_->stop();
   }
+  if (policy_) {
+    policy_->stop();
+  }
   flush_timer_.cancel();
   if (uplink_) {
     uplink_->stop();
@@ -407,7 +434,9 @@ void Agent::reload_config() {
   platform::Log::set_threshold(c.log_level);
   sampler_->set_interval(c.interval);
   sampler_->set_sweep_timeout(c.sweep_timeout);
-  control_->set_group(resolve_socket_group(c), c.socket_group);
+  socket_gid_ = resolve_socket_group(c);
+  control_->set_group(socket_gid_, c.socket_group);
+  policy_->reload();
   for (auto [changed, key] : {std::pair{c.socket_path != config_.socket_path, "control.socket"},
                               std::pair{c.drivers != config_.drivers, "agent.drivers"},
                               std::pair{c.roots.sysfs != config_.roots.sysfs ||
@@ -421,6 +450,10 @@ void Agent::reload_config() {
                               std::pair{c.spool_max_bytes != config_.spool_max_bytes ||
                                             c.spool_fsync_interval != config_.spool_fsync_interval,
                                         "spool"},
+                              std::pair{c.policy_file != config_.policy_file ||
+                                            c.policy_bundle_dir != config_.policy_bundle_dir ||
+                                            c.policy_key != config_.policy_key,
+                                        "policy"},
                               std::pair{c.node_labels != config_.node_labels ||
                                             c.node_id != config_.node_id,
                                         "node"}}) {
@@ -437,15 +470,38 @@ void Agent::reload_config() {
   platform::log(Level::notice, "gridnoded", LogLine("reloaded").kv("config", config_.source));
 }
 
-nlohmann::json Agent::handle(const nlohmann::json& request, const platform::PeerCredentials&) {
+nlohmann::json Agent::handle(const nlohmann::json& request, const platform::PeerCredentials& peer) {
   auto cmd_it = request.find("cmd");
   if (cmd_it == request.end() || !cmd_it->is_string()) {
     return {{"ok", false}, {"error", "request has no \"cmd\" string"}};
   }
   const std::string& cmd = cmd_it->get_ref<const std::string&>();
+  if (std::find(std::begin(kControlCommands), std::end(kControlCommands), cmd) !=
+      std::end(kControlCommands)) {
+    if (auto why = policy_->authorize(cmd, peer, socket_gid_)) {
+      return {{"ok", false}, {"error", *why}};
+    }
+  }
+  if (cmd == "policy") {
+    nlohmann::json p = policy_->policy().to_json();
+    p["status"] = policy_->status_json();
+    return {{"ok", true}, {"policy", std::move(p)}};
+  }
+  if (cmd == "events") {
+    std::optional<std::chrono::system_clock::time_point> since;
+    if (auto it = request.find("since_seconds_ago"); it != request.end() && it->is_number()) {
+      since = std::chrono::system_clock::now() -
+              std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                  std::chrono::duration<double>(it->get<double>()));
+    }
+    return {{"ok", true},
+            {"events", policy_->events().to_json(since)},
+            {"counts", policy_->events().counts_json()}};
+  }
   if (cmd == "status") {
     auto status = Exposition::status_json(*sampler_, started_, config_.source);
     status["report"] = reporter_ ? reporter_->status_json() : nlohmann::json{{"enrolled", false}};
+    status["policy"] = policy_->status_json();
     status["uplink"] = uplink_ ? uplink_->status_json() : nlohmann::json{{"configured", false}};
     if (spool_) {
       SpoolStats st = spool_->stats();
@@ -475,7 +531,8 @@ nlohmann::json Agent::handle(const nlohmann::json& request, const platform::Peer
     return {{"ok", true}, {"text", text_}};
   }
   return {{"ok", false},
-          {"error", "unknown command \"" + cmd + "\" (known: status, sensors, gpus, samples, metrics)"}};
+          {"error", "unknown command \"" + cmd +
+                        "\" (known: status, sensors, gpus, samples, metrics, events, policy)"}};
 }
 
 }  // namespace gridnode::agent

@@ -328,6 +328,29 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
                     c.nvml_library = *s;
                     return {};
                   });
+    } else if (k.str() == "policy") {
+      r = section("policy", node, {"file", "bundle_dir", "key", "bundle_interval"},
+                  [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
+                    if (key == "bundle_interval") {
+                      auto s = seconds_from(origin, v, full, 0.1, 3600);
+                      if (!s) {
+                        return tl::unexpected(s.error());
+                      }
+                      c.policy_bundle_interval = *s;
+                      return {};
+                    }
+                    auto s = string_from(origin, v, full, key != "file");
+                    if (!s) {
+                      return tl::unexpected(s.error());
+                    }
+                    if (key == "file") {
+                      c.policy_file = *s;
+                      c.policy_file_required = true;
+                    } else {
+                      (key == "bundle_dir" ? c.policy_bundle_dir : c.policy_key) = *s;
+                    }
+                    return {};
+                  });
     } else if (k.str() == "report") {
       r = section("report", node, {"keyframe_interval"},
                   [&](std::string_view, const toml::node& v, const std::string& full) -> Result<void> {

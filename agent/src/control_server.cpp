@@ -152,6 +152,11 @@ std::optional<std::string> ControlServer::refusal(const platform::PeerCredential
   if (options_.group && peer.in_group(*options_.group)) {
     return std::nullopt;
   }
+  for (gid_t g : extra_groups_) {
+    if (peer.in_group(g)) {
+      return std::nullopt;
+    }
+  }
   std::string who = platform::user_name(peer.uid);
   if (options_.group) {
     return "permission denied: user " + who + " is not root and not in group " +

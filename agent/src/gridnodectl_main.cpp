@@ -10,6 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "gridnode/agent/control_client.hpp"
+#include "gridnode/agent/policy.hpp"
+#include "gridnode/agent/policy_bundle.hpp"
+#include "gridnode/platform/files.hpp"
 
 namespace {
 
@@ -310,6 +313,166 @@ int cmd_metrics(const std::string& socket) {
   return 0;
 }
 
+void print_policy(const json& p) {
+  std::printf("policy: %s\n", p.value("source", "?").c_str());
+  std::printf("version %llu%s, digest %s\n",
+              static_cast<unsigned long long>(p.value("version", 0ull)),
+              p.value("name", "").empty() ? "" : (" (" + p.value("name", "") + ")").c_str(),
+              p.value("digest", "?").c_str());
+  Table t({"RULE", "TYPE", "ACTION", "WHAT"});
+  for (const auto& r : p["rules"]) {
+    std::string what;
+    std::string type = r.value("type", "");
+    if (type == "limit" || type == "intrusion") {
+      what = r.value("metric", "");
+      if (r.contains("labels")) {
+        what += r["labels"].dump();
+      }
+      if (r.contains("above")) {
+        what += " > " + fmt_number(r["above"].get<double>());
+      } else if (r.contains("below")) {
+        what += " < " + fmt_number(r["below"].get<double>());
+      }
+      if (r.value("for_seconds", 0.0) > 0) {
+        what += " for " + fmt_seconds(r["for_seconds"].get<double>());
+      }
+    } else if (type == "access") {
+      for (const auto& g : r["allow"]) {
+        what += (what.empty() ? "" : "; ") + g.value("group", "?") + ": ";
+        std::string cmds;
+        for (const auto& c : g["commands"]) {
+          cmds += (cmds.empty() ? "" : ",") + c.get<std::string>();
+        }
+        what += cmds;
+      }
+    } else if (type == "integrity") {
+      what = std::to_string(r["watch"].size()) + " watched paths, every " +
+             fmt_seconds(r.value("interval_seconds", 0.0));
+    } else if (type == "network") {
+      for (const auto& a : r["allow"]) {
+        what += (what.empty() ? "allow " : ",") + a.get<std::string>();
+      }
+      if (r.value("allow_loopback", false)) {
+        what += (what.empty() ? "" : " ") + std::string("+loopback");
+      }
+    } else if (type == "accelerator") {
+      for (const auto& u : r["users"]) {
+        what += (what.empty() ? "users " : ",") + u.get<std::string>();
+      }
+      for (const auto& c : r["cgroups"]) {
+        what += " cgroup " + c.get<std::string>();
+      }
+    }
+    t.add({r.value("rule", "?"), type, r.value("action", "report"), what});
+  }
+  t.print("");
+}
+
+int cmd_policy(const std::string& socket, bool as_json) {
+  json a;
+  if (!ask(socket, {{"cmd", "policy"}}, a)) {
+    return 1;
+  }
+  if (as_json) {
+    std::printf("%s\n", a["policy"].dump(2).c_str());
+    return 0;
+  }
+  print_policy(a["policy"]);
+  return 0;
+}
+
+// Validates a policy file or a signed bundle without any agent: the same parser the agent uses.
+int cmd_policy_check(const std::string& file, const std::string& key_path) {
+  std::string text;
+  if (auto r = gridnode::platform::read_file(file, text, 4 << 20); !r) {
+    return fail(r.error().message());
+  }
+  namespace agent = gridnode::agent;
+  gridnode::platform::Result<agent::Policy> p;
+  std::string note;
+  if (text.starts_with(agent::kBundleMagic)) {
+    if (key_path.empty()) {
+      auto b = agent::parse_bundle(text);
+      if (!b) {
+        return fail(file + ": " + b.error().context);
+      }
+      p = agent::parse_policy(b->policy, file);
+      note = " (signed bundle; signature not checked: give --key)";
+    } else {
+      std::string pem;
+      if (auto r = gridnode::platform::read_file(key_path, pem, 64 << 10); !r) {
+        return fail(r.error().message());
+      }
+      auto key = gridnode::crypto::PublicKey::from_pem(pem);
+      if (!key) {
+        return fail(key_path + ": " + key.error().message());
+      }
+      p = agent::verify_bundle(text, *key, file);
+      note = " (signed bundle, signature verified)";
+    }
+  } else {
+    p = agent::parse_policy(text, file);
+  }
+  if (!p) {
+    return fail(p.error().message());
+  }
+  json j = p->to_json();
+  std::printf("%s: valid%s, version %llu, %zu rules, digest %s\n", file.c_str(), note.c_str(),
+              static_cast<unsigned long long>(p->version), j["rules"].size(),
+              j["digest"].get<std::string>().c_str());
+  return 0;
+}
+
+// "90s", "15m", "2h", "1d" or plain seconds.
+bool parse_ago(const std::string& text, double& seconds) {
+  if (text.empty()) {
+    return false;
+  }
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  std::string unit(end);
+  double mul = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : -1;
+  if (end == text.c_str() || mul < 0 || !(v >= 0)) {
+    return false;
+  }
+  seconds = v * mul;
+  return true;
+}
+
+int cmd_events(const std::string& socket, bool as_json, const std::string& since) {
+  json req = {{"cmd", "events"}};
+  if (!since.empty()) {
+    double s = 0;
+    if (!parse_ago(since, s)) {
+      return fail("--since " + since + ": a duration such as 90s, 15m, 2h or 1d");
+    }
+    req["since_seconds_ago"] = s;
+  }
+  json a;
+  if (!ask(socket, req, a)) {
+    return 1;
+  }
+  if (as_json) {
+    std::printf("%s\n", a["events"].dump(2).c_str());
+    return 0;
+  }
+  if (a["events"].empty()) {
+    std::printf("no policy events%s\n", since.empty() ? "" : " in that time");
+    return 0;
+  }
+  Table t({"TIME", "SEVERITY", "RULE", "SUBJECT", "DETAILS", "ACTION", "RESULT"});
+  for (const auto& e : a["events"]) {
+    std::string result = e.value("result", "");
+    if (e.contains("suppressed")) {
+      result += " (+" + std::to_string(e["suppressed"].get<std::uint64_t>()) + " rate-limited)";
+    }
+    t.add({e.value("time", ""), e.value("severity", ""), e.value("rule", ""),
+           e.value("subject", ""), e.value("details", ""), e.value("action", ""), result});
+  }
+  t.print("");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -337,6 +500,22 @@ int main(int argc, char** argv) try {
 
   auto* metrics = app.add_subcommand("metrics", "Everything, as Prometheus text exposition");
 
+  bool policy_json = false;
+  std::string check_file, check_key;
+  auto* policy = app.add_subcommand("policy", "The security policy in force: source, version, "
+                                              "digest, rules");
+  policy->add_flag("--json", policy_json, "Print JSON for scripts");
+  auto* check = policy->add_subcommand("check", "Validate a policy file or signed bundle "
+                                                "without applying it (no agent needed)");
+  check->add_option("FILE", check_file, "policy.toml or a .bundle")->required();
+  check->add_option("--key", check_key, "The grid's policy public key (PEM): verify a bundle");
+
+  bool events_json = false;
+  std::string since;
+  auto* events = app.add_subcommand("events", "Recent policy events (violations, actions)");
+  events->add_flag("--json", events_json, "Print JSON for scripts");
+  events->add_option("--since", since, "Only the last ... (90s, 15m, 2h, 1d)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -353,6 +532,15 @@ int main(int argc, char** argv) try {
   }
   if (metrics->parsed()) {
     return cmd_metrics(socket);
+  }
+  if (check->parsed()) {
+    return cmd_policy_check(check_file, check_key);
+  }
+  if (policy->parsed()) {
+    return cmd_policy(socket, policy_json);
+  }
+  if (events->parsed()) {
+    return cmd_events(socket, events_json, since);
   }
   return 2;
 } catch (const std::exception& e) {

@@ -35,6 +35,7 @@ struct Flags {
   std::string config;
   std::string sysfs, procfs, state_dir, socket, interval, log_level, nvml_library;
   std::string report;
+  std::string policy;
   unsigned count = 1;
   std::vector<std::string> upstream;
   std::string ca, cert, key;
@@ -56,6 +57,10 @@ void die(const std::string& message) {
 // are made by the daemon's own Reporter, so they are what the daemon would send.
 std::string write_reports(const agent::Config& config, asio::io_context& io,
                           agent::Sampler& sampler, const std::string& path, unsigned count) {
+  // The policy is judged on the same sweeps, so its events ride in these reports.
+  agent::PolicyEngine policy(io, agent::make_policy_options(config, nullptr));
+  policy.load();
+  policy.check_once(sampler);
   auto id = agent::load_identity(config, true);
   if (!id) {
     die("cannot sign a report: " + id.error().message());
@@ -87,7 +92,11 @@ std::string write_reports(const agent::Config& config, asio::io_context& io,
       sampler.run_once([&] { io.stop(); });
       io.restart();
       io.run();
+      policy.on_round(sampler);
     }
+    io.restart();
+    io.poll();  // results the policy posted
+    (*reporter)->add_events(policy.events().take_report_events(std::chrono::steady_clock::now()));
     (*reporter)->on_round(sampler);
   }
   if ((*reporter)->chain().seq != first + count - 1) {
@@ -168,6 +177,8 @@ int main(int argc, char** argv) try {
   app.add_option("--ca", f.ca, "The grid CA certificate (default /etc/gridnode/ca.crt)");
   app.add_option("--cert", f.cert, "This node's certificate (default STATE_DIR/node.crt)");
   app.add_option("--key", f.key, "This node's key (default STATE_DIR/node.key)");
+  app.add_option("--policy", f.policy,
+                 "Security policy file (TOML, docs/policy.md; default /etc/gridnode/policy.toml)");
   app.add_option("--interval", f.interval, "Sampling interval in seconds, fractions allowed");
   app.add_option("--log-level", f.log_level, "error, warning, notice, info or debug");
   app.add_flag("--once", f.once, "Take one sweep, print it (Prometheus text) and exit");
@@ -237,6 +248,10 @@ int main(int argc, char** argv) try {
     if (!f.nvml_library.empty()) c.nvml_library = f.nvml_library;
     if (!f.state_dir.empty()) c.state_dir = f.state_dir;
     if (!f.socket.empty()) c.socket_path = f.socket;
+    if (!f.policy.empty()) {
+      c.policy_file = f.policy;
+      c.policy_file_required = true;
+    }
     if (interval) c.interval = *interval;
     if (level) c.log_level = *level;
     if (!f.upstream.empty()) c.upstream_endpoints = f.upstream;

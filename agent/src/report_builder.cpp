@@ -89,6 +89,13 @@ void ReportBuilder::collect_events(const std::vector<DriverSlot>& slots) {
       events_.push_back(std::move(e));
     }
   }
+  // The report holds at most kMaxEvents; what does not fit waits for the next one.
+  std::size_t room = protocol::kMaxEvents - std::min(events_.size(), protocol::kMaxEvents);
+  std::size_t n = std::min(room, extra_events_.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    events_.push_back(std::move(extra_events_[i]));
+  }
+  extra_events_.erase(extra_events_.begin(), extra_events_.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
 bool ReportBuilder::build(const std::vector<DriverSlot>& slots, protocol::ReportHeader& header,

@@ -13,6 +13,7 @@
 #include "gridnode/agent/config.hpp"
 #include "gridnode/agent/control_server.hpp"
 #include "gridnode/agent/exposition.hpp"
+#include "gridnode/agent/policy_engine.hpp"
 #include "gridnode/agent/reporter.hpp"
 #include "gridnode/agent/spool.hpp"
 #include "gridnode/agent/uplink.hpp"
@@ -20,6 +21,9 @@
 #include "gridnode/platform/notify.hpp"
 
 namespace gridnode::agent {
+
+// The policy engine's options from the agent's config.
+PolicyEngine::Options make_policy_options(const Config& config, AcceleratorControl* accelerator);
 
 // The daemon: sampler, control socket and signals on one io_context. `run()` returns when
 // SIGTERM/SIGINT arrive (or stop() is called); SIGHUP re-reads the config file.
@@ -46,6 +50,9 @@ class Agent {
   nlohmann::json handle(const nlohmann::json& request, const platform::PeerCredentials& peer);
 
   const Sampler& sampler() const { return *sampler_; }
+  PolicyEngine& policy() { return *policy_; }
+  // Accelerator control for the policy (not owned; set before start()). Null: none here.
+  void set_accelerator_control(AcceleratorControl* accelerator) { accelerator_ = accelerator; }
 
  private:
   [[nodiscard]] platform::Result<void> start_reports();
@@ -68,6 +75,9 @@ class Agent {
   std::function<void(Config&)> flags_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<PolicyEngine> policy_;
+  AcceleratorControl* accelerator_ = nullptr;
+  std::optional<gid_t> socket_gid_;
   std::unique_ptr<Reporter> reporter_;  // null until the node is enrolled
   std::unique_ptr<Spool> spool_;
   std::unique_ptr<SpoolSource> source_;

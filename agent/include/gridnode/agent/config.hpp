@@ -48,6 +48,14 @@ struct Config {
   std::uint64_t spool_max_bytes = std::uint64_t{256} << 20;
   std::chrono::nanoseconds spool_fsync_interval = std::chrono::seconds(1);
 
+  // The local security policy (docs/policy.md). A policy file that is named explicitly (here or
+  // by --policy) must exist; the default one may be absent (built-in default policy).
+  std::string policy_file = "/etc/gridnode/policy.toml";
+  bool policy_file_required = false;
+  std::string policy_bundle_dir;  // signed bundles (*.bundle) dropped here; empty: none
+  std::string policy_key;         // the grid's policy public key (PEM); empty: bundles refused
+  std::chrono::nanoseconds policy_bundle_interval = std::chrono::seconds(5);
+
   std::string socket_path = "/run/gridnode/control.sock";
   // Who may query besides root: a group name or a numeric gid. Empty: root only.
   std::string socket_group = "gridnode";

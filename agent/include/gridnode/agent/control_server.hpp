@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <asio/io_context.hpp>
 #include <asio/local/stream_protocol.hpp>
@@ -50,6 +51,9 @@ class ControlServer {
 
   // Who may ask, changed on reload.
   void set_group(std::optional<gid_t> group, std::string name);
+  // Further groups let in (those the policy's [access] section grants commands to); which
+  // commands they may run is the handler's business.
+  void set_extra_groups(std::vector<gid_t> groups) { extra_groups_ = std::move(groups); }
 
   // Whether `peer` may ask at all, and if not, the reason told to them.
   std::optional<std::string> refusal(const platform::PeerCredentials& peer) const;
@@ -66,6 +70,7 @@ class ControlServer {
   Handler handler_;
   asio::local::stream_protocol::acceptor acceptor_;
   std::set<std::shared_ptr<Session>> sessions_;
+  std::vector<gid_t> extra_groups_;
   std::size_t refused_total_ = 0;
   bool bound_ = false;
 };

@@ -33,6 +33,12 @@ class ReportBuilder {
   std::size_t samples() const { return samples_; }
   // The next report carries absolute values.
   void force_keyframe() { encoder_.force_keyframe(); }
+  // Events (policy violations, actions) for the next build, after the driver state changes.
+  void add_events(std::vector<protocol::Event> events) {
+    for (auto& e : events) {
+      extra_events_.push_back(std::move(e));
+    }
+  }
 
  private:
   bool refresh_catalog(const std::vector<DriverSlot>& slots);
@@ -46,6 +52,7 @@ class ReportBuilder {
   protocol::EncodedCatalog catalog_;
   std::vector<protocol::Slot> values_;
   std::vector<protocol::Event> events_;
+  std::vector<protocol::Event> extra_events_;
   protocol::ReportEncoder encoder_;
   std::size_t samples_ = 0;
 };

@@ -43,6 +43,8 @@ class Reporter {
   ChainPoint chain() const { return chain_; }
   // The next report carries absolute values (its predecessor may be lost).
   void force_keyframe() { builder_.force_keyframe(); }
+  // Events for the next report (policy violations and actions).
+  void add_events(std::vector<protocol::Event> events) { builder_.add_events(std::move(events)); }
   // A gap record signed with the node key (for the spool).
   [[nodiscard]] platform::Result<protocol::Bytes> sign_gap(const protocol::GapRecord& gap);
   const std::string& node_id() const { return identity_.node_id; }

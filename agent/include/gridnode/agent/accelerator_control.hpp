@@ -1,0 +1,37 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gridnode/platform/result.hpp"
+
+namespace gridnode::agent {
+
+// A process that holds a context on an accelerator, as the driver library lists it
+// (nvmlDeviceGetComputeRunningProcesses and friends).
+struct AcceleratorProcess {
+  pid_t pid = 0;
+  std::uint32_t gpu = 0;  // the index dcgm-exporter's {gpu} label carries
+  std::string uuid;
+  std::uint64_t used_memory_bytes = 0;
+};
+
+// What the policy needs from the accelerators: who runs on them, and their power limit.
+// Implemented over NVML by the accelerator driver, and by a fake in tests. Every call may
+// block (NVML talks to the kernel driver): the policy engine calls them on its worker thread,
+// one call at a time, never on the loop.
+class AcceleratorControl {
+ public:
+  virtual ~AcceleratorControl() = default;
+  // Every process on every accelerator; no_such_file_or_directory when there are none here.
+  [[nodiscard]] virtual platform::Result<std::vector<AcceleratorProcess>> list_processes() = 0;
+  // The power limit in force, in milliwatts.
+  [[nodiscard]] virtual platform::Result<std::uint32_t> power_limit_mw(std::uint32_t gpu) = 0;
+  [[nodiscard]] virtual platform::Result<void> set_power_limit_mw(std::uint32_t gpu,
+                                                                  std::uint32_t milliwatts) = 0;
+};
+
+}  // namespace gridnode::agent
