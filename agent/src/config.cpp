@@ -11,6 +11,7 @@
 
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/platform/files.hpp"
+#include "toml_guard.hpp"
 #include "gridnode/protocol/report.hpp"
 
 namespace gridnode::agent {
@@ -141,6 +142,9 @@ Result<platform::Level> parse_level(std::string_view text) {
 }
 
 Result<Config> parse_config(std::string_view toml_text, const std::string& origin, Config c) {
+  if (auto ok = refuse_toml_hazards(toml_text, origin); !ok) {
+    return tl::unexpected(ok.error());
+  }
   toml::table root;
   try {
     root = toml::parse(toml_text, origin);

@@ -81,7 +81,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[nonsense]\nx = 1\n", "agent.toml:1: unknown section [nonsense]"},
         BadCase{"agent = 5\n", "agent.toml:1: agent: must be a table"},
         BadCase{"[agent\ninterval = 1\n", "agent.toml:1:"},
-        BadCase{"[agent]\ninterval = 1\ninterval = 2\n", "agent.toml:3:"}));
+        BadCase{"[agent]\ninterval = 1\ninterval = 2\n", "agent.toml:3:"},
+        // Text that sends toml++ 3.x into undefined behaviour is refused before it parses.
+        BadCase{"[agent]\n[>a]\n", "agent.toml:2: malformed table header"},
+        BadCase{"[[[1]]]\n", "agent.toml:1: malformed table header"},
+        BadCase{"[agent]\ninterval =\xc2\xa0" "1\n", "agent.toml:2: a non-ASCII character"}));
 
 TEST(Config, NvmlSection) {
   auto c = parse_config("[nvml]\nlibrary = \"/opt/nvidia/libnvidia-ml.so.1\"\ncall_timeout = 0.5\n",
