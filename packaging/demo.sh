@@ -72,6 +72,12 @@ tail -n 1 "$RUN/sink.jsonl" | jq '{type, node, seq, boot_id, time, labels, metri
 say gridnodectl sensors
 "$BIN/gridnodectl" --socket "$SOCK" sensors || true
 
+say "gridnodectl gpus    (accelerators through NVML and amdgpu; none on this host, most likely)"
+"$BIN/gridnodectl" --socket "$SOCK" gpus || true
+
+say "gridnodectl events  (what the local security policy saw)"
+"$BIN/gridnodectl" --socket "$SOCK" events || true
+
 say "gridnodectl metrics | grep -E '^node_(load1|memory_MemAvailable_bytes) '"
 "$BIN/gridnodectl" --socket "$SOCK" metrics | grep -E '^node_(load1|memory_MemAvailable_bytes) ' || true
 
