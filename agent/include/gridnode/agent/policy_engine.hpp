@@ -156,7 +156,6 @@ class PolicyEngine {
   std::uint64_t bytes_hashed_ = 0;
   std::chrono::nanoseconds last_pass_{0};
   std::atomic<bool> cancel_{false};
-  int inotify_fd_ = -1;
   std::unique_ptr<asio::posix::stream_descriptor> inotify_;
   std::map<int, std::string> watch_dirs_;  // inotify wd -> directory
   std::array<char, 8192> inotify_buf_{};
