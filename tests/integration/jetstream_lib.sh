@@ -1,4 +1,5 @@
 # Shared by the JetStream integration tests: sourced after lib.sh, not run.
+source "$(dirname "${BASH_SOURCE[0]}")/agent_lib.sh"
 
 # node-1's PKI and state directory ($P, $STATE), two collector ports ($PORT_A, $PORT_B), and an
 # agent configuration ($WORK/agent.toml) that streams to either of them, failing over in turn.
@@ -26,6 +27,3 @@ keyframe_interval = 10
 TOML
 }
 
-# The agent's acknowledged sequence number (its control socket is $WORK/a.sock).
-acked() { "$BIN/gridnodectl" --socket "$WORK/a.sock" status --json 2>/dev/null | jq -r '.uplink.acked_seq // 0'; }
-acked_above() { [ "$(acked)" -gt "$1" ]; }

@@ -9,7 +9,6 @@ source "$(dirname "$0")/jetstream_lib.sh"
 
 command -v nats-server >/dev/null || { echo "nats-server missing (./gridnode.sh deps)"; exit 1; }
 COL=$BIN/gridnode-collector
-CTL=("$BIN/gridnodectl" --socket "$WORK/a.sock")
 
 # nats-server picks its ports (-1) and writes them to a file: no race with other tests.
 mkdir "$WORK/nats"
@@ -38,15 +37,6 @@ start_collector() {  # start_collector A|B [extra options]
   PIDS+=($!)
   wait_for "collector $name listening" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 }
-start_agent() {
-  "$BIN/gridnoded" --config "$WORK/agent.toml" --state-dir "$STATE" --socket "$WORK/a.sock" \
-    "${ROOTS[@]}" "$@" 2>>"$WORK/agent.log" &
-  AGENT=$!
-  PIDS+=("$AGENT")
-  wait_for "agent socket" 10 "${CTL[@]}" status
-}
-kill9() { { kill -9 "$1" && wait "$1"; } 2>/dev/null || true; }
-status() { "${CTL[@]}" status --json; }
 connected_to() { status | jq -r '.uplink.connected_to // ""'; }
 
 start_collector A

@@ -5,9 +5,9 @@
 # report exactly once, in order, as whole JSON lines, and the losses the agent chose are signed
 # gap records. Foreign certificates and plaintext are refused while others are served.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/agent_lib.sh"
 
 COL=$BIN/gridnode-collector
-CTL=("$BIN/gridnodectl" --socket "$WORK/a.sock")
 P=$WORK/pki
 "$COL" pki init --dir "$P" --nodes node-1,node-2,node-3 >/dev/null
 STATE=$WORK/state
@@ -34,17 +34,6 @@ start_collector() {
   PIDS+=("$COLLECTOR")
   wait_for "collector listening" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT"
 }
-start_agent() {
-  "$BIN/gridnoded" --config "$WORK/agent.toml" --state-dir "$STATE" --socket "$WORK/a.sock" \
-    "${ROOTS[@]}" "$@" 2>>"$WORK/agent.log" &
-  AGENT=$!
-  PIDS+=("$AGENT")
-  wait_for "agent socket" 10 "${CTL[@]}" status
-}
-kill9() { { kill -9 "$1" && wait "$1"; } 2>/dev/null || true; }
-status() { "${CTL[@]}" status --json; }
-acked() { status | jq -r '.uplink.acked_seq // 0'; }
-acked_above() { [ "$(acked)" -gt "$1" ]; }
 
 start_collector
 start_agent
