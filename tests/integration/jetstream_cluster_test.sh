@@ -8,7 +8,6 @@ source "$(dirname "$0")/jetstream_lib.sh"
 
 command -v nats-server >/dev/null || { echo "nats-server missing (./gridnode.sh deps)"; exit 1; }
 COL=$BIN/gridnode-collector
-CTL=("$BIN/gridnodectl" --socket "$WORK/a.sock")
 
 declare -a CPORT RPORT NPID
 for i in 0 1 2; do
@@ -72,7 +71,17 @@ wait_for "acknowledgements go on after it came back" 60 acked_above "$((before +
 last=$(acked)  # what the collectors acknowledged must be in the stream
 kill -TERM "$AGENT"
 wait "$AGENT" 2>/dev/null || true
-"$COL" export --from "$NATS" --sink "$WORK/archive.jsonl" --drain 2>>"$WORK/export.log"
+# The restarted server may still be rejoining (leader elections): an export that cannot make its
+# consumer yet exits non-zero, and is run again (it is exactly-once across its own restarts).
+exported=no
+for attempt in $(seq 10); do
+  if "$COL" export --from "$NATS" --sink "$WORK/archive.jsonl" --drain 2>>"$WORK/export.log"; then
+    exported=yes
+    break
+  fi
+  sleep 1
+done
+check "export drained the stream (attempt $attempt)" [ "$exported" = yes ] || sed 's/^/  export: /' "$WORK/export.log"
 reports() { jq -r 'select(.type == "report" and .node == "node-1") | .seq' "$WORK/archive.jsonl"; }
 n=$(reports | wc -l)
 unique=$(reports | sort -n | uniq | wc -l)
