@@ -2,6 +2,8 @@
 // batches), values decoded, JSON lines rendered — everything but the sink's write and fsync.
 //   BM_Ingest/<batch>          reports per second (items_per_second) with batches of <batch>
 //   BM_IngestVerifyAll/<batch> the same checking every signature (--verify-all): the baseline
+//   BM_IngestStreamRecords/<batch> the same writing compact stream records (the JetStream
+//                              sink's format) instead of JSON lines
 //   BM_StoreJsonl/<batch>      the whole commit path of 16 nodes into the JSONL sink (fdatasync
 //                              per batch), per CPU second of this process
 //   BM_StoreJetStream/<batch>  the same into JetStream (a nats-server started here): every batch
@@ -60,7 +62,7 @@ struct Stream {
   crypto::Digest prev{};
 };
 
-void run(benchmark::State& state, bool verify_all) {
+void run(benchmark::State& state, bool verify_all, bool stream_records = false) {
   const std::size_t batch = static_cast<std::size_t>(state.range(0));
   Stream s;
   // Pre-sign enough batches (signing is the agent's cost, not the collector's).
@@ -77,7 +79,7 @@ void run(benchmark::State& state, bool verify_all) {
     if (b == 0) {
       state.PauseTiming();
       in = std::make_unique<NodeIngest>("node-0001", s.key->public_key(),
-                                        IngestOptions{verify_all});
+                                        IngestOptions{verify_all, stream_records});
       std::vector<protocol::Frame> cat{{protocol::FrameKind::catalog, s.catalog.bytes, 0}};
       (void)in->ingest(cat, out);
       state.ResumeTiming();
@@ -103,7 +105,9 @@ void run(benchmark::State& state, bool verify_all) {
 
 void BM_Ingest(benchmark::State& state) { run(state, false); }
 void BM_IngestVerifyAll(benchmark::State& state) { run(state, true); }
+void BM_IngestStreamRecords(benchmark::State& state) { run(state, false, true); }
 BENCHMARK(BM_Ingest)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_IngestStreamRecords)->Arg(64)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_IngestVerifyAll)->Arg(64)->Unit(benchmark::kMillisecond);
 
 constexpr std::size_t kNodes = 16;

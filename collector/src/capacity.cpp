@@ -1,6 +1,7 @@
 #include "capacity.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "jetstream.hpp"
+#include "stream_record.hpp"
 #include "text.hpp"
 
 namespace gridnode::collector {
@@ -70,6 +72,132 @@ std::string number(double v) {
 
 }  // namespace
 
+enum class CapacityRole : std::uint8_t {
+  none,
+  accelerators,
+  busy,
+  idle,
+  unhealthy,
+  memory_free,
+  power_headroom,
+  dcgm_fb_free,
+  dcgm_util,
+  dcgm_power,
+  dcgm_power_limit,
+};
+
+namespace {
+
+CapacityRole role_of(std::string_view name) {
+  using R = CapacityRole;
+  return name == cm::kAccelerators     ? R::accelerators
+         : name == cm::kBusy           ? R::busy
+         : name == cm::kIdle           ? R::idle
+         : name == cm::kUnhealthy      ? R::unhealthy
+         : name == cm::kMemoryFree     ? R::memory_free
+         : name == cm::kPowerHeadroom  ? R::power_headroom
+         : name == cm::kDcgmFbFree     ? R::dcgm_fb_free
+         : name == cm::kDcgmUtil       ? R::dcgm_util
+         : name == cm::kDcgmPower      ? R::dcgm_power
+         : name == cm::kDcgmPowerLimit ? R::dcgm_power_limit
+                                       : R::none;
+}
+
+// Adds up one report's series into its NodeCapacity, whichever format they came in.
+class Summary {
+ public:
+  explicit Summary(NodeCapacity& c) : c_(c) {}
+
+  void add(CapacityRole role, double v, std::string_view gpu, std::string_view model) {
+    using R = CapacityRole;
+    switch (role) {
+      case R::none:
+        break;
+      case R::accelerators:
+        summary_ = true;
+        c_.accelerators += count(v);
+        if (c_.model.empty()) {
+          c_.model = model;
+        }
+        break;
+      case R::busy:
+        c_.busy += count(v);
+        break;
+      case R::idle:
+        idle_ = idle_.value_or(0) + count(v);
+        break;
+      case R::unhealthy:
+        unhealthy_ = unhealthy_.value_or(0) + count(v);
+        break;
+      case R::memory_free:
+        c_.memory_free_bytes += v;
+        break;
+      case R::power_headroom:
+        c_.power_headroom_watts += v;
+        break;
+      case R::dcgm_fb_free:
+        gpus_.emplace(gpu);
+        fb_free_mib_ += v;
+        if (dcgm_model_.empty()) {
+          dcgm_model_ = model;
+        }
+        break;
+      case R::dcgm_util:
+        if (v > 0) {
+          busy_gpus_.emplace(gpu);
+        }
+        break;
+      case R::dcgm_power:
+        power_ += v;
+        break;
+      case R::dcgm_power_limit:
+        limit_ += v;
+        break;
+    }
+  }
+
+  void finish() {
+    if (unhealthy_) {
+      c_.unhealthy = *unhealthy_;
+    } else if (idle_) {
+      const std::uint32_t answering = c_.busy + *idle_;
+      c_.unhealthy = c_.accelerators > answering ? c_.accelerators - answering : 0;
+    }
+    if (summary_ && c_.model.empty()) {
+      c_.model = dcgm_model_;
+    }
+    if (!summary_ && !gpus_.empty()) {
+      c_.accelerators = static_cast<std::uint32_t>(gpus_.size());
+      c_.busy = static_cast<std::uint32_t>(busy_gpus_.size());
+      c_.memory_free_bytes = fb_free_mib_ * 1024 * 1024;
+      c_.power_headroom_watts = limit_ > power_ ? limit_ - power_ : 0;
+      c_.model = dcgm_model_;
+    }
+  }
+
+ private:
+  static std::uint32_t count(double v) { return static_cast<std::uint32_t>(std::max(0.0, v)); }
+
+  NodeCapacity& c_;
+  bool summary_ = false;
+  std::optional<std::uint32_t> idle_, unhealthy_;
+  // dcgm-exporter's per-GPU series, kept in case the summary is absent.
+  std::set<std::string, std::less<>> gpus_, busy_gpus_;
+  double fb_free_mib_ = 0, power_ = 0, limit_ = 0;
+  std::string dcgm_model_;
+};
+
+std::string_view label_of(const platform::Labels& labels, std::string_view key) {
+  for (const auto& [k, v] : labels) {
+    if (k == key) {
+      return v;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 std::optional<NodeCapacity> parse_capacity(std::string_view line) {
   auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || j.value("type", "") != "report" ||
@@ -85,71 +213,125 @@ std::optional<NodeCapacity> parse_capacity(std::string_view line) {
     c.region = j["labels"].value("region", "");
     c.site = j["labels"].value("site", "");
   }
-  bool summary = false;
-  std::optional<std::uint32_t> idle, unhealthy;
-  // dcgm-exporter's per-GPU series, kept in case the summary is absent.
-  std::set<std::string> gpus, busy_gpus;
-  double fb_free_mib = 0, power = 0, limit = 0;
-  std::string dcgm_model;
+  Summary sum(c);
   for (const auto& m : j["metrics"]) {
     if (!m.is_object() || !m.contains("name") || !m["name"].is_string() || !m.contains("value") ||
         !m["value"].is_number()) {
       continue;
     }
-    const std::string& name = m["name"].get_ref<const std::string&>();
-    const double v = m["value"].get<double>();
-    const nlohmann::json* labels = m.contains("labels") && m["labels"].is_object() ? &m["labels"] : nullptr;
+    const CapacityRole role = role_of(m["name"].get_ref<const std::string&>());
+    if (role == CapacityRole::none) {
+      continue;
+    }
+    const nlohmann::json* labels =
+        m.contains("labels") && m["labels"].is_object() ? &m["labels"] : nullptr;
     auto label = [labels](std::string_view k) -> std::string {
       return labels != nullptr ? labels->value(std::string(k), "") : "";
     };
-    if (name == cm::kAccelerators) {
-      summary = true;
-      c.accelerators += static_cast<std::uint32_t>(std::max(0.0, v));
-      if (c.model.empty()) {
-        c.model = label(cm::kModelLabel);
-      }
-    } else if (name == cm::kBusy) {
-      c.busy += static_cast<std::uint32_t>(std::max(0.0, v));
-    } else if (name == cm::kIdle) {
-      idle = idle.value_or(0) + static_cast<std::uint32_t>(std::max(0.0, v));
-    } else if (name == cm::kUnhealthy) {
-      unhealthy = unhealthy.value_or(0) + static_cast<std::uint32_t>(std::max(0.0, v));
-    } else if (name == cm::kMemoryFree) {
-      c.memory_free_bytes += v;
-    } else if (name == cm::kPowerHeadroom) {
-      c.power_headroom_watts += v;
-    } else if (name == cm::kDcgmFbFree) {
-      gpus.insert(label("gpu"));
-      fb_free_mib += v;
-      if (dcgm_model.empty()) {
-        dcgm_model = label(cm::kModelLabel);
-      }
-    } else if (name == cm::kDcgmUtil) {
-      if (v > 0) {
-        busy_gpus.insert(label("gpu"));
-      }
-    } else if (name == cm::kDcgmPower) {
-      power += v;
-    } else if (name == cm::kDcgmPowerLimit) {
-      limit += v;
+    sum.add(role, m["value"].get<double>(), label("gpu"), label(cm::kModelLabel));
+  }
+  sum.finish();
+  return c;
+}
+
+platform::Result<const CapacityReader::Roles*> CapacityReader::add_catalog(
+    std::span<const std::uint8_t> bytes) {
+  const crypto::Digest digest = crypto::sha256(bytes);
+  if (auto it = catalogs_.find(digest); it != catalogs_.end()) {
+    return &it->second;
+  }
+  auto cat = protocol::decode_catalog(bytes);
+  if (!cat) {
+    return platform::fail(std::errc::bad_message, "catalog: " + cat.error().context);
+  }
+  if (catalogs_.size() >= 4096) {
+    catalogs_.clear();  // many catalogs over time: what is still named is fetched again
+  }
+  Roles r;
+  r.series = cat->series.size();
+  for (std::size_t i = 0; i < cat->series.size(); ++i) {
+    const auto& family = cat->family_of(static_cast<std::uint32_t>(i));
+    const CapacityRole role = role_of(family.name);
+    if (role == CapacityRole::none) {
+      continue;
     }
+    const auto& labels = cat->series[i].labels;
+    r.wanted.push_back({static_cast<std::uint32_t>(i), role, family.scale,
+                        std::string(label_of(labels, "gpu")),
+                        std::string(label_of(labels, cm::kModelLabel))});
   }
-  if (unhealthy) {
-    c.unhealthy = *unhealthy;
-  } else if (idle) {
-    const std::uint32_t answering = c.busy + *idle;
-    c.unhealthy = c.accelerators > answering ? c.accelerators - answering : 0;
+  return &catalogs_.emplace(digest, std::move(r)).first->second;
+}
+
+const CapacityReader::Roles* CapacityReader::roles(const crypto::Digest& digest) {
+  if (auto it = catalogs_.find(digest); it != catalogs_.end()) {
+    return &it->second;
   }
-  if (summary && c.model.empty()) {
-    c.model = dcgm_model;
+  if (!fetch_) {
+    return nullptr;
   }
-  if (!summary && !gpus.empty()) {
-    c.accelerators = static_cast<std::uint32_t>(gpus.size());
-    c.busy = static_cast<std::uint32_t>(busy_gpus.size());
-    c.memory_free_bytes = fb_free_mib * 1024 * 1024;
-    c.power_headroom_watts = limit > power ? limit - power : 0;
-    c.model = dcgm_model;
+  auto bytes = fetch_(digest);
+  if (!bytes) {
+    return nullptr;
   }
+  auto added = add_catalog(*bytes);
+  return added && catalogs_.contains(digest) ? *added : nullptr;
+}
+
+platform::Result<std::optional<NodeCapacity>> CapacityReader::read(
+    std::span<const std::uint8_t> message) {
+  if (!is_stream_record(message)) {
+    if (message.empty() || message[0] != '{') {
+      return platform::fail(std::errc::bad_message,
+                            "neither a stream record nor a JSON line (" +
+                                std::to_string(message.size()) + " bytes)");
+    }
+    return parse_capacity(
+        std::string_view(reinterpret_cast<const char*>(message.data()), message.size()));
+  }
+  auto rec = parse_stream_record(message);
+  if (!rec) {
+    return tl::unexpected(rec.error());
+  }
+  if (rec->kind == StreamKind::catalog) {
+    if (auto r = add_catalog(rec->payload); !r) {
+      return tl::unexpected(r.error());
+    }
+    return std::nullopt;
+  }
+  if (rec->kind != StreamKind::report) {
+    return std::nullopt;
+  }
+  NodeCapacity c;
+  c.node = rec->node;
+  c.seq = rec->header.seq;
+  c.time_ns = rec->header.time_ns;
+  c.region = label_of(rec->header.node_labels, "region");
+  c.site = label_of(rec->header.node_labels, "site");
+  if (!rec->has_values) {
+    return c;  // its values wait for a keyframe: nothing known about the accelerators
+  }
+  const Roles* r = roles(rec->header.catalog);
+  if (r == nullptr) {
+    return platform::fail(std::errc::no_such_file_or_directory,
+                          "report " + std::to_string(c.seq) + " of " + c.node + " names catalog " +
+                              crypto::to_hex(rec->header.catalog) + ", not in the stream");
+  }
+  Summary sum(c);
+  auto next = r->wanted.begin();
+  auto v = for_each_stream_value(
+      rec->values, r->series, [&](std::size_t i, platform::Value value) {
+        while (next != r->wanted.end() && next->series < i) {
+          ++next;
+        }
+        if (next != r->wanted.end() && next->series == i) {
+          sum.add(next->role, platform::to_double(value, next->scale), next->gpu, next->model);
+        }
+      });
+  if (!v) {
+    return tl::unexpected(v.error());
+  }
+  sum.finish();
   return c;
 }
 
@@ -339,7 +521,8 @@ class View {
  public:
   View(asio::io_context& io, const CapacityOptions& o)
       : io_(io), o_(o), table_(o.stale_after_intervals, o.default_interval), acceptor_(io),
-        signals_(io, SIGTERM, SIGINT) {}
+        signals_(io, SIGTERM, SIGINT),
+        reader_([this](const crypto::Digest& d) { return fetch_catalog(d); }) {}
   ~View() {
     // The subscription first: no message callback runs after it is gone.
     if (sub_ != nullptr) {
@@ -385,8 +568,16 @@ class View {
   // On a NATS thread: parse there, apply on the loop.
   static void on_msg_thread(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
     auto* self = static_cast<View*>(closure);
-    std::string_view data(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
-    auto c = parse_capacity(data);
+    const std::span<const std::uint8_t> data(
+        reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg)),
+        static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+    auto read = self->reader_.read(data);
+    const bool unreadable = !read;
+    if (!read && self->unreadable_logged_.exchange(true) == false) {
+      platform::log(Level::warning, "capacity",
+                    LogLine("message skipped").kv("err", read.error().message()));
+    }
+    std::optional<NodeCapacity> c = read ? std::move(*read) : std::nullopt;
     std::uint64_t pending = 0;
     jsMsgMetaData* meta = nullptr;
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
@@ -394,8 +585,9 @@ class View {
     }
     jsMsgMetaData_Destroy(meta);
     natsMsg_Destroy(msg);
-    asio::post(self->io_, [self, c = std::move(c), pending]() mutable {
+    asio::post(self->io_, [self, c = std::move(c), pending, unreadable]() mutable {
       ++self->delivered_;
+      self->unreadable_ += unreadable ? 1 : 0;
       self->pending_ = pending;
       if (c) {
         const std::uint64_t now = now_unix_ns();
@@ -405,6 +597,27 @@ class View {
         self->table_.apply(std::move(*c));
       }
     });
+  }
+
+  // A catalog by its subject (on the NATS delivery thread: the reply comes on the client's own
+  // request thread). Needed when a report arrives before the last message of its catalog's
+  // subject, which another node with the same catalog may have published later.
+  std::optional<protocol::Bytes> fetch_catalog(const crypto::Digest& digest) {
+    natsMsg* m = nullptr;
+    if (js_GetLastMsg(&m, client_->js(), o_.stream.c_str(), catalog_subject(digest).c_str(),
+                      nullptr, nullptr) != NATS_OK) {
+      natsMsg_Destroy(m);
+      return std::nullopt;
+    }
+    std::span<const std::uint8_t> data(reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m)),
+                                       static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+    auto rec = parse_stream_record(data);
+    std::optional<protocol::Bytes> out;
+    if (rec && rec->kind == StreamKind::catalog) {
+      out.emplace(rec->payload.begin(), rec->payload.end());
+    }
+    natsMsg_Destroy(m);
+    return out;
   }
 
   void accept() {
@@ -512,6 +725,9 @@ class View {
       m += "# HELP gridnode_capacity_consumer_delivered_total Stream messages the view has read.\n"
            "# TYPE gridnode_capacity_consumer_delivered_total counter\n"
            "gridnode_capacity_consumer_delivered_total " + std::to_string(delivered_) + "\n";
+      m += "# HELP gridnode_capacity_consumer_unreadable_total Stream messages the view could not read (malformed, or naming a catalog gone from the stream).\n"
+           "# TYPE gridnode_capacity_consumer_unreadable_total counter\n"
+           "gridnode_capacity_consumer_unreadable_total " + std::to_string(unreadable_) + "\n";
       m += "# HELP gridnode_capacity_freshness_seconds From a node's sampling to the view holding it (last 16384 reports).\n"
            "# TYPE gridnode_capacity_freshness_seconds summary\n";
       for (const char* q : {"0.5", "0.9", "0.99"}) {
@@ -533,7 +749,10 @@ class View {
   natsSubscription* sub_ = nullptr;
   std::uint64_t delivered_ = 0;
   std::uint64_t pending_ = 0;
+  std::uint64_t unreadable_ = 0;
   Window freshness_;
+  CapacityReader reader_;                       // the NATS delivery thread's
+  std::atomic<bool> unreadable_logged_{false};  // the first unreadable message is logged
 };
 
 }  // namespace

@@ -2,11 +2,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "gridnode/crypto/crypto.hpp"
+#include "gridnode/platform/metrics.hpp"
+#include "gridnode/platform/result.hpp"
+#include "gridnode/protocol/wire.hpp"
 
 namespace gridnode::collector {
 
@@ -51,8 +57,47 @@ struct NodeCapacity {
 };
 
 // A report line of the stream (docs/collector.md) as a NodeCapacity, or nothing for another
-// record or a line that does not parse. Pure.
+// record or a line that does not parse. Pure. The JSON line format: streams written before
+// compact records, and synthetic publishers (tests/integration/nats_pub.py).
 std::optional<NodeCapacity> parse_capacity(std::string_view line);
+
+enum class CapacityRole : std::uint8_t;
+
+// Reads stream messages of either format: compact stream records (stream_record.hpp), whose
+// values it takes straight from the record with the catalog the report names (no JSON is built),
+// and JSON lines (parse_capacity). Keeps, per catalog seen, only the few series it reads.
+// `fetch`, when given, is asked for a catalog a report names that has not been seen (it may come
+// later in a last-per-subject delivery, or have been read before this reader started). Not
+// thread-safe: one NATS delivery thread uses it.
+class CapacityReader {
+ public:
+  using Fetch = std::function<std::optional<protocol::Bytes>(const crypto::Digest&)>;
+  explicit CapacityReader(Fetch fetch = nullptr) : fetch_(std::move(fetch)) {}
+
+  // A report as its NodeCapacity; nothing for a catalog (kept), a gap or another JSON record.
+  // An error for a message that is neither a JSON line nor a readable stream record, or a report
+  // whose catalog is unknown: the caller counts it and goes on.
+  [[nodiscard]] platform::Result<std::optional<NodeCapacity>> read(
+      std::span<const std::uint8_t> message);
+  std::size_t catalogs() const { return catalogs_.size(); }
+
+ private:
+  struct Wanted {
+    std::uint32_t series = 0;
+    CapacityRole role{};
+    platform::Scale scale;
+    std::string gpu, model;  // the series' `gpu` and `modelName` labels
+  };
+  struct Roles {
+    std::size_t series = 0;      // in the catalog
+    std::vector<Wanted> wanted;  // by series index
+  };
+  [[nodiscard]] platform::Result<const Roles*> add_catalog(std::span<const std::uint8_t> bytes);
+  const Roles* roles(const crypto::Digest& digest);
+
+  Fetch fetch_;
+  std::map<crypto::Digest, Roles> catalogs_;
+};
 
 struct CapacityQuery {
   std::string region, site, model;

@@ -10,6 +10,7 @@
 
 #include "gridnode/platform/log.hpp"
 #include "sink.hpp"
+#include "stream_record.hpp"
 
 namespace gridnode::collector {
 namespace {
@@ -122,7 +123,28 @@ int export_stream(const ExportOptions& o) {
   std::signal(SIGINT, on_stop_signal);
   platform::log(Level::notice, "export",
                 LogLine("started").kv("from", o.from).kv("sink", o.sink).kv("durable", o.durable));
-  std::uint64_t written = 0, skipped = 0;
+  // Stream records become the JSONL sink's lines here. A report naming a catalog this run has
+  // not read (the export resumed after it) fetches it by its subject.
+  jsCtx* js = (*client)->js();
+  StreamRecordRenderer renderer([js, &o](const crypto::Digest& digest)
+                                    -> std::optional<protocol::Bytes> {
+    natsMsg* m = nullptr;
+    if (js_GetLastMsg(&m, js, o.stream.c_str(), catalog_subject(digest).c_str(), nullptr,
+                      nullptr) != NATS_OK) {
+      natsMsg_Destroy(m);
+      return std::nullopt;
+    }
+    std::span<const std::uint8_t> data(reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m)),
+                                       static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+    auto rec = parse_stream_record(data);
+    std::optional<protocol::Bytes> out;
+    if (rec && rec->kind == StreamKind::catalog) {
+      out.emplace(rec->payload.begin(), rec->payload.end());
+    }
+    natsMsg_Destroy(m);
+    return out;
+  });
+  std::uint64_t written = 0, skipped = 0, unreadable = 0;
   std::string lines;
   int rc = 0;
   while (!g_stop) {
@@ -157,8 +179,18 @@ int export_stream(const ExportOptions& o) {
         ++batch_skipped;  // written before a crash, not acknowledged then
         continue;
       }
-      lines.append(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
-      lines += '\n';
+      const std::span<const std::uint8_t> data(
+          reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m)),
+          static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+      if (auto r = renderer.render(data, lines); !r) {
+        // Not a record this exporter can write (garbage, a newer format, a catalog gone from
+        // the stream): counted and skipped, so that one bad message cannot stop the archive.
+        if (unreadable++ == 0) {
+          platform::log(Level::warning, "export",
+                        LogLine("message skipped").kv("id", key).kv("err", r.error().message()));
+        }
+        continue;
+      }
       recent.add(std::move(key));
       ++written;
     }
@@ -181,7 +213,8 @@ int export_stream(const ExportOptions& o) {
   platform::log(Level::notice, "export",
                 LogLine("stopped")
                     .kv("written", static_cast<std::int64_t>(written))
-                    .kv("skipped_again", static_cast<std::int64_t>(skipped)));
+                    .kv("skipped_again", static_cast<std::int64_t>(skipped))
+                    .kv("unreadable", static_cast<std::int64_t>(unreadable)));
   return rc;
 }
 

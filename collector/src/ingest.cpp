@@ -46,13 +46,45 @@ void NodeIngest::decode_into(Pending& p) {
 namespace {
 
 void add_record(std::vector<RecordInfo>* records, protocol::FrameKind kind, std::size_t offset,
-                const std::string& lines, std::uint64_t seq, bool keyframe, std::string id) {
+                const std::string& lines, std::uint64_t seq, bool keyframe, std::string id,
+                const crypto::Digest& digest = {}) {
   if (records != nullptr) {
-    records->push_back({kind, offset, lines.size() - offset, seq, keyframe, std::move(id)});
+    records->push_back({kind, offset, lines.size() - offset, seq, keyframe, std::move(id), digest});
   }
 }
 
 }  // namespace
+
+void NodeIngest::write_report(const Pending& p, std::uint64_t verified_by, std::string& out) {
+  if (options_.stream_records) {
+    if (p.catalog != nullptr) {
+      stream_writer_.report(p.report, *p.catalog, p.envelope, verified_by, out);
+    } else {
+      stream_writer_.report_without_values(p.report, p.envelope, verified_by, p.values_error, out);
+    }
+  } else if (p.catalog != nullptr) {
+    writer_.report(p.report, *p.catalog, p.envelope, verified_by, out);
+  } else {
+    writer_.report_without_values(p.report, p.envelope, verified_by, p.values_error, out);
+  }
+}
+
+void NodeIngest::write_gap(const protocol::GapRecord& gap, std::span<const std::uint8_t> envelope,
+                           std::string& out) {
+  if (options_.stream_records) {
+    stream_writer_.gap(gap, envelope, out);
+  } else {
+    writer_.gap(gap, envelope, out);
+  }
+}
+
+void NodeIngest::write_catalog(const protocol::EncodedCatalog& catalog, std::string& out) {
+  if (options_.stream_records) {
+    stream_writer_.catalog(node_, catalog, out);
+  } else {
+    writer_.catalog(node_, catalog, out);
+  }
+}
 
 bool NodeIngest::settle(IngestResult& result, std::string& lines,
                         std::vector<RecordInfo>* records) {
@@ -91,11 +123,7 @@ bool NodeIngest::settle(IngestResult& result, std::string& lines,
       Pending& p = pending_[i];
       const std::size_t offset = lines.size();
       take_labels(p.report.header.node_labels);
-      if (p.catalog != nullptr) {
-        writer_.report(p.report, *p.catalog, p.envelope, vouched_by, lines);
-      } else {
-        writer_.report_without_values(p.report, p.envelope, vouched_by, p.values_error, lines);
-      }
+      write_report(p, vouched_by, lines);
       const auto& h = p.report.header;
       // Not the boot id: a delta report leaves it out of its bytes, and one collector may decode
       // a report that another cannot. The digest identifies the signed bytes themselves.
@@ -124,10 +152,12 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
   std::vector<RecordInfo> line_records;
   std::vector<RecordInfo>* cat_out = records != nullptr ? &catalog_records : nullptr;
   std::vector<RecordInfo>* line_out = records != nullptr ? &line_records : nullptr;
-  writer_.set_received(static_cast<std::uint64_t>(
+  const auto received = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::system_clock::now().time_since_epoch())
-          .count()));
+          .count());
+  writer_.set_received(received);
+  stream_writer_.set_received(received);
   chain_vouched_ = chain_;
   decoder_vouched_ = decoder_;
   pending_.clear();
@@ -151,9 +181,9 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
         e.catalog = std::move(*c);
         auto& stored = catalogs_.emplace(digest, std::move(e)).first->second;
         const std::size_t offset = catalog_lines.size();
-        writer_.catalog(node_, stored, catalog_lines);
+        write_catalog(stored, catalog_lines);
         add_record(cat_out, protocol::FrameKind::catalog, offset, catalog_lines, 0, false,
-                   node_ + ":catalog:" + crypto::to_hex(digest));
+                   node_ + ":catalog:" + crypto::to_hex(digest), digest);
       }
       continue;
     }
@@ -177,7 +207,7 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
         break;
       }
       const std::size_t offset = lines.size();
-      writer_.gap(*gap, f.payload, lines);
+      write_gap(*gap, f.payload, lines);
       add_record(line_out, protocol::FrameKind::gap, offset, lines, gap->to_seq, false,
                  node_ + ":gap:" + std::to_string(gap->from_seq) + "-" +
                      std::to_string(gap->to_seq));

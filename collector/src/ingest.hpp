@@ -12,16 +12,20 @@
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/protocol/report.hpp"
 #include "records.hpp"
+#include "stream_record.hpp"
 
 namespace gridnode::collector {
 
 struct IngestOptions {
   // Check every report's signature instead of the last of each run of linked reports.
   bool verify_all = false;
+  // Write compact stream records (stream_record.hpp) instead of JSON lines: the JetStream sink.
+  bool stream_records = false;
 };
 
 // One record of a batch's sink lines: where its line is and what identifies it. A distributed
-// sink publishes each record as one message, with `id` as its de-duplication id.
+// sink publishes each record as one message, with `id` as its de-duplication id. With
+// IngestOptions::stream_records the "lines" are stream records, `size` bytes each, no '\n'.
 struct RecordInfo {
   protocol::FrameKind kind = protocol::FrameKind::report;
   std::size_t offset = 0;  // of its line in the batch's text
@@ -29,6 +33,7 @@ struct RecordInfo {
   std::uint64_t seq = 0;   // report: its seq; gap: to_seq; catalog: 0
   bool keyframe = false;   // a report decodable without its predecessor
   std::string id;          // node:seq:digest, node:gap:from-to, node:catalog:digest
+  crypto::Digest digest{};  // a catalog's (its stream subject names it)
 };
 
 struct IngestResult {
@@ -89,6 +94,11 @@ class NodeIngest {
   const protocol::EncodedCatalog* catalog_for(const protocol::ReportHeader& h) const;
   void decode_into(Pending& p);
   void take_labels(const platform::Labels& labels);
+  // The record writers: JSON lines, or stream records (options_.stream_records).
+  void write_report(const Pending& p, std::uint64_t verified_by, std::string& out);
+  void write_gap(const protocol::GapRecord& gap, std::span<const std::uint8_t> envelope,
+                 std::string& out);
+  void write_catalog(const protocol::EncodedCatalog& catalog, std::string& out);
 
   std::string node_;
   std::optional<crypto::PublicKey> key_;
@@ -100,6 +110,7 @@ class NodeIngest {
   std::map<crypto::Digest, protocol::EncodedCatalog> catalogs_;
   std::vector<Pending> pending_;
   RecordWriter writer_;
+  StreamRecordWriter stream_writer_;
   std::string region_, site_;
 };
 

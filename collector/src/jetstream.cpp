@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gridnode/platform/files.hpp"
+#include "stream_record.hpp"
 
 namespace gridnode::collector {
 namespace {
@@ -159,8 +160,8 @@ platform::Result<std::unique_ptr<NatsClient>> NatsClient::connect(const std::str
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(c->opts_, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(c->opts_, 250);
   if (s == NATS_OK) s = natsOptions_SetNoRandomize(c->opts_, false);
-  // A report's record is ~30 KB: with the default 32 KiB buffer nearly every publish would be
-  // its own write(2). 1 MiB lets the flusher send a batch in a few.
+  // A batch of 64 reports is ~130 KB of stream records (more with keyframes): 1 MiB lets the
+  // flusher send a batch in one or two write(2)s rather than one per few records.
   if (s == NATS_OK) s = natsOptions_SetIOBufSize(c->opts_, 1 << 20);
   if (s != NATS_OK) {
     return tl::unexpected(nats_error(s, static_cast<jsErrCode>(0), "NATS options"));
@@ -469,10 +470,13 @@ void JetStreamSink::write(const std::string& node, const std::string& region,
   const std::string subject = report_subject(region, site, node);
   for (std::size_t i = 0; i < records.size(); ++i) {
     const RecordInfo& r = records[i];
-    // The line without its '\n': one message is one record.
-    const int size = static_cast<int>(r.size > 0 ? r.size - 1 : 0);
+    // One message is one stream record. A catalog goes to its own subject (catalog_subject), so
+    // that a consumer can find it by digest.
+    const std::string catalog =
+        r.kind == protocol::FrameKind::catalog ? catalog_subject(r.digest) : std::string();
     natsMsg* msg = nullptr;
-    if (natsMsg_Create(&msg, subject.c_str(), nullptr, text.data() + r.offset, size) != NATS_OK) {
+    if (natsMsg_Create(&msg, catalog.empty() ? subject.c_str() : catalog.c_str(), nullptr,
+                       text.data() + r.offset, static_cast<int>(r.size)) != NATS_OK) {
       b.failed = "cannot create a NATS message";
       break;
     }

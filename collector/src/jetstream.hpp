@@ -105,7 +105,7 @@ class JetStreamSink {
       asio::io_context& io, const JetStreamOptions& o);
   ~JetStreamSink();
 
-  // The node's chain as the bucket has it now, with the lines to replay (its catalog, then its
+  // The node's chain as the bucket has it now, with the messages to replay (its catalog, then its
   // reports from its last keyframe on) so that a collector taking the node over decodes its next
   // deltas. Blocks for a few round trips: called when a node connects.
   struct Loaded {
@@ -114,7 +114,8 @@ class JetStreamSink {
   };
   [[nodiscard]] platform::Result<Loaded> load(const std::string& node);
 
-  // Publishes each record of `text` (one message each, `records[i].id` as Nats-Msg-Id), then
+  // Publishes each stream record of `text` (one message each, `records[i].id` as Nats-Msg-Id;
+  // written by NodeIngest with IngestOptions::stream_records), then
   // moves the node's chain entry from `before` (its revision) to `after`; calls `done` on the
   // loop with the new state, or with an error (a failed publish, a timeout, or another
   // collector having moved the chain: errc::resource_unavailable_try_again).

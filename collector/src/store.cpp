@@ -12,9 +12,23 @@ struct ParsedLine {
   std::vector<std::uint8_t> raw;
 };
 
-// A sink line back to what the node sent (the record's signed bytes), or nothing. `keys` is
-// scratch space reused from line to line.
+// A sink line or stream message (JSON line or stream record) back to what the node sent (the
+// record's signed bytes), or nothing. `keys` is scratch space reused from line to line.
 std::optional<ParsedLine> parse_line(std::string_view line, RecordKeys& keys) {
+  const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(line.data()),
+                                            line.size());
+  if (is_stream_record(bytes)) {
+    // A JetStream message of this collector's own format (a takeover's replay).
+    auto rec = parse_stream_record(bytes);
+    if (!rec) {
+      return std::nullopt;
+    }
+    return ParsedLine{rec->kind == StreamKind::catalog  ? protocol::FrameKind::catalog
+                      : rec->kind == StreamKind::report ? protocol::FrameKind::report
+                                                        : protocol::FrameKind::gap,
+                      std::string(rec->node), rec->header.seq,
+                      std::vector<std::uint8_t>(rec->payload.begin(), rec->payload.end())};
+  }
   if (!read_record_keys(line, keys)) {
     return std::nullopt;
   }
@@ -45,6 +59,8 @@ platform::Result<std::unique_ptr<Store>> Store::open_jsonl(const std::string& pa
 platform::Result<std::unique_ptr<Store>> Store::open_jetstream(asio::io_context& io,
                                                                const JetStreamOptions& jetstream,
                                                                IngestOptions options) {
+  // The stream carries compact records, not JSON lines (docs/jetstream.md, "Message format").
+  options.stream_records = true;
   std::unique_ptr<Store> store(new Store(options));
   auto sink = JetStreamSink::open(io, jetstream);
   if (!sink) {
