@@ -522,7 +522,12 @@ class View {
   View(asio::io_context& io, const CapacityOptions& o)
       : io_(io), o_(o), table_(o.stale_after_intervals, o.default_interval), acceptor_(io),
         signals_(io, SIGTERM, SIGINT),
-        reader_([this](const crypto::Digest& d) { return fetch_catalog(d); }) {}
+        // A catalog by its subject, on the NATS delivery thread: when a report comes before the
+        // last message of its catalog's subject (another node with the same catalog published
+        // it later), or the catalog was published before the stream's oldest message.
+        reader_([this](const crypto::Digest& d) {
+          return fetch_catalog(client_->js(), o_.stream, d);
+        }) {}
   ~View() {
     // The subscription first: no message callback runs after it is gone.
     if (sub_ != nullptr) {
@@ -597,27 +602,6 @@ class View {
         self->table_.apply(std::move(*c));
       }
     });
-  }
-
-  // A catalog by its subject (on the NATS delivery thread: the reply comes on the client's own
-  // request thread). Needed when a report arrives before the last message of its catalog's
-  // subject, which another node with the same catalog may have published later.
-  std::optional<protocol::Bytes> fetch_catalog(const crypto::Digest& digest) {
-    natsMsg* m = nullptr;
-    if (js_GetLastMsg(&m, client_->js(), o_.stream.c_str(), catalog_subject(digest).c_str(),
-                      nullptr, nullptr) != NATS_OK) {
-      natsMsg_Destroy(m);
-      return std::nullopt;
-    }
-    std::span<const std::uint8_t> data(reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m)),
-                                       static_cast<std::size_t>(natsMsg_GetDataLength(m)));
-    auto rec = parse_stream_record(data);
-    std::optional<protocol::Bytes> out;
-    if (rec && rec->kind == StreamKind::catalog) {
-      out.emplace(rec->payload.begin(), rec->payload.end());
-    }
-    natsMsg_Destroy(m);
-    return out;
   }
 
   void accept() {

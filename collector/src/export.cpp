@@ -126,24 +126,8 @@ int export_stream(const ExportOptions& o) {
   // Stream records become the JSONL sink's lines here. A report naming a catalog this run has
   // not read (the export resumed after it) fetches it by its subject.
   jsCtx* js = (*client)->js();
-  StreamRecordRenderer renderer([js, &o](const crypto::Digest& digest)
-                                    -> std::optional<protocol::Bytes> {
-    natsMsg* m = nullptr;
-    if (js_GetLastMsg(&m, js, o.stream.c_str(), catalog_subject(digest).c_str(), nullptr,
-                      nullptr) != NATS_OK) {
-      natsMsg_Destroy(m);
-      return std::nullopt;
-    }
-    std::span<const std::uint8_t> data(reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m)),
-                                       static_cast<std::size_t>(natsMsg_GetDataLength(m)));
-    auto rec = parse_stream_record(data);
-    std::optional<protocol::Bytes> out;
-    if (rec && rec->kind == StreamKind::catalog) {
-      out.emplace(rec->payload.begin(), rec->payload.end());
-    }
-    natsMsg_Destroy(m);
-    return out;
-  });
+  StreamRecordRenderer renderer(
+      [js, &o](const crypto::Digest& digest) { return fetch_catalog(js, o.stream, digest); });
   std::uint64_t written = 0, skipped = 0, unreadable = 0;
   std::string lines;
   int rc = 0;

@@ -152,10 +152,12 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
   std::vector<RecordInfo> line_records;
   std::vector<RecordInfo>* cat_out = records != nullptr ? &catalog_records : nullptr;
   std::vector<RecordInfo>* line_out = records != nullptr ? &line_records : nullptr;
-  const auto received = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const auto received = options_.clock_ns != nullptr
+                            ? options_.clock_ns()
+                            : static_cast<std::uint64_t>(
+                                  std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
   writer_.set_received(received);
   stream_writer_.set_received(received);
   chain_vouched_ = chain_;

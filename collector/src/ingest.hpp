@@ -21,6 +21,8 @@ struct IngestOptions {
   bool verify_all = false;
   // Write compact stream records (stream_record.hpp) instead of JSON lines: the JetStream sink.
   bool stream_records = false;
+  // Unix ns now, for each record's received_ns; nullptr: the system clock (tests inject one).
+  std::uint64_t (*clock_ns)() = nullptr;
 };
 
 // One record of a batch's sink lines: where its line is and what identifies it. A distributed

@@ -192,6 +192,26 @@ NatsClient::~NatsClient() {
   natsOptions_Destroy(opts_);
 }
 
+std::optional<protocol::Bytes> fetch_catalog(jsCtx* js, const std::string& stream,
+                                             const crypto::Digest& digest) {
+  natsMsg* m = nullptr;
+  if (js_GetLastMsg(&m, js, stream.c_str(), catalog_subject(digest).c_str(), nullptr, nullptr) !=
+      NATS_OK) {
+    natsMsg_Destroy(m);
+    return std::nullopt;
+  }
+  const std::span<const std::uint8_t> data(
+      reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m)),
+      static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+  auto rec = parse_stream_record(data);
+  std::optional<protocol::Bytes> out;
+  if (rec && rec->kind == StreamKind::catalog && rec->digest == digest) {
+    out.emplace(rec->payload.begin(), rec->payload.end());
+  }
+  natsMsg_Destroy(m);
+  return out;
+}
+
 platform::Result<void> ensure_stream(jsCtx* js, const JetStreamOptions& o) {
   const std::string subjects = std::string(kSubjectPrefix) + ".>";
   const std::int64_t max_age = o.max_age.count() * kNsPerSecond;

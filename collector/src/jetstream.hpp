@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -88,6 +89,12 @@ jsSubOptions ordered_consumer(const std::string& stream, jsDeliverPolicy policy,
 
 // A NATS or JetStream status as an Error: "what: status text (jetstream error code)".
 platform::Error nats_error(natsStatus s, jsErrCode code, const std::string& what);
+
+// The bytes of the catalog with `digest`, from the last message of its subject (catalog_subject)
+// in `stream`; nothing when it is not there (never published, or aged out). Blocks for one round
+// trip; may be called from a subscription's callback (the reply comes on another thread).
+std::optional<protocol::Bytes> fetch_catalog(jsCtx* js, const std::string& stream,
+                                             const crypto::Digest& digest);
 
 // Creates the stream and the bucket with `o`'s settings, or checks that the existing ones have
 // them: a difference is an error naming the setting (max_age, max_bytes, replicas, duplicates,

@@ -38,7 +38,7 @@ struct Node {
     h.time_ns = 1'764'000'000'000'000'000ull + seq;
     h.prev = prev;
     Bytes msg;
-    encoder.encode(catalog, h, {}, values, msg);
+    encoder.encode(catalog, h, events, values, msg);
     prev = protocol::sign_envelope(msg, *key, *random).value();
     sent.push_back(values);
     return msg;
@@ -51,6 +51,7 @@ struct Node {
   }
   std::string id;
   platform::Labels labels;  // region, site…: sorted by key
+  std::vector<protocol::Event> events;  // carried by every report from now on
   std::unique_ptr<crypto::Random> random;
   std::optional<crypto::PrivateKey> key;
   protocol::EncodedCatalog catalog;
