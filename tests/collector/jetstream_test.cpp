@@ -2,14 +2,17 @@
 // directory and ports it picked itself; stopped by its PID).
 #include "jetstream.hpp"
 
-#include <chrono>
-
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "export.hpp"
 #include "nats_server.hpp"
 #include "signing_node.hpp"
 #include "store.hpp"
+#include "temp_dir.hpp"
 
 namespace gridnode::collector {
 namespace {
@@ -47,17 +50,35 @@ std::uint64_t stream_messages(const std::string& url) {
   return n;
 }
 
+// The node's last record as export renders it (its catalog fetched from the stream by digest).
 nlohmann::json last_record(const std::string& url, const std::string& node) {
   auto c = NatsClient::connect(url, "test", std::chrono::milliseconds(2000)).value();
   natsMsg* m = nullptr;
   const std::string subject = report_subject("east", "dc1", node);
-  if (js_GetLastMsg(&m, c->js(), "GRIDNODE_REPORTS", subject.c_str(), nullptr, nullptr) != NATS_OK) {
+  if (js_GetLastMsg(&m, c->js(), "GRIDNODE_REPORTS", subject.c_str(), nullptr, nullptr) !=
+      NATS_OK) {
     return {};
   }
-  auto j = nlohmann::json::parse(std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)));
+  jsCtx* js = c->js();
+  StreamRecordRenderer renderer(
+      [js](const crypto::Digest& d) { return fetch_catalog(js, "GRIDNODE_REPORTS", d); });
+  std::string line;
+  auto r = renderer.render(
+      std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m)),
+                                    static_cast<std::size_t>(natsMsg_GetDataLength(m))),
+      line);
   natsMsg_Destroy(m);
-  return j;
+  EXPECT_TRUE(r) << r.error().message();
+  return r ? nlohmann::json::parse(line) : nlohmann::json{};
 }
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+constexpr std::uint64_t kReceived = 1'800'000'000'000'000'000ull;
+std::uint64_t fixed_clock() { return kReceived; }
 
 class JetStream : public ::testing::Test {
  protected:
@@ -151,6 +172,46 @@ TEST_F(JetStream, ARepublishAfterACrashIsDeduplicated) {
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->ack_seq, 4u);
   EXPECT_EQ(stream_messages(server_->url()), 5u);  // still catalog and 1..4, once
+}
+
+// The stream carries compact records; `export` renders them into exactly the lines a JSONL
+// collector writes for the same reports, skips (and counts) a message it cannot read, and writes
+// nothing twice when run again.
+TEST_F(JetStream, ExportWritesTheJsonlSinksLines) {
+  Node n("node-3");
+  n.labels = {{"region", "east"}, {"site", "dc1"}};
+  n.events = {{protocol::EventKind::device, 3, "nvml", "XID 79", {{"gpu", "0"}}}};
+  testing::TempDir dir;
+  auto js = Store::open_jetstream(io_, options_, {false, false, &fixed_clock}).value();
+  auto jsonl = Store::open_jsonl(dir.path() + "/sink.jsonl", {false, false, &fixed_clock}).value();
+  NodeIngest* a = js->node(n.id, n.key->public_key()).value();
+  NodeIngest* b = jsonl->node(n.id, n.key->public_key()).value();
+  for (int i = 0; i < 5; ++i) {
+    Batch batch = reports(n, 7, i == 0);
+    if (i == 3) {
+      batch.add(testing::FrameKind::gap, n.gap(100, 101));
+    }
+    ASSERT_TRUE(commit_and_wait(io_, *js, *a, batch));
+    ASSERT_TRUE(commit_and_wait(io_, *jsonl, *b, batch));
+  }
+  {
+    // Something else published on the stream's subjects: not a record.
+    auto c = NatsClient::connect(server_->url(), "test", std::chrono::milliseconds(2000)).value();
+    const char junk[] = "\x01garbage";
+    ASSERT_EQ(js_Publish(nullptr, c->js(), "gridnode.reports.east.dc1.node-3", junk,
+                         sizeof junk - 1, nullptr, nullptr),
+              NATS_OK);
+  }
+  ExportOptions eo;
+  eo.from = server_->url();
+  eo.sink = dir.path() + "/archive.jsonl";
+  eo.drain = true;
+  ASSERT_EQ(export_stream(eo), 0);
+  const std::string want = read_file(dir.path() + "/sink.jsonl");
+  EXPECT_EQ(std::count(want.begin(), want.end(), '\n'), 1 + 35 + 1);
+  EXPECT_EQ(read_file(eo.sink), want);
+  ASSERT_EQ(export_stream(eo), 0);
+  EXPECT_EQ(read_file(eo.sink), want);
 }
 
 TEST_F(JetStream, AnExistingStreamWithOtherSettingsIsAnErrorNamingTheSetting) {
