@@ -16,7 +16,9 @@ struct ExportOptions {
 };
 
 // `gridnode-collector export`: a durable JetStream consumer that appends every record of the
-// stream to a JSONL file, exactly once across its own restarts (kill -9 included). The file is
+// stream to a JSONL file, rendered as the JSONL sink's line (stream records; a JSON-line message
+// is copied as it is), exactly once across its own restarts (kill -9 included). A message that
+// is not a readable record is skipped, logged once and counted. The file is
 // the truth: a batch is written and fdatasync'ed before it is acknowledged, and the records a
 // crash left written but unacknowledged are recognised by their message ids when JetStream
 // delivers them again. Exit status 0 on SIGTERM/SIGINT (or drained), 1 on a failure, 2 on bad

@@ -492,11 +492,14 @@ void JetStreamSink::write(const std::string& node, const std::string& region,
     const RecordInfo& r = records[i];
     // One message is one stream record. A catalog goes to its own subject (catalog_subject), so
     // that a consumer can find it by digest.
-    const std::string catalog =
-        r.kind == protocol::FrameKind::catalog ? catalog_subject(r.digest) : std::string();
+    const std::string catalog = r.kind == protocol::FrameKind::catalog && !options_.json_lines
+                                    ? catalog_subject(r.digest)
+                                    : std::string();
+    // A JSON line is published without its '\n'.
+    const std::size_t size = options_.json_lines && r.size > 0 ? r.size - 1 : r.size;
     natsMsg* msg = nullptr;
     if (natsMsg_Create(&msg, catalog.empty() ? subject.c_str() : catalog.c_str(), nullptr,
-                       text.data() + r.offset, static_cast<int>(r.size)) != NATS_OK) {
+                       text.data() + r.offset, static_cast<int>(size)) != NATS_OK) {
       b.failed = "cannot create a NATS message";
       break;
     }

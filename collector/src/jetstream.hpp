@@ -38,6 +38,10 @@ struct JetStreamOptions {
   // republishes what a crashed collector had published but not yet acknowledged is deduplicated.
   std::chrono::seconds duplicate_window{std::chrono::minutes(10)};
   std::chrono::milliseconds timeout{5000};  // for a publish acknowledgement and each request
+  // Publish the JSONL sink's lines, catalogs on the node's subject, as collectors did before
+  // compact stream records. Only for comparing the two (bench/collector_bench.cpp); consumers
+  // read both formats.
+  bool json_lines = false;
 };
 
 inline constexpr std::string_view kSubjectPrefix = "gridnode.reports";

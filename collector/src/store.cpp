@@ -60,7 +60,7 @@ platform::Result<std::unique_ptr<Store>> Store::open_jetstream(asio::io_context&
                                                                const JetStreamOptions& jetstream,
                                                                IngestOptions options) {
   // The stream carries compact records, not JSON lines (docs/jetstream.md, "Message format").
-  options.stream_records = true;
+  options.stream_records = !jetstream.json_lines;
   std::unique_ptr<Store> store(new Store(options));
   auto sink = JetStreamSink::open(io, jetstream);
   if (!sink) {

@@ -98,6 +98,7 @@ check "node: node-1, a real agent through the collector, in east/dc1 without acc
 check "node: an unknown node is a 404" [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/nodes/nope")" = 404 ]
 curl -fsS "$URL/metrics" >"$WORK/metrics.txt"
 check "metrics: consumer lag and totals" bash -c "grep -Eq '^gridnode_capacity_consumer_pending_messages [0-9]$' '$WORK/metrics.txt' && grep -q '^gridnode_capacity_accelerators_free 8$' '$WORK/metrics.txt' && grep -q '^gridnode_capacity_nodes_stale 1$' '$WORK/metrics.txt'"
+check "metrics: every message read, the real agent's stream records too" grep -q '^gridnode_capacity_consumer_unreadable_total 0$' "$WORK/metrics.txt"
 if command -v promtool >/dev/null; then
   check "metrics: promtool accepts them" bash -c "promtool check metrics <'$WORK/metrics.txt'"
 fi
