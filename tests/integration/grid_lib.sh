@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # (sourced: its arrays are read by the scripts that source it)
 # The grid on loopback, shared by tests/integration/grid_test.sh and `./gridnode.sh demo --grid`
 # (packaging/demo_grid.sh): a three-node NATS cluster, collectors publishing into a stream with
 # three replicas, agents streaming to any of the collectors, the capacity view. Sourced after

@@ -19,6 +19,7 @@ declare -A REGION=([node-1]=east [node-2]=east [node-3]=west [node-4]=west)
 declare -A SITE=([node-1]=dc1 [node-2]=dc2 [node-3]=dc7 [node-4]=dc7)
 GRID_ROOTS=(--sysfs-root "$FIXTURES/hwmon/coretemp/sys" --procfs-root "$FIXTURES/procfs/basic/proc")
 FAKE=${GRIDNODE_FAKE_NVML:-$BIN/../fakes/nvml/libnvidia-ml.so.1}
+# shellcheck disable=SC2034  # GRID_SCENARIO, GRID_ROOTS: read by grid_lib.sh
 if [ -f "$FAKE" ]; then  # two GPUs per node (one busy), so that the capacity view lists them
   GRID_ROOTS+=(--nvml-library "$FAKE")
   for n in "${NODES[@]}"; do GRID_SCENARIO[$n]=$FIXTURES/nvml/two_gpus.scenario; done
@@ -35,10 +36,10 @@ wait_or_show() {
 acked_all() { local n; for n in "${NODES[@]}"; do printf '%s ' "$(grid_acked "$n")"; done; }
 # every_node_above "A B C D": every agent acknowledged more than its number plus $2.
 every_node_above() {
-  local i=0 before n
-  read -ra before <<<"$1"
+  local i=0 base n
+  read -ra base <<<"$1"
   for n in "${NODES[@]}"; do
-    grid_acked_above "$n" "$((before[i] + $2))" || return 1
+    grid_acked_above "$n" "$((base[i] + $2))" || return 1
     i=$((i + 1))
   done
 }
@@ -87,6 +88,7 @@ grid_kill9 "${NPID[1]}"
 wait_or_show "with nats-server 1 killed, every node goes on" 90 every_node_above "$before" 20
 check "with nats-server 1 killed, every node's reports are acknowledged ($before-> $(acked_all))" \
   every_node_above "$before" 20
+phase "nats-server 1 down: a collector killed"
 victim=$(grid_collector_of node-4)
 if [ -n "$victim" ]; then
   before=$(acked_all)
@@ -95,6 +97,7 @@ if [ -n "$victim" ]; then
   check "a collector killed while a nats-server is down: every node goes on" every_node_above "$before" 5
   grid_collector_start "$victim"
 fi
+phase "nats-server 1 restarted"
 grid_nats_start 1
 before=$(acked_all)
 wait_or_show "every node goes on after nats-server 1 came back" 90 every_node_above "$before" 20
