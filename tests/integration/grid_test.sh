@@ -142,6 +142,7 @@ grid_agent_config node-5b east dc9 1
 mv "$WORK/node-5/agent.log" "$WORK/node-5/agent-before.log"
 # Both collectors are stopped (SIGSTOP) while the twins start and sample, then go on at once: each
 # reads the chain at the same revision and gets a batch whose reports fork from the other's.
+trap 'kill -CONT "${CPID[@]}" 2>/dev/null; cleanup' EXIT  # a stopped process ignores SIGTERM
 kill -STOP "${CPID[0]}" "${CPID[1]}"
 grid_agent_run node-5
 grid_agent_run node-5b
