@@ -2,7 +2,7 @@
 # The grid on loopback, shared by tests/integration/grid_test.sh and `./gridnode.sh demo --grid`
 # (packaging/demo_grid.sh): a three-node NATS cluster, collectors publishing into a stream with
 # three replicas, agents streaming to any of the collectors, the capacity view. Sourced after
-# lib.sh (BIN, WORK, PIDS, wait_for, free_port), not run. Every process it starts is in PIDS (lib.sh's
+# lib.sh (BIN, WORK, PIDS, wait_for), not run. Every process it starts is in PIDS (lib.sh's
 # cleanup ends them by PID) and in one of the arrays below, so that a caller can kill -9 one and
 # start it again.
 #
@@ -19,12 +19,26 @@ GRID_INTERVAL=${GRID_INTERVAL:-0.1}
 GRID_NEXT_START=0  # the first collector of the next node configured: round robin
 declare -a NPID CPID NATS_PORT ROUTE_PORT COL_PORT
 declare -A APID GRID_SCENARIO
-# free_port, but never one this file already chose (none of them listens yet).
+# A port nobody listens on, below the ephemeral range (the servers' routes and every client
+# connection take local ports from that range: a port chosen there can be taken before the server
+# that was given it binds it), and never one this file already chose (none of them listens yet).
+grid_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 GRID_TAKEN=" "
+GRID_EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 grid_port() {
   local p
-  until p=$(free_port) && [[ $GRID_TAKEN != *" $p "* ]]; do :; done
-  echo "$p"  # (run in $(...): the caller adds it to GRID_TAKEN)
+  for _ in $(seq 100); do
+    if [ "$GRID_EPHEMERAL_LOW" -gt 11000 ]; then
+      p=$((10000 + RANDOM % (GRID_EPHEMERAL_LOW - 10000)))
+    else
+      p=$((20000 + RANDOM % 40000))  # no room below it: as lib.sh's free_port
+    fi
+    if [[ $GRID_TAKEN != *" $p "* ]] && ! grid_port_open "$p"; then
+      echo "$p"  # (run in $(...): the caller adds it to GRID_TAKEN)
+      return 0
+    fi
+  done
+  return 1
 }
 for _i in 0 1 2; do
   NATS_PORT[$_i]=$(grid_port)
@@ -39,7 +53,6 @@ done
 NATS_URLS="nats://127.0.0.1:${NATS_PORT[0]},nats://127.0.0.1:${NATS_PORT[1]},nats://127.0.0.1:${NATS_PORT[2]}"
 GRID_ROUTES="nats://127.0.0.1:${ROUTE_PORT[0]},nats://127.0.0.1:${ROUTE_PORT[1]},nats://127.0.0.1:${ROUTE_PORT[2]}"
 
-grid_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 grid_alive() { kill -0 "$1" 2>/dev/null; }
 # grid_kill9 PID: SIGKILL one process this script started, and reap it.
 grid_kill9() { { kill -9 "$1" && wait "$1"; } 2>/dev/null || true; }
