@@ -4,6 +4,8 @@
 #   ./gridnode.sh test     build and run every test, then the ASan+UBSan build's tests, then
 #                          each libFuzzer target for a bounded number of inputs
 #   ./gridnode.sh demo     run the agent on this host and query it as a technician would
+#   ./gridnode.sh demo --grid   three nats-servers, three collectors, four agents and the
+#                          capacity view on loopback; one collector is killed to show failover
 #   ./gridnode.sh package  build gridnode_<version>_<arch>.deb (build/package/) and lintian it
 #   ./gridnode.sh deps     only install the Debian packages the others need
 set -euo pipefail
@@ -82,16 +84,22 @@ package() {
 }
 
 demo() {
-  install_missing jq
-  build default
-  exec bash packaging/demo.sh
+  case "${1:-}" in
+    "") install_missing jq
+      build default
+      exec bash packaging/demo.sh ;;
+    --grid) install_missing jq curl nats-server
+      build default
+      exec bash packaging/demo_grid.sh ;;
+    *) echo "demo: unknown option $1 (--grid)" >&2; exit 2 ;;
+  esac
 }
 
 case "${1:-}" in
   build) build "${2:-default}" ;;
   test) run_tests ;;
-  demo) demo ;;
+  demo) demo "${2:-}" ;;
   package) package ;;
   deps) install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${PACKAGE_PKGS[@]}" "${FUZZ_PKGS[@]}" ;;
-  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
