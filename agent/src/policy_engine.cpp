@@ -349,8 +349,9 @@ void PolicyEngine::cap_power(const LimitRule& rule, const LimitTransition& t) {
     saved = it->second;
   } else if (auto rec = recorded_caps_.find(*gpu); fired && rec != recorded_caps_.end()) {
     // Capped before a restart and not restored yet: the limit in force is our own cap, the
-    // original is the recorded one.
+    // original is the recorded one. This cap takes the restore over (unless it fails).
     saved = rec->second.original_mw;
+    rec->second.retry = false;
   }
   if (!fired && !saved) {
     return;  // we never capped it
@@ -388,6 +389,9 @@ void PolicyEngine::cap_power(const LimitRule& rule, const LimitTransition& t) {
       if (!r) {
         e.details = fired ? "cannot cap power" : "cannot restore power";
         e.result = "failed: " + r.error().message();
+        if (auto rec = recorded_caps_.find(gpu); fired && rec != recorded_caps_.end()) {
+          rec->second.retry = true;  // still capped from before the restart
+        }
       } else if (fired) {
         if (!saved_power_mw_.contains(gpu)) {
           saved_power_mw_[gpu] = *before;
