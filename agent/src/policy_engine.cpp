@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <asio/post.hpp>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -420,6 +421,14 @@ void PolicyEngine::write_caps() {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [gpu, r] : caps_on_disk_) {
     j[std::to_string(gpu)] = {{"original_mw", r.original_mw}, {"rule", r.rule}};
+  }
+  // The state dir exists once the node is enrolled (or systemd's StateDirectory= made it); an
+  // agent that is not enrolled yet may still cap.
+  if (::mkdir(options_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    platform::log(Level::warning, "policy",
+                  LogLine("cap_power: cannot create the state dir")
+                      .kv("path", options_.state_dir)
+                      .kv("err", std::strerror(errno)));
   }
   if (auto w = platform::write_file_atomic(caps_path(), j.dump() + "\n", 0600); !w) {
     // The cap still applies; only a restart while capped would not restore it.

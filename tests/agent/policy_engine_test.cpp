@@ -605,7 +605,8 @@ TEST(PolicyEngine, CapPowerRecordsTheOriginalAndARestartRestoresIt) {
   engine.apply(policy_of(kGpuHot));
   s.set(70, 40, 0);
   engine.evaluate(s.slots, t + 1s);
-  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "last stopped"); }));
+  ASSERT_TRUE(
+      run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "last stopped"); }));
   const PolicyEvent* e = find_event(engine.events(), "gpu-hot", "last stopped");
   EXPECT_EQ(e->action, "cap_power");
   EXPECT_EQ(e->result, "power limit 400.0 W");
@@ -635,7 +636,8 @@ TEST(PolicyEngine, CapPowerRestoreAfterARestartWaitsForTheAcceleratorDriver) {
   EXPECT_TRUE(engine.events().recent().empty());
   accel.fail_with(std::nullopt);
   engine.evaluate(s.slots, t + 1s);
-  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "last stopped"); }));
+  ASSERT_TRUE(
+      run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "last stopped"); }));
   EXPECT_EQ(accel.limit(0), 400000u);
   EXPECT_EQ(read_text(dir / "power-caps.json"), "{}\n");
 }

@@ -575,7 +575,8 @@ class NvmlDriver final : public Driver {
       power_call = std::unique_lock(ps.call_mu);
       ps.publish(nullptr, {}, options_.call_timeout);
     }
-    bool any_busy = (control_ && control_->busy()) || (options_.power && options_.power->state().busy());
+    bool any_busy = (control_ && control_->busy()) ||
+                    (options_.power && options_.power->state().busy());
     for (const auto& g : gpus_) {
       any_busy = any_busy || (g.worker && g.worker->busy());
     }

@@ -75,9 +75,9 @@ namespace {
 
 // Runs `job` (which fills `call`) for GPU `gpu` on the state's worker, within the deadline.
 // The job gets the library and the handle; `gpu_name` is set for messages.
-platform::Result<void> run_power_call(
-    PowerState& st, std::uint32_t gpu, std::string& name,
-    std::function<void(const nvml::Api&, nvml::nvmlDevice_t)> job, const char* what) {
+platform::Result<void> run_power_call(PowerState& st, std::uint32_t gpu, std::string& name,
+                                      std::function<void(const nvml::Api&, nvml::nvmlDevice_t)> job,
+                                      const char* what) {
   std::shared_ptr<const nvml::Library> lib;
   nvml::nvmlDevice_t handle = nullptr;
   std::chrono::milliseconds timeout;
@@ -89,9 +89,9 @@ platform::Result<void> run_power_call(
                                 ": NVML is not started (the nvml driver has not found the GPUs)");
     }
     if (gpu >= st.gpus.size()) {
-      return platform::fail(std::errc::no_such_device, "no GPU " + std::to_string(gpu) +
-                                                           " (NVML found " +
-                                                           std::to_string(st.gpus.size()) + ")");
+      return platform::fail(
+          std::errc::no_such_device,
+          "no GPU " + std::to_string(gpu) + " (NVML found " + std::to_string(st.gpus.size()) + ")");
     }
     name = nvml::gpu_name(gpu, st.gpus[gpu].uuid);
     if (st.gpus[gpu].handle == nullptr) {
@@ -193,8 +193,8 @@ platform::Result<void> NvmlPower::set_limit_mw(std::uint32_t gpu, std::uint32_t 
     return ran;
   }
   if (c->constraints_rc == nvml::NVML_ERROR_GPU_IS_LOST) {
-    return tl::unexpected(nvml::power_error(c->constraints_rc, name,
-                                            "nvmlDeviceGetPowerManagementLimitConstraints"));
+    return tl::unexpected(
+        nvml::power_error(c->constraints_rc, name, "nvmlDeviceGetPowerManagementLimitConstraints"));
   }
   if (!c->set_checked) {
     if (c->constraints_rc == nvml::NVML_SUCCESS) {
@@ -209,9 +209,9 @@ platform::Result<void> NvmlPower::set_limit_mw(std::uint32_t gpu, std::uint32_t 
                               "(power limits cannot be set with this driver)");
   }
   if (c->set_rc != nvml::NVML_SUCCESS) {
-    return tl::unexpected(nvml::power_error(c->set_rc, name,
-                                            "nvmlDeviceSetPowerManagementLimit(" +
-                                                nvml::format_watts(milliwatts) + ")"));
+    return tl::unexpected(nvml::power_error(
+        c->set_rc, name,
+        "nvmlDeviceSetPowerManagementLimit(" + nvml::format_watts(milliwatts) + ")"));
   }
   return {};
 }

@@ -23,7 +23,7 @@ struct PowerState {
   // Held for a whole call (one at a time), and by the driver before it shuts NVML down, so that
   // no call is inside the library when nvmlShutdown runs.
   std::mutex call_mu;
-  std::mutex mu;  // guards what follows
+  std::mutex mu;                       // guards what follows
   std::shared_ptr<const Library> lib;  // null: not discovered yet, or shut down
   std::vector<Gpu> gpus;
   std::chrono::milliseconds call_timeout{1000};
