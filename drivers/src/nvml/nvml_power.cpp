@@ -73,8 +73,9 @@ NvmlPower::~NvmlPower() = default;
 
 namespace {
 
-// Runs `job` (which fills `call`) for GPU `gpu` on the state's worker, within the deadline.
-// The job gets the library and the handle; `gpu_name` is set for messages.
+// Runs `job` for GPU `gpu` on the state's worker and waits for it until the deadline. The job
+// gets the library and the GPU's handle, and must own what it writes (it may outlive the wait).
+// Sets `name` ("GPU 0 (GPU-…)") for the caller's messages. The caller holds st.call_mu.
 platform::Result<void> run_power_call(PowerState& st, std::uint32_t gpu, std::string& name,
                                       std::function<void(const nvml::Api&, nvml::nvmlDevice_t)> job,
                                       const char* what) {
@@ -110,7 +111,7 @@ platform::Result<void> run_power_call(PowerState& st, std::uint32_t gpu, std::st
     // The job owns the library it calls into: a hung call keeps its code mapped.
     st.worker->submit([lib, handle, job = std::move(job)] { job(lib->api(), handle); });
   }
-  // The worker is only replaced by this class, under call_mu, which the caller holds.
+  // The worker, once made, lives as long as the state: safe to wait on outside `mu`.
   if (!st.worker->wait_until(std::chrono::steady_clock::now() + timeout)) {
     return platform::fail(std::errc::timed_out, name + ": " + what + " did not return within " +
                                                     std::to_string(timeout.count()) + " ms");

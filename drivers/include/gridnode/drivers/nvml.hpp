@@ -85,7 +85,7 @@ struct NvmlOptions {
   // The Hostname label, as dcgm-exporter sets it; empty: gethostname().
   std::string hostname;
   // Where the driver publishes its GPUs for power-limit control; null: nowhere.
-  std::shared_ptr<NvmlPower> power;
+  std::shared_ptr<NvmlPower> power = nullptr;
 };
 
 // Never fails and never loads the library here: the first sweep() does. A host without

@@ -19,7 +19,7 @@ struct DriverOptions {
   std::string nvml_library = "libnvidia-ml.so.1";
   std::chrono::milliseconds nvml_call_timeout{1000};
   // nvml: where it publishes its GPUs for power-limit control (NvmlOptions::power); null: none.
-  std::shared_ptr<NvmlPower> nvml_power;
+  std::shared_ptr<NvmlPower> nvml_power = nullptr;
 };
 
 // The names of all drivers this build knows, in sweep order.
