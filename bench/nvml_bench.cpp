@@ -4,6 +4,9 @@
 // deadline wait, two processes' owners read from a procfs tree, and the catalog bookkeeping.
 // The fake answers at once, so this is the agent's own cost; a real driver adds the kernel's.
 // BM_NvmlSweepOneGpu is the same with one GPU.
+// BM_NvmlPowerLimitSet: one cap_power step through NvmlPower (constraints read, then the
+// setter, on its worker thread with the deadline wait), alternating two limits on GPU 0; to
+// compare with BM_NvmlSweepOneGpu, measured in the same run.
 
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "gridnode/drivers/nvml.hpp"
@@ -99,6 +103,36 @@ void BM_NvmlSweep(benchmark::State& state) { run(state, 8); }
 void BM_NvmlSweepOneGpu(benchmark::State& state) { run(state, 1); }
 BENCHMARK(BM_NvmlSweep)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_NvmlSweepOneGpu)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_NvmlPowerLimitSet(benchmark::State& state) {
+  if (std::string(GRIDNODE_FAKE_NVML).empty()) {
+    state.SkipWithError("built without tests: no fake libnvidia-ml.so.1");
+    return;
+  }
+  BenchScenario scenario(1);
+  NvmlOptions options;
+  options.library = GRIDNODE_FAKE_NVML;
+  options.roots.procfs = scenario.procfs();
+  options.hostname = "bench";
+  options.power = std::make_shared<NvmlPower>();
+  auto power = options.power;
+  auto driver = make_nvml_driver(std::move(options));
+  Sweep sweep;
+  if (!driver->sweep(sweep)) {  // discovery publishes the GPU
+    state.SkipWithError("the fake NVML did not initialise");
+    return;
+  }
+  std::uint32_t mw = 250000;
+  for (auto _ : state) {
+    if (!power->set_limit_mw(0, mw)) {
+      state.SkipWithError("set_limit_mw failed");
+      return;
+    }
+    mw = mw == 250000 ? 700000 : 250000;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_NvmlPowerLimitSet)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace gridnode::drivers

@@ -208,7 +208,18 @@ platform::Result<void> Agent::start() {
   if (auto r = start_reports(); !r) {
     return r;
   }
-  auto drivers = drivers::make_drivers(driver_options(config_), config_.drivers);
+  auto options = driver_options(config_);
+  const bool nvml = config_.drivers.empty() ||
+                    std::find(config_.drivers.begin(), config_.drivers.end(), "nvml") !=
+                        config_.drivers.end();
+  if (accelerator_ == nullptr && nvml) {
+    // cap_power acts through the nvml driver's own library and GPU handles.
+    nvml_power_ = std::make_shared<drivers::NvmlPower>();
+    options.nvml_power = nvml_power_;
+    nvml_control_ = std::make_unique<NvmlAcceleratorControl>(nvml_power_);
+    accelerator_ = nvml_control_.get();
+  }
+  auto drivers = drivers::make_drivers(options, config_.drivers);
   if (!drivers) {
     return tl::unexpected(drivers.error());
   }

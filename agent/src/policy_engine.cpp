@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <asio/post.hpp>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -23,6 +24,8 @@ namespace {
 std::string bundle_keep_path(const std::string& state_dir) {
   return platform::Roots::join(state_dir, "policy.bundle");
 }
+
+constexpr std::string_view kCapsFile = "power-caps.json";
 
 std::string watts(std::uint32_t mw) {
   char buf[32];
@@ -64,6 +67,30 @@ void PolicyEngine::on_policy_rejected(const std::string& what, const platform::E
 }
 
 void PolicyEngine::load() {
+  // Limits a cap_power set before the agent last stopped: {"0": {"original_mw": 700000,
+  // "rule": "gpu-hot"}}. A broken file is logged and ignored (the GPUs keep their limits).
+  if (std::string text; !options_.state_dir.empty() &&
+                        platform::read_file(caps_path(), text, 64 << 10)) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object()) {
+      platform::log(Level::warning, "policy",
+                    LogLine("cap_power: unreadable record ignored").kv("path", caps_path()));
+    } else {
+      for (const auto& [k, v] : j.items()) {
+        auto gpu = platform::parse_uint64(k);
+        if (!gpu || *gpu >= 1024 || !v.is_object() || !v.contains("original_mw") ||
+            !v["original_mw"].is_number_unsigned() || v["original_mw"].get<std::uint64_t>() == 0 ||
+            v["original_mw"].get<std::uint64_t>() > UINT32_MAX) {
+          continue;
+        }
+        CapRecord r;
+        r.original_mw = v["original_mw"].get<std::uint32_t>();
+        r.rule = v.value("rule", std::string());
+        recorded_caps_[static_cast<std::uint32_t>(*gpu)] = r;
+      }
+      caps_on_disk_ = recorded_caps_;
+    }
+  }
   if (!options_.policy_key.empty()) {
     std::string pem;
     auto r = platform::read_file(options_.policy_key, pem, 64 << 10);
@@ -260,12 +287,14 @@ void PolicyEngine::evaluate(const std::vector<DriverSlot>& slots,
                             std::chrono::steady_clock::time_point now) {
   transitions_.clear();
   limits_.evaluate(slots, now, transitions_);
-  if (policy_.accelerator.enabled && options_.accelerator == nullptr) {
+  if (policy_.accelerator.enabled &&
+      (options_.accelerator == nullptr || !options_.accelerator->lists_processes())) {
     take_processes(slots);
   }
   for (const auto& t : transitions_) {
     on_limit(t);
   }
+  restore_recorded_caps();
 }
 
 void PolicyEngine::on_limit(const LimitTransition& t) {
@@ -319,12 +348,17 @@ void PolicyEngine::cap_power(const LimitRule& rule, const LimitTransition& t) {
   std::optional<std::uint32_t> saved;
   if (auto it = saved_power_mw_.find(*gpu); it != saved_power_mw_.end()) {
     saved = it->second;
+  } else if (auto rec = recorded_caps_.find(*gpu); fired && rec != recorded_caps_.end()) {
+    // Capped before a restart and not restored yet: the limit in force is our own cap, the
+    // original is the recorded one. This cap takes the restore over (unless it fails).
+    saved = rec->second.original_mw;
+    rec->second.retry = false;
   }
   if (!fired && !saved) {
     return;  // we never capped it
   }
   asio::post(work_pool_, [this, e = std::move(e), gpu = *gpu, fired, saved,
-                          limit = rule.power_limit_mw]() mutable {
+                          limit = rule.power_limit_mw, rule_name = rule.name]() mutable {
     AcceleratorControl& accel = *options_.accelerator;
     std::optional<std::uint32_t> before;
     platform::Result<void> r;
@@ -334,19 +368,36 @@ void PolicyEngine::cap_power(const LimitRule& rule, const LimitTransition& t) {
         r = tl::unexpected(cur.error());
       } else {
         before = *cur;
+        // Recorded before the limit changes, so that a crash in between still restores it.
+        const bool recorded = caps_on_disk_.contains(gpu);
+        if (!recorded) {
+          caps_on_disk_[gpu] = CapRecord{*before, rule_name, true};
+          write_caps();
+        }
         r = accel.set_power_limit_mw(gpu, limit);
+        if (!r && !recorded) {
+          caps_on_disk_.erase(gpu);
+          write_caps();
+        }
       }
     } else {
       r = accel.set_power_limit_mw(gpu, *saved);
+      if (r && caps_on_disk_.erase(gpu) > 0) {
+        write_caps();
+      }
     }
     asio::post(io_, [this, e = std::move(e), r, gpu, fired, before, saved, limit]() mutable {
       if (!r) {
         e.details = fired ? "cannot cap power" : "cannot restore power";
         e.result = "failed: " + r.error().message();
+        if (auto rec = recorded_caps_.find(gpu); fired && rec != recorded_caps_.end()) {
+          rec->second.retry = true;  // still capped from before the restart
+        }
       } else if (fired) {
         if (!saved_power_mw_.contains(gpu)) {
           saved_power_mw_[gpu] = *before;
         }
+        recorded_caps_.erase(gpu);
         e.details = "GPU " + std::to_string(gpu) + " power limit lowered";
         e.result = "power limit " + watts(limit) + ", was " + watts(*before);
       } else {
@@ -355,6 +406,96 @@ void PolicyEngine::cap_power(const LimitRule& rule, const LimitTransition& t) {
         e.result = "power limit " + watts(*saved);
       }
       raise(std::move(e));
+    });
+  });
+}
+
+std::string PolicyEngine::caps_path() const {
+  return platform::Roots::join(options_.state_dir, std::string(kCapsFile));
+}
+
+void PolicyEngine::write_caps() {
+  if (options_.state_dir.empty()) {
+    return;
+  }
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [gpu, r] : caps_on_disk_) {
+    j[std::to_string(gpu)] = {{"original_mw", r.original_mw}, {"rule", r.rule}};
+  }
+  // The state dir exists once the node is enrolled (or systemd's StateDirectory= made it); an
+  // agent that is not enrolled yet may still cap.
+  if (::mkdir(options_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    platform::log(Level::warning, "policy",
+                  LogLine("cap_power: cannot create the state dir")
+                      .kv("path", options_.state_dir)
+                      .kv("err", std::strerror(errno)));
+  }
+  if (auto w = platform::write_file_atomic(caps_path(), j.dump() + "\n", 0600); !w) {
+    // The cap still applies; only a restart while capped would not restore it.
+    platform::log(Level::warning, "policy",
+                  LogLine("cap_power: cannot record the original limit")
+                      .kv("err", w.error().message()));
+  }
+}
+
+// Limits capped before a restart go back to what they were; a rule that still holds caps
+// them again after its `for`. Retried after each round while the accelerator driver has not
+// found its GPUs yet; any other failure is an event, and the record stays for the next start.
+void PolicyEngine::restore_recorded_caps() {
+  if (restoring_ || options_.accelerator == nullptr) {
+    return;
+  }
+  std::map<std::uint32_t, CapRecord> todo;
+  for (const auto& [gpu, r] : recorded_caps_) {
+    if (r.retry && !saved_power_mw_.contains(gpu)) {
+      todo[gpu] = r;
+    }
+  }
+  if (todo.empty()) {
+    return;
+  }
+  restoring_ = true;
+  asio::post(work_pool_, [this, todo = std::move(todo)] {
+    std::map<std::uint32_t, platform::Result<void>> results;
+    bool changed = false;
+    for (const auto& [gpu, r] : todo) {
+      auto done = options_.accelerator->set_power_limit_mw(gpu, r.original_mw);
+      if (done) {
+        changed = caps_on_disk_.erase(gpu) > 0 || changed;
+      }
+      results.emplace(gpu, std::move(done));
+    }
+    if (changed) {
+      write_caps();
+    }
+    asio::post(io_, [this, todo, results = std::move(results)] {
+      restoring_ = false;
+      for (const auto& [gpu, r] : results) {
+        const CapRecord& rec = todo.at(gpu);
+        if (!r && r.error().code == std::errc::resource_unavailable_try_again) {
+          continue;  // after the next round
+        }
+        PolicyEvent e;
+        e.rule = rec.rule.empty() ? "limit" : rec.rule;
+        e.type = "limit";
+        e.subject = "GPU " + std::to_string(gpu);
+        e.action = "cap_power";
+        if (r) {
+          recorded_caps_.erase(gpu);
+          e.severity = Severity::info;
+          e.details = "GPU " + std::to_string(gpu) +
+                      " power limit restored (capped when the agent last stopped)";
+          e.result = "power limit " + watts(rec.original_mw);
+        } else {
+          if (auto it = recorded_caps_.find(gpu); it != recorded_caps_.end()) {
+            it->second.retry = false;
+          }
+          e.severity = Severity::warning;
+          e.details = "cannot restore power (capped when the agent last stopped)";
+          e.result = "failed: " + r.error().message();
+        }
+        raise(std::move(e));
+      }
     });
   });
 }
@@ -518,7 +659,7 @@ void PolicyEngine::do_accelerator() {
                           roots = options_.roots, sampled = sampled_procs_] {
     using Found = std::vector<std::pair<AcceleratorProcess, ProcessInfo>>;
     platform::Result<Found> out = Found{};
-    auto procs = options_.accelerator != nullptr
+    auto procs = options_.accelerator != nullptr && options_.accelerator->lists_processes()
                      ? options_.accelerator->list_processes()
                      : platform::Result<std::vector<AcceleratorProcess>>(sampled);
     if (!procs) {

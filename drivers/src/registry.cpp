@@ -27,7 +27,8 @@ constexpr std::array kDrivers{
     Entry{"powercap", [](const DriverOptions& o) { return make_powercap_driver({o.roots}); }},
     Entry{"nvml",
           [](const DriverOptions& o) {
-            return make_nvml_driver({o.roots, o.nvml_library, o.nvml_call_timeout, {}});
+            return make_nvml_driver(
+                {o.roots, o.nvml_library, o.nvml_call_timeout, {}, o.nvml_power});
           }},
     Entry{"amdgpu", [](const DriverOptions& o) { return make_amdgpu_driver({o.roots, {}}); }},
 };

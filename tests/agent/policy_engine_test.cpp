@@ -565,6 +565,134 @@ TEST(PolicyEngine, CapPowerLowersAndRestores) {
   EXPECT_EQ(accel.set_calls(), 2u);
 }
 
+constexpr std::string_view kGpuHot =
+    "[[limit]]\nname = \"gpu-hot\"\nmetric = \"DCGM_FI_DEV_GPU_TEMP\"\n"
+    "above = 85\nclear = 80\naction = \"cap_power\"\npower_limit = 250\n"
+    "[events]\nburst = 100\n";
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(PolicyEngine, CapPowerRecordsTheOriginalAndARestartRestoresIt) {
+  TempDir dir;
+  testing::FakeAcceleratorControl accel;  // the GPU's limit outlives the agent, as NVML's does
+  accel.set_limit(0, 400000);
+  auto o = options({}, &accel);
+  o.state_dir = dir.path();
+  const std::string record = dir / "power-caps.json";
+  Slots s;
+  auto t = std::chrono::steady_clock::now();
+  {
+    asio::io_context io;
+    PolicyEngine engine(io, o);
+    engine.load();
+    engine.apply(policy_of(kGpuHot));
+    s.set(90, 40, 0);
+    engine.evaluate(s.slots, t);
+    ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "lowered"); }));
+    EXPECT_EQ(accel.limit(0), 250000u);
+    EXPECT_EQ(read_text(record), "{\"0\":{\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+    engine.stop();  // stopped while capped: the cap stays
+  }
+  EXPECT_EQ(accel.limit(0), 250000u);
+  // The next start restores the recorded limit after its first round, whatever the rule says
+  // now; the cool GPU is not capped again.
+  asio::io_context io;
+  PolicyEngine engine(io, o);
+  engine.load();
+  engine.apply(policy_of(kGpuHot));
+  s.set(70, 40, 0);
+  engine.evaluate(s.slots, t + 1s);
+  ASSERT_TRUE(
+      run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "last stopped"); }));
+  const PolicyEvent* e = find_event(engine.events(), "gpu-hot", "last stopped");
+  EXPECT_EQ(e->action, "cap_power");
+  EXPECT_EQ(e->result, "power limit 400.0 W");
+  EXPECT_EQ(accel.limit(0), 400000u);
+  EXPECT_EQ(read_text(record), "{}\n");
+}
+
+TEST(PolicyEngine, CapPowerRestoreAfterARestartWaitsForTheAcceleratorDriver) {
+  TempDir dir;
+  testing::FakeAcceleratorControl accel;
+  accel.set_limit(0, 250000);  // capped by the previous run, which recorded 400 W
+  write(dir / "power-caps.json", "{\"0\":{\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+  accel.fail_with(platform::Error{std::make_error_code(std::errc::resource_unavailable_try_again),
+                                  "NVML is not started"});
+  auto o = options({}, &accel);
+  o.state_dir = dir.path();
+  asio::io_context io;
+  PolicyEngine engine(io, o);
+  engine.load();
+  engine.apply(policy_of(kGpuHot));
+  Slots s;
+  s.set(70, 40, 0);
+  auto t = std::chrono::steady_clock::now();
+  // The accelerator driver has not found its GPUs yet: no event, tried again next round.
+  engine.evaluate(s.slots, t);
+  run_until(io, [] { return false; }, 100ms);
+  EXPECT_TRUE(engine.events().recent().empty());
+  accel.fail_with(std::nullopt);
+  engine.evaluate(s.slots, t + 1s);
+  ASSERT_TRUE(
+      run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "last stopped"); }));
+  EXPECT_EQ(accel.limit(0), 400000u);
+  EXPECT_EQ(read_text(dir / "power-caps.json"), "{}\n");
+}
+
+TEST(PolicyEngine, CapPowerAfterARestartWhileStillHotKeepsTheRecordedOriginal) {
+  TempDir dir;
+  testing::FakeAcceleratorControl accel;
+  accel.set_limit(0, 250000);
+  write(dir / "power-caps.json", "{\"0\":{\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+  auto o = options({}, &accel);
+  o.state_dir = dir.path();
+  asio::io_context io;
+  PolicyEngine engine(io, o);
+  engine.load();
+  engine.apply(policy_of(kGpuHot));
+  Slots s;
+  s.set(90, 40, 0);
+  auto t = std::chrono::steady_clock::now();
+  // Hot from the first round: the rule caps at once (no `for`), and the limit it replaces is
+  // the recorded one, not the cap in force; nothing is restored in between.
+  engine.evaluate(s.slots, t);
+  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "lowered"); }));
+  EXPECT_EQ(find_event(engine.events(), "gpu-hot", "lowered")->result,
+            "power limit 250.0 W, was 400.0 W");
+  engine.evaluate(s.slots, t + 1s);
+  run_until(io, [] { return false; }, 100ms);
+  EXPECT_EQ(find_event(engine.events(), "gpu-hot", "last stopped"), nullptr);
+  EXPECT_EQ(accel.limit(0), 250000u);
+  EXPECT_EQ(accel.set_calls(), 1u);
+  // Cool again: back to the original.
+  s.set(70, 40, 0);
+  engine.evaluate(s.slots, t + 2s);
+  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "restored"); }));
+  EXPECT_EQ(accel.limit(0), 400000u);
+  EXPECT_EQ(read_text(dir / "power-caps.json"), "{}\n");
+}
+
+TEST(PolicyEngine, CapPowerFailureIsAnEventWithTheReason) {
+  testing::FakeAcceleratorControl accel;
+  accel.set_limit(0, 400000);
+  accel.fail_with(platform::Error{std::make_error_code(std::errc::operation_not_permitted),
+                                  "GPU 0: needs root or CAP_SYS_ADMIN"});
+  asio::io_context io;
+  PolicyEngine engine(io, options({}, &accel));
+  engine.apply(policy_of(kGpuHot));
+  Slots s;
+  s.set(90, 40, 0);
+  engine.evaluate(s.slots, std::chrono::steady_clock::now());
+  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "failed"); }));
+  const PolicyEvent* e = find_event(engine.events(), "gpu-hot", "failed");
+  EXPECT_EQ(e->details, "cannot cap power");
+  EXPECT_TRUE(e->result.starts_with("failed: GPU 0: needs root or CAP_SYS_ADMIN")) << e->result;
+  EXPECT_EQ(accel.limit(0), 400000u);
+}
+
 // ---- bundles through the engine: directory, key, rollback, last good kept
 
 TEST(PolicyEngine, BundleDirectoryAppliesNewerAndRefusesRollbackAndBadSignatures) {

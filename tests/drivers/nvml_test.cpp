@@ -28,7 +28,8 @@ class NvmlDriverTest : public ::testing::Test {
   // A scenario from text (or a fixture file's path), and a driver on the fake.
   std::unique_ptr<Driver> driver_for(const std::string& scenario,
                                      milliseconds timeout = milliseconds(1000),
-                                     const std::string& library = GRIDNODE_FAKE_NVML) {
+                                     const std::string& library = GRIDNODE_FAKE_NVML,
+                                     std::shared_ptr<NvmlPower> power = nullptr) {
     std::string path = tree_.root() + "/scenario";
     std::ofstream(path) << scenario;
     ::setenv("FAKE_NVML_SCENARIO", path.c_str(), 1);
@@ -38,6 +39,7 @@ class NvmlDriverTest : public ::testing::Test {
     options.library = library;
     options.call_timeout = timeout;
     options.hostname = "node-a";
+    options.power = std::move(power);
     return make_nvml_driver(std::move(options));
   }
 
@@ -371,6 +373,145 @@ TEST_F(NvmlDriverTest, NoGpuIsAbsent) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, std::errc::no_such_file_or_directory);
   }
+}
+
+// ---- power limits (NvmlPower), through the same library and handles
+
+// Two H100s whose limits may go from 200 W to 700 W, 700 W by default.
+std::string power_scenario(const std::string& extra = "") {
+  std::ifstream in(gridnode::testing::fixture_path("nvml/two_gpus.scenario"));
+  return std::string(std::istreambuf_iterator<char>(in), {}) +
+         "value * power_limit_min_mw 200000\nvalue * power_limit_max_mw 700000\n"
+         "value * power_limit_default_mw 700000\n" +
+         extra;
+}
+
+TEST_F(NvmlDriverTest, PowerLimitIsSetAndTheNextSweepReportsIt) {
+  auto power = std::make_shared<NvmlPower>();
+  auto d = driver_for(power_scenario(), milliseconds(1000), GRIDNODE_FAKE_NVML, power);
+  sweep(*d);
+  auto before = power->read_limits(1);
+  ASSERT_TRUE(before) << before.error().message();
+  EXPECT_EQ(before->current_mw, 700000u);
+  EXPECT_EQ(before->min_mw, 200000u);
+  EXPECT_EQ(before->max_mw, 700000u);
+  EXPECT_EQ(before->default_mw, 700000u);
+  auto set = power->set_limit_mw(1, 250000);
+  ASSERT_TRUE(set) << set.error().message();
+  EXPECT_EQ(power->read_limits(1)->current_mw, 250000u);
+  std::string text = sweep_text(sweep(*d));
+  EXPECT_EQ(value_of(text, "DCGM_FI_DEV_POWER_MGMT_LIMIT", 1), "250");
+  EXPECT_EQ(value_of(text, "DCGM_FI_DEV_POWER_MGMT_LIMIT", 0), "700");  // only GPU 1's
+  // And back, as cap_power restores it.
+  ASSERT_TRUE(power->set_limit_mw(1, before->current_mw));
+  EXPECT_EQ(value_of(sweep_text(sweep(*d)), "DCGM_FI_DEV_POWER_MGMT_LIMIT", 1), "700");
+}
+
+TEST_F(NvmlDriverTest, PowerLimitOutsideTheGpusRangeIsRefusedNamingTheRange) {
+  auto power = std::make_shared<NvmlPower>();
+  auto d = driver_for(power_scenario(), milliseconds(1000), GRIDNODE_FAKE_NVML, power);
+  sweep(*d);
+  for (std::uint32_t mw : {150000u, 750000u}) {
+    auto r = power->set_limit_mw(0, mw);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, std::errc::invalid_argument);
+    EXPECT_NE(r.error().message().find("outside the range this GPU accepts, 200 W to 700 W"),
+              std::string::npos)
+        << r.error().message();
+  }
+  EXPECT_EQ(power->read_limits(0)->current_mw, 700000u);  // unchanged
+}
+
+TEST_F(NvmlDriverTest, PowerLimitWithoutPermissionSaysRootOrCapSysAdmin) {
+  auto power = std::make_shared<NvmlPower>();
+  auto d = driver_for(power_scenario("error 0 nvmlDeviceSetPowerManagementLimit 4\n"),
+                      milliseconds(1000), GRIDNODE_FAKE_NVML, power);
+  sweep(*d);
+  auto r = power->set_limit_mw(0, 250000);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, std::error_code(4, nvml_category()));
+  EXPECT_NE(r.error().message().find("needs root or CAP_SYS_ADMIN"), std::string::npos)
+      << r.error().message();
+  EXPECT_NE(r.error().message().find("Insufficient Permissions"), std::string::npos);
+  EXPECT_TRUE(power->set_limit_mw(1, 250000));  // GPU 1 is not scripted to refuse
+}
+
+TEST_F(NvmlDriverTest, PowerLimitNotSupportedByTheGpuSaysSo) {
+  auto power = std::make_shared<NvmlPower>();
+  auto d = driver_for(power_scenario("error 1 nvmlDeviceSetPowerManagementLimit 3\n"),
+                      milliseconds(1000), GRIDNODE_FAKE_NVML, power);
+  sweep(*d);
+  auto r = power->set_limit_mw(1, 250000);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, std::error_code(3, nvml_category()));
+  EXPECT_NE(r.error().message().find("does not support power management limits"),
+            std::string::npos)
+      << r.error().message();
+}
+
+TEST_F(NvmlDriverTest, PowerLimitOnALostGpuFailsAndTheOtherStillWorks) {
+  auto power = std::make_shared<NvmlPower>();
+  auto d = driver_for(power_scenario("lost 0 1\n"), milliseconds(1000), GRIDNODE_FAKE_NVML,
+                      power);
+  sweep(*d);
+  sweep(*d);  // step 1: GPU 0 is lost
+  auto r = power->set_limit_mw(0, 250000);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, std::error_code(15, nvml_category()));
+  EXPECT_NE(r.error().message().find("fell off the bus"), std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(power->read_limits(0));
+  EXPECT_TRUE(power->set_limit_mw(1, 250000));
+}
+
+TEST_F(NvmlDriverTest, PowerLimitWithAnOlderLibraryIsNotSupported) {
+  auto power = std::make_shared<NvmlPower>();
+  auto d = driver_for(power_scenario(), milliseconds(1000), GRIDNODE_FAKE_NVML_OLD, power);
+  sweep(*d);
+  auto limits = power->read_limits(0);  // the getter is there; the bounds are not
+  ASSERT_TRUE(limits) << limits.error().message();
+  EXPECT_EQ(limits->current_mw, 700000u);
+  EXPECT_EQ(limits->max_mw, 0u);
+  auto r = power->set_limit_mw(0, 250000);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, std::errc::function_not_supported);
+  EXPECT_NE(r.error().message().find("no nvmlDeviceSetPowerManagementLimit"), std::string::npos)
+      << r.error().message();
+  // The sweep is unharmed.
+  EXPECT_EQ(value_of(sweep_text(sweep(*d)), "DCGM_FI_DEV_POWER_MGMT_LIMIT", 0), "700");
+}
+
+TEST_F(NvmlDriverTest, PowerLimitBeforeDiscoveryAndOnAnUnknownGpu) {
+  auto power = std::make_shared<NvmlPower>();
+  auto d = driver_for(power_scenario(), milliseconds(1000), GRIDNODE_FAKE_NVML, power);
+  auto early = power->set_limit_mw(0, 250000);  // no sweep yet: NVML not even initialised
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code, std::errc::resource_unavailable_try_again);
+  sweep(*d);
+  auto unknown = power->set_limit_mw(7, 250000);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, std::errc::no_such_device);
+  EXPECT_NE(unknown.error().message().find("NVML found 2"), std::string::npos);
+  d.reset();  // the driver shuts NVML down: its handles are withdrawn first
+  EXPECT_EQ(power->set_limit_mw(0, 250000).error().code,
+            std::errc::resource_unavailable_try_again);
+}
+
+TEST_F(NvmlDriverTest, HungPowerLimitCallTimesOutWithinTheDeadline) {
+  auto power = std::make_shared<NvmlPower>();
+  auto d = driver_for(power_scenario("hang 0 nvmlDeviceSetPowerManagementLimit 0 2000\n"),
+                      milliseconds(100), GRIDNODE_FAKE_NVML, power);
+  sweep(*d);
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = power->set_limit_mw(0, 250000);
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, std::errc::timed_out);
+  EXPECT_LT(took, milliseconds(1000));
+  // The worker is still inside the call: the next one is refused at once, not queued.
+  auto again = power->set_limit_mw(1, 250000);
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message().find("has not returned"), std::string::npos);
 }
 
 TEST(NvmlCategory, NamesNvmlsErrors) {

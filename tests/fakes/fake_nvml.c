@@ -18,16 +18,28 @@
  *   hang GPU FUNCTION STEP MS [TO] FUNCTION sleeps MS ms before answering, at steps STEP..TO
  *   xid GPU STEP XID               an XID critical error event, queued at STEP
  *   process GPU PID BYTES [FROM [TO]]     a running compute process
+ *   power_limit_state PATH         where the limits set by nvmlDeviceSetPowerManagementLimit
+ *                                  are kept ("GPU MW" lines), read at nvmlInit_v2: like the
+ *                                  kernel driver's, they outlive the process that set them.
+ *                                  Without it they live in this process only.
  * The step is the number of nvmlDeviceGetCount_v2 calls since nvmlInit_v2, minus one: the
  * driver calls it exactly once per sweep. Fields: gpu_temp mem_temp power_mw energy_mj
  * power_limit_mw sm_clock mem_clock util_gpu util_mem enc dec fb_total fb_reserved fb_used
  * fb_free (bytes) pcie_replay ecc_sbe_vol ecc_dbe_vol ecc_sbe_agg ecc_dbe_agg retired_sbe
  * retired_dbe retired_pending remap_corr remap_unc remap_pending remap_failure clock_reasons
- * fan pstate mig.
+ * fan pstate mig power_limit_min_mw power_limit_max_mw power_limit_default_mw.
+ * Power limits: nvmlDeviceSetPowerManagementLimit refuses (INVALID_ARGUMENT) a value outside
+ * power_limit_min_mw..power_limit_max_mw when both are scripted; once set, the value is what
+ * nvmlDeviceGetPowerManagementLimit and nvmlDeviceGetEnforcedPowerLimit answer (instead of
+ * power_limit_mw) at every later step. Make the setter fail with an error rule, e.g.
+ * "error 0 nvmlDeviceSetPowerManagementLimit 4" (NO_PERMISSION, as for a non-root caller).
  * Built with FAKE_NVML_OLD, it lacks entry points an older driver lacks:
  * nvmlDeviceGetMemoryInfo_v2, nvmlDeviceGetRemappedRows, nvmlDeviceGetComputeRunningProcesses_v3
  * (it has _v2) and nvmlDeviceGetCurrentClocksEventReasons (it has the older
- * nvmlDeviceGetCurrentClocksThrottleReasons). XID rules must be listed in step order. */
+ * nvmlDeviceGetCurrentClocksThrottleReasons), and, so that a test can see the driver go
+ * without them, nvmlDeviceSetPowerManagementLimit and
+ * nvmlDeviceGetPowerManagementLimitConstraints (NVIDIA's libraries have had both since r304).
+ * XID rules must be listed in step order. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,14 +123,16 @@ enum Field {
   F_UTIL_GPU, F_UTIL_MEM, F_ENC, F_DEC, F_FB_TOTAL, F_FB_RESERVED, F_FB_USED, F_FB_FREE,
   F_PCIE_REPLAY, F_ECC_SBE_VOL, F_ECC_DBE_VOL, F_ECC_SBE_AGG, F_ECC_DBE_AGG, F_RETIRED_SBE,
   F_RETIRED_DBE, F_RETIRED_PENDING, F_REMAP_CORR, F_REMAP_UNC, F_REMAP_PENDING, F_REMAP_FAILURE,
-  F_CLOCK_REASONS, F_FAN, F_PSTATE, F_MIG, F_COUNT
+  F_CLOCK_REASONS, F_FAN, F_PSTATE, F_MIG, F_POWER_MIN_MW, F_POWER_MAX_MW, F_POWER_DEFAULT_MW,
+  F_COUNT
 };
 static const char* const kFieldNames[F_COUNT] = {
     "gpu_temp", "mem_temp", "power_mw", "energy_mj", "power_limit_mw", "sm_clock", "mem_clock",
     "util_gpu", "util_mem", "enc", "dec", "fb_total", "fb_reserved", "fb_used", "fb_free",
     "pcie_replay", "ecc_sbe_vol", "ecc_dbe_vol", "ecc_sbe_agg", "ecc_dbe_agg", "retired_sbe",
     "retired_dbe", "retired_pending", "remap_corr", "remap_unc", "remap_pending",
-    "remap_failure", "clock_reasons", "fan", "pstate", "mig"};
+    "remap_failure", "clock_reasons", "fan", "pstate", "mig", "power_limit_min_mw",
+    "power_limit_max_mw", "power_limit_default_mw"};
 
 struct Series {
   int n;
@@ -130,6 +144,7 @@ struct Gpu {
   unsigned minor;
   int lost_at; /* -1: never */
   struct Series field[F_COUNT];
+  unsigned set_limit; /* atomic; 0: never set, the scenario's power_limit_mw answers */
 };
 struct Rule { /* error, hang, xid, process */
   int gpu; /* -1: all */
@@ -150,6 +165,7 @@ static struct {
   int n_xids;
   struct Rule procs[MAX_RULES];
   int n_procs;
+  char power_limit_state[512];
 } S;
 static int g_step = -1;       /* atomic */
 static int g_xid_next = 0;    /* atomic: next xid rule to deliver */
@@ -226,6 +242,8 @@ static void load(void) {
       for (int fi = 0; fi < F_COUNT; ++fi) {
         if (strcmp(kFieldNames[fi], a2) == 0) set_field(parse_gpu(a1), fi, rest + n2);
       }
+    } else if (strcmp(word, "power_limit_state") == 0) {
+      snprintf(S.power_limit_state, sizeof S.power_limit_state, "%s", a1);
     } else if (strcmp(word, "lost") == 0) {
       int gpu = atoi(a1);
       if (gpu >= 0 && gpu < MAX_GPUS) S.gpu[gpu].lost_at = atoi(rest);
@@ -250,7 +268,33 @@ static void load(void) {
     }
   }
   fclose(f);
+  if (S.power_limit_state[0] != '\0') {
+    FILE* st = fopen(S.power_limit_state, "r");
+    int gpu = 0;
+    unsigned mw = 0;
+    while (st != NULL && fscanf(st, "%d %u", &gpu, &mw) == 2) {
+      if (gpu >= 0 && gpu < MAX_GPUS) S.gpu[gpu].set_limit = mw;
+    }
+    if (st != NULL) fclose(st);
+  }
 }
+
+#ifndef FAKE_NVML_OLD
+/* Writes every limit set so far to power_limit_state (if named): write, then rename. */
+static void save_limits(void) {
+  if (S.power_limit_state[0] == '\0') return;
+  char tmp[600];
+  snprintf(tmp, sizeof tmp, "%s.tmp", S.power_limit_state);
+  FILE* st = fopen(tmp, "w");
+  if (st == NULL) return;
+  for (int i = 0; i < MAX_GPUS; ++i) {
+    unsigned mw = __atomic_load_n(&S.gpu[i].set_limit, __ATOMIC_SEQ_CST);
+    if (mw != 0) fprintf(st, "%d %u\n", i, mw);
+  }
+  fclose(st);
+  rename(tmp, S.power_limit_state);
+}
+#endif
 
 /* The scripted answer for FUNCTION on GPU (-1: not about one GPU) at this step, after any
  * scripted hang: NVML_SUCCESS when nothing is scripted. */
@@ -398,7 +442,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t d, unsigned int* minor
   }
 
 UINT_FIELD(nvmlDeviceGetPowerUsage, F_POWER_MW)
-UINT_FIELD(nvmlDeviceGetEnforcedPowerLimit, F_POWER_LIMIT_MW)
+UINT_FIELD(nvmlDeviceGetPowerManagementDefaultLimit, F_POWER_DEFAULT_MW)
 UINT_FIELD(nvmlDeviceGetPcieReplayCounter, F_PCIE_REPLAY)
 UINT_FIELD(nvmlDeviceGetFanSpeed, F_FAN)
 ULL_FIELD(nvmlDeviceGetTotalEnergyConsumption, F_ENERGY_MJ)
@@ -406,6 +450,62 @@ ULL_FIELD(nvmlDeviceGetTotalEnergyConsumption, F_ENERGY_MJ)
 ULL_FIELD(nvmlDeviceGetCurrentClocksThrottleReasons, F_CLOCK_REASONS)
 #else
 ULL_FIELD(nvmlDeviceGetCurrentClocksEventReasons, F_CLOCK_REASONS)
+#endif
+
+/* The limit set through nvmlDeviceSetPowerManagementLimit, else the scenario's. */
+static nvmlReturn_t power_limit(nvmlDevice_t d, const char* fn, unsigned int* out) {
+  unsigned long long v = 0;
+  if (out == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+  nvmlReturn_t rc = field(d, F_POWER_LIMIT_MW, fn, &v);
+  int gpu = gpu_of(d);
+  unsigned set = gpu >= 0 ? __atomic_load_n(&S.gpu[gpu].set_limit, __ATOMIC_SEQ_CST) : 0;
+  if (set != 0 && (rc == NVML_SUCCESS || rc == NVML_ERROR_NOT_SUPPORTED)) {
+    v = set;
+    rc = NVML_SUCCESS;
+  }
+  if (rc == NVML_SUCCESS) *out = (unsigned int)v;
+  return rc;
+}
+EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t d, unsigned int* limit) {
+  return power_limit(d, "nvmlDeviceGetPowerManagementLimit", limit);
+}
+EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t d, unsigned int* limit) {
+  return power_limit(d, "nvmlDeviceGetEnforcedPowerLimit", limit);
+}
+
+#ifndef FAKE_NVML_OLD
+EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_t d,
+                                                                 unsigned int* min_limit,
+                                                                 unsigned int* max_limit) {
+  unsigned long long lo = 0, hi = 0;
+  if (min_limit == NULL || max_limit == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+  nvmlReturn_t rc = field(d, F_POWER_MIN_MW, "nvmlDeviceGetPowerManagementLimitConstraints", &lo);
+  if (rc == NVML_SUCCESS)
+    rc = field(d, F_POWER_MAX_MW, "nvmlDeviceGetPowerManagementLimitConstraints", &hi);
+  if (rc == NVML_SUCCESS) {
+    *min_limit = (unsigned)lo;
+    *max_limit = (unsigned)hi;
+  }
+  return rc;
+}
+
+/* As NVIDIA's: root only (script NO_PERMISSION with an error rule), and within the
+ * constraints. */
+EXPORT nvmlReturn_t nvmlDeviceSetPowerManagementLimit(nvmlDevice_t d, unsigned int limit) {
+  int gpu = gpu_of(d);
+  if (gpu < 0 || gpu >= S.gpus) return NVML_ERROR_INVALID_ARGUMENT;
+  if (!__atomic_load_n(&g_initialized, __ATOMIC_SEQ_CST)) return NVML_ERROR_UNINITIALIZED;
+  nvmlReturn_t rc = scripted("nvmlDeviceSetPowerManagementLimit", gpu);
+  if (rc != NVML_SUCCESS) return rc;
+  unsigned int lo = 0, hi = 0;
+  if (nvmlDeviceGetPowerManagementLimitConstraints(d, &lo, &hi) == NVML_SUCCESS &&
+      (limit < lo || limit > hi)) {
+    return NVML_ERROR_INVALID_ARGUMENT;
+  }
+  __atomic_store_n(&S.gpu[gpu].set_limit, limit, __ATOMIC_SEQ_CST);
+  save_limits();
+  return NVML_SUCCESS;
+}
 #endif
 
 EXPORT nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t d, int sensor, unsigned int* temp) {

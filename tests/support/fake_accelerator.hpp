@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "gridnode/agent/accelerator_control.hpp"
@@ -28,6 +29,11 @@ class FakeAcceleratorControl final : public agent::AcceleratorControl {
     std::lock_guard lock(mu_);
     return set_calls_;
   }
+  // Every power call fails with `error` until it is reset (nullopt).
+  void fail_with(std::optional<platform::Error> error) {
+    std::lock_guard lock(mu_);
+    error_ = std::move(error);
+  }
 
   platform::Result<std::vector<agent::AcceleratorProcess>> list_processes() override {
     std::lock_guard lock(mu_);
@@ -35,6 +41,9 @@ class FakeAcceleratorControl final : public agent::AcceleratorControl {
   }
   platform::Result<std::uint32_t> power_limit_mw(std::uint32_t gpu) override {
     std::lock_guard lock(mu_);
+    if (error_) {
+      return tl::unexpected(*error_);
+    }
     auto it = limits_.find(gpu);
     if (it == limits_.end()) {
       return platform::fail(std::errc::no_such_device, "no GPU " + std::to_string(gpu));
@@ -43,6 +52,9 @@ class FakeAcceleratorControl final : public agent::AcceleratorControl {
   }
   platform::Result<void> set_power_limit_mw(std::uint32_t gpu, std::uint32_t mw) override {
     std::lock_guard lock(mu_);
+    if (error_) {
+      return tl::unexpected(*error_);
+    }
     if (!limits_.contains(gpu)) {
       return platform::fail(std::errc::no_such_device, "no GPU " + std::to_string(gpu));
     }
@@ -56,6 +68,7 @@ class FakeAcceleratorControl final : public agent::AcceleratorControl {
   std::vector<agent::AcceleratorProcess> procs_;
   std::map<std::uint32_t, std::uint32_t> limits_;
   std::size_t set_calls_ = 0;
+  std::optional<platform::Error> error_;
 };
 
 }  // namespace gridnode::testing

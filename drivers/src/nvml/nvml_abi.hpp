@@ -177,6 +177,12 @@ using nvmlDeviceRegisterEvents_fn = nvmlReturn_t (*)(nvmlDevice_t, unsigned long
                                                      nvmlEventSet_t);
 using nvmlEventSetWait_v2_fn = nvmlReturn_t (*)(nvmlEventSet_t, nvmlEventData_t*, unsigned int);
 using nvmlEventSetFree_fn = nvmlReturn_t (*)(nvmlEventSet_t);
+// Power management: the configured limit, its bounds and default (all mW), and the setter
+// (root only: NO_PERMISSION otherwise).
+using nvmlDeviceGetPowerManagementLimitConstraints_fn = nvmlReturn_t (*)(nvmlDevice_t,
+                                                                         unsigned int*,
+                                                                         unsigned int*);
+using nvmlDeviceSetPowerManagementLimit_fn = nvmlReturn_t (*)(nvmlDevice_t, unsigned int);
 }
 
 }  // namespace gridnode::drivers::nvml

@@ -14,6 +14,7 @@
 #include "nvml/call_worker.hpp"
 #include "nvml/nvml_library.hpp"
 #include "nvml/nvml_parse.hpp"
+#include "nvml/nvml_power.hpp"
 #include "rediscovery.hpp"
 
 namespace gridnode::drivers {
@@ -566,7 +567,16 @@ class NvmlDriver final : public Driver {
   }
 
   ~NvmlDriver() override {
-    bool any_busy = control_ && control_->busy();
+    // Power-limit calls go through this driver's handles: withdraw them, waiting for a call
+    // in flight (at most its deadline), before NVML is shut down under them.
+    std::unique_lock<std::mutex> power_call;
+    if (options_.power) {
+      nvml::PowerState& ps = options_.power->state();
+      power_call = std::unique_lock(ps.call_mu);
+      ps.publish(nullptr, {}, options_.call_timeout);
+    }
+    bool any_busy = (control_ && control_->busy()) ||
+                    (options_.power && options_.power->state().busy());
     for (const auto& g : gpus_) {
       any_busy = any_busy || (g.worker && g.worker->busy());
     }
@@ -719,6 +729,13 @@ class NvmlDriver final : public Driver {
     }
     // A GPU whose worker is still stuck keeps it (detached when the old entry goes).
     gpus_ = std::move(gpus);
+    if (options_.power) {
+      std::vector<PowerState::Gpu> found;
+      for (const auto& g : gpus_) {
+        found.push_back({g.lost ? nullptr : g.handle, g.uuid});
+      }
+      options_.power->state().publish(lib_, std::move(found), options_.call_timeout);
+    }
     base_catalog_ = build_base_catalog();
     process_keys_.clear();
     catalog_ = base_catalog_;

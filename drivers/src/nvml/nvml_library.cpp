@@ -175,6 +175,10 @@ platform::Result<std::shared_ptr<const Library>> Library::open(const std::string
   find(handle, "nvmlDeviceRegisterEvents", a.register_events);
   find(handle, "nvmlEventSetWait_v2", a.event_set_wait);
   find(handle, "nvmlEventSetFree", a.event_set_free);
+  find(handle, "nvmlDeviceGetPowerManagementLimit", a.get_power_management_limit);
+  find(handle, "nvmlDeviceGetPowerManagementDefaultLimit", a.get_power_default_limit);
+  find(handle, "nvmlDeviceGetPowerManagementLimitConstraints", a.get_power_constraints);
+  find(handle, "nvmlDeviceSetPowerManagementLimit", a.set_power_limit);
   return std::shared_ptr<const Library>(std::move(lib));
 }
 

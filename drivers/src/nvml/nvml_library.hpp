@@ -49,6 +49,11 @@ struct Api {
   nvmlDeviceRegisterEvents_fn register_events = nullptr;
   nvmlEventSetWait_v2_fn event_set_wait = nullptr;
   nvmlEventSetFree_fn event_set_free = nullptr;
+  // Power limits (NvmlPower): read by the policy's cap_power action, not by the sweep.
+  nvmlDeviceGetUInt_fn get_power_management_limit = nullptr;
+  nvmlDeviceGetUInt_fn get_power_default_limit = nullptr;
+  nvmlDeviceGetPowerManagementLimitConstraints_fn get_power_constraints = nullptr;
+  nvmlDeviceSetPowerManagementLimit_fn set_power_limit = nullptr;
 };
 
 // libnvidia-ml.so.1, opened with dlopen(RTLD_NOW | RTLD_LOCAL). Closed (dlclose) when the last

@@ -13,6 +13,7 @@
 #include "gridnode/agent/config.hpp"
 #include "gridnode/agent/control_server.hpp"
 #include "gridnode/agent/exposition.hpp"
+#include "gridnode/agent/nvml_accelerator_control.hpp"
 #include "gridnode/agent/policy_engine.hpp"
 #include "gridnode/agent/reporter.hpp"
 #include "gridnode/agent/spool.hpp"
@@ -51,7 +52,8 @@ class Agent {
 
   const Sampler& sampler() const { return *sampler_; }
   PolicyEngine& policy() { return *policy_; }
-  // Accelerator control for the policy (not owned; set before start()). Null: none here.
+  // Accelerator control for the policy (not owned; set before start()). Null: the nvml
+  // driver's (NvmlAcceleratorControl) when that driver is enabled, else none.
   void set_accelerator_control(AcceleratorControl* accelerator) { accelerator_ = accelerator; }
 
  private:
@@ -73,6 +75,10 @@ class Agent {
   Config config_;
   std::string config_path_;
   std::function<void(Config&)> flags_;
+  // Before the sampler (its nvml driver publishes into nvml_power_) and the policy (which calls
+  // nvml_control_ from its worker), so that both go first.
+  std::shared_ptr<drivers::NvmlPower> nvml_power_;
+  std::unique_ptr<NvmlAcceleratorControl> nvml_control_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<PolicyEngine> policy_;

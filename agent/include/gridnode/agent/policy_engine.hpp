@@ -42,10 +42,13 @@ class PolicyEngine {
     bool policy_file_required = false;  // given explicitly (--policy): absent is an error event
     std::string bundle_dir;   // signed bundles dropped here (*.bundle); empty: none
     std::string policy_key;   // PEM public key the bundles must verify with; empty: refused
-    std::string state_dir;    // <state_dir>/policy.bundle keeps the last good bundle
+    std::string state_dir;    // <state_dir>/policy.bundle keeps the last good bundle, and
+                              // <state_dir>/power-caps.json the limits cap_power replaced
     std::chrono::nanoseconds bundle_interval = std::chrono::seconds(5);
     // Not owned. Null: the processes come from the accelerator drivers' samples
     // (gridnode_gpu_process_memory_used_bytes{gpu,UUID,pid}) and power limits cannot be set.
+    // A control whose lists_processes() is false sets power limits; the processes still come
+    // from the samples.
     AcceleratorControl* accelerator = nullptr;
   };
 
@@ -55,7 +58,9 @@ class PolicyEngine {
   PolicyEngine& operator=(const PolicyEngine&) = delete;
 
   // Loads the policy: the last good bundle, else the policy file, else the built-in default; a
-  // bad file raises an event and leaves the default in force. Reads files: call before run().
+  // bad file raises an event and leaves the default in force. Also reads the power limits a
+  // cap_power left in force when the agent last stopped: they are restored after the first
+  // round (and capped again if the rule still holds). Reads files: call before run().
   void load();
   // Starts the periodic checks, inotify and the bundle directory scan.
   void start();
@@ -128,6 +133,9 @@ class PolicyEngine {
   void on_limit(const LimitTransition& t);
   void take_processes(const std::vector<DriverSlot>& slots);
   void cap_power(const LimitRule& rule, const LimitTransition& t);
+  void restore_recorded_caps();
+  std::string caps_path() const;
+  void write_caps();  // worker: caps_on_disk_ to caps_path()
   void on_policy_rejected(const std::string& what, const platform::Error& error);
 
   asio::io_context& io_;
@@ -148,6 +156,15 @@ class PolicyEngine {
   bool accel_busy_ = false;
   std::vector<AcceleratorProcess> sampled_procs_;  // from the last round's samples
   std::map<std::uint32_t, std::uint32_t> saved_power_mw_;  // gpu -> limit before we capped it
+  // What power-caps.json says: gpu -> the limit a cap replaced, and the rule that capped it.
+  struct CapRecord {
+    std::uint32_t original_mw = 0;
+    std::string rule;
+    bool retry = true;  // loop: still to be restored in this run
+  };
+  std::map<std::uint32_t, CapRecord> recorded_caps_;  // loop: from the last run, not restored
+  bool restoring_ = false;
+  std::map<std::uint32_t, CapRecord> caps_on_disk_;  // worker only (after load)
   // integrity
   std::shared_ptr<IntegrityChecker> checker_;
   bool hashing_ = false;

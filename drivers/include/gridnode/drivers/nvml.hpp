@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -9,6 +10,48 @@
 #include "gridnode/platform/roots.hpp"
 
 namespace gridnode::drivers {
+
+namespace nvml {
+struct PowerState;  // drivers/src/nvml/nvml_power.hpp
+}
+
+// The power limits of the GPUs an nvml driver found, read and set through that driver's library
+// and device handles (nvmlDeviceGetPowerManagementLimit / ...Constraints / ...DefaultLimit,
+// nvmlDeviceSetPowerManagementLimit). The caller makes one and hands it to the driver
+// (NvmlOptions::power); it answers once the driver's first sweep has discovered the GPUs.
+// Thread-safe, and meant for a worker thread: each call runs on a thread of its own, one at a
+// time, and waits at most the driver's call_timeout (the caller is blocked that long at worst).
+class NvmlPower {
+ public:
+  struct Limits {
+    std::uint32_t current_mw = 0;  // the configured limit (what the setter changes)
+    std::uint32_t min_mw = 0;      // 0 and 0: the GPU does not say (no constraints)
+    std::uint32_t max_mw = 0;
+    std::uint32_t default_mw = 0;  // 0: unknown
+  };
+
+  NvmlPower();
+  ~NvmlPower();
+  NvmlPower(const NvmlPower&) = delete;
+  NvmlPower& operator=(const NvmlPower&) = delete;
+
+  // GPU `gpu`'s (dcgm-exporter's {gpu} index) limit and bounds. Errors as set_limit_mw's.
+  [[nodiscard]] platform::Result<Limits> read_limits(std::uint32_t gpu);
+  // Sets GPU `gpu`'s power management limit to `milliwatts`, after checking it against the
+  // GPU's constraints: outside [min, max] is refused (invalid_argument naming the range), never
+  // clamped. Errors: resource_unavailable_try_again (the driver has not discovered the GPUs
+  // yet), no_such_device (no such GPU, or it was unusable at discovery), function_not_supported
+  // (the library lacks the setter), timed_out (the call did not return within the deadline, or
+  // an earlier one still has not), and NVML's own codes (nvml_category()) with a context that
+  // says what to do: NO_PERMISSION (needs root or CAP_SYS_ADMIN), NOT_SUPPORTED, GPU_IS_LOST.
+  [[nodiscard]] platform::Result<void> set_limit_mw(std::uint32_t gpu, std::uint32_t milliwatts);
+
+  // The driver's side (drivers/src/nvml): where it publishes its library and GPUs.
+  nvml::PowerState& state() { return *state_; }
+
+ private:
+  std::shared_ptr<nvml::PowerState> state_;
+};
 
 // NVIDIA GPUs through NVML, under dcgm-exporter's default counter names, units and labels
 // (gpu, UUID, pci_bus_id, device="nvidia<minor>", modelName, Hostname, DCGM_FI_DRIVER_VERSION):
@@ -41,6 +84,8 @@ struct NvmlOptions {
   std::chrono::milliseconds call_timeout{1000};
   // The Hostname label, as dcgm-exporter sets it; empty: gethostname().
   std::string hostname;
+  // Where the driver publishes its GPUs for power-limit control; null: nowhere.
+  std::shared_ptr<NvmlPower> power = nullptr;
 };
 
 // Never fails and never loads the library here: the first sweep() does. A host without

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gridnode/drivers/driver.hpp"
+#include "gridnode/drivers/nvml.hpp"
 #include "gridnode/platform/roots.hpp"
 
 namespace gridnode::drivers {
@@ -17,6 +18,8 @@ struct DriverOptions {
   // nvml: what dlopen() loads, and how long one NVML call may take (NvmlOptions).
   std::string nvml_library = "libnvidia-ml.so.1";
   std::chrono::milliseconds nvml_call_timeout{1000};
+  // nvml: where it publishes its GPUs for power-limit control (NvmlOptions::power); null: none.
+  std::shared_ptr<NvmlPower> nvml_power = nullptr;
 };
 
 // The names of all drivers this build knows, in sweep order.
