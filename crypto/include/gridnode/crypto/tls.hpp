@@ -57,9 +57,9 @@ struct TlsOptions {
   // async_shutdown(): how long close_notify may take to leave and the peer to answer it.
   std::chrono::milliseconds shutdown_timeout{2000};
   // TLS ALPN (RFC 7301) protocol names, most preferred first; empty: no ALPN extension. A client
-  // offers them; a server picks the first of the client's it lists and ignores clients that
-  // offer none (an older peer), but refuses one that offers only names it does not list
-  // (no_application_protocol alert). TlsStream::alpn_protocol() says what was agreed.
+  // offers them; a server picks the first of its own names that the client offers, ignores a
+  // client that offers none (an older peer), but refuses one that offers only names it does not
+  // list (no_application_protocol alert). TlsStream::alpn_protocol() says what was agreed.
   std::vector<std::string> alpn{};
 };
 
