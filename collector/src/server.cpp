@@ -39,28 +39,29 @@ struct PolicyOffer {
 
 std::string short_hex(const crypto::Digest& d) { return crypto::to_hex(d).substr(0, 16); }
 
-// Reads and verifies the bundle: never offer what the collector cannot verify itself.
+// Reads and verifies the bundle: never offer what the collector cannot verify itself. Errors
+// keep their code and name the flag and file.
 platform::Result<std::shared_ptr<const PolicyOffer>> load_policy_offer(const ServeOptions& o) {
+  auto named = [](const std::string& what, const platform::Error& e) {
+    return tl::unexpected(platform::Error{e.code, what + ": " + e.context});
+  };
   std::string pem;
   if (auto r = platform::read_file(o.policy_key, pem, 64 << 10); !r) {
-    return platform::fail(std::errc::invalid_argument,
-                          "--policy-key " + o.policy_key + ": " + r.error().message());
+    return named("--policy-key " + o.policy_key, r.error());
   }
   auto key = crypto::PublicKey::from_pem(pem);
   if (!key) {
-    return platform::fail(std::errc::invalid_argument,
-                          "--policy-key " + o.policy_key + ": " + key.error().message());
+    return named("--policy-key " + o.policy_key, key.error());
   }
   std::string bytes;
   if (auto r = platform::read_file(o.policy_bundle, bytes, protocol::kMaxBundleBytes + 1); !r) {
-    return platform::fail(std::errc::invalid_argument,
-                          "--policy-bundle " + o.policy_bundle + ": " + r.error().message());
+    return named("--policy-bundle " + o.policy_bundle, r.error());
   }
   auto bundle = protocol::verify_bundle_signature(bytes, *key);
   if (!bundle) {
-    return platform::fail(std::errc::invalid_argument, "--policy-bundle " + o.policy_bundle + ": " +
-                                                           bundle.error().message() +
-                                                           " (--policy-key " + o.policy_key + ")");
+    return named("--policy-bundle " + o.policy_bundle,
+                 platform::Error{bundle.error().code,
+                                 bundle.error().context + " (--policy-key " + o.policy_key + ")"});
   }
   auto offer = std::make_shared<PolicyOffer>();
   offer->path = o.policy_bundle;
@@ -160,7 +161,7 @@ class Server {
     return line;
   }
 
-  // "1=3,2=10": how many nodes run which policy version, as each last said (0: unversioned).
+  // "1:3,2:10": how many nodes run which policy version, as each last said (0: unversioned).
   std::string policy_versions() const {
     std::map<std::uint64_t, std::int64_t> count;
     for (const auto& [node, version] : node_policy_) {
@@ -168,7 +169,7 @@ class Server {
     }
     std::string out;
     for (const auto& [version, n] : count) {
-      out += (out.empty() ? "" : ",") + std::to_string(version) + "=" + std::to_string(n);
+      out += (out.empty() ? "" : ",") + std::to_string(version) + ":" + std::to_string(n);
     }
     return out.empty() ? "none" : out;
   }
