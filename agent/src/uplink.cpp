@@ -1,5 +1,7 @@
 #include "gridnode/agent/uplink.hpp"
 
+#include <tuple>
+
 #include <asio/connect.hpp>
 
 #include "gridnode/platform/log.hpp"
