@@ -2,7 +2,7 @@
 // trees, its ReportBuilder encodes them and a fresh node key signs them, exactly as
 // `gridnoded --once --report` does; plus random catalogs and extreme values for coverage.
 //   gridnode_make_seeds OUT_DIR  ->  OUT_DIR/{catalog,report,report_file,signature_der,
-//                                            policy_bundle}/*
+//                                            policy_bundle,session}/*
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +18,7 @@
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/drivers/registry.hpp"
 #include "gridnode/protocol/frame.hpp"
+#include "gridnode/protocol/session.hpp"
 
 namespace {
 
@@ -132,6 +133,23 @@ int main(int argc, char** argv) {
       write(out / "policy_bundle", "bundle" + std::to_string(n++),
             std::span(reinterpret_cast<const std::uint8_t*>(b.data()), b.size()));
     }
+    // Session payloads, each after the byte that picks its decoder (session_fuzz.cpp).
+    auto seed = [&](std::uint8_t which, const auto& message, const std::string& name) {
+      protocol::Bytes payload;
+      protocol::encode(message, payload);
+      payload.insert(payload.begin(), which);
+      write(out / "session", name, payload);
+    };
+    seed(0, protocol::Hello{"node-7", 12, 40}, "hello");
+    seed(1, protocol::Welcome{11, crypto::sha256(std::string_view("r11")), 64}, "welcome");
+    seed(2, protocol::Ack{99}, "ack");
+    seed(3, protocol::Reject{7, "signature of report 8 does not verify"}, "reject");
+    seed(4, protocol::PolicyPush{agent::make_bundle(small, key, *random).value()}, "policy_push");
+    seed(5,
+         protocol::PolicyStatus{protocol::PolicyStatus::Result::refused,
+                                crypto::sha256(std::string_view("bundle")), 2,
+                                crypto::sha256(std::string_view("v2")), "rollback"},
+         "policy_status");
   }
   return 0;
 }

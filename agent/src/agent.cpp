@@ -11,6 +11,41 @@ namespace gridnode::agent {
 using platform::Level;
 using platform::LogLine;
 
+namespace {
+
+// The policy engine as the uplink's target for pushed bundles.
+class EngineUplinkPolicy final : public UplinkPolicy {
+ public:
+  explicit EngineUplinkPolicy(PolicyEngine& engine) : engine_(engine) {}
+  std::pair<std::uint64_t, crypto::Digest> in_force() const override {
+    return {engine_.policy().version, engine_.policy().digest};
+  }
+  void offer(
+      std::string bundle, std::string origin,
+      std::function<void(protocol::PolicyStatus::Result, const std::string&)> answer) override {
+    engine_.offer_bundle(std::move(bundle), std::move(origin),
+                         [answer = std::move(answer)](const PolicyEngine::BundleOutcome& o) {
+                           using R = protocol::PolicyStatus::Result;
+                           switch (o.result) {
+                             case PolicyEngine::BundleOutcome::Result::applied:
+                               answer(R::applied, o.reason);
+                               return;
+                             case PolicyEngine::BundleOutcome::Result::in_force:
+                               answer(R::applied, o.reason);  // "already in force"
+                               return;
+                             case PolicyEngine::BundleOutcome::Result::refused:
+                               answer(R::refused, o.reason);
+                               return;
+                           }
+                         });
+  }
+
+ private:
+  PolicyEngine& engine_;
+};
+
+}  // namespace
+
 Agent::Agent(asio::io_context& io, Config config, std::string config_path,
              std::function<void(Config&)> flags, platform::ServiceNotifier notifier)
     : io_(io),
@@ -227,6 +262,11 @@ platform::Result<void> Agent::start() {
                                        Sampler::Options{config_.interval, config_.sweep_timeout});
   policy_ = std::make_unique<PolicyEngine>(io_, make_policy_options(config_, accelerator_));
   policy_->load();
+  if (uplink_) {
+    // Before the loop runs: the uplink's first welcome is still to come.
+    uplink_policy_ = std::make_unique<EngineUplinkPolicy>(*policy_);
+    uplink_->set_policy(uplink_policy_.get());
+  }
   ControlServer::Options copts;
   copts.path = config_.socket_path;
   copts.mode = config_.socket_mode;

@@ -4,47 +4,11 @@
 
 namespace gridnode::agent {
 
-platform::Result<PolicyBundle> parse_bundle(std::string_view bytes) {
-  if (bytes.size() > kMaxBundleBytes) {
-    return platform::fail(std::errc::file_too_large, "policy bundle larger than 1 MiB");
-  }
-  if (!bytes.starts_with(kBundleMagic)) {
-    return platform::fail(std::errc::invalid_argument,
-                          "not a policy bundle (no \"gridnode-policy-bundle 1\" line)");
-  }
-  std::string_view rest = bytes.substr(kBundleMagic.size());
-  constexpr std::string_view kSig = "signature ";
-  auto eol = rest.find('\n');
-  if (!rest.starts_with(kSig) || eol == std::string_view::npos) {
-    return platform::fail(std::errc::invalid_argument, "policy bundle: no signature line");
-  }
-  std::string_view b64 = rest.substr(kSig.size(), eol - kSig.size());
-  rest = rest.substr(eol + 1);
-  if (!rest.starts_with('\n')) {
-    return platform::fail(std::errc::invalid_argument,
-                          "policy bundle: an empty line must follow the signature");
-  }
-  auto der = crypto::from_base64(b64);
-  if (!der) {
-    return platform::fail(std::errc::invalid_argument, "policy bundle: signature is not base64");
-  }
-  auto sig = crypto::signature_from_der(*der);
-  if (!sig) {
-    return platform::fail(std::errc::invalid_argument,
-                          "policy bundle: signature is not a DER ECDSA signature");
-  }
-  return PolicyBundle{rest.substr(1), *sig};
-}
-
 platform::Result<Policy> verify_bundle(std::string_view bytes, const crypto::PublicKey& key,
                                        const std::string& origin) {
-  auto b = parse_bundle(bytes);
+  auto b = protocol::verify_bundle_signature(bytes, key);
   if (!b) {
     return platform::fail(b.error().code, origin + ": " + b.error().context);
-  }
-  if (!key.verify(crypto::sha256(b->policy), b->signature)) {
-    return platform::fail(std::errc::permission_denied,
-                          origin + ": signature does not verify with the policy key");
   }
   auto policy = parse_policy(b->policy, origin);
   if (!policy) {

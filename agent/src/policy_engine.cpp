@@ -250,7 +250,7 @@ void PolicyEngine::stop() {
 }
 
 void PolicyEngine::reload() {
-  if (policy_.source.starts_with("bundle ")) {
+  if (policy_.source.starts_with("bundle ") || policy_.source.starts_with("uplink ")) {
     platform::log(Level::notice, "policy",
                   LogLine("reload: a signed bundle is in force, the policy file is not read")
                       .kv("source", policy_.source));
@@ -914,15 +914,17 @@ void PolicyEngine::do_read_inotify() {
 
 // ---- bundles
 
-void PolicyEngine::offer_bundle(std::string bytes, std::string origin) {
-  asio::post(work_pool_, [this, bytes = std::move(bytes), origin = std::move(origin)]() mutable {
+void PolicyEngine::offer_bundle(std::string bytes, std::string origin, BundleAnswer answer) {
+  asio::post(work_pool_, [this, bytes = std::move(bytes), origin = std::move(origin),
+                          answer = std::move(answer)]() mutable {
     platform::Result<Policy> p =
         key_ ? verify_bundle(bytes, *key_, origin)
              : platform::Result<Policy>(platform::fail(
                    std::errc::operation_not_permitted,
                    origin + ": no policy key is configured ([policy] key): bundles are refused"));
-    asio::post(io_, [this, origin, p = std::move(p), bytes = std::move(bytes)]() mutable {
-      on_bundle(origin, std::move(p), std::move(bytes));
+    asio::post(io_, [this, origin, p = std::move(p), bytes = std::move(bytes),
+                     answer = std::move(answer)]() mutable {
+      on_bundle(origin, std::move(p), std::move(bytes), answer);
     });
   });
 }
@@ -967,28 +969,37 @@ void PolicyEngine::do_scan_bundles() {
   });
 }
 
-void PolicyEngine::on_bundle(std::string origin, platform::Result<Policy> p, std::string bytes) {
+void PolicyEngine::on_bundle(std::string origin, platform::Result<Policy> p, std::string bytes,
+                             const BundleAnswer& answer) {
   if (stopped_) {
     return;
   }
+  auto refuse = [&](const platform::Error& error) {
+    on_policy_rejected(origin, error);
+    if (answer) {
+      answer({BundleOutcome::Result::refused, error.message()});
+    }
+  };
   if (!p) {
-    on_policy_rejected(origin, p.error());
+    refuse(p.error());
     return;
   }
   switch (decide_bundle(policy_, *p)) {
     case BundleDecision::same:
+      if (answer) {
+        answer({BundleOutcome::Result::in_force, "already in force"});
+      }
       return;
     case BundleDecision::rollback:
-      on_policy_rejected(origin, platform::Error{
-                                     std::make_error_code(std::errc::operation_not_permitted),
-                                     "version " + std::to_string(p->version) +
-                                         " is not newer than version " +
-                                         std::to_string(policy_.version) + " in force (rollback)"});
+      refuse(platform::Error{std::make_error_code(std::errc::operation_not_permitted),
+                             "version " + std::to_string(p->version) +
+                                 " is not newer than version " + std::to_string(policy_.version) +
+                                 " in force (rollback)"});
       return;
     case BundleDecision::apply:
       break;
   }
-  p->source = "bundle " + origin;
+  p->source = origin.starts_with("uplink ") ? origin : "bundle " + origin;
   PolicyEvent e;
   e.rule = "policy";
   e.type = "policy";
@@ -999,6 +1010,9 @@ void PolicyEngine::on_bundle(std::string origin, platform::Result<Policy> p, std
   e.result = "applied";
   apply(std::move(*p));
   raise(std::move(e));
+  if (answer) {
+    answer({BundleOutcome::Result::applied, {}});
+  }
   if (!options_.state_dir.empty()) {
     // Kept so that a restart does not fall back to an older policy.
     asio::post(work_pool_, [this, bytes = std::move(bytes)] {

@@ -1,5 +1,7 @@
 #include "gridnode/agent/uplink.hpp"
 
+#include <tuple>
+
 #include <asio/connect.hpp>
 
 #include "gridnode/platform/log.hpp"
@@ -55,7 +57,8 @@ platform::Result<void> Uplink::start() {
                          .server_name = ep.host,
                          .pinned_server_key = options_.pinned_server_key,
                          .handshake_timeout = options_.connect_timeout,
-                         .shutdown_timeout = std::chrono::seconds(2)};
+                         .shutdown_timeout = std::chrono::seconds(2),
+                         .alpn = {std::string(protocol::kSessionAlpnPolicy)}};
     auto ctx = crypto::TlsContext::create(std::move(t));
     if (!ctx) {
       return platform::fail(ctx.error().code, "upstream " + e + ": " + ctx.error().context);
@@ -137,6 +140,8 @@ void Uplink::on_connected(asio::ip::tcp::socket socket) {
       return;
     }
     state_ = State::greeting;
+    // A collector from before the policy frames ignores the ALPN offer: none are sent then.
+    policy_frames_ = stream_->alpn_protocol() == protocol::kSessionAlpnPolicy;
     in_ = protocol::FrameAssembler{};
     writing_ = false;
     queued_.clear();
@@ -250,6 +255,10 @@ bool Uplink::on_frame(const protocol::Frame& f) {
                     LogLine("connected")
                         .kv("to", connected_to_)
                         .kv("resume_after", static_cast<std::int64_t>(w->have_seq)));
+      if (policy_frames_ && policy_ != nullptr) {
+        // Before any report: the collector decides from it whether to push its bundle.
+        send_policy_status(protocol::PolicyStatus::Result::in_force, {}, {});
+      }
       pump();
       return true;
     }
@@ -285,11 +294,60 @@ bool Uplink::on_frame(const protocol::Frame& f) {
       fail("rejected: " + r->reason);
       return false;
     }
+    case protocol::FrameKind::policy_bundle:
+      if (policy_frames_ && state_ == State::streaming) {
+        return on_policy_bundle(f);
+      }
+      [[fallthrough]];
     default:
       fail("collector sent an unexpected frame of kind " +
            std::to_string(static_cast<int>(f.kind)));
       return false;
   }
+}
+
+bool Uplink::on_policy_bundle(const protocol::Frame& f) {
+  auto push = protocol::decode_policy_push(f.payload);
+  if (!push) {
+    fail("collector: " + push.error().message());
+    return false;
+  }
+  ++policy_pushes_;
+  const crypto::Digest offered = crypto::sha256(std::string_view(push->bundle));
+  if (policy_ == nullptr) {
+    send_policy_status(protocol::PolicyStatus::Result::refused, offered,
+                       "this agent takes no pushed policy");
+    return true;
+  }
+  platform::log(Level::info, "uplink",
+                LogLine("policy bundle received")
+                    .kv("from", connected_to_)
+                    .kv("bytes", static_cast<std::int64_t>(push->bundle.size())));
+  // Verified on the policy engine's worker; the answer comes back on the loop, and only to the
+  // session that asked (a later one reports the policy in force after its welcome anyway).
+  const std::uint64_t session = session_;
+  policy_->offer(
+      std::move(push->bundle), "uplink " + connected_to_,
+      [this, session, offered](protocol::PolicyStatus::Result result, const std::string& reason) {
+        if (session == session_ && state_ == State::streaming) {
+          send_policy_status(result, offered, reason);
+        }
+      });
+  return true;
+}
+
+void Uplink::send_policy_status(protocol::PolicyStatus::Result result,
+                                const crypto::Digest& offered, const std::string& reason) {
+  // A reason is a line or two; the cut keeps the frame far below the string limit whatever
+  // an error message quotes.
+  protocol::PolicyStatus st{.result = result, .offered = offered, .reason = reason.substr(0, 1024)};
+  if (policy_ != nullptr) {
+    std::tie(st.version, st.digest) = policy_->in_force();
+  }
+  protocol::Bytes payload;
+  protocol::encode(st, payload);
+  protocol::append_frame(queued_, protocol::FrameKind::policy_status, payload);
+  write_queued();
 }
 
 void Uplink::wake() {
@@ -385,7 +443,11 @@ nlohmann::json Uplink::status_json() const {
                       {"sent_seq", sent_},
                       {"window", window_},
                       {"connects_total", connects_},
-                      {"rejects_total", rejects_}};
+                      {"rejects_total", rejects_},
+                      {"policy_pushes_total", policy_pushes_}};
+  if (state_ == State::streaming) {
+    j["policy_frames"] = policy_frames_;
+  }
   if (!connected_to_.empty()) {
     j["connected_to"] = connected_to_;
   }

@@ -69,6 +69,14 @@ int main(int argc, char** argv) try {
   serve_cmd->add_option("--window", serve.window, "Reports an agent may have in flight")
       ->check(CLI::Range(1u, 65536u))
       ->capture_default_str();
+  auto* key_opt = serve_cmd->add_option(
+      "--policy-key", serve.policy_key,
+      "The grid's policy public key (PEM) the --policy-bundle must verify with");
+  serve_cmd
+      ->add_option("--policy-bundle", serve.policy_bundle,
+                   "A signed policy bundle to push to the agents (re-read on SIGHUP; "
+                   "docs/policy.md)")
+      ->needs(key_opt);
 
   gridnode::collector::ExportOptions exp;
   CLI::App* export_cmd = app.add_subcommand(

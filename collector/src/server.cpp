@@ -16,6 +16,7 @@
 #include "gridnode/platform/log.hpp"
 #include "gridnode/platform/notify.hpp"
 #include "gridnode/protocol/frame.hpp"
+#include "gridnode/protocol/policy_bundle.hpp"
 #include "gridnode/protocol/session.hpp"
 #include "endpoint.hpp"
 #include "store.hpp"
@@ -28,6 +29,48 @@ using platform::LogLine;
 
 class Server;
 
+// The policy bundle the collector pushes (--policy-bundle), verified with --policy-key.
+struct PolicyOffer {
+  std::string path;
+  crypto::Digest file_digest{};    // SHA-256 of the bundle's bytes: what answers name
+  crypto::Digest policy_digest{};  // SHA-256 of the signed policy: what an agent runs
+  protocol::Bytes payload;         // the policy_bundle frame's payload, encoded once
+};
+
+std::string short_hex(const crypto::Digest& d) { return crypto::to_hex(d).substr(0, 16); }
+
+// Reads and verifies the bundle: never offer what the collector cannot verify itself. Errors
+// keep their code and name the flag and file.
+platform::Result<std::shared_ptr<const PolicyOffer>> load_policy_offer(const ServeOptions& o) {
+  auto named = [](const std::string& what, const platform::Error& e) {
+    return tl::unexpected(platform::Error{e.code, what + ": " + e.context});
+  };
+  std::string pem;
+  if (auto r = platform::read_file(o.policy_key, pem, 64 << 10); !r) {
+    return named("--policy-key " + o.policy_key, r.error());
+  }
+  auto key = crypto::PublicKey::from_pem(pem);
+  if (!key) {
+    return named("--policy-key " + o.policy_key, key.error());
+  }
+  std::string bytes;
+  if (auto r = platform::read_file(o.policy_bundle, bytes, protocol::kMaxBundleBytes + 1); !r) {
+    return named("--policy-bundle " + o.policy_bundle, r.error());
+  }
+  auto bundle = protocol::verify_bundle_signature(bytes, *key);
+  if (!bundle) {
+    return named("--policy-bundle " + o.policy_bundle,
+                 platform::Error{bundle.error().code,
+                                 bundle.error().context + " (--policy-key " + o.policy_key + ")"});
+  }
+  auto offer = std::make_shared<PolicyOffer>();
+  offer->path = o.policy_bundle;
+  offer->file_digest = crypto::sha256(std::string_view(bytes));
+  offer->policy_digest = crypto::sha256(bundle->policy);
+  protocol::encode(protocol::PolicyPush{std::move(bytes)}, offer->payload);
+  return std::shared_ptr<const PolicyOffer>(std::move(offer));
+}
+
 // One agent's connection: handshake, hello/welcome, then batches in and acks out.
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -36,12 +79,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void start();
   void close(const std::string& why);
   const std::string& node() const { return node_; }
+  // Pushes `offer` unless this session cannot take it or the agent runs its policy already.
+  void offer_policy(const PolicyOffer& offer);
 
  private:
   void read();
   void on_data(std::size_t n);
   void on_committed(platform::Result<IngestResult> r);
   bool handle_hello(const protocol::Frame& f);
+  bool handle_policy_status(const protocol::Frame& f);
   void send(protocol::FrameKind kind, const protocol::Bytes& payload);
   void flush();
   void arm_idle();
@@ -54,6 +100,10 @@ class Session : public std::enable_shared_from_this<Session> {
   NodeIngest* ingest_ = nullptr;
   bool greeted_ = false;
   bool closing_ = false;
+  bool policy_frames_ = false;       // ALPN kSessionAlpnPolicy: the agent takes policy frames
+  bool policy_reported_ = false;     // its policy_status (in force) has come
+  crypto::Digest policy_running_{};  // the digest of the policy it reported in force
+  std::optional<crypto::Digest> policy_pushed_;  // the bundle (file digest) pushed this session
   protocol::FrameAssembler in_;
   std::vector<protocol::Frame> frames_;
   std::vector<protocol::Frame> batch_;
@@ -67,8 +117,15 @@ class Server {
  public:
   Server(asio::io_context& io, const ServeOptions& o, std::unique_ptr<Store> store,
          std::shared_ptr<crypto::TlsContext> tls, platform::ServiceNotifier notifier)
-      : io_(io), options_(o), store_(std::move(store)), tls_(std::move(tls)), acceptor_(io),
-        signals_(io, SIGTERM, SIGINT), stats_timer_(io), notifier_(std::move(notifier)),
+      : io_(io),
+        options_(o),
+        store_(std::move(store)),
+        tls_(std::move(tls)),
+        acceptor_(io),
+        signals_(io, SIGTERM, SIGINT),
+        hup_(io, SIGHUP),
+        stats_timer_(io),
+        notifier_(std::move(notifier)),
         watchdog_timer_(io) {}
 
   platform::Result<void> start() {
@@ -80,6 +137,7 @@ class Server {
         stop(0);
       }
     });
+    wait_hup();
     accept();
     log_stats_every_minute();
     notify(notifier_.ready(status_line()));
@@ -93,9 +151,58 @@ class Server {
 
   // systemd's STATUS= line: what `systemctl status gridnode-collector` shows.
   std::string status_line() const {
-    return "listening on " + options_.listen + ", " + std::to_string(connections_) +
-           " connections, " + std::to_string(store_->stats().nodes) + " nodes, " +
-           std::to_string(reports_) + " reports, " + std::to_string(rejections_) + " rejections";
+    std::string line = "listening on " + options_.listen + ", " + std::to_string(connections_) +
+                       " connections, " + std::to_string(store_->stats().nodes) + " nodes, " +
+                       std::to_string(reports_) + " reports, " + std::to_string(rejections_) +
+                       " rejections";
+    if (offer_) {
+      line += ", policy versions " + policy_versions();
+    }
+    return line;
+  }
+
+  // "1:3,2:10": how many nodes run which policy version, as each last said (0: unversioned).
+  std::string policy_versions() const {
+    std::map<std::uint64_t, std::int64_t> count;
+    for (const auto& [node, version] : node_policy_) {
+      ++count[version];
+    }
+    std::string out;
+    for (const auto& [version, n] : count) {
+      out += (out.empty() ? "" : ",") + std::to_string(version) + ":" + std::to_string(n);
+    }
+    return out.empty() ? "none" : out;
+  }
+
+  const PolicyOffer* policy_offer() const { return offer_.get(); }
+  void set_policy_offer(std::shared_ptr<const PolicyOffer> offer) { offer_ = std::move(offer); }
+
+  // An agent's policy_status: logged, counted, and the node's version remembered.
+  void on_policy_status(const std::string& node, const protocol::PolicyStatus& st) {
+    node_policy_[node] = st.version;
+    using R = protocol::PolicyStatus::Result;
+    LogLine line(st.result == R::in_force  ? "node policy"
+                 : st.result == R::applied ? "policy applied"
+                                           : "policy refused");
+    line.kv("node", node)
+        .kv("version", static_cast<std::int64_t>(st.version))
+        .kv("digest", short_hex(st.digest));
+    if (st.result != R::in_force) {
+      line.kv("bundle", short_hex(st.offered));
+      if (offer_ && st.offered != offer_->file_digest) {
+        line.kv("note", "an earlier bundle");
+      }
+    }
+    if (!st.reason.empty()) {
+      line.kv("reason", st.reason);
+    }
+    if (st.result == R::refused) {
+      ++policy_refusals_;
+    }
+    platform::log(st.result == R::refused   ? Level::warning
+                  : st.result == R::applied ? Level::notice
+                                            : Level::info,
+                  "collector", line);
   }
 
   void log_stats() const {
@@ -105,7 +212,9 @@ class Server {
                       .kv("nodes", static_cast<std::int64_t>(store_->stats().nodes))
                       .kv("batches", static_cast<std::int64_t>(batches_))
                       .kv("reports", static_cast<std::int64_t>(reports_))
-                      .kv("rejections", static_cast<std::int64_t>(rejections_)));
+                      .kv("rejections", static_cast<std::int64_t>(rejections_))
+                      .kv("policy_versions", policy_versions())
+                      .kv("policy_refusals", static_cast<std::int64_t>(policy_refusals_)));
   }
 
   void count_batch(const IngestResult& r) {
@@ -121,6 +230,7 @@ class Server {
     std::error_code ec;
     acceptor_.close(ec);
     signals_.cancel();
+    hup_.cancel();
     stats_timer_.cancel();
     auto sessions = sessions_;
     for (auto& [node, s] : sessions) {
@@ -179,6 +289,48 @@ class Server {
   }
 
  private:
+  // SIGHUP: the policy bundle is read again; a good new one goes to every session that takes
+  // it, a bad one is logged and the one in force kept (never push what does not verify).
+  void wait_hup() {
+    hup_.async_wait([this](const std::error_code& ec, int) {
+      if (ec) {
+        return;
+      }
+      reload_policy();
+      wait_hup();
+    });
+  }
+  void reload_policy() {
+    if (options_.policy_bundle.empty()) {
+      platform::log(Level::notice, "collector",
+                    LogLine("reload: no --policy-bundle, nothing to read"));
+      return;
+    }
+    auto offer = load_policy_offer(options_);
+    if (!offer) {
+      platform::log(Level::err, "collector",
+                    LogLine("reload: policy bundle refused, keeping the one in force")
+                        .kv("err", offer.error().message()));
+      return;
+    }
+    if (offer_ && (*offer)->file_digest == offer_->file_digest) {
+      platform::log(Level::notice, "collector",
+                    LogLine("reload: policy bundle unchanged").kv("path", (*offer)->path));
+      return;
+    }
+    offer_ = std::move(*offer);
+    platform::log(Level::notice, "collector",
+                  LogLine("reload: policy bundle loaded")
+                      .kv("path", offer_->path)
+                      .kv("policy_digest", short_hex(offer_->policy_digest)));
+    auto sessions = sessions_;
+    for (auto& [node, w] : sessions) {
+      if (auto p = w.lock()) {
+        p->offer_policy(*offer_);
+      }
+    }
+  }
+
   // WATCHDOG=1 from the loop itself, twice per WatchdogSec=: a wedged loop gets restarted.
   void do_watchdog(std::chrono::microseconds period) {
     watchdog_timer_.async_wait([this, period](const std::error_code& ec) {
@@ -232,6 +384,10 @@ class Server {
   std::shared_ptr<crypto::TlsContext> tls_;
   asio::ip::tcp::acceptor acceptor_;
   asio::signal_set signals_;
+  asio::signal_set hup_;
+  std::shared_ptr<const PolicyOffer> offer_;          // null without --policy-bundle
+  std::map<std::string, std::uint64_t> node_policy_;  // node -> policy version it last reported
+  std::uint64_t policy_refusals_ = 0;
   std::map<std::string, std::weak_ptr<Session>> sessions_;
   std::vector<std::weak_ptr<Session>> anonymous_;  // every session, for stop()
   std::size_t connections_ = 0;
@@ -255,6 +411,7 @@ void Session::start() {
     }
     self->peer_ = self->stream_->remote_endpoint_text();
     self->node_ = self->stream_->peer_common_name();
+    self->policy_frames_ = self->stream_->alpn_protocol() == protocol::kSessionAlpnPolicy;
     if (!protocol::valid_node_id(self->node_)) {
       self->server_.count_rejection(self->peer_ + ": certificate CN \"" + self->node_ +
                                     "\" is not a node id");
@@ -319,7 +476,17 @@ void Session::on_data(std::size_t n) {
     switch (frame.kind) {
       case protocol::FrameKind::catalog:
       case protocol::FrameKind::report:
-      case protocol::FrameKind::gap: batch.push_back(frame); break;
+      case protocol::FrameKind::gap:
+        batch.push_back(frame);
+        break;
+      case protocol::FrameKind::policy_status:
+        if (policy_frames_) {
+          if (!handle_policy_status(frame)) {
+            return;
+          }
+          break;
+        }
+        [[fallthrough]];
       default:
         server_.count_rejection(node_ + ": unexpected frame kind " +
                                 std::to_string(static_cast<int>(frame.kind)));
@@ -404,6 +571,41 @@ bool Session::handle_hello(const protocol::Frame& f) {
   return true;
 }
 
+bool Session::handle_policy_status(const protocol::Frame& f) {
+  auto st = protocol::decode_policy_status(f.payload);
+  if (!st) {
+    server_.count_rejection(node_ + ": " + st.error().message());
+    close("bad policy status");
+    return false;
+  }
+  server_.on_policy_status(node_, *st);
+  policy_running_ = st->digest;
+  if (st->result == protocol::PolicyStatus::Result::in_force && !policy_reported_) {
+    policy_reported_ = true;
+    if (const PolicyOffer* offer = server_.policy_offer()) {
+      offer_policy(*offer);
+    }
+  }
+  return true;
+}
+
+void Session::offer_policy(const PolicyOffer& offer) {
+  // Only after the agent said what it runs: an agent without policy frames never hears of it,
+  // one that runs this policy is left alone, and a bundle it refused is not pushed again in
+  // this session (a new session, or a new bundle, tries again).
+  if (!policy_frames_ || !policy_reported_ || closing_ || policy_running_ == offer.policy_digest ||
+      policy_pushed_ == offer.file_digest) {
+    return;
+  }
+  policy_pushed_ = offer.file_digest;
+  send(protocol::FrameKind::policy_bundle, offer.payload);
+  platform::log(Level::info, "collector",
+                LogLine("policy bundle pushed")
+                    .kv("node", node_)
+                    .kv("bundle", short_hex(offer.file_digest))
+                    .kv("running", short_hex(policy_running_)));
+}
+
 void Session::send(protocol::FrameKind kind, const protocol::Bytes& payload) {
   protocol::append_frame(queued_, kind, payload);
   flush();
@@ -453,6 +655,19 @@ int serve(const ServeOptions& o) {
     std::fprintf(stderr, "gridnode-collector serve: %s\n", key.error().message().c_str());
     return 2;
   }
+  // Before the sink is opened: a bundle the collector cannot verify stops it at once.
+  platform::Result<std::shared_ptr<const PolicyOffer>> offer = nullptr;
+  if (!o.policy_bundle.empty()) {
+    offer = o.policy_key.empty()
+                ? platform::fail(std::errc::invalid_argument, "--policy-bundle needs --policy-key")
+                : load_policy_offer(o);
+  } else if (!o.policy_key.empty()) {
+    offer = platform::fail(std::errc::invalid_argument, "--policy-key without --policy-bundle");
+  }
+  if (!offer) {
+    std::fprintf(stderr, "gridnode-collector serve: %s\n", offer.error().message().c_str());
+    return 2;
+  }
   crypto::TlsOptions t{.server = true,
                        .ca = *ca,
                        .cert = *cert,
@@ -460,7 +675,8 @@ int serve(const ServeOptions& o) {
                        .server_name = {},
                        .pinned_server_key = std::nullopt,
                        .handshake_timeout = std::chrono::seconds(10),
-                       .shutdown_timeout = std::chrono::seconds(2)};
+                       .shutdown_timeout = std::chrono::seconds(2),
+                       .alpn = {std::string(protocol::kSessionAlpnPolicy)}};
   auto tls = crypto::TlsContext::create(std::move(t));
   if (!tls) {
     std::fprintf(stderr, "gridnode-collector serve: %s\n", tls.error().message().c_str());
@@ -490,6 +706,13 @@ int serve(const ServeOptions& o) {
                     .kv("cut_bytes", static_cast<std::int64_t>(st.bytes_cut)));
   Server server(io, o, std::move(*store), std::move(*tls),
                 platform::ServiceNotifier::from_environment());
+  if (!o.policy_bundle.empty()) {
+    server.set_policy_offer(std::move(*offer));
+    platform::log(Level::notice, "collector",
+                  LogLine("policy bundle loaded")
+                      .kv("path", o.policy_bundle)
+                      .kv("policy_digest", short_hex(server.policy_offer()->policy_digest)));
+  }
   if (auto r = server.start(); !r) {
     std::fprintf(stderr, "gridnode-collector serve: %s\n", r.error().message().c_str());
     return 2;

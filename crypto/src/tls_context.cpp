@@ -199,6 +199,20 @@ platform::Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsOptions opti
   if (rc != 0) {
     return fail_mbedtls(rc, std::string(side) + ": mbedtls_ssl_conf_own_cert");
   }
+  if (!opts.alpn.empty()) {
+    for (const auto& name : opts.alpn) {
+      if (name.empty() || name.size() > 255) {
+        return platform::fail(std::errc::invalid_argument,
+                              std::string(side) + ": ALPN names are 1 to 255 bytes");
+      }
+      impl->alpn.push_back(name.c_str());
+    }
+    impl->alpn.push_back(nullptr);
+    rc = mbedtls_ssl_conf_alpn_protocols(conf, impl->alpn.data());
+    if (rc != 0) {
+      return fail_mbedtls(rc, std::string(side) + ": mbedtls_ssl_conf_alpn_protocols");
+    }
+  }
   // A renegotiation would bring a second certificate check in the middle of the data.
   mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 #if defined(MBEDTLS_SSL_SESSION_TICKETS)

@@ -29,6 +29,7 @@ struct TlsContext::Impl {
   // mbedtls_ssl_set_hostname is not called and the SAN iPAddress check replaces it.
   std::optional<std::vector<std::uint8_t>> server_ip;
   std::unique_ptr<Random> random;
+  std::vector<const char*> alpn;  // options.alpn's names, null-terminated, as mbedTLS wants them
   mbedtls_ssl_config conf;
 };
 

@@ -786,6 +786,14 @@ std::string TlsStream::ciphersuite() const {
   return name != nullptr ? name : "";
 }
 
+std::string TlsStream::alpn_protocol() const {
+  if (!impl_->established_) {
+    return {};
+  }
+  const char* name = mbedtls_ssl_get_alpn_protocol(&impl_->ssl_);
+  return name != nullptr ? name : "";
+}
+
 asio::ip::tcp::socket& TlsStream::socket() { return impl_->socket_; }
 
 }  // namespace gridnode::crypto

@@ -29,7 +29,9 @@ platform::Result<std::optional<Frame>> FrameReader::next() {
     case FrameKind::hello:
     case FrameKind::welcome:
     case FrameKind::ack:
-    case FrameKind::reject: limit = kMaxSessionFrame; break;
+    case FrameKind::reject:
+    case FrameKind::policy_status: limit = kMaxSessionFrame; break;
+    case FrameKind::policy_bundle: limit = kMaxPolicyBundleFrame; break;
     default: return reader_.error("unknown frame kind " + std::to_string(*kind));
   }
   f.kind = static_cast<FrameKind>(*kind);

@@ -745,6 +745,75 @@ TEST(PolicyEngine, BundleDirectoryAppliesNewerAndRefusesRollbackAndBadSignatures
   EXPECT_TRUE(engine.policy().source.starts_with("bundle "));
 }
 
+// The uplink's path (a collector's push): the same rules, an answer for each offer, and the
+// collector named as the source.
+TEST(PolicyEngine, OfferedBundlesAreAnsweredAndNamedByTheirCollector) {
+  TempDir dir;
+  auto random = std::move(*crypto::Random::create("policy engine test"));
+  auto key = *crypto::PrivateKey::generate(*random);
+  auto stranger = *crypto::PrivateKey::generate(*random);
+  write(dir / "key.pem", *key.public_key().to_pem());
+  ::mkdir((dir / "state").c_str(), 0700);
+  PolicyEngine::Options o;
+  o.policy_key = dir / "key.pem";
+  o.state_dir = dir / "state";
+  asio::io_context io;
+  PolicyEngine engine(io, o);
+  engine.load();
+  std::vector<PolicyEngine::BundleOutcome> answers;
+  auto offer = [&](std::string bytes) {
+    const std::size_t before = answers.size();
+    engine.offer_bundle(std::move(bytes), "uplink 127.0.0.1:4443",
+                        [&](const PolicyEngine::BundleOutcome& a) { answers.push_back(a); });
+    EXPECT_TRUE(run_until(io, [&] { return answers.size() == before + 1; }));
+    return answers.back();
+  };
+  using R = PolicyEngine::BundleOutcome::Result;
+  const std::string v2 = *make_bundle("[policy]\nversion = 2\n", key, *random);
+  auto a = offer(v2);
+  EXPECT_EQ(a.result, R::applied);
+  EXPECT_EQ(engine.policy().version, 2u);
+  EXPECT_EQ(engine.policy().source, "uplink 127.0.0.1:4443");
+  EXPECT_EQ(offer(v2).result, R::in_force);  // the same again: nothing to do, no event
+
+  a = offer(*make_bundle("[policy]\nversion = 1\n", key, *random));
+  EXPECT_EQ(a.result, R::refused);
+  EXPECT_NE(a.reason.find("version 1 is not newer than version 2 in force (rollback)"),
+            std::string::npos)
+      << a.reason;
+  a = offer(*make_bundle("[policy]\nversion = 3\n", stranger, *random));
+  EXPECT_EQ(a.result, R::refused);
+  EXPECT_NE(a.reason.find("uplink 127.0.0.1:4443: signature does not verify"), std::string::npos)
+      << a.reason;
+  EXPECT_EQ(offer("\x01\x02 not a bundle").result, R::refused);
+  EXPECT_EQ(offer("[policy]\nversion = 9\n").result, R::refused);  // unsigned
+  EXPECT_EQ(engine.policy().version, 2u);
+  int rejected = 0;
+  for (const auto& e : engine.events().recent()) {
+    rejected += e.rule == "policy" && e.result == "rejected";
+  }
+  EXPECT_EQ(rejected, 4);
+  // SIGHUP does not swap a pushed policy for the local file.
+  engine.reload();
+  run_until(io, [&] { return false; }, 100ms);
+  EXPECT_EQ(engine.policy().source, "uplink 127.0.0.1:4443");
+  engine.stop();
+
+  // No [policy] key: every pushed bundle is refused, and the event says why.
+  asio::io_context io2;
+  PolicyEngine keyless(io2, PolicyEngine::Options{});
+  keyless.load();
+  std::optional<PolicyEngine::BundleOutcome> answer;
+  keyless.offer_bundle(v2, "uplink 127.0.0.1:4443",
+                       [&](const PolicyEngine::BundleOutcome& x) { answer = x; });
+  ASSERT_TRUE(run_until(io2, [&] { return answer.has_value(); }));
+  EXPECT_EQ(answer->result, R::refused);
+  EXPECT_NE(answer->reason.find("no policy key is configured"), std::string::npos);
+  const PolicyEvent* e = find_event(keyless.events(), "policy", "no policy key");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(keyless.policy().source, "built-in default");
+}
+
 TEST(PolicyEngine, BadPolicyFileKeepsTheDefaultAndRaisesAnEvent) {
   TempDir dir;
   write(dir / "policy.toml", "[policy]\nversion = 1\n[[limit]]\nname = 3\n");

@@ -689,6 +689,47 @@ TEST_F(Tls, ClientChecksThePinnedServerKey) {
   }
 }
 
+// ALPN is how the uplink learns that both ends speak the session's policy frames
+// (docs/protocol.md §6b): every mix of old and new peers must still connect.
+TEST_F(Tls, AlpnIsAgreedWhenBothOfferItAndIgnoredByAPeerWithout) {
+  struct Case {
+    std::vector<std::string> server, client;
+    const char* agreed;  // nullptr: the handshake fails
+  };
+  const Case cases[] = {
+      {{"gridnode/2"}, {"gridnode/2"}, "gridnode/2"},
+      {{}, {"gridnode/2"}, ""},                  // an old collector: ignores the extension
+      {{"gridnode/2"}, {}, ""},                  // an old agent: offers nothing
+      {{}, {}, ""},
+      {{"gridnode/3", "gridnode/2"}, {"gridnode/2", "gridnode/3"}, "gridnode/3"},  // server's pick
+      {{"gridnode/2"}, {"h2"}, nullptr},          // offered, nothing in common: refused
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.client.empty() ? "client without ALPN" : "client offers " + c.client[0]);
+    TlsOptions so = server_options();
+    so.alpn = c.server;
+    TlsOptions co = client_options();
+    co.alpn = c.client;
+    auto p = make_pair(context(std::move(so)), context(std::move(co)));
+    EXPECT_EQ(p.client->alpn_protocol(), "");  // nothing before the handshake
+    auto h = handshake(p);
+    if (c.agreed == nullptr) {
+      EXPECT_FALSE(*h.server);
+      EXPECT_FALSE(*h.client);
+    } else {
+      ASSERT_TRUE(*h.client) << error_of(h.client);
+      ASSERT_TRUE(*h.server) << error_of(h.server);
+      EXPECT_EQ(p.server->alpn_protocol(), c.agreed);
+      EXPECT_EQ(p.client->alpn_protocol(), c.agreed);
+    }
+    p.client->close();
+    p.server->close();
+  }
+  TlsOptions bad = client_options();
+  bad.alpn = {""};
+  EXPECT_FALSE(TlsContext::create(std::move(bad)));
+}
+
 TEST_F(Tls, ClientRefusesPlaintextServer) {
   tcp::socket raw(io_), c(io_);
   ASSERT_TRUE(connect_pair(asio::ip::address_v4::loopback(), raw, c));

@@ -88,6 +88,7 @@ class Agent {
   std::unique_ptr<Spool> spool_;
   std::unique_ptr<SpoolSource> source_;
   std::unique_ptr<Uplink> uplink_;      // null without [upstream] endpoints
+  std::unique_ptr<UplinkPolicy> uplink_policy_;  // the policy engine, for bundles pushed upstream
   asio::thread_pool io_pool_{1};        // blocking file I/O: the spool's fsync
   bool flushing_ = false;
   std::uint64_t spool_failures_ = 0;

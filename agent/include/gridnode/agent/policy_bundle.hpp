@@ -8,30 +8,18 @@
 #include "gridnode/agent/policy.hpp"
 #include "gridnode/crypto/keys.hpp"
 #include "gridnode/platform/result.hpp"
+#include "gridnode/protocol/policy_bundle.hpp"
 
-// A signed policy bundle (docs/policy.md, "Signed bundles"): the policy TOML with the grid's
-// policy-key signature over its exact bytes, in one text file that stock tools can make:
-//
-//   gridnode-policy-bundle 1\n
-//   signature <base64 of the DER ECDSA P-256 signature of SHA-256(policy)>\n
-//   \n
-//   <policy TOML, byte for byte what was signed>
-//
-// The version the agent compares for rollback is the policy's own [policy] version, so it is
-// covered by the signature.
+// Signed policy bundles (docs/policy.md, "Signed bundles"): the format and its signature are
+// protocol/'s (gridnode/protocol/policy_bundle.hpp: the collector checks them too); the policy
+// inside, its version and the rollback rule are the agent's. The version the agent compares for
+// rollback is the policy's own [policy] version, so it is covered by the signature.
 namespace gridnode::agent {
 
-inline constexpr std::string_view kBundleMagic = "gridnode-policy-bundle 1\n";
-inline constexpr std::size_t kMaxBundleBytes = 1 << 20;
-
-struct PolicyBundle {
-  std::string_view policy;  // into the parsed bytes
-  crypto::Signature signature{};
-};
-
-// Splits a bundle into its policy text and signature; checks the format only (fuzzed).
-// invalid_argument for anything malformed, file_too_large above kMaxBundleBytes.
-[[nodiscard]] platform::Result<PolicyBundle> parse_bundle(std::string_view bytes);
+using protocol::kBundleMagic;
+using protocol::kMaxBundleBytes;
+using protocol::parse_bundle;
+using protocol::PolicyBundle;
 
 // Checks the signature with the grid's policy key, then parses the policy; a bundle's policy
 // must carry a [policy] version >= 1. permission_denied for a bad signature.

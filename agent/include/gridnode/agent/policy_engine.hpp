@@ -86,9 +86,18 @@ class PolicyEngine {
   // Groups the [access] section names (resolved), which the control socket must let in.
   std::vector<gid_t> access_groups() const;
 
-  // A bundle offered over the uplink or found in the directory: verified and, if newer,
-  // applied on the loop.
-  void offer_bundle(std::string bytes, std::string origin);
+  // What became of an offered bundle.
+  struct BundleOutcome {
+    enum class Result : std::uint8_t { applied, in_force, refused };
+    Result result = Result::refused;
+    std::string reason;  // refused: why (the policy event's reason too)
+  };
+  using BundleAnswer = std::function<void(const BundleOutcome&)>;
+  // A bundle offered over the uplink or found in the directory: verified on a worker and, if
+  // newer, applied on the loop; then `answer` (may be empty) runs on the loop, unless the engine
+  // stopped meanwhile. `origin` says where it came from: a path (the source in force becomes
+  // "bundle PATH") or "uplink HOST:PORT" (the source as it is). A refusal raises a policy event.
+  void offer_bundle(std::string bytes, std::string origin, BundleAnswer answer = {});
 
   // Installs `policy` (tests; load, reload and bundles end here).
   void apply(Policy policy);
@@ -129,7 +138,8 @@ class PolicyEngine {
   void do_read_inotify();
   void do_scan_bundles();
   void arm_bundles();
-  void on_bundle(std::string origin, platform::Result<Policy> policy, std::string bytes);
+  void on_bundle(std::string origin, platform::Result<Policy> policy, std::string bytes,
+                 const BundleAnswer& answer);
   void on_limit(const LimitTransition& t);
   void take_processes(const std::vector<DriverSlot>& slots);
   void cap_power(const LimitRule& rule, const LimitTransition& t);

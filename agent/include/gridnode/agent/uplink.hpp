@@ -2,9 +2,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <asio/io_context.hpp>
@@ -16,6 +18,7 @@
 #include "gridnode/crypto/tls.hpp"
 #include "gridnode/platform/result.hpp"
 #include "gridnode/protocol/frame.hpp"
+#include "gridnode/protocol/session.hpp"
 
 namespace gridnode::agent {
 
@@ -36,6 +39,20 @@ class UplinkSource {
   virtual std::uint64_t newest() const = 0;
 };
 
+// Where bundles the collector pushes go (docs/protocol.md §6b): the policy engine, behind this
+// so that the uplink knows nothing of policies. Loop thread only.
+class UplinkPolicy {
+ public:
+  virtual ~UplinkPolicy() = default;
+  // The policy in force: its version and digest, reported after welcome and in every answer.
+  virtual std::pair<std::uint64_t, crypto::Digest> in_force() const = 0;
+  // Verifies and applies `bundle` without blocking the loop; later, on the loop, `answer` gets
+  // applied, in_force (already) or refused with the reason. `origin`: "uplink HOST:PORT".
+  virtual void offer(
+      std::string bundle, std::string origin,
+      std::function<void(protocol::PolicyStatus::Result, const std::string& reason)> answer) = 0;
+};
+
 struct UplinkOptions {
   std::vector<std::string> endpoints;  // HOST:PORT, [v6]:PORT; tried in turn
   crypto::Certificate ca;              // the grid CA
@@ -52,8 +69,10 @@ struct UplinkOptions {
 // Streams the spool to a collector over mutual TLS (docs/protocol.md §6a): connects to one of
 // the endpoints, says hello, sends from where the collector's welcome says it stands, keeps at
 // most `window` reports in flight, lets the spool drop what is acknowledged, and reconnects with
-// exponential backoff and jitter, moving on to the next endpoint after a failure. Loop thread
-// only; nothing blocks.
+// exponential backoff and jitter, moving on to the next endpoint after a failure. It offers the
+// policy frames by ALPN; when the collector agrees, it reports the policy in force after
+// welcome and hands every pushed bundle to the UplinkPolicy, answering with the outcome. Loop
+// thread only; nothing blocks.
 class Uplink {
  public:
   Uplink(asio::io_context& io, UplinkOptions options, std::string node_id, UplinkSource& source);
@@ -65,6 +84,9 @@ class Uplink {
   void stop();
   // New records are in the spool: send them if the window allows.
   void wake();
+  // Where pushed bundles go (not owned; outlives the uplink). Null: none are taken (the policy
+  // in force is not reported, so a collector pushes nothing; a push is refused).
+  void set_policy(UplinkPolicy* policy) { policy_ = policy; }
 
   bool connected() const { return state_ == State::streaming; }
   nlohmann::json status_json() const;
@@ -87,6 +109,9 @@ class Uplink {
   bool on_frame(const protocol::Frame& f);
   void pump();
   void write_queued();
+  bool on_policy_bundle(const protocol::Frame& f);
+  void send_policy_status(protocol::PolicyStatus::Result result, const crypto::Digest& offered,
+                          const std::string& reason);
 
   asio::io_context& io_;
   UplinkOptions options_;
@@ -116,12 +141,15 @@ class Uplink {
   std::uint64_t acked_ = 0;  // highest seq acknowledged
   crypto::Digest catalog_sent_{};
   bool catalog_sent_valid_ = false;
+  UplinkPolicy* policy_ = nullptr;
+  bool policy_frames_ = false;  // this session's ALPN is kSessionAlpnPolicy
 
   // For status.
   std::string connected_to_;
   std::string last_error_;
   std::uint64_t connects_ = 0;
   std::uint64_t rejects_ = 0;
+  std::uint64_t policy_pushes_ = 0;  // bundles received from collectors
   std::chrono::system_clock::time_point last_ack_time_{};
 };
 

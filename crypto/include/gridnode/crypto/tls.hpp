@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "gridnode/crypto/keys.hpp"
 #include "gridnode/crypto/sha256.hpp"
@@ -55,6 +56,11 @@ struct TlsOptions {
   std::chrono::milliseconds handshake_timeout{10000};
   // async_shutdown(): how long close_notify may take to leave and the peer to answer it.
   std::chrono::milliseconds shutdown_timeout{2000};
+  // TLS ALPN (RFC 7301) protocol names, most preferred first; empty: no ALPN extension. A client
+  // offers them; a server picks the first of its own names that the client offers, ignores a
+  // client that offers none (an older peer), but refuses one that offers only names it does not
+  // list (no_application_protocol alert). TlsStream::alpn_protocol() says what was agreed.
+  std::vector<std::string> alpn{};
 };
 
 // The mbedtls_ssl_config with the CA, our certificate and key, and a CTR-DRBG: one per server
@@ -148,6 +154,9 @@ class TlsStream {
   const std::string& remote_endpoint_text() const;
   // After the handshake: the negotiated suite, e.g. "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256".
   std::string ciphersuite() const;
+  // After the handshake: the ALPN protocol both sides agreed on, "" when none was (either side
+  // configured none, or the peer ignored the extension).
+  std::string alpn_protocol() const;
 
   asio::ip::tcp::socket& socket();
 

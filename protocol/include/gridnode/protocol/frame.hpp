@@ -23,9 +23,14 @@ enum class FrameKind : std::uint8_t {
   welcome = 17,  // collector → agent
   ack = 18,      // collector → agent
   reject = 19,   // collector → agent
+  // Only on a session that negotiated ALPN kSessionAlpnPolicy (session.hpp, §6b).
+  policy_bundle = 20,  // collector → agent
+  policy_status = 21,  // agent → collector
 };
 
 inline constexpr std::size_t kMaxSessionFrame = 64 * 1024;
+// A policy bundle (at most 1 MiB, policy_bundle.hpp) with its message's version and length.
+inline constexpr std::size_t kMaxPolicyBundleFrame = (std::size_t{1} << 20) + 16;
 
 inline constexpr std::size_t kMaxCatalogFrame = std::size_t{16} << 20;
 inline constexpr std::size_t kMaxReportFrame = std::size_t{4} << 20;
