@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
 # Build and test dependencies, all from Debian's mirror (nothing vendored).
-BUILD_PKGS=(g++ cmake ninja-build pkgconf
+BUILD_PKGS=(g++ cmake ninja-build pkgconf lld
   libasio-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libmbedtls-dev libcereal-dev zlib1g-dev libnats-dev
   libgtest-dev libgmock-dev libbenchmark-dev)

@@ -8,24 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 SECS=${1:-60}
 
-gen_chip() {  # index
-  local n=$1 dev="$W/sys/devices/platform/nct6775.$((656 + n))"
-  local h="$dev/hwmon/hwmon$n"
-  mkdir -p "$h" "$W/sys/class/hwmon" "$W/sys/bus/platform"
-  ln -s "../../../bus/platform" "$dev/subsystem"
-  ln -s "../.." "$h/device"
-  ln -s "../../devices/platform/nct6775.$((656 + n))/hwmon/hwmon$n" "$W/sys/class/hwmon/hwmon$n"
-  echo nct6775 >"$h/name"
-  for i in $(seq 1 10); do
-    echo $((30000 + i * 500)) >"$h/temp${i}_input"; echo 80000 >"$h/temp${i}_max"
-    echo 95000 >"$h/temp${i}_crit"; echo "SYSTIN$i" >"$h/temp${i}_label"
-  done
-  for i in $(seq 1 5); do echo $((900 + i * 10)) >"$h/fan${i}_input"; echo 300 >"$h/fan${i}_min"; done
-  for i in $(seq 0 14); do
-    echo $((1000 + i * 13)) >"$h/in${i}_input"; echo 800 >"$h/in${i}_min"; echo 1800 >"$h/in${i}_max"
-  done
-}
-for n in 0 1 2; do gen_chip $n; done
+gen_sysfs "$W/sys"
 
 # CPU time in ns, all threads, from schedstat (the 100 Hz tick counters in /proc/PID/stat are
 # too coarse for a process that uses a few milliseconds a minute).

@@ -11,3 +11,26 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
+
+# gen_sysfs ROOT: a sysfs tree of 3 Super-I/O-like chips (nct6775), ~285 hwmon readings, for the
+# agent's --sysfs-root.
+gen_sysfs() {
+  local root=$1 n i
+  for n in 0 1 2; do
+    local dev="$root/devices/platform/nct6775.$((656 + n))"
+    local h="$dev/hwmon/hwmon$n"
+    mkdir -p "$h" "$root/class/hwmon" "$root/bus/platform"
+    ln -s "../../../bus/platform" "$dev/subsystem"
+    ln -s "../.." "$h/device"
+    ln -s "../../devices/platform/nct6775.$((656 + n))/hwmon/hwmon$n" "$root/class/hwmon/hwmon$n"
+    echo nct6775 >"$h/name"
+    for i in $(seq 1 10); do
+      echo $((30000 + i * 500)) >"$h/temp${i}_input"; echo 80000 >"$h/temp${i}_max"
+      echo 95000 >"$h/temp${i}_crit"; echo "SYSTIN$i" >"$h/temp${i}_label"
+    done
+    for i in $(seq 1 5); do echo $((900 + i * 10)) >"$h/fan${i}_input"; echo 300 >"$h/fan${i}_min"; done
+    for i in $(seq 0 14); do
+      echo $((1000 + i * 13)) >"$h/in${i}_input"; echo 800 >"$h/in${i}_min"; echo 1800 >"$h/in${i}_max"
+    done
+  done
+}
