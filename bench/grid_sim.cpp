@@ -64,7 +64,7 @@ struct Options {
   std::string prefix = "sim";  // node ids: sim000001 …
   double interval_s = 5;
   double duration_s = 30;
-  double ramp_per_s = 200;     // new connections per second
+  double ramp_per_s = 50;      // new connections per second
   double connect_wait_s = 60;  // the window starts when all are connected, or after this
   double drain_s = 30;         // after the window: how long to wait for the last acks
   std::size_t regions = 8;
@@ -280,6 +280,7 @@ class SimNode final : public agent::UplinkSource {
   crypto::Digest prev_{};
   std::deque<Pending> pending_;
   bool streaming_ = false;  // connected once: from then on it reports (and spools) every round
+  bool stopped_ = false;
   asio::steady_timer timer_;
   std::unique_ptr<agent::Uplink> uplink_;  // last: it refers to *this
 };
@@ -398,6 +399,8 @@ platform::Result<void> SimNode::start() {
 }
 
 void SimNode::stop() {
+  // A round whose timer has already fired is queued with success, not aborted: the flag ends it.
+  stopped_ = true;
   timer_.cancel();
   if (uplink_) {
     uplink_->stop();
@@ -406,7 +409,7 @@ void SimNode::stop() {
 
 void SimNode::do_wait() {
   timer_.async_wait([this](const std::error_code& ec) {
-    if (ec) {
+    if (ec || stopped_) {
       return;  // operation_aborted: stopping
     }
     on_tick();
@@ -628,7 +631,10 @@ void Sim::finish() {
   }
   phase_ = Phase::done;
   ticker_.cancel();
-  signals_.cancel();
+  // Back to the default dispositions: a second SIGTERM ends a run that does not wind down.
+  std::error_code ignored;
+  signals_.clear(ignored);
+  signals_.cancel(ignored);
   for (auto& n : nodes_) {
     n->stop();
   }
