@@ -443,6 +443,7 @@ void SimNode::move_values() {
     busy_ = static_cast<std::uint32_t>(rng_() % (gpus + 1));
   }
   const std::uint32_t idle = gpus - busy_;
+  values_[h.total].value = platform::Value::of_signed(gpus);  // undo the wandering above
   values_[h.busy].value = platform::Value::of_signed(busy_);
   values_[h.idle].value = platform::Value::of_signed(idle);
   // A busy GPU holds most of its memory and draws most of its power.
