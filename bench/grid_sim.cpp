@@ -554,6 +554,8 @@ std::size_t Sim::count_connected() const {
 
 std::map<std::string, double> Sim::read_watched() const {
   std::map<std::string, double> out;
+  // The simulator's own share of the machine (its nodes' signing and TLS), beside the grid's.
+  out["sim"] = cpu_seconds(static_cast<int>(::getpid())).value_or(-1);
   for (const auto& w : options_.watch) {
     auto eq = w.find('=');
     auto cpu = cpu_seconds(std::atoi(w.c_str() + eq + 1));

@@ -82,8 +82,8 @@ printf '%-44s %s of %s (%s s to connect at %s/s)\n' "mTLS sessions" "$(s .connec
 printf '%-44s %s series, every %s s\n' "report" "$(s .series_per_report)" "$INTERVAL"
 printf '%-44s %s in %s s: %s/s\n' "reports acknowledged" "$(s .reports_acked_in_window)" "$(s '.window_seconds|round')" "$(s '.reports_per_second|round')"
 printf '%-44s %s\n' "collector CPU seconds (each)" "$(s '[.cpu_seconds|to_entries[]|select(.key|startswith("collector"))|.value*100|round/100]|join(" ")')"
-printf '%-44s %s (nats-server %s s, capacity %s s)\n' "reports per collector CPU-second" "$(s '.reports_per_collector_cpu_second|round')" "$(s '.cpu_seconds.nats*100|round/100')" "$(s '.cpu_seconds.capacity*100|round/100')"
-printf '%-44s p50 %s ms, p99 %s ms, max %s ms\n' "publish-ack latency (sampling to ack)" "$(s '.ack_latency_ms.p50*10|round/10')" "$(s '.ack_latency_ms.p99*10|round/10')" "$(s '.ack_latency_ms.max|round')"
+printf '%-44s %s (CPU s: nats-server %s, capacity %s, simulator %s)\n' "reports per collector CPU-second" "$(s '.reports_per_collector_cpu_second|round')" "$(s '.cpu_seconds.nats*100|round/100')" "$(s '.cpu_seconds.capacity*100|round/100')" "$(s '.cpu_seconds.sim*100|round/100')"
+printf '%-44s p50 %s ms, p90 %s ms, p99 %s ms, max %s ms\n' "publish-ack latency (sampling to ack)" "$(s '.ack_latency_ms.p50*10|round/10')" "$(s '.ack_latency_ms.p90*10|round/10')" "$(s '.ack_latency_ms.p99*10|round/10')" "$(s '.ack_latency_ms.max|round')"
 printf '%-44s %s\n' "every report acknowledged" "$(s .all_acked)"
 printf '%-44s p50 %s ms, p99 %s ms\n' "capacity view holding it (its own figure)" "$(vq "$W/v1.prom" 0.5)" "$(vq "$W/v1.prom" 0.99)"
 
