@@ -64,9 +64,9 @@ struct Options {
   std::string prefix = "sim";  // node ids: sim000001 …
   double interval_s = 5;
   double duration_s = 30;
-  double ramp_per_s = 50;      // new connections per second
-  double connect_wait_s = 60;  // the window starts when all are connected, or after this
-  double drain_s = 30;         // after the window: how long to wait for the last acks
+  double ramp_per_s = 25;       // new connections per second
+  double connect_wait_s = 120;  // the window starts when all are connected, or after this
+  double drain_s = 30;          // after the window: how long to wait for the last acks
   std::size_t regions = 8;
   std::size_t sites = 64;
   std::uint32_t gpus = 8;

@@ -7,7 +7,7 @@
 # while updates keep coming. Prints a table.
 #   bench/grid_sim.sh                               (the defaults below: a few minutes here)
 #   NODES=2000 INTERVAL=1 COLLECTORS=3 bench/grid_sim.sh
-# Knobs (environment): NODES=1000 INTERVAL=5 DURATION=30 COLLECTORS=2 RAMP=50 (connections/s)
+# Knobs (environment): NODES=1000 INTERVAL=5 DURATION=30 COLLECTORS=2 RAMP=25 (connections/s)
 #   SCALE_NODES=100000 SCALE_SECONDS=40 SCALE_RATE=500 (reports/s) TRACKED=20 (nodes polled)
 #   GRID_SIM_CACHE=build/grid-sim-cache (node identities, made once per NODES and kept)
 source "$(dirname "$0")/lib.sh"
@@ -15,7 +15,7 @@ NODES=${NODES:-1000}
 INTERVAL=${INTERVAL:-5}
 DURATION=${DURATION:-30}
 COLLECTORS=${COLLECTORS:-2}
-RAMP=${RAMP:-50}
+RAMP=${RAMP:-25}
 SCALE_NODES=${SCALE_NODES:-100000}
 SCALE_SECONDS=${SCALE_SECONDS:-40}
 SCALE_RATE=${SCALE_RATE:-500}
@@ -41,6 +41,15 @@ PIDS+=("$NP")
 for _ in $(seq 100); do ls "$W"/*.ports >/dev/null 2>&1 && break; sleep 0.05; done
 sleep 0.2
 NATS=$(jq -r '.nats[0]' "$W"/*.ports)
+within() {  # within SECONDS WHAT COMMAND...: polls until the command succeeds
+  local end=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@"; do
+    [ $SECONDS -lt $end ] || { echo "timed out: $what"; tail -n 5 "$W"/*.log; exit 1; }
+    sleep 0.2
+  done
+}
+metric_is() { curl -fsS "http://127.0.0.1:$1/metrics" | grep -q "^$2 $3$"; }
 wait_port() {
   for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
   echo "nothing listens on $1"; tail "$W"/*.log; exit 1
@@ -71,8 +80,9 @@ echo "sessions: $NODES nodes, one report each every $INTERVAL s, to $COLLECTORS 
 "$BIN/gridnode-sim" "${ENDPOINTS[@]}" --pki "$PKI" --nodes "$NODES" --interval "$INTERVAL" \
   --duration "$DURATION" --ramp "$RAMP" "${WATCH[@]}" >"$W/sim.json" || {
   echo "gridnode-sim: not every report was acknowledged"; cat "$W/sim.json"; tail "$W"/c*.log; }
-until curl -fsS "http://127.0.0.1:$HPORT/metrics" | grep -q '^gridnode_capacity_consumer_pending_messages 0$'; do sleep 0.1; done
+within 120 "the capacity view reads the stream" metric_is "$HPORT" gridnode_capacity_consumer_pending_messages 0
 curl -fsS "http://127.0.0.1:$HPORT/metrics" >"$W/v1.prom"
+sim_nodes=$(awk '$1 == "gridnode_capacity_nodes" {print $2}' "$W/v1.prom")
 vq() { awk -v q="$2" '$1 == "gridnode_capacity_freshness_seconds{quantile=\""q"\"}" {printf "%.0f", $2 * 1000}' "$1"; }
 for p in "$V" "${CPIDS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 
@@ -98,18 +108,18 @@ V=$!
 PIDS+=("$V")
 wait_port "$HPORT"
 rss0=$(awk '/VmRSS/ {print $2}' "/proc/$V/status")
-total=$((SCALE_NODES + NODES))
-until curl -fsS "http://127.0.0.1:$HPORT/metrics" | grep -q "^gridnode_capacity_nodes $total$"; do sleep 0.2; done
+total=$((SCALE_NODES + sim_nodes))
+within 600 "the capacity view reads $total nodes" metric_is "$HPORT" gridnode_capacity_nodes "$total"
 load_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 rss1=$(awk '/VmRSS/ {print $2}' "/proc/$V/status")
 python3 bench/capacity_records.py fresh "$NATS" "$HPORT" "$SCALE_NODES" "$SCALE_SECONDS" "$SCALE_RATE" "$TRACKED" >"$W/fresh.json"
-until curl -fsS "http://127.0.0.1:$HPORT/metrics" | grep -q '^gridnode_capacity_consumer_pending_messages 0$'; do sleep 0.1; done
+within 120 "the capacity view catches up" metric_is "$HPORT" gridnode_capacity_consumer_pending_messages 0
 curl -fsS "http://127.0.0.1:$HPORT/metrics" >"$W/v2.prom"
 a0=$(date +%s%N)
 curl -fsS "http://127.0.0.1:$HPORT/v1/capacity?min_free_gpus=4" >"$W/answer.json"
 answer_ms=$(( ($(date +%s%N) - a0) / 1000000 ))
 f() { jq -r "$1" "$W/fresh.json"; }
-printf '%-44s %s (%s of them in the sessions above), read in %s ms\n' "nodes in the capacity view" "$total" "$NODES" "$load_ms"
+printf '%-44s %s (%s of them in the sessions above), read in %s ms\n' "nodes in the capacity view" "$total" "$sim_nodes" "$load_ms"
 printf '%-44s %s -> %s KiB: %s bytes per node\n' "capacity view resident set" "$rss0" "$rss1" "$(( (rss1 - rss0) * 1024 / total ))"
 printf '%-44s %s reports at %s/s for %s s; %s changes seen\n' "updates while polled" "$(f .published)" "$SCALE_RATE" "$SCALE_SECONDS" "$(f .count)"
 printf '%-44s p50 %s ms, p99 %s ms, max %s ms (poll round %s ms)\n' "freshness: sampling to GET /v1/nodes answer" "$(f '.p50_ms|round')" "$(f '.p99_ms|round')" "$(f '.max_ms|round')" "$(f '.poll_round_ms|round')"
