@@ -8,8 +8,9 @@
 //
 // One io_context on one thread drives every node: signing and TLS for a thousand nodes at a 5 s
 // interval take about a third of a core here (more while handshakes are retried), and one loop
-// keeps the Uplink's loop-thread contract without a strand or a mutex. The nodes' identities are `gridnode-collector pki`'s
-// (DIR/nodes/<id>.crt and .key), made once and cached by the driver script.
+// keeps the Uplink's loop-thread contract without a strand or a mutex. The nodes' identities are
+// `gridnode-collector pki`'s (DIR/nodes/<id>.crt and .key), made once and cached by the driver
+// script.
 // clang-format off
 #include <cstddef>
 #include <asio/io_context.hpp>
