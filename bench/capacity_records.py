@@ -55,6 +55,8 @@ def gen(nodes, count, seq):
 
 
 def fresh(url, port, nodes, seconds, rate, tracked):
+    if not 1 <= tracked <= nodes or rate < 1:
+        sys.exit("fresh: TRACKED must be 1..NODES and RATE at least 1")
     tracked_ids = [i * (nodes // tracked) for i in range(tracked)]
     seqs = {}
     published = [0]
