@@ -24,29 +24,8 @@ C=$!
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
 kill "$C"; wait "$C" 2>/dev/null || true
 
-gen() {  # gen COUNT FIRST_SEQ: one report per node (all nodes, or COUNT random ones)
-  python3 - "$NODES" "$1" "$2" <<'PY'
-import json, random, sys, time
-nodes, count, seq = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-models = ["NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3", "NVIDIA L40S"]
-pick = range(nodes) if count >= nodes else (random.randrange(nodes) for _ in range(count))
-for i in pick:
-    node, region, site = "n%06d" % i, "r%d" % (i % 8), "s%d" % (i % 64)
-    total = 8
-    busy = random.randrange(total + 1)
-    metrics = [
-        {"name": "gridnode_accelerators", "labels": {"modelName": models[i % 3]}, "value": total},
-        {"name": "gridnode_accelerators_busy", "labels": {}, "value": busy},
-        {"name": "gridnode_accelerators_unhealthy", "labels": {}, "value": 0},
-        {"name": "gridnode_accelerator_memory_free_bytes", "labels": {}, "value": (total - busy) * 80 << 30},
-        {"name": "gridnode_accelerator_power_headroom_watts", "labels": {}, "value": (total - busy) * 400},
-    ]
-    t = time.time_ns()
-    rec = {"type": "report", "node": node, "seq": seq, "time_ns": t,
-           "labels": {"region": region, "site": site}, "metrics": metrics}
-    print("gridnode.reports.%s.%s.%s\t%s:%d:%d\t%s" % (region, site, node, node, seq, t,
-                                                    json.dumps(rec, separators=(",", ":"))))
-PY
+gen() {  # gen COUNT SEQ: one report per node (all nodes, or COUNT random ones)
+  python3 bench/capacity_records.py gen "$NODES" "$1" "$2"
 }
 gen "$NODES" 1 | python3 tests/integration/nats_pub.py "$NATS" >/dev/null
 HPORT=$((20000 + RANDOM % 40000))
