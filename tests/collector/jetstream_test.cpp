@@ -307,6 +307,60 @@ TEST_F(JetStream, ExportWritesTheJsonlSinksLines) {
   EXPECT_EQ(read_file(eo.sink), want);
 }
 
+// An exporter killed after JetStream delivered it a message, before it wrote it (here: a pull
+// request on the exporter's consumer from a connection that closes without acknowledging, as a
+// kill -9 leaves it): the next run still writes that message, in stream order, and every other
+// one once. (Acknowledging with AckAll, the next run's acknowledgement of a later message
+// covered it, and it was never written.)
+TEST_F(JetStream, ExportWritesAMessageDeliveredToAKilledExporter) {
+  Node n("node-7");
+  n.labels = {{"region", "east"}, {"site", "dc1"}};
+  testing::TempDir dir;
+  auto js = Store::open_jetstream(io_, options_, {false, false, &fixed_clock}).value();
+  auto jsonl = Store::open_jsonl(dir.path() + "/sink.jsonl", {false, false, &fixed_clock}).value();
+  NodeIngest* a = js->node(n.id, n.key->public_key()).value();
+  NodeIngest* b = jsonl->node(n.id, n.key->public_key()).value();
+  auto both = [&](const Batch& batch) {
+    ASSERT_TRUE(commit_and_wait(io_, *js, *a, batch));
+    ASSERT_TRUE(commit_and_wait(io_, *jsonl, *b, batch));
+  };
+  both(reports(n, 3, true));
+  ExportOptions eo;
+  eo.from = server_->url();
+  eo.sink = dir.path() + "/archive.jsonl";
+  eo.drain = true;
+  ASSERT_EQ(export_stream(eo), 0);
+  both(reports(n, 5, false));
+  {
+    // The "killed exporter": one message delivered to it, never acknowledged.
+    natsConnection* nc = nullptr;
+    ASSERT_EQ(natsConnection_ConnectTo(&nc, server_->url().c_str()), NATS_OK);
+    natsSubscription* sub = nullptr;
+    ASSERT_EQ(natsConnection_SubscribeSync(&sub, nc, "_DEAD.x"), NATS_OK);
+    const char next[] = "{\"batch\":1}";
+    ASSERT_EQ(natsConnection_PublishRequest(nc,
+                                            "$JS.API.CONSUMER.MSG.NEXT.GRIDNODE_REPORTS."
+                                            "gridnode-export",
+                                            "_DEAD.x", next, sizeof next - 1),
+              NATS_OK);
+    natsMsg* m = nullptr;
+    ASSERT_EQ(natsSubscription_NextMsg(&m, sub, 5000), NATS_OK);
+    EXPECT_GT(natsMsg_GetDataLength(m), 0);
+    natsMsg_Destroy(m);
+    natsSubscription_Destroy(sub);
+    natsConnection_Close(nc);
+    natsConnection_Destroy(nc);
+  }
+  ASSERT_EQ(export_stream(eo), 0);
+  both(reports(n, 2, false));
+  ASSERT_EQ(export_stream(eo), 0);
+  const std::string want = read_file(dir.path() + "/sink.jsonl");
+  EXPECT_EQ(std::count(want.begin(), want.end(), '\n'), 1 + 10);
+  EXPECT_EQ(read_file(eo.sink), want);
+  // The position the archive keeps: the stream sequence of its last record.
+  EXPECT_EQ(read_file(eo.sink + ".pos"), "11\n");
+}
+
 TEST_F(JetStream, AnExistingStreamWithOtherSettingsIsAnErrorNamingTheSetting) {
   ASSERT_TRUE(open());
   options_.max_age = std::chrono::seconds(3600);
