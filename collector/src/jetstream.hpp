@@ -21,8 +21,9 @@
 
 // The collectors' shared, replicated log: NATS JetStream (docs/jetstream.md). Every verified
 // record is one message of the stream GRIDNODE_REPORTS on gridnode.reports.<region>.<site>.<node>,
-// and each node's chain position lives in the key-value bucket GRIDNODE_CHAIN, moved on only by
-// compare-and-set on its revision, so that two collectors can never both extend one chain.
+// each published expecting the node's last message on it (Nats-Expected-Last-Subject-Sequence),
+// so that two collectors can never both extend one chain; the key-value bucket GRIDNODE_CHAIN
+// indexes where each node's catalog and last keyframe are.
 namespace gridnode::collector {
 
 // The settings the stream and the bucket are created with (and checked against when they exist).
