@@ -4,10 +4,10 @@
 #include <csignal>
 #include <cstdio>
 #include <deque>
+#include <nlohmann/json.hpp>
 #include <unordered_set>
 
-#include <nlohmann/json.hpp>
-
+#include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "sink.hpp"
 #include "stream_record.hpp"
@@ -45,6 +45,28 @@ class RecentIds {
   std::unordered_set<std::string> set_;
   std::deque<std::string> order_;
 };
+
+// "<archive>.pos": the stream sequence of the last record the archive holds, written after the
+// archive's fdatasync. Nothing: no such file (a new archive, or one written before the file).
+platform::Result<std::optional<std::uint64_t>> read_position(const std::string& path) {
+  char buf[64];
+  auto text = platform::read_small_file(path, buf);
+  if (!text) {
+    if (text.error().code == std::errc::no_such_file_or_directory) {
+      return std::optional<std::uint64_t>();
+    }
+    return tl::unexpected(text.error());
+  }
+  std::string_view t = *text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) {
+    t.remove_suffix(1);
+  }
+  auto v = platform::parse_uint64(t);
+  if (!v) {
+    return platform::fail(std::errc::invalid_argument, path + ": not a stream sequence");
+  }
+  return std::optional<std::uint64_t>(*v);
+}
 
 }  // namespace
 
@@ -93,7 +115,18 @@ int export_stream(const ExportOptions& o) {
   for (const auto& line : tail) {
     recent.add(record_id(line));
   }
+  const bool archive_empty = tail.empty();
   tail.clear();
+  // The archive's own position is the truth, not the consumer's acknowledgements: a message
+  // JetStream delivered to an exporter killed before it wrote it would be covered by the next
+  // run's acknowledgement of a later one (AckAll) and never written.
+  const std::string pos_path = o.sink + ".pos";
+  auto pos = read_position(pos_path);
+  if (!pos) {
+    std::fprintf(stderr, "gridnode-collector export: %s\n", pos.error().message().c_str());
+    return 2;
+  }
+  std::uint64_t position = pos->value_or(0);
   auto client = NatsClient::connect(o.from, "gridnode-export", o.timeout);
   if (!client) {
     std::fprintf(stderr, "gridnode-collector export: %s\n", client.error().message().c_str());
@@ -107,13 +140,31 @@ int export_stream(const ExportOptions& o) {
   so.Config.Durable = o.durable.c_str();
   so.Config.AckPolicy = js_AckAll;
   so.Config.DeliverPolicy = js_DeliverAll;
+  if (pos->has_value() || archive_empty) {
+    // The consumer starts again right after the archive's position: made afresh each run (a
+    // durable's start cannot be changed). What was written after the position was saved (a kill
+    // between the fdatasync and the position's write) comes again and is recognised by its id.
+    // An archive written before the position file (none, but lines) keeps its consumer as it is.
+    jsErrCode derr = static_cast<jsErrCode>(0);
+    natsStatus d =
+        js_DeleteConsumer((*client)->js(), o.stream.c_str(), o.durable.c_str(), nullptr, &derr);
+    if (d != NATS_OK && d != NATS_NOT_FOUND && derr != JSConsumerNotFoundErr) {
+      std::fprintf(stderr, "gridnode-collector export: %s\n",
+                   nats_error(d, derr, "consumer " + o.durable).message().c_str());
+      return 2;
+    }
+    if (position > 0) {
+      so.Config.DeliverPolicy = js_DeliverByStartSequence;
+      so.Config.OptStartSeq = position + 1;
+    }
+  }
   so.Config.MaxAckPending = 2 * kFetch;
   so.Config.AckWait = std::int64_t{60} * 1'000'000'000;
   natsSubscription* sub = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   const std::string subjects = std::string(kSubjectPrefix) + ".>";
-  natsStatus s = js_PullSubscribe(&sub, (*client)->js(), subjects.c_str(), o.durable.c_str(), &jo,
-                                  &so, &jerr);
+  natsStatus s =
+      js_PullSubscribe(&sub, (*client)->js(), subjects.c_str(), o.durable.c_str(), &jo, &so, &jerr);
   if (s != NATS_OK) {
     std::fprintf(stderr, "gridnode-collector export: %s\n",
                  nats_error(s, jerr, "consumer " + o.durable).message().c_str());
@@ -153,14 +204,26 @@ int export_stream(const ExportOptions& o) {
     }
     lines.clear();
     std::uint64_t batch_skipped = 0;
+    std::uint64_t last_at = 0;
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* m = list.Msgs[i];
       const char* id = nullptr;
       std::string key = natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr
                             ? std::string(id)
                             : std::string();
+      jsMsgMetaData* meta = nullptr;
+      std::uint64_t at = 0;
+      if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+        at = meta->Sequence.Stream;
+      }
+      jsMsgMetaData_Destroy(meta);
+      if (at > 0 && at <= position) {
+        ++batch_skipped;  // archived already (a redelivery)
+        continue;
+      }
+      last_at = std::max(last_at, at);
       if (!key.empty() && recent.contains(key)) {
-        ++batch_skipped;  // written before a crash, not acknowledged then
+        ++batch_skipped;  // written before a crash, after the position was saved
         continue;
       }
       const std::span<const std::uint8_t> data(
@@ -189,7 +252,19 @@ int export_stream(const ExportOptions& o) {
       }
     }
     skipped += batch_skipped;
-    // On disk: acknowledge the batch (AckAll: the last one covers those before it).
+    if (last_at > position) {
+      // On disk: the position follows (a crash before it only makes the next run skip by id).
+      if (auto w = platform::write_file_atomic(pos_path, std::to_string(last_at) + "\n", 0644);
+          !w) {
+        platform::log(Level::err, "export", LogLine("sink failed").kv("err", w.error().message()));
+        natsMsgList_Destroy(&list);
+        rc = 1;
+        break;
+      }
+      position = last_at;
+    }
+    // Acknowledged (AckAll: the last one covers those before it) so that JetStream does not
+    // deliver the batch again in this run; the next run starts from the position anyway.
     (void)natsMsg_AckSync(list.Msgs[list.Count - 1], nullptr, nullptr);
     natsMsgList_Destroy(&list);
   }

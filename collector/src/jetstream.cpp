@@ -1,9 +1,9 @@
 #include "jetstream.hpp"
 
-#include <cstdio>
-
 #include <asio/post.hpp>
+#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "gridnode/platform/files.hpp"
 #include "stream_record.hpp"
@@ -130,9 +130,9 @@ platform::Error nats_error(natsStatus s, jsErrCode code, const std::string& what
     text += ": ";
     text += last;
   }
-  std::errc e = s == NATS_TIMEOUT         ? std::errc::timed_out
-                : s == NATS_NOT_FOUND     ? std::errc::no_such_file_or_directory
-                : s == NATS_NO_SERVER     ? std::errc::connection_refused
+  std::errc e = s == NATS_TIMEOUT             ? std::errc::timed_out
+                : s == NATS_NOT_FOUND         ? std::errc::no_such_file_or_directory
+                : s == NATS_NO_SERVER         ? std::errc::connection_refused
                 : s == NATS_CONNECTION_CLOSED ? std::errc::not_connected
                                               : std::errc::io_error;
   return platform::Error{std::make_error_code(e), std::move(text)};
@@ -153,7 +153,8 @@ platform::Result<std::unique_ptr<NatsClient>> NatsClient::connect(const std::str
     ptrs.push_back(u.c_str());
   }
   natsStatus s = natsOptions_Create(&c->opts_);
-  if (s == NATS_OK) s = natsOptions_SetServers(c->opts_, ptrs.data(), static_cast<int>(ptrs.size()));
+  if (s == NATS_OK)
+    s = natsOptions_SetServers(c->opts_, ptrs.data(), static_cast<int>(ptrs.size()));
   if (s == NATS_OK) s = natsOptions_SetName(c->opts_, name.c_str());
   if (s == NATS_OK) s = natsOptions_SetTimeout(c->opts_, timeout.count());
   // Keep trying while a cluster node restarts: publishes time out meanwhile, and the agent retries.
@@ -232,7 +233,8 @@ platform::Result<void> ensure_stream(jsCtx* js, const JetStreamOptions& o) {
     } else if (c->MaxAge != max_age) {
       why = differs(o.stream, "max_age", secs(c->MaxAge), secs(max_age));
     } else if (c->MaxBytes != o.max_bytes) {
-      why = differs(o.stream, "max_bytes", std::to_string(c->MaxBytes), std::to_string(o.max_bytes));
+      why =
+          differs(o.stream, "max_bytes", std::to_string(c->MaxBytes), std::to_string(o.max_bytes));
     } else if (c->Replicas != o.replicas) {
       why = differs(o.stream, "replicas", std::to_string(c->Replicas), std::to_string(o.replicas));
     } else if (c->Duplicates != dups) {
@@ -283,7 +285,8 @@ platform::Result<kvStore*> ensure_bucket(jsCtx* js, const JetStreamOptions& o) {
   kc.StorageType = js_FileStorage;
   s = js_CreateKeyValue(&kv, js, &kc);
   if (s != NATS_OK) {
-    return tl::unexpected(nats_error(s, static_cast<jsErrCode>(0), "cannot create bucket " + o.bucket));
+    return tl::unexpected(
+        nats_error(s, static_cast<jsErrCode>(0), "cannot create bucket " + o.bucket));
   }
   return kv;
 }
@@ -314,82 +317,177 @@ JetStreamSink::~JetStreamSink() {
   kvStore_Destroy(kv_);
 }
 
-platform::Result<JetStreamSink::Loaded> JetStreamSink::load(const std::string& node) {
+namespace {
+
+// What is left of a load's budget, for the next request (at least 1 ms).
+std::int64_t left_ms(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return std::max<std::int64_t>(1, left.count());
+}
+
+bool not_found(natsStatus s, jsErrCode e) {
+  return s == NATS_NOT_FOUND || e == JSNoMessageFoundErr;
+}
+
+std::string message_data(natsMsg* m) {
+  return std::string(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+}
+
+}  // namespace
+
+platform::Result<JetStreamSink::Loaded> JetStreamSink::load(
+    const std::string& node, std::optional<std::uint64_t> known_last_at) {
   Loaded out;
-  // The entry's last message, delete and purge markers included: its sequence is the revision
-  // the next compare-and-set must name (as kvStore_Create does after a delete).
   jsCtx* js = client_->js();
-  const std::string kv_stream = "KV_" + options_.bucket;
-  const std::string kv_subject = "$KV." + options_.bucket + "." + node;
-  natsMsg* e = nullptr;
-  jsErrCode kerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetLastMsg(&e, js, kv_stream.c_str(), kv_subject.c_str(), nullptr, &kerr);
-  if (s == NATS_NOT_FOUND || kerr == JSNoMessageFoundErr) {
-    natsMsg_Destroy(e);
-    return out;  // a node no collector has seen
-  }
-  if (s != NATS_OK) {
-    return tl::unexpected(nats_error(s, kerr, "chain of " + node));
-  }
-  const std::uint64_t revision = natsMsg_GetSequence(e);
-  const char* op = nullptr;
-  if (natsMsgHeader_Get(e, "KV-Operation", &op) == NATS_OK) {
-    natsMsg_Destroy(e);  // deleted or purged: start afresh, at that revision
-    out.state.revision = revision;
-    return out;
-  }
-  auto state = ChainState::parse(
-      std::string_view(natsMsg_GetData(e), static_cast<std::size_t>(natsMsg_GetDataLength(e))),
-      revision);
-  natsMsg_Destroy(e);
-  if (!state) {
-    return tl::unexpected(
-        platform::Error{state.error().code, "chain of " + node + ": " + state.error().context});
-  }
-  out.state = *state;
-  // The catalog first: the replayed reports are decoded against it.
-  if (out.state.catalog_at > 0) {
-    natsMsg* m = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    if (js_GetMsg(&m, js, options_.stream.c_str(), out.state.catalog_at, nullptr, &jerr) ==
-        NATS_OK) {
-      out.replay.emplace_back(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
-    }
-    natsMsg_Destroy(m);  // aged out of the stream: the agent sends its catalog again anyway
-  }
-  if (out.state.keyframe_at == 0) {
-    return out;
-  }
-  // Then the node's records from its last keyframe to the end of the stream: an ordered
-  // consumer on the node's subjects, read until nothing is pending.
+  const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
   jsOptions jo;
   jsOptions_Init(&jo);
-  jsSubOptions so =
-      ordered_consumer(options_.stream, js_DeliverByStartSequence, out.state.keyframe_at);
+  auto step = [this, &jo, deadline](std::string_view name) {
+    if (options_.on_load_step) {
+      options_.on_load_step(name);
+    }
+    jo.Wait = left_ms(deadline);
+  };
+  // The stream's end for the node: its last message on any of its subjects (one per region and
+  // site it ever had), the fence its next record must name.
+  step("last");
   const std::string filter = std::string(kSubjectPrefix) + ".*.*." + subject_token(node);
+  {
+    natsMsg* m = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetLastMsg(&m, js, options_.stream.c_str(), filter.c_str(), &jo, &jerr);
+    if (s == NATS_OK) {
+      out.state.last_at = natsMsg_GetSequence(m);
+      out.state.subject = natsMsg_GetSubject(m);
+    } else if (!not_found(s, jerr)) {
+      natsMsg_Destroy(m);
+      return tl::unexpected(nats_error(s, jerr, "last record of " + node));
+    }
+    natsMsg_Destroy(m);
+  }
+  if (known_last_at && *known_last_at == out.state.last_at) {
+    out.current = true;  // nobody extended the node since this collector did
+    return out;
+  }
+  // The bucket's entry: where the node's catalog and last keyframe are. Its last message, delete
+  // and purge markers included.
+  step("chain");
+  const std::string kv_stream = "KV_" + options_.bucket;
+  const std::string kv_subject = "$KV." + options_.bucket + "." + node;
+  {
+    natsMsg* e = nullptr;
+    jsErrCode kerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetLastMsg(&e, js, kv_stream.c_str(), kv_subject.c_str(), &jo, &kerr);
+    if (s == NATS_OK) {
+      const std::uint64_t revision = natsMsg_GetSequence(e);
+      const char* op = nullptr;
+      if (natsMsgHeader_Get(e, "KV-Operation", &op) == NATS_OK) {
+        out.state.revision = revision;  // deleted or purged
+      } else {
+        auto state = ChainState::parse(message_data(e), revision);
+        if (!state) {
+          natsMsg_Destroy(e);
+          return tl::unexpected(platform::Error{state.error().code,
+                                                "chain of " + node + ": " + state.error().context});
+        }
+        state->last_at = out.state.last_at;
+        state->subject = std::move(out.state.subject);
+        out.state = std::move(*state);
+      }
+    } else if (!not_found(s, kerr)) {
+      natsMsg_Destroy(e);
+      return tl::unexpected(nats_error(s, kerr, "chain of " + node));
+    }
+    natsMsg_Destroy(e);
+  }
+  if (out.state.last_at == 0) {
+    return out;  // nothing of the node in the stream (new, or aged out): the bucket's position
+  }
+  std::set<crypto::Digest> catalogs;  // those in out.replay
+  // The catalog first: the replayed reports are decoded against it. Gone from the stream (aged
+  // out) is not an error: the agent sends its catalog again, and the replay below fetches the
+  // catalogs its reports name.
+  if (out.state.catalog_at > 0) {
+    step("catalog");
+    natsMsg* m = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetMsg(&m, js, options_.stream.c_str(), out.state.catalog_at, &jo, &jerr);
+    if (s == NATS_OK) {
+      out.replay.push_back(message_data(m));
+    } else if (!not_found(s, jerr)) {
+      natsMsg_Destroy(m);
+      return tl::unexpected(nats_error(s, jerr, "catalog of " + node));
+    }
+    natsMsg_Destroy(m);
+  }
+  // Then the node's records from its last keyframe (from the first, without an index) to the
+  // stream's end: an ordered consumer on the node's subjects, read until the message at last_at.
+  step("replay");
+  const std::uint64_t from = out.state.keyframe_at > 0 ? out.state.keyframe_at : 1;
+  jsSubOptions so = ordered_consumer(options_.stream, js_DeliverByStartSequence, from);
   natsSubscription* sub = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  s = js_SubscribeSync(&sub, js, filter.c_str(), &jo, &so, &jerr);
+  natsStatus s = js_SubscribeSync(&sub, js, filter.c_str(), &jo, &so, &jerr);
   if (s != NATS_OK) {
     return tl::unexpected(nats_error(s, jerr, "replay of " + node));
   }
-  for (;;) {
+  std::size_t read = 0;
+  for (std::uint64_t at = 0; at < out.state.last_at;) {
     natsMsg* m = nullptr;
-    s = natsSubscription_NextMsg(&m, sub, options_.timeout.count());
+    s = natsSubscription_NextMsg(&m, sub, left_ms(deadline));
     if (s != NATS_OK) {
-      break;  // what was read rebuilds what it can; the next keyframe does the rest
+      natsSubscription_Unsubscribe(sub);
+      natsSubscription_Destroy(sub);
+      return tl::unexpected(
+          nats_error(s, static_cast<jsErrCode>(0),
+                     "replay of " + node + " cut short after " + std::to_string(read) +
+                         " records, before stream sequence " + std::to_string(out.state.last_at)));
     }
-    out.replay.emplace_back(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
     jsMsgMetaData* meta = nullptr;
-    const bool last = natsMsg_GetMetaData(&meta, m) != NATS_OK || meta->NumPending == 0;
+    if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+      at = meta->Sequence.Stream;
+    }
     jsMsgMetaData_Destroy(meta);
+    out.replay.push_back(message_data(m));
+    ++read;
     natsMsg_Destroy(m);
-    if (last) {
-      break;
+    step("record");
+    if (at == 0) {
+      break;  // no metadata: not a JetStream message (cannot happen on this subscription)
     }
   }
   natsSubscription_Unsubscribe(sub);
   natsSubscription_Destroy(sub);
+  // A report may name a catalog other than the one at catalog_at (the bucket's index is behind
+  // the stream when a collector died between its records and its entry): fetched by digest.
+  std::vector<std::string> replay;
+  replay.reserve(out.replay.size());
+  for (auto& msg : out.replay) {
+    const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(msg.data()),
+                                              msg.size());
+    if (auto rec = parse_stream_record(bytes); is_stream_record(bytes) && rec) {
+      if (rec->kind == StreamKind::catalog) {
+        catalogs.insert(rec->digest);
+      } else if (rec->kind == StreamKind::report && !catalogs.contains(rec->header.catalog)) {
+        step("catalog");
+        catalogs.insert(rec->header.catalog);
+        natsMsg* m = nullptr;
+        jerr = static_cast<jsErrCode>(0);
+        s = js_GetLastMsg(&m, js, options_.stream.c_str(),
+                          catalog_subject(rec->header.catalog).c_str(), &jo, &jerr);
+        if (s == NATS_OK) {
+          replay.push_back(message_data(m));
+        } else if (!not_found(s, jerr)) {
+          natsMsg_Destroy(m);
+          return tl::unexpected(nats_error(s, jerr, "catalog of " + node));
+        }
+        natsMsg_Destroy(m);
+      }
+    }
+    replay.push_back(std::move(msg));
+  }
+  out.replay = std::move(replay);
   return out;
 }
 
@@ -461,7 +559,7 @@ bool JetStreamSink::publish(std::uint64_t batch, int record, natsMsg* msg, jsPub
 }
 
 void JetStreamSink::write(const std::string& node, const std::string& region,
-                          const std::string& site, const std::string& text,
+                          const std::string& site, std::shared_ptr<const std::string> text,
                           const std::vector<RecordInfo>& records, const ChainState& before,
                           ChainState after, Done done) {
   const std::uint64_t id = ++next_batch_;
@@ -471,6 +569,9 @@ void JetStreamSink::write(const std::string& node, const std::string& region,
   b.after = after;
   b.done = std::move(done);
   b.records = records;
+  b.text = std::move(text);
+  b.subject = report_subject(region, site, node);
+  b.fence = before.last_at;
   b.deadline = std::make_unique<asio::steady_timer>(io_, options_.timeout);
   b.deadline->async_wait([this, id](const std::error_code& ec) {
     auto it = batches_.find(id);
@@ -487,19 +588,33 @@ void JetStreamSink::write(const std::string& node, const std::string& region,
     }
     finish(id);
   });
-  const std::string subject = report_subject(region, site, node);
-  for (std::size_t i = 0; i < records.size(); ++i) {
+  if (before.last_at > 0 && before.subject != b.subject) {
+    // The node's region or site changed: its records go to another subject, whose own last
+    // message is the fence there (rare: one round trip on the loop).
+    natsMsg* m = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetLastMsg(&m, client_->js(), options_.stream.c_str(), b.subject.c_str(),
+                                 nullptr, &jerr);
+    b.fence = s == NATS_OK ? natsMsg_GetSequence(m) : 0;
+    natsMsg_Destroy(m);
+    if (s != NATS_OK && !not_found(s, jerr)) {
+      b.failed = nats_error(s, jerr, "last record on " + b.subject).context;
+    }
+  }
+  for (std::size_t i = 0; i < records.size() && b.failed.empty(); ++i) {
     const RecordInfo& r = records[i];
-    // One message is one stream record. A catalog goes to its own subject (catalog_subject), so
-    // that a consumer can find it by digest.
-    const std::string catalog = r.kind == protocol::FrameKind::catalog && !options_.json_lines
-                                    ? catalog_subject(r.digest)
-                                    : std::string();
-    // A JSON line is published without its '\n'.
-    const std::size_t size = options_.json_lines && r.size > 0 ? r.size - 1 : r.size;
+    // A catalog goes to its own subject (catalog_subject), so that a consumer can find it by
+    // digest, at once: it is no link of the node's chain (a refused batch may leave its catalog,
+    // which names no node's position). Reports and gap records go on the node's subject, one
+    // after the other (publish_next).
+    if (r.kind != protocol::FrameKind::catalog || options_.json_lines) {
+      b.chain.push_back(i);
+      continue;
+    }
+    const std::string catalog = catalog_subject(r.digest);
     natsMsg* msg = nullptr;
-    if (natsMsg_Create(&msg, catalog.empty() ? subject.c_str() : catalog.c_str(), nullptr,
-                       text.data() + r.offset, static_cast<int>(size)) != NATS_OK) {
+    if (natsMsg_Create(&msg, catalog.c_str(), nullptr, b.text->data() + r.offset,
+                       static_cast<int>(r.size)) != NATS_OK) {
       b.failed = "cannot create a NATS message";
       break;
     }
@@ -512,9 +627,44 @@ void JetStreamSink::write(const std::string& node, const std::string& region,
     }
     ++b.pending;
   }
+  if (b.failed.empty()) {
+    publish_next(id, b);
+  }
   if (b.pending == 0) {
     finish(id);
   }
+}
+
+void JetStreamSink::publish_next(std::uint64_t id, Batch& b) {
+  if (b.next >= b.chain.size() || !b.failed.empty()) {
+    return;
+  }
+  const std::size_t i = b.chain[b.next++];
+  const RecordInfo& r = b.records[i];
+  // A JSON line is published without its '\n'.
+  const std::size_t size = options_.json_lines && r.size > 0 ? r.size - 1 : r.size;
+  natsMsg* msg = nullptr;
+  if (natsMsg_Create(&msg, b.subject.c_str(), nullptr, b.text->data() + r.offset,
+                     static_cast<int>(size)) != NATS_OK) {
+    b.failed = "cannot create a NATS message";
+    return;
+  }
+  // The fence: JetStream stores the record only if the node's last message is still the one this
+  // collector knows ("0": none yet). Set as a header, as jsPubOptions cannot say "0".
+  const std::string fence = std::to_string(b.fence);
+  if (natsMsgHeader_Set(msg, "Nats-Expected-Last-Subject-Sequence", fence.c_str()) != NATS_OK) {
+    natsMsg_Destroy(msg);
+    b.failed = "cannot create a NATS message";
+    return;
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MsgId = r.id.c_str();
+  if (!publish(id, static_cast<int>(i), msg, &po)) {
+    b.failed = std::string("cannot publish: ") + nats_GetLastError(nullptr);
+    return;
+  }
+  ++b.pending;
 }
 
 void JetStreamSink::on_ack(Token t, bool ok, std::uint64_t seq, bool conflict, std::string why) {
@@ -527,7 +677,7 @@ void JetStreamSink::on_ack(Token t, bool ok, std::uint64_t seq, bool conflict, s
     if (b.failed.empty()) {
       b.failed = why.empty() ? "publish failed" : why;
     }
-    b.conflict = b.conflict || (conflict && t.record < 0);
+    b.conflict = b.conflict || (conflict && t.record >= 0);
   } else if (t.record < 0) {
     b.after.revision = seq;
   } else {
@@ -536,6 +686,12 @@ void JetStreamSink::on_ack(Token t, bool ok, std::uint64_t seq, bool conflict, s
       b.after.catalog_at = std::max(b.after.catalog_at, seq);
     } else if (r.kind == protocol::FrameKind::report && r.keyframe) {
       b.after.keyframe_at = std::max(b.after.keyframe_at, seq);
+    }
+    if (r.kind != protocol::FrameKind::catalog || options_.json_lines) {
+      // A duplicate (a republish the window absorbed) names the original's sequence, which is
+      // not after the fence.
+      b.fence = std::max(b.fence, seq);
+      publish_next(t.batch, b);
     }
   }
   if (b.pending > 0 && --b.pending == 0) {
@@ -547,20 +703,15 @@ void JetStreamSink::publish_chain(std::uint64_t id, Batch& b) {
   const std::string subject = "$KV." + options_.bucket + "." + b.node;
   const std::string value = b.after.encode();
   natsMsg* msg = nullptr;
-  if (natsMsg_Create(&msg, subject.c_str(), nullptr, value.data(), static_cast<int>(value.size())) !=
-      NATS_OK) {
+  if (natsMsg_Create(&msg, subject.c_str(), nullptr, value.data(),
+                     static_cast<int>(value.size())) != NATS_OK) {
     b.failed = "cannot create a NATS message";
     return;
   }
-  // Compare-and-set: the entry must still be at the revision this collector read. (What
-  // kvStore_Update / kvStore_Create do, asynchronously.)
+  // The index moves on without a compare-and-set: the records' fence decided already, and an
+  // entry behind the stream only makes a takeover's replay longer (load reads to the stream's end).
   jsPubOptions po;
   jsPubOptions_Init(&po);
-  if (b.before.revision == 0) {
-    po.ExpectNoMessage = true;
-  } else {
-    po.ExpectLastSubjectSeq = b.before.revision;
-  }
   b.kv_stage = true;
   if (!publish(id, -1, msg, &po)) {
     b.failed = std::string("cannot publish the chain: ") + nats_GetLastError(nullptr);
@@ -584,11 +735,14 @@ void JetStreamSink::finish(std::uint64_t id) {
   Batch done = std::move(b);
   batches_.erase(it);
   done.deadline->cancel();
+  done.after.last_at = done.fence;
+  done.after.subject = done.subject;
   if (!done.failed.empty()) {
-    done.done(platform::fail(std::errc::resource_unavailable_try_again,
-                             done.conflict ? "chain of " + done.node +
-                                                 " moved on by another collector"
-                                           : "JetStream: " + done.failed));
+    done.done(platform::fail(
+        std::errc::resource_unavailable_try_again,
+        done.conflict ? "chain of " + done.node +
+                            " moved on by another collector (JetStream: " + done.failed + ")"
+                      : "JetStream: " + done.failed));
     return;
   }
   done.done(done.after);

@@ -2,6 +2,8 @@
 
 #include <nats/nats.h>
 
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -13,17 +15,15 @@
 #include <unordered_map>
 #include <vector>
 
-#include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
-
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/platform/result.hpp"
 #include "ingest.hpp"
 
 // The collectors' shared, replicated log: NATS JetStream (docs/jetstream.md). Every verified
 // record is one message of the stream GRIDNODE_REPORTS on gridnode.reports.<region>.<site>.<node>,
-// and each node's chain position lives in the key-value bucket GRIDNODE_CHAIN, moved on only by
-// compare-and-set on its revision, so that two collectors can never both extend one chain.
+// each published expecting the node's last message on it (Nats-Expected-Last-Subject-Sequence),
+// so that two collectors can never both extend one chain; the key-value bucket GRIDNODE_CHAIN
+// indexes where each node's catalog and last keyframe are.
 namespace gridnode::collector {
 
 // The settings the stream and the bucket are created with (and checked against when they exist).
@@ -42,6 +42,10 @@ struct JetStreamOptions {
   // compact stream records. Only for comparing the two (bench/collector_bench.cpp); consumers
   // read both formats.
   bool json_lines = false;
+  // Tests only: called by JetStreamSink::load between its steps ("last", "chain", "catalog",
+  // "replay", "record" after each record replayed),
+  // so that a test can stop the server at a given point. Empty: nothing.
+  std::function<void(std::string_view step)> on_load_step;
 };
 
 inline constexpr std::string_view kSubjectPrefix = "gridnode.reports";
@@ -51,14 +55,20 @@ std::string subject_token(std::string_view s);
 // gridnode.reports.<region>.<site>.<node>
 std::string report_subject(std::string_view region, std::string_view site, std::string_view node);
 
-// The chain bucket's value for one node: where its chain is and where in the stream the records
-// that rebuild a collector's state for it (its catalog, its last keyframe) are.
+// A node's position. The stream is the truth: `last_at` is the stream sequence of the node's last
+// message on its subject, and every record of the node is published with
+// Nats-Expected-Last-Subject-Sequence = last_at, so that JetStream itself refuses a record of a
+// collector whose view of the node is behind (another collector extended it). The bucket's value
+// (seq digest catalog_at keyframe_at) is an index: where the records that rebuild a collector's
+// state (the node's catalog, its last keyframe) are, so that a takeover reads from there.
 struct ChainState {
   std::uint64_t seq = 0;
   crypto::Digest digest{};
   std::uint64_t catalog_at = 0;   // stream sequence of the node's latest catalog record
   std::uint64_t keyframe_at = 0;  // stream sequence of its latest keyframe report
   std::uint64_t revision = 0;     // the bucket entry's revision (0: no entry yet)
+  std::uint64_t last_at = 0;      // stream sequence of the node's last message (0: none); not in
+  std::string subject;            // the bucket: read from the stream, with that message's subject
   std::string encode() const;     // "seq digest catalog_at keyframe_at"
   [[nodiscard]] static platform::Result<ChainState> parse(std::string_view text,
                                                           std::uint64_t revision);
@@ -116,22 +126,33 @@ class JetStreamSink {
       asio::io_context& io, const JetStreamOptions& o);
   ~JetStreamSink();
 
-  // The node's chain as the bucket has it now, with the messages to replay (its catalog, then its
-  // reports from its last keyframe on) so that a collector taking the node over decodes its next
-  // deltas. Blocks for a few round trips: called when a node connects.
+  // The node's position as the stream has it now, with the messages to replay (its catalog, then
+  // its records from its last keyframe to the stream's end, and any other catalog those name) so
+  // that a collector taking the node over resumes where the stream ends and decodes the node's
+  // next deltas. When `known_last_at` is the stream sequence of the node's last message, nothing
+  // else is read (`current`: the caller's state is the stream's). Blocks the calling thread for
+  // at most JetStreamOptions::timeout in all (a few round trips; a replay of up to one keyframe
+  // interval of records on a takeover). Fails on any error or timeout (only "not found" means
+  // "nothing there"): a replay cut short would leave the node's next deltas undecodable.
   struct Loaded {
     ChainState state;
     std::vector<std::string> replay;
+    bool current = false;
   };
-  [[nodiscard]] platform::Result<Loaded> load(const std::string& node);
+  [[nodiscard]] platform::Result<Loaded> load(const std::string& node,
+                                              std::optional<std::uint64_t> known_last_at = {});
 
   // Publishes each stream record of `text` (one message each, `records[i].id` as Nats-Msg-Id;
-  // written by NodeIngest with IngestOptions::stream_records), then
-  // moves the node's chain entry from `before` (its revision) to `after`; calls `done` on the
-  // loop with the new state, or with an error (a failed publish, a timeout, or another
-  // collector having moved the chain: errc::resource_unavailable_try_again).
+  // written by NodeIngest with IngestOptions::stream_records): catalogs at once on their own
+  // subjects, the node's reports and gap records one after the other on its subject, each
+  // expecting the node's last message to be the one before (`before.last_at`, then each
+  // acknowledged sequence), then writes the node's bucket entry `after`; calls `done` on the loop
+  // with the new state, or with an error (a failed publish, a timeout, or JetStream refusing a
+  // record because another collector extended the node: errc::resource_unavailable_try_again,
+  // "moved on by another collector"; the records of the batch before the refused one may be
+  // stored, and are then part of the node's one chain).
   void write(const std::string& node, const std::string& region, const std::string& site,
-             const std::string& text, const std::vector<RecordInfo>& records,
+             std::shared_ptr<const std::string> text, const std::vector<RecordInfo>& records,
              const ChainState& before, ChainState after, Done done);
 
   std::string describe() const { return options_.servers; }
@@ -139,12 +160,17 @@ class JetStreamSink {
  private:
   struct Batch {
     std::string node;
+    std::string subject;             // the node's
+    std::uint64_t fence = 0;         // the expected last sequence on `subject` (0: no message)
+    std::vector<std::size_t> chain;  // records on `subject`, published one after the other
+    std::size_t next = 0;            // the next of `chain` to publish
     std::size_t pending = 0;
     bool kv_stage = false;
     std::string failed;  // non-empty: why
     bool conflict = false;
     ChainState before, after;
     std::vector<RecordInfo> records;  // kind and keyframe, to place catalog_at / keyframe_at
+    std::shared_ptr<const std::string> text;  // the records' bytes, until the last is published
     Done done;
     std::unique_ptr<asio::steady_timer> deadline;
   };
@@ -161,10 +187,10 @@ class JetStreamSink {
   };
   JetStreamSink(asio::io_context& io, JetStreamOptions o) : io_(io), options_(std::move(o)) {}
   void drain_acks();
-  static void on_ack_thread(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae,
-                            void* closure);
+  static void on_ack_thread(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
   void on_ack(Token t, bool ok, std::uint64_t seq, bool conflict, std::string why);
   bool publish(std::uint64_t batch, int record, natsMsg* msg, jsPubOptions* opts);
+  void publish_next(std::uint64_t id, Batch& b);
   void publish_chain(std::uint64_t id, Batch& b);
   void finish(std::uint64_t id);
 
@@ -174,8 +200,8 @@ class JetStreamSink {
   kvStore* kv_ = nullptr;
   std::mutex mu_;  // guards inflight_, acks_ and drain_posted_ (NATS threads and the loop)
   std::unordered_map<natsMsg*, Token> inflight_;
-  std::vector<Ack> acks_;      // received, not yet handled on the loop
-  bool drain_posted_ = false;  // a drain_acks() is queued on the loop
+  std::vector<Ack> acks_;                             // received, not yet handled on the loop
+  bool drain_posted_ = false;                         // a drain_acks() is queued on the loop
   std::unordered_map<std::uint64_t, Batch> batches_;  // loop only
   std::uint64_t next_batch_ = 0;
 };

@@ -93,13 +93,10 @@ void Store::replay(std::string_view line) {
   stats_.nodes = nodes_.size();
 }
 
-void Store::replay_into(NodeIngest& node, std::string_view line, std::uint64_t up_to) {
+void Store::replay_into(NodeIngest& node, std::string_view line) {
+  // Every record up to the stream's end: the node resumes there (the agent is told so in its
+  // welcome), also after records a collector published but died before acknowledging.
   auto p = parse_line(line, keys_);
-  if (p && p->kind == protocol::FrameKind::report && p->seq > up_to) {
-    // Published by a collector that died before the bucket moved: the agent sends it again, and
-    // it must then be decoded against its predecessor, not against itself.
-    return;
-  }
   if (!p || p->node != node.node_id() || !node.restore(p->kind, p->raw)) {
     ++stats_.lines_unreadable;
     return;
@@ -112,17 +109,24 @@ platform::Result<NodeIngest*> Store::node(const std::string& node_id,
   auto& slot = nodes_[node_id];
   stats_.nodes = nodes_.size();
   if (jetstream_) {
-    auto loaded = jetstream_->load(node_id);
+    std::optional<std::uint64_t> known;
+    if (slot.ingest && !slot.stale) {
+      known = slot.chain.last_at;
+    }
+    auto loaded = jetstream_->load(node_id, known);
     if (!loaded) {
+      // Nothing is known for sure (a leader election, a timeout): the session is refused and the
+      // agent comes back; this collector's state is not trusted until a load succeeds.
+      slot.stale = true;
       return tl::unexpected(loaded.error());
     }
-    if (!slot.ingest || slot.stale || slot.chain.revision != loaded->state.revision) {
-      // Another collector had the node (or this one is behind): rebuild from the stream.
+    if (!loaded->current) {
+      // Another collector extended the node (or this one never had it): rebuild from the stream.
       slot.ingest = std::make_unique<NodeIngest>(node_id, std::nullopt, options_);
       for (const auto& line : loaded->replay) {
-        replay_into(*slot.ingest, line, loaded->state.seq);
+        replay_into(*slot.ingest, line);
       }
-      if (loaded->state.seq != 0) {
+      if (slot.ingest->have_seq() == 0 && loaded->state.seq != 0) {
         slot.ingest->resume(loaded->state.seq, loaded->state.digest);
       }
       slot.chain = loaded->state;
@@ -173,12 +177,12 @@ void Store::commit(NodeIngest& node, std::span<const protocol::Frame> frames, Do
   after.digest = node.have_digest();
   slot.busy = true;
   const std::string id = node.node_id();
-  jetstream_->write(id, node.region(), node.site(), *text, records, slot.chain, after,
+  jetstream_->write(id, node.region(), node.site(), text, records, slot.chain, after,
                     [this, id, r, text, done = std::move(done)](platform::Result<ChainState> s) {
                       Slot& sl = nodes_[id];
                       sl.busy = false;
                       if (!s) {
-                        sl.stale = true;  // memory is ahead of the bucket: reload on reconnect
+                        sl.stale = true;  // memory may be ahead of the stream: reload on reconnect
                         done(tl::unexpected(s.error()));
                         return;
                       }

@@ -1,11 +1,10 @@
 #pragma once
 
+#include <asio/io_context.hpp>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
-
-#include <asio/io_context.hpp>
 
 #include "ingest.hpp"
 #include "jetstream.hpp"
@@ -27,14 +26,16 @@ class Store {
     std::uint64_t bytes_cut = 0;         // torn tail cut at open
   };
 
-  [[nodiscard]] static platform::Result<std::unique_ptr<Store>> open_jsonl(
-      const std::string& path, IngestOptions options);
+  [[nodiscard]] static platform::Result<std::unique_ptr<Store>> open_jsonl(const std::string& path,
+                                                                           IngestOptions options);
   [[nodiscard]] static platform::Result<std::unique_ptr<Store>> open_jetstream(
       asio::io_context& io, const JetStreamOptions& jetstream, IngestOptions options);
 
   // The node's state (created on first sight), with the key of its current certificate. With
-  // JetStream it is rebuilt from the bucket and the stream when another collector moved the
-  // node's chain since this one last saw it (a few round trips on the calling thread).
+  // JetStream it is rebuilt from the stream (its end, the bucket's index of where to read from)
+  // when another collector extended the node since this one last saw it: a round trip on the
+  // calling thread, a few more and a replay on a takeover, bounded by JetStreamOptions::timeout;
+  // any error or timeout fails (the caller refuses the session, the agent retries).
   [[nodiscard]] platform::Result<NodeIngest*> node(const std::string& node_id,
                                                    const crypto::PublicKey& key);
 
@@ -52,13 +53,13 @@ class Store {
  private:
   struct Slot {
     std::unique_ptr<NodeIngest> ingest;
-    ChainState chain;    // JetStream: the bucket's entry as this collector last wrote or read it
-    bool stale = false;  // JetStream: in memory ahead of the bucket; reload on next connection
+    ChainState chain;    // JetStream: the node's position as this collector last wrote or read it
+    bool stale = false;  // JetStream: memory may differ from the stream; reload on next connection
     bool busy = false;   // a batch is in flight
   };
   Store(IngestOptions options) : options_(options) {}
   void replay(std::string_view line);
-  void replay_into(NodeIngest& node, std::string_view line, std::uint64_t up_to);
+  void replay_into(NodeIngest& node, std::string_view line);
 
   IngestOptions options_;
   std::unique_ptr<Sink> sink_;

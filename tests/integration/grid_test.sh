@@ -7,7 +7,8 @@
 # are in the stream exactly once, without a gap record; the exported archive equals the stream,
 # message id for message id; the capacity view lists every node fresh. Then two agent processes
 # with one node's identity stream at once, one to each of two collectors: the bucket's
-# compare-and-set keeps one chain, and the loser is refused with a reason in its log.
+# stream's fence (Nats-Expected-Last-Subject-Sequence) keeps one chain, and the loser is refused
+# with a reason in its log.
 source "$(dirname "$0")/lib.sh"
 
 command -v nats-server >/dev/null || { echo "nats-server missing (./gridnode.sh deps)"; exit 1; }

@@ -69,6 +69,7 @@ class NatsServer {
 
   // nats://127.0.0.1:PORT, or "" when it did not start.
   const std::string& url() const { return url_; }
+  pid_t pid() const { return pid_; }
 
  private:
   std::string dir_;
