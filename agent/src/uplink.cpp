@@ -1,8 +1,7 @@
 #include "gridnode/agent/uplink.hpp"
 
-#include <tuple>
-
 #include <asio/connect.hpp>
+#include <tuple>
 
 #include "gridnode/platform/log.hpp"
 #include "gridnode/protocol/session.hpp"
@@ -41,7 +40,8 @@ platform::Result<void> Uplink::start() {
   for (const auto& e : options_.endpoints) {
     auto colon = e.rfind(':');
     if (colon == std::string::npos || colon + 1 == e.size()) {
-      return platform::fail(std::errc::invalid_argument, "upstream \"" + e + "\": HOST:PORT expected");
+      return platform::fail(std::errc::invalid_argument,
+                            "upstream \"" + e + "\": HOST:PORT expected");
     }
     Endpoint ep;
     ep.text = e;
@@ -92,7 +92,11 @@ void Uplink::connect() {
   const Endpoint& ep = endpoints_[current_];
   auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
   timer_.expires_after(options_.connect_timeout);
-  timer_.async_wait([this, session, socket](const std::error_code& ec) {
+  timer_.async_wait([this, alive = std::weak_ptr<const bool>(alive_), session,
+                     socket](const std::error_code& ec) {
+    if (alive.expired()) {
+      return;  // the uplink is gone (the agent stopped)
+    }
     if (!ec && session == session_ && state_ == State::connecting) {
       std::error_code ignored;
       resolver_.cancel();
@@ -101,8 +105,11 @@ void Uplink::connect() {
   });
   resolver_.async_resolve(
       ep.host, ep.port,
-      [this, session, socket](const std::error_code& ec,
-                              asio::ip::tcp::resolver::results_type results) {
+      [this, alive = std::weak_ptr<const bool>(alive_), session, socket](
+          const std::error_code& ec, asio::ip::tcp::resolver::results_type results) {
+        if (alive.expired()) {
+          return;  // the uplink is gone (the agent stopped)
+        }
         if (session != session_) {
           return;
         }
@@ -110,19 +117,22 @@ void Uplink::connect() {
           fail("cannot resolve " + endpoints_[current_].text + ": " + ec.message());
           return;
         }
-        asio::async_connect(*socket, results,
-                            [this, session, socket](const std::error_code& ec2,
-                                                    const asio::ip::tcp::endpoint&) {
-                              if (session != session_) {
-                                return;
-                              }
-                              if (ec2) {
-                                fail("cannot connect to " + endpoints_[current_].text + ": " +
-                                     ec2.message());
-                                return;
-                              }
-                              on_connected(std::move(*socket));
-                            });
+        asio::async_connect(
+            *socket, results,
+            [this, alive = std::weak_ptr<const bool>(alive_), session, socket](
+                const std::error_code& ec2, const asio::ip::tcp::endpoint&) {
+              if (alive.expired()) {
+                return;  // the uplink is gone (the agent stopped)
+              }
+              if (session != session_) {
+                return;
+              }
+              if (ec2) {
+                fail("cannot connect to " + endpoints_[current_].text + ": " + ec2.message());
+                return;
+              }
+              on_connected(std::move(*socket));
+            });
       });
 }
 
@@ -131,27 +141,31 @@ void Uplink::on_connected(asio::ip::tcp::socket socket) {
   timer_.cancel();
   state_ = State::handshaking;
   stream_ = std::make_unique<crypto::TlsStream>(endpoints_[current_].tls, std::move(socket));
-  stream_->async_handshake([this, session](platform::Result<void> r) {
-    if (session != session_) {
-      return;
-    }
-    if (!r) {
-      fail(r.error().message());
-      return;
-    }
-    state_ = State::greeting;
-    // A collector from before the policy frames ignores the ALPN offer: none are sent then.
-    policy_frames_ = stream_->alpn_protocol() == protocol::kSessionAlpnPolicy;
-    in_ = protocol::FrameAssembler{};
-    writing_ = false;
-    queued_.clear();
-    catalog_sent_valid_ = false;
-    protocol::Bytes hello;
-    protocol::encode(protocol::Hello{node_, source_.first_unacked(), source_.newest()}, hello);
-    protocol::append_frame(queued_, protocol::FrameKind::hello, hello);
-    write_queued();
-    read();
-  });
+  stream_->async_handshake(
+      [this, alive = std::weak_ptr<const bool>(alive_), session](platform::Result<void> r) {
+        if (alive.expired()) {
+          return;  // the uplink is gone (the agent stopped)
+        }
+        if (session != session_) {
+          return;
+        }
+        if (!r) {
+          fail(r.error().message());
+          return;
+        }
+        state_ = State::greeting;
+        // A collector from before the policy frames ignores the ALPN offer: none are sent then.
+        policy_frames_ = stream_->alpn_protocol() == protocol::kSessionAlpnPolicy;
+        in_ = protocol::FrameAssembler{};
+        writing_ = false;
+        queued_.clear();
+        catalog_sent_valid_ = false;
+        protocol::Bytes hello;
+        protocol::encode(protocol::Hello{node_, source_.first_unacked(), source_.newest()}, hello);
+        protocol::append_frame(queued_, protocol::FrameKind::hello, hello);
+        write_queued();
+        read();
+      });
 }
 
 void Uplink::fail(const std::string& why) {
@@ -183,27 +197,35 @@ void Uplink::schedule_retry() {
   backoff_ = std::min(backoff_ * 2, options_.backoff_max);
   const std::uint64_t session = session_;
   timer_.expires_after(delay);
-  timer_.async_wait([this, session](const std::error_code& ec) {
-    if (!ec && session == session_) {
-      connect();
-    }
-  });
+  timer_.async_wait(
+      [this, alive = std::weak_ptr<const bool>(alive_), session](const std::error_code& ec) {
+        if (alive.expired()) {
+          return;  // the uplink is gone (the agent stopped)
+        }
+        if (!ec && session == session_) {
+          connect();
+        }
+      });
 }
 
 void Uplink::read() {
   const std::uint64_t session = session_;
   auto space = in_.space();
-  stream_->async_read_some(asio::buffer(space.data(), space.size()),
-                           [this, session](platform::Result<std::size_t> n) {
-                             if (session != session_) {
-                               return;
-                             }
-                             if (!n) {
-                               fail(n.error().message());
-                               return;
-                             }
-                             on_data(*n);
-                           });
+  stream_->async_read_some(
+      asio::buffer(space.data(), space.size()),
+      [this, alive = std::weak_ptr<const bool>(alive_), session](platform::Result<std::size_t> n) {
+        if (alive.expired()) {
+          return;  // the uplink is gone (the agent stopped)
+        }
+        if (session != session_) {
+          return;
+        }
+        if (!n) {
+          fail(n.error().message());
+          return;
+        }
+        on_data(*n);
+      });
 }
 
 void Uplink::on_data(std::size_t n) {
@@ -326,13 +348,16 @@ bool Uplink::on_policy_bundle(const protocol::Frame& f) {
   // Verified on the policy engine's worker; the answer comes back on the loop, and only to the
   // session that asked (a later one reports the policy in force after its welcome anyway).
   const std::uint64_t session = session_;
-  policy_->offer(
-      std::move(push->bundle), "uplink " + connected_to_,
-      [this, session, offered](protocol::PolicyStatus::Result result, const std::string& reason) {
-        if (session == session_ && state_ == State::streaming) {
-          send_policy_status(result, offered, reason);
-        }
-      });
+  policy_->offer(std::move(push->bundle), "uplink " + connected_to_,
+                 [this, alive = std::weak_ptr<const bool>(alive_), session, offered](
+                     protocol::PolicyStatus::Result result, const std::string& reason) {
+                   if (alive.expired()) {
+                     return;  // the uplink is gone (the agent stopped)
+                   }
+                   if (session == session_ && state_ == State::streaming) {
+                     send_policy_status(result, offered, reason);
+                   }
+                 });
   return true;
 }
 
@@ -363,7 +388,8 @@ void Uplink::pump() {
   while (sent_ - acked_ < window_ && queued_.size() < options_.batch_bytes) {
     records_.clear();
     if (auto r = source_.read(sent_, options_.batch_bytes, records_); !r) {
-      platform::log(Level::err, "uplink", LogLine("cannot read the spool").kv("err", r.error().message()));
+      platform::log(Level::err, "uplink",
+                    LogLine("cannot read the spool").kv("err", r.error().message()));
       break;
     }
     bool progress = false;
@@ -400,7 +426,11 @@ void Uplink::write_queued() {
   queued_.clear();
   writing_ = true;
   const std::uint64_t session = session_;
-  stream_->async_write(asio::buffer(out_), [this, session](platform::Result<void> r) {
+  stream_->async_write(asio::buffer(out_), [this, alive = std::weak_ptr<const bool>(alive_),
+                                            session](platform::Result<void> r) {
+    if (alive.expired()) {
+      return;  // the uplink is gone (the agent stopped)
+    }
     if (session != session_) {
       return;
     }
@@ -418,17 +448,22 @@ void Uplink::write_queued() {
   // No ack for a while with reports in flight: the collector or the path is stuck.
   if (sent_ > acked_) {
     timer_.expires_after(options_.idle_timeout);
-    timer_.async_wait([this, session](const std::error_code& ec) {
-      if (!ec && session == session_ && sent_ > acked_) {
-        fail("no acknowledgement for " + std::to_string(options_.idle_timeout.count()) + " s");
-      }
-    });
+    timer_.async_wait(
+        [this, alive = std::weak_ptr<const bool>(alive_), session](const std::error_code& ec) {
+          if (alive.expired()) {
+            return;  // the uplink is gone (the agent stopped)
+          }
+          if (!ec && session == session_ && sent_ > acked_) {
+            fail("no acknowledgement for " + std::to_string(options_.idle_timeout.count()) + " s");
+          }
+        });
   }
 }
 
 void SpoolSource::acknowledge(std::uint64_t seq) {
   if (auto r = spool_.ack(seq); !r) {
-    platform::log(Level::err, "uplink", LogLine("cannot acknowledge").kv("err", r.error().message()));
+    platform::log(Level::err, "uplink",
+                  LogLine("cannot acknowledge").kv("err", r.error().message()));
   }
 }
 

@@ -107,7 +107,7 @@ fi
 # only reported; bench/capacity_freshness.sh measures freshness.)
 t0=$(date +%s%N)
 record g1 east dc1 3 "$t0" "$(summary 'NVIDIA A100' 8 8 0 0 0)" | "${PUB[@]}" "$NATS" >/dev/null
-wait_for "g1 busy in the view" 10 bash -c "curl -fsS '$URL/v1/nodes/g1' | jq -e '.busy == 8'"
+wait_for "g1 busy in the view" 10 bash -o pipefail -c "curl -fsS '$URL/v1/nodes/g1' | jq -e '.busy == 8'"
 check "a change on g1 is visible ($(( ($(date +%s%N) - t0) / 1000000 )) ms after its sampling, publisher and curl included)" \
   jq_is '.busy == 8 and .free_accelerators == 0' <<<"$(curl -fsS "$URL/v1/nodes/g1")"
 
@@ -115,7 +115,7 @@ check "a change on g1 is visible ($(( ($(date +%s%N) - t0) / 1000000 )) ms after
 kill -TERM "$VIEW"
 wait "$VIEW" 2>/dev/null || true
 start_view
-wait_for "view rebuilt" 10 bash -c "curl -fsS '$URL/v1/nodes/g1' | jq -e '.busy == 8'"
+wait_for "view rebuilt" 10 bash -o pipefail -c "curl -fsS '$URL/v1/nodes/g1' | jq -e '.busy == 8'"
 check "restart: state rebuilt from each node's last record" \
   jq_is '.total.nodes == 6' <<<"$(curl -fsS "$URL/v1/capacity")"
 

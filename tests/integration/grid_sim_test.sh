@@ -59,7 +59,7 @@ check "the stream holds every report of every node once ($(wc -l <"$WORK/expecte
 # The capacity view shows a simulated node's last report, with its accelerator summary.
 last=$(awk '$1 == "sim000007" {print $2}' "$WORK/per-node")
 wait_for "the view holds sim000007's last report" 10 \
-  bash -c "curl -fsS http://127.0.0.1:$HPORT/v1/nodes/sim000007 | jq -e '.seq == $last'"
+  bash -o pipefail -c "curl -fsS http://127.0.0.1:$HPORT/v1/nodes/sim000007 | jq -e '.seq == $last'"
 curl -fsS "http://127.0.0.1:$HPORT/v1/nodes/sim000007" >"$WORK/node.json"
 check "the view shows sim000007 at seq $last with 8 H100s, busy + idle = 8" \
   jq_is ".seq == $last and .accelerators == 8 and .busy + .idle == 8 and (.model | test(\"H100\"))" "$WORK/node.json"

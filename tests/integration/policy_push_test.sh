@@ -93,7 +93,7 @@ check "the applied event names the collector" jq_is \
 stop_collector
 cp "$WORK/v1.bundle" "$WORK/push.bundle"
 start_collector "$WORK/push.bundle"
-wait_for "rollback refused" 20 bash -c "'${CTL[0]}' --socket '$WORK/a.sock' events --json | jq -e '[.[] | select(.rule == \"policy\" and (.details | test(\"rollback\")))] | length == 1'"
+wait_for "rollback refused" 20 bash -o pipefail -c "'${CTL[0]}' --socket '$WORK/a.sock' events --json | jq -e '[.[] | select(.rule == \"policy\" and (.details | test(\"rollback\")))] | length == 1'"
 check "rollback: version 2 stays in force" policy_is "2 uplink 127.0.0.1:$PORT"
 check "rollback: one event, naming both versions" [ "$(refusals 'version 1 is not newer than version 2 in force \\(rollback\\)')" -eq 1 ]
 wait_for "collector logs the refusal" 10 grep -q "policy refused node=node-1 version=2 .*rollback" "$WORK/collector.log"
@@ -107,7 +107,7 @@ kill -TERM "$AGENT"
 wait "$AGENT" 2>/dev/null || true
 start_agent
 check "restart: v2 from the state dir" policy_is "2 bundle $STATE/policy.bundle"
-wait_for "restart: v1 refused again" 20 bash -c "'${CTL[0]}' --socket '$WORK/a.sock' events --json | jq -e '[.[] | select(.rule == \"policy\" and (.details | test(\"rollback\")))] | length == 1'"
+wait_for "restart: v1 refused again" 20 bash -o pipefail -c "'${CTL[0]}' --socket '$WORK/a.sock' events --json | jq -e '[.[] | select(.rule == \"policy\" and (.details | test(\"rollback\")))] | length == 1'"
 check "restart: still v2" jq_is '.version == 2' <<<"$(policy)"
 
 # --- an agent without a [policy] key refuses what is pushed
@@ -119,7 +119,7 @@ CTL2=("$BIN/gridnodectl" --socket "$WORK/n2.sock")
   --upstream "127.0.0.1:$PORT" --ca "$P/ca.crt" 2>>"$WORK/n2.log" &
 AGENT2=$!
 PIDS+=("$AGENT2")
-wait_for "node-2 refuses the push" 20 bash -c "'${CTL2[0]}' --socket '$WORK/n2.sock' events --json | jq -e '[.[] | select(.rule == \"policy\" and .result == \"rejected\" and (.details | test(\"no policy key is configured\")))] | length == 1'"
+wait_for "node-2 refuses the push" 20 bash -o pipefail -c "'${CTL2[0]}' --socket '$WORK/n2.sock' events --json | jq -e '[.[] | select(.rule == \"policy\" and .result == \"rejected\" and (.details | test(\"no policy key is configured\")))] | length == 1'"
 check "node-2: the built-in default stays" jq_is '.source == "built-in default"' <<<"$("${CTL2[@]}" policy --json)"
 wait_for "collector logs node-2's refusal" 10 grep -q "policy refused node=node-2 version=0 .*no policy key" "$WORK/collector.log"
 
@@ -133,8 +133,14 @@ kill -HUP "$COLLECTOR"
 wait_for "v3 applied after SIGHUP" 20 policy_is "3 uplink 127.0.0.1:$PORT"
 wait_for "node-2 refuses v3 too" 20 bash -c "[ \$('${CTL2[0]}' --socket '$WORK/n2.sock' events --json | jq '[.[] | select(.rule == \"policy\" and .result == \"rejected\")] | length') -ge 2 ]"
 
-kill -TERM "$AGENT2"
-wait "$AGENT2" 2>/dev/null || true
+stops_cleanly() {  # PID NAME: SIGTERM ends it with status 0 while its uplink is connected (a
+  # handler that ran after the uplink was destroyed aborted the ASan build here)
+  kill -TERM "$1"
+  local rc=0
+  wait "$1" || rc=$?
+  check "$2 stops cleanly on SIGTERM (exit $rc)" [ "$rc" -eq 0 ]
+}
+stops_cleanly "$AGENT2" node-2
 
 # --- an agent without the policy ALPN (as before policy frames) is never sent them: a policy
 # frame from it is an unexpected frame, as it is for an older collector
@@ -144,6 +150,8 @@ status_hex="1544""0100${zeros}00${zeros}00"  # kind 21, 68 bytes: in force, vers
 out=$("${HC[@]}" "$P/nodes/node-2.crt" "$P/nodes/node-2.key" node-2 "rawhex:$status_hex")
 check "no ALPN: only welcome, no bundle ($out)" [ "$out" = welcome ]
 check "no ALPN: policy_status is an unexpected frame" grep -q "node-2: unexpected frame kind 21" "$WORK/collector.log"
+
+stops_cleanly "$AGENT" node-1
 
 # --- the stats line (logged at stop too) counts nodes per policy version, as each last said
 stop_collector

@@ -122,6 +122,9 @@ class Uplink {
   State state_ = State::idle;
   bool stopped_ = false;
   std::uint64_t session_ = 0;  // bumps on every (re)connect: late handlers of old ones are ignored
+  // Every handler holds this weakly: one that runs after the uplink was destroyed (a read the
+  // TLS stream completed as it closed, a policy answer) returns without touching it.
+  std::shared_ptr<const bool> alive_ = std::make_shared<const bool>(true);
 
   asio::ip::tcp::resolver resolver_;
   asio::steady_timer timer_;  // connect deadline, retry backoff, idle
