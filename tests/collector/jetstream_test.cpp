@@ -238,7 +238,7 @@ TEST_F(JetStream, ATakeoverCutShortFailsAndTheNextOneIsWhole) {
   ASSERT_TRUE(commit_and_wait(io_, *a, *na, reports(n, 6, true)));
   // The server stops answering when the load asks for the node's catalog, and answers again at
   // the load's next step (what a leader election does): the catalog's request timed out.
-  options_.timeout = std::chrono::milliseconds(500);
+  options_.timeout = std::chrono::seconds(2);  // the whole load's budget, here and on the retry
   bool stopped = false;
   options_.on_load_step = [this, &stopped](std::string_view step) {
     if (step == "catalog" && !stopped) {
