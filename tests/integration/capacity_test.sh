@@ -26,7 +26,10 @@ PORT=$(free_port)
 "$COL" serve --listen "127.0.0.1:$PORT" --ca "$P/ca.crt" --cert "$P/collector.crt" \
   --key "$P/collector.key" --sink "$NATS" --max-bytes 268435456 2>"$WORK/collector.log" &
 PIDS+=($!)
-wait_for "collector listening" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT"
+# 30 s: creating the stream on a machine busy with parallel tests took over 10 s once; the logs
+# say why if it never listens.
+wait_for "collector listening" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" ||
+  { tail -20 "$WORK/collector.log" "$WORK/nats/log"; exit 1; }
 printf '[node]\nregion = "east"\nsite = "dc1"\n' >"$WORK/agent.toml"
 "$BIN/gridnoded" --config "$WORK/agent.toml" --state-dir "$WORK/n1" --socket "$WORK/n1.sock" \
   --sysfs-root "$FIXTURES/hwmon/coretemp/sys" --procfs-root "$FIXTURES/procfs/basic/proc" \
