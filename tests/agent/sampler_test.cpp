@@ -88,11 +88,14 @@ TEST(Sampler, HungDriverIsMarkedStalledAndDoesNotHoldUpOthers) {
   rig.fakes[0]->gate();
   rig.sampler->start();
   // The healthy driver keeps completing rounds while the other is stuck.
-  ASSERT_TRUE(run_until(rig.io, [&] { return rig.sampler->slots()[1].sweeps_total >= 5; }));
+  // (Rounds and the healthy driver's sweeps are counted at different moments: a loaded machine
+  // once saw 5 sweeps with the 4th round not yet counted. Wait for both.)
+  ASSERT_TRUE(run_until(rig.io, [&] {
+    return rig.sampler->slots()[1].sweeps_total >= 5 && rig.sampler->rounds() >= 4;
+  }));
   EXPECT_EQ(rig.sampler->slots()[0].state, DriverState::stalled);
   EXPECT_TRUE(rig.sampler->slots()[0].front.readings.empty());  // no stale values
   EXPECT_EQ(rig.fakes[0]->calls.load(), 1);  // never submitted again while busy
-  EXPECT_GE(rig.sampler->rounds(), 4u);
   // Once it comes back it is up again and sampled as usual.
   rig.fakes[0]->open_gate();
   ASSERT_TRUE(run_until(rig.io, [&] { return rig.sampler->slots()[0].sweeps_total >= 2; }));
