@@ -87,85 +87,60 @@ void Uplink::connect() {
   if (stopped_) {
     return;
   }
-  const std::uint64_t session = ++session_;
+  ++session_;  // the handlers below belong to this attempt
   state_ = State::connecting;
   const Endpoint& ep = endpoints_[current_];
   auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
   timer_.expires_after(options_.connect_timeout);
-  timer_.async_wait([this, alive = std::weak_ptr<const bool>(alive_), session,
-                     socket](const std::error_code& ec) {
-    if (alive.expired()) {
-      return;  // the uplink is gone (the agent stopped)
-    }
-    if (!ec && session == session_ && state_ == State::connecting) {
+  timer_.async_wait(in_session([this, socket](const std::error_code& ec) {
+    if (!ec && state_ == State::connecting) {
       std::error_code ignored;
       resolver_.cancel();
       socket->close(ignored);
     }
-  });
+  }));
   resolver_.async_resolve(
       ep.host, ep.port,
-      [this, alive = std::weak_ptr<const bool>(alive_), session, socket](
-          const std::error_code& ec, asio::ip::tcp::resolver::results_type results) {
-        if (alive.expired()) {
-          return;  // the uplink is gone (the agent stopped)
-        }
-        if (session != session_) {
-          return;
-        }
+      in_session([this, socket](const std::error_code& ec,
+                                asio::ip::tcp::resolver::results_type results) {
         if (ec) {
           fail("cannot resolve " + endpoints_[current_].text + ": " + ec.message());
           return;
         }
         asio::async_connect(
             *socket, results,
-            [this, alive = std::weak_ptr<const bool>(alive_), session, socket](
-                const std::error_code& ec2, const asio::ip::tcp::endpoint&) {
-              if (alive.expired()) {
-                return;  // the uplink is gone (the agent stopped)
-              }
-              if (session != session_) {
-                return;
-              }
+            in_session([this, socket](const std::error_code& ec2, const asio::ip::tcp::endpoint&) {
               if (ec2) {
                 fail("cannot connect to " + endpoints_[current_].text + ": " + ec2.message());
                 return;
               }
               on_connected(std::move(*socket));
-            });
-      });
+            }));
+      }));
 }
 
 void Uplink::on_connected(asio::ip::tcp::socket socket) {
-  const std::uint64_t session = session_;
   timer_.cancel();
   state_ = State::handshaking;
   stream_ = std::make_unique<crypto::TlsStream>(endpoints_[current_].tls, std::move(socket));
-  stream_->async_handshake(
-      [this, alive = std::weak_ptr<const bool>(alive_), session](platform::Result<void> r) {
-        if (alive.expired()) {
-          return;  // the uplink is gone (the agent stopped)
-        }
-        if (session != session_) {
-          return;
-        }
-        if (!r) {
-          fail(r.error().message());
-          return;
-        }
-        state_ = State::greeting;
-        // A collector from before the policy frames ignores the ALPN offer: none are sent then.
-        policy_frames_ = stream_->alpn_protocol() == protocol::kSessionAlpnPolicy;
-        in_ = protocol::FrameAssembler{};
-        writing_ = false;
-        queued_.clear();
-        catalog_sent_valid_ = false;
-        protocol::Bytes hello;
-        protocol::encode(protocol::Hello{node_, source_.first_unacked(), source_.newest()}, hello);
-        protocol::append_frame(queued_, protocol::FrameKind::hello, hello);
-        write_queued();
-        read();
-      });
+  stream_->async_handshake(in_session([this](platform::Result<void> r) {
+    if (!r) {
+      fail(r.error().message());
+      return;
+    }
+    state_ = State::greeting;
+    // A collector from before the policy frames ignores the ALPN offer: none are sent then.
+    policy_frames_ = stream_->alpn_protocol() == protocol::kSessionAlpnPolicy;
+    in_ = protocol::FrameAssembler{};
+    writing_ = false;
+    queued_.clear();
+    catalog_sent_valid_ = false;
+    protocol::Bytes hello;
+    protocol::encode(protocol::Hello{node_, source_.first_unacked(), source_.newest()}, hello);
+    protocol::append_frame(queued_, protocol::FrameKind::hello, hello);
+    write_queued();
+    read();
+  }));
 }
 
 void Uplink::fail(const std::string& why) {
@@ -179,7 +154,7 @@ void Uplink::fail(const std::string& why) {
   last_error_ = why;
   if (stream_) {
     stream_->close();
-    // Destroying it now is safe: its pending handlers are aborted and ignored (session_).
+    // Destroying it now is safe: its pending handlers are aborted and ignored (in_session).
     stream_.reset();
   }
   connected_to_.clear();
@@ -195,37 +170,24 @@ void Uplink::schedule_retry() {
   auto delay = std::chrono::milliseconds(
       static_cast<std::int64_t>(static_cast<double>(backoff_.count()) * spread(jitter_)));
   backoff_ = std::min(backoff_ * 2, options_.backoff_max);
-  const std::uint64_t session = session_;
   timer_.expires_after(delay);
-  timer_.async_wait(
-      [this, alive = std::weak_ptr<const bool>(alive_), session](const std::error_code& ec) {
-        if (alive.expired()) {
-          return;  // the uplink is gone (the agent stopped)
-        }
-        if (!ec && session == session_) {
-          connect();
-        }
-      });
+  timer_.async_wait(in_session([this](const std::error_code& ec) {
+    if (!ec) {
+      connect();
+    }
+  }));
 }
 
 void Uplink::read() {
-  const std::uint64_t session = session_;
   auto space = in_.space();
-  stream_->async_read_some(
-      asio::buffer(space.data(), space.size()),
-      [this, alive = std::weak_ptr<const bool>(alive_), session](platform::Result<std::size_t> n) {
-        if (alive.expired()) {
-          return;  // the uplink is gone (the agent stopped)
-        }
-        if (session != session_) {
-          return;
-        }
-        if (!n) {
-          fail(n.error().message());
-          return;
-        }
-        on_data(*n);
-      });
+  stream_->async_read_some(asio::buffer(space.data(), space.size()),
+                           in_session([this](platform::Result<std::size_t> n) {
+                             if (!n) {
+                               fail(n.error().message());
+                               return;
+                             }
+                             on_data(*n);
+                           }));
 }
 
 void Uplink::on_data(std::size_t n) {
@@ -347,17 +309,13 @@ bool Uplink::on_policy_bundle(const protocol::Frame& f) {
                     .kv("bytes", static_cast<std::int64_t>(push->bundle.size())));
   // Verified on the policy engine's worker; the answer comes back on the loop, and only to the
   // session that asked (a later one reports the policy in force after its welcome anyway).
-  const std::uint64_t session = session_;
-  policy_->offer(std::move(push->bundle), "uplink " + connected_to_,
-                 [this, alive = std::weak_ptr<const bool>(alive_), session, offered](
-                     protocol::PolicyStatus::Result result, const std::string& reason) {
-                   if (alive.expired()) {
-                     return;  // the uplink is gone (the agent stopped)
-                   }
-                   if (session == session_ && state_ == State::streaming) {
-                     send_policy_status(result, offered, reason);
-                   }
-                 });
+  policy_->offer(
+      std::move(push->bundle), "uplink " + connected_to_,
+      in_session([this, offered](protocol::PolicyStatus::Result result, const std::string& reason) {
+        if (state_ == State::streaming) {
+          send_policy_status(result, offered, reason);
+        }
+      }));
   return true;
 }
 
@@ -425,38 +383,26 @@ void Uplink::write_queued() {
   out_.swap(queued_);
   queued_.clear();
   writing_ = true;
-  const std::uint64_t session = session_;
-  stream_->async_write(asio::buffer(out_), [this, alive = std::weak_ptr<const bool>(alive_),
-                                            session](platform::Result<void> r) {
-    if (alive.expired()) {
-      return;  // the uplink is gone (the agent stopped)
-    }
-    if (session != session_) {
-      return;
-    }
-    writing_ = false;
-    if (!r) {
-      fail(r.error().message());
-      return;
-    }
-    if (!queued_.empty()) {
-      write_queued();
-    } else {
-      pump();
-    }
-  });
+  stream_->async_write(asio::buffer(out_), in_session([this](platform::Result<void> r) {
+                         writing_ = false;
+                         if (!r) {
+                           fail(r.error().message());
+                           return;
+                         }
+                         if (!queued_.empty()) {
+                           write_queued();
+                         } else {
+                           pump();
+                         }
+                       }));
   // No ack for a while with reports in flight: the collector or the path is stuck.
   if (sent_ > acked_) {
     timer_.expires_after(options_.idle_timeout);
-    timer_.async_wait(
-        [this, alive = std::weak_ptr<const bool>(alive_), session](const std::error_code& ec) {
-          if (alive.expired()) {
-            return;  // the uplink is gone (the agent stopped)
-          }
-          if (!ec && session == session_ && sent_ > acked_) {
-            fail("no acknowledgement for " + std::to_string(options_.idle_timeout.count()) + " s");
-          }
-        });
+    timer_.async_wait(in_session([this](const std::error_code& ec) {
+      if (!ec && sent_ > acked_) {
+        fail("no acknowledgement for " + std::to_string(options_.idle_timeout.count()) + " s");
+      }
+    }));
   }
 }
 

@@ -103,6 +103,18 @@ class Uplink {
   void connect();
   void on_connected(asio::ip::tcp::socket socket);
   void fail(const std::string& why);
+  // Every handler of the connection goes through this: it runs only while the uplink exists (a
+  // read the TLS stream completes as it closes, or a policy answer the engine posts back, may
+  // run after Agent::stop destroyed it) and while the session that started it is current.
+  template <class F>
+  auto in_session(F f) {
+    return [this, alive = std::weak_ptr<const bool>(alive_), session = session_,
+            f = std::move(f)](auto&&... args) mutable {
+      if (!alive.expired() && session == session_) {
+        f(std::forward<decltype(args)>(args)...);
+      }
+    };
+  }
   void schedule_retry();
   void read();
   void on_data(std::size_t n);
@@ -122,8 +134,7 @@ class Uplink {
   State state_ = State::idle;
   bool stopped_ = false;
   std::uint64_t session_ = 0;  // bumps on every (re)connect: late handlers of old ones are ignored
-  // Every handler holds this weakly: one that runs after the uplink was destroyed (a read the
-  // TLS stream completed as it closed, a policy answer) returns without touching it.
+  // Held weakly by every handler (in_session).
   std::shared_ptr<const bool> alive_ = std::make_shared<const bool>(true);
 
   asio::ip::tcp::resolver resolver_;
