@@ -76,17 +76,7 @@ wait_for "acknowledgements go on after it came back" 90 acked_above "$((before +
 last=$(acked)  # what the collectors acknowledged must be in the stream
 kill -TERM "$AGENT"
 wait "$AGENT" 2>/dev/null || true
-# The restarted server may still be rejoining (leader elections): an export that cannot make its
-# consumer yet exits non-zero, and is run again (it is exactly-once across its own restarts).
-exported=no
-for attempt in $(seq 10); do
-  if "$COL" export --from "$NATS" --sink "$WORK/archive.jsonl" --drain 2>>"$WORK/export.log"; then
-    exported=yes
-    break
-  fi
-  sleep 1
-done
-check "export drained the stream (attempt $attempt)" [ "$exported" = yes ] || sed 's/^/  export: /' "$WORK/export.log"
+check_export_drains "$NATS"
 reports() { jq -r 'select(.type == "report" and .node == "node-1") | .seq' "$WORK/archive.jsonl"; }
 n=$(reports | wc -l)
 unique=$(reports | sort -n | uniq | wc -l)

@@ -54,6 +54,24 @@ wait_for() {
   done
 }
 
+# check_export_drains URLS: a check that `gridnode-collector export --drain` writes the stream to
+# $WORK/archive.jsonl (log: $WORK/export.log, shown when it fails). It is run again while it fails:
+# a restarted nats-server may still be rejoining (leader elections), and an export that cannot make
+# its consumer yet exits non-zero; it is exactly-once across its own restarts.
+check_export_drains() {
+  local attempt
+  for attempt in $(seq 10); do
+    if "$BIN/gridnode-collector" export --from "$1" --sink "$WORK/archive.jsonl" --drain \
+      2>>"$WORK/export.log"; then
+      pass "export drained the stream (run $attempt)"
+      return 0
+    fi
+    sleep 1
+  done
+  fail "export drained the stream (10 runs)"
+  tail -n 20 "$WORK/export.log" | sed 's/^/  export: /'
+}
+
 # A port nobody listens on now (node_exporter cannot report the port it got from :0).
 free_port() {
   local p
