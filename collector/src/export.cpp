@@ -1,5 +1,6 @@
 #include "export.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -68,6 +69,76 @@ platform::Result<std::optional<std::uint64_t>> read_position(const std::string& 
   return std::optional<std::uint64_t>(*v);
 }
 
+// Consecutive failed fetches (each after the client's own reconnect attempts) before the
+// consumer is made again.
+constexpr int kFailuresBeforeReopen = 5;
+// Idle fetches (a second each) between two checks that the consumer still exists.
+constexpr int kIdleChecks = 5;
+
+// Waits between attempts: 0.5 s, doubling to 10 s.
+struct Backoff {
+  int ms = 500;
+  void wait() {
+    for (int waited = 0; waited < ms && !g_stop; waited += 100) {
+      nats_Sleep(100);
+    }
+    ms = std::min(ms * 2, 10'000);
+  }
+};
+
+// After a failed attempt `e`: false for a drain (the error printed) or once stopped; otherwise
+// logs it, waits and answers true.
+bool keep_trying(const ExportOptions& o, Backoff& backoff, const platform::Error& e) {
+  if (o.drain) {
+    std::fprintf(stderr, "gridnode-collector export: %s\n", e.message().c_str());
+    return false;
+  }
+  if (g_stop) {
+    return false;
+  }
+  platform::log(
+      Level::warning, "export",
+      LogLine("waiting for the stream").kv("retry_ms", backoff.ms).kv("err", e.message()));
+  backoff.wait();
+  return !g_stop;
+}
+
+// The pull subscription on the durable consumer. `at_position`: it starts right after
+// `position`, made afresh (a durable's start cannot be changed); what was written after the
+// position was saved (a kill between the fdatasync and the position's write) comes again and is
+// recognised by its id. Otherwise the existing consumer is kept as it is.
+platform::Result<natsSubscription*> open_consumer(jsCtx* js, const ExportOptions& o,
+                                                  std::uint64_t position, bool at_position) {
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = o.stream.c_str();
+  so.Config.Durable = o.durable.c_str();
+  so.Config.AckPolicy = js_AckAll;
+  so.Config.DeliverPolicy = js_DeliverAll;
+  if (at_position) {
+    jsErrCode derr = static_cast<jsErrCode>(0);
+    natsStatus d = js_DeleteConsumer(js, o.stream.c_str(), o.durable.c_str(), nullptr, &derr);
+    if (d != NATS_OK && d != NATS_NOT_FOUND && derr != JSConsumerNotFoundErr) {
+      return tl::unexpected(nats_error(d, derr, "consumer " + o.durable));
+    }
+    if (position > 0) {
+      so.Config.DeliverPolicy = js_DeliverByStartSequence;
+      so.Config.OptStartSeq = position + 1;
+    }
+  }
+  so.Config.MaxAckPending = 2 * kFetch;
+  so.Config.AckWait = std::int64_t{60} * 1'000'000'000;
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const std::string subjects = std::string(kSubjectPrefix) + ".>";
+  natsStatus s = js_PullSubscribe(&sub, js, subjects.c_str(), o.durable.c_str(), &jo, &so, &jerr);
+  if (s != NATS_OK) {
+    return tl::unexpected(nats_error(s, jerr, "consumer " + o.durable));
+  }
+  return sub;
+}
 }  // namespace
 
 std::string record_id(std::string_view line) {
@@ -127,69 +198,80 @@ int export_stream(const ExportOptions& o) {
     return 2;
   }
   std::uint64_t position = pos->value_or(0);
-  auto client = NatsClient::connect(o.from, "gridnode-export", o.timeout);
-  if (!client) {
-    std::fprintf(stderr, "gridnode-collector export: %s\n", client.error().message().c_str());
-    return 2;
-  }
-  jsOptions jo;
-  jsOptions_Init(&jo);
-  jsSubOptions so;
-  jsSubOptions_Init(&so);
-  so.Stream = o.stream.c_str();
-  so.Config.Durable = o.durable.c_str();
-  so.Config.AckPolicy = js_AckAll;
-  so.Config.DeliverPolicy = js_DeliverAll;
-  if (pos->has_value() || archive_empty) {
-    // The consumer starts again right after the archive's position: made afresh each run (a
-    // durable's start cannot be changed). What was written after the position was saved (a kill
-    // between the fdatasync and the position's write) comes again and is recognised by its id.
-    // An archive written before the position file (none, but lines) keeps its consumer as it is.
-    jsErrCode derr = static_cast<jsErrCode>(0);
-    natsStatus d =
-        js_DeleteConsumer((*client)->js(), o.stream.c_str(), o.durable.c_str(), nullptr, &derr);
-    if (d != NATS_OK && d != NATS_NOT_FOUND && derr != JSConsumerNotFoundErr) {
-      std::fprintf(stderr, "gridnode-collector export: %s\n",
-                   nats_error(d, derr, "consumer " + o.durable).message().c_str());
-      return 2;
-    }
-    if (position > 0) {
-      so.Config.DeliverPolicy = js_DeliverByStartSequence;
-      so.Config.OptStartSeq = position + 1;
-    }
-  }
-  so.Config.MaxAckPending = 2 * kFetch;
-  so.Config.AckWait = std::int64_t{60} * 1'000'000'000;
-  natsSubscription* sub = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  const std::string subjects = std::string(kSubjectPrefix) + ".>";
-  natsStatus s =
-      js_PullSubscribe(&sub, (*client)->js(), subjects.c_str(), o.durable.c_str(), &jo, &so, &jerr);
-  if (s != NATS_OK) {
-    std::fprintf(stderr, "gridnode-collector export: %s\n",
-                 nats_error(s, jerr, "consumer " + o.durable).message().c_str());
-    return 2;
-  }
+  // An archive written before the position file (none, but lines) keeps its consumer as it is.
+  bool at_position = pos->has_value() || archive_empty;
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
+  // A service waits out what a cluster does (a server restarting, a leader election that times
+  // the consumer's creation out); a drain (tests, cron) fails at once, for its caller to retry.
+  Backoff backoff;
+  std::unique_ptr<NatsClient> client;
+  while (!client) {
+    auto c = NatsClient::connect(o.from, "gridnode-export", o.timeout);
+    if (c) {
+      client = std::move(*c);
+    } else if (!keep_trying(o, backoff, c.error())) {
+      return g_stop ? 0 : 2;
+    }
+  }
+  jsCtx* js = client->js();
+  natsSubscription* sub = nullptr;
+  while (sub == nullptr) {
+    auto c = open_consumer(js, o, position, at_position);
+    if (c) {
+      sub = *c;
+    } else if (!keep_trying(o, backoff, c.error())) {
+      return g_stop ? 0 : 2;
+    }
+  }
   platform::log(Level::notice, "export",
                 LogLine("started").kv("from", o.from).kv("sink", o.sink).kv("durable", o.durable));
   // Stream records become the JSONL sink's lines here. A report naming a catalog this run has
   // not read (the export resumed after it) fetches it by its subject.
-  jsCtx* js = (*client)->js();
   StreamRecordRenderer renderer(
       [js, &o](const crypto::Digest& digest) { return fetch_catalog(js, o.stream, digest); });
   std::uint64_t written = 0, skipped = 0, unreadable = 0;
   std::string lines;
   int rc = 0;
-  while (!g_stop) {
+  int failures = 0, idle = 0;
+  // Made again after the archive's position: a consumer that is gone (deleted, lost with its
+  // servers) or keeps failing. What comes again is skipped by position and id.
+  auto reopen = [&](const platform::Error& e) {
+    natsSubscription_Destroy(sub);
+    sub = nullptr;
+    platform::log(Level::warning, "export",
+                  LogLine("consumer lost, made again")
+                      .kv("after", static_cast<std::int64_t>(position))
+                      .kv("err", e.message()));
+    while (sub == nullptr && !g_stop) {
+      auto c = open_consumer(js, o, position, at_position);
+      if (c) {
+        sub = *c;
+      } else {
+        keep_trying(o, backoff, c.error());
+      }
+    }
+    failures = 0;
+    idle = 0;
+  };
+  while (!g_stop && sub != nullptr) {
     natsMsgList list{};
-    jerr = static_cast<jsErrCode>(0);
-    s = natsSubscription_Fetch(&list, sub, kFetch, 1000, &jerr);
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = natsSubscription_Fetch(&list, sub, kFetch, 1000, &jerr);
     if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
       natsMsgList_Destroy(&list);
       if (o.drain) {
         break;  // nothing came for a second: drained
+      }
+      // A deleted consumer looks idle (a pull nobody answers): asked after, once idle a while.
+      if (++idle % kIdleChecks == 0) {
+        jsConsumerInfo* ci = nullptr;
+        jsErrCode cerr = static_cast<jsErrCode>(0);
+        natsStatus c = natsSubscription_GetConsumerInfo(&ci, sub, nullptr, &cerr);
+        jsConsumerInfo_Destroy(ci);
+        if (c == NATS_NOT_FOUND || cerr == JSConsumerNotFoundErr || cerr == JSStreamNotFoundErr) {
+          reopen(nats_error(c, cerr, "consumer " + o.durable));
+        }
       }
       continue;
     }
@@ -200,8 +282,23 @@ int export_stream(const ExportOptions& o) {
         rc = 1;
         break;
       }
-      continue;  // a cluster node restarting: the client reconnects, the consumer resumes
+      // A cluster node restarting: the client reconnects and the consumer resumes.
+      if (++failures < kFailuresBeforeReopen) {
+        nats_Sleep(100);
+        continue;
+      }
+      platform::Error e = nats_error(s, jerr, "fetch from consumer " + o.durable);
+      if (o.drain) {
+        std::fprintf(stderr, "gridnode-collector export: %s\n", e.message().c_str());
+        rc = 1;
+        break;
+      }
+      reopen(e);
+      continue;
     }
+    idle = 0;
+    failures = 0;
+    backoff = Backoff{};
     lines.clear();
     std::uint64_t batch_skipped = 0;
     std::uint64_t last_at = 0;
@@ -262,13 +359,16 @@ int export_stream(const ExportOptions& o) {
         break;
       }
       position = last_at;
+      at_position = true;
     }
     // Acknowledged (AckAll: the last one covers those before it) so that JetStream does not
     // deliver the batch again in this run; the next run starts from the position anyway.
     (void)natsMsg_AckSync(list.Msgs[list.Count - 1], nullptr, nullptr);
     natsMsgList_Destroy(&list);
   }
-  natsSubscription_Destroy(sub);  // keeps the durable consumer: the next run resumes there
+  if (sub != nullptr) {
+    natsSubscription_Destroy(sub);  // keeps the durable consumer: the next run resumes there
+  }
   platform::log(Level::notice, "export",
                 LogLine("stopped")
                     .kv("written", static_cast<std::int64_t>(written))

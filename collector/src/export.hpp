@@ -21,8 +21,9 @@ struct ExportOptions {
 // is not a readable record is skipped, logged once and counted. The file is
 // the truth: a batch is written and fdatasync'ed before it is acknowledged, and the records a
 // crash left written but unacknowledged are recognised by their message ids when JetStream
-// delivers them again. Exit status 0 on SIGTERM/SIGINT (or drained), 1 on a failure, 2 on bad
-// options.
+// delivers them again. Servers that do not answer, a stream not made yet, a consumer lost: logged
+// and tried again (backoff to 10 s) until stopped; with `drain` they fail at once. Exit status 0 on
+// SIGTERM/SIGINT (or drained), 1 on a failure, 2 on bad options or when a drain cannot start.
 int export_stream(const ExportOptions& options);
 
 // The de-duplication id of a sink line (as the collector published it), or "" for a line that is

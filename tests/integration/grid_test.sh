@@ -164,7 +164,9 @@ for n in node-5 node-5b; do
 done
 
 phase "export"
-kill -TERM "$EXPORT"
+check "the exporter ran through it all" kill -0 "$EXPORT"
+kill -0 "$EXPORT" 2>/dev/null || grid_show_log "$WORK/export.log"
+kill -TERM "$EXPORT" 2>/dev/null || true
 wait "$EXPORT" 2>/dev/null || true
 check_export_drains "$NATS_URLS"
 listed=no

@@ -39,6 +39,15 @@ start_collector() {  # start_collector A|B [extra options]
 }
 connected_to() { status | jq -r '.uplink.connected_to // ""'; }
 
+# An exporter started before any collector made the stream waits for it.
+start_export() {
+  "$COL" export --from "$NATS" --sink "$WORK/archive.jsonl" 2>>"$WORK/export.log" &
+  EXPORT=$!
+  PIDS+=("$EXPORT")
+}
+start_export
+wait_for "the exporter waits for the stream" 10 grep -q "waiting for the stream" "$WORK/export.log"
+
 start_collector A
 start_collector B
 start_agent
@@ -46,13 +55,17 @@ wait_for "first acknowledgements" 20 acked_above 10
 check "agent streams to collector A" [ "$(connected_to)" = "127.0.0.1:$PORT_A" ]
 check "stream created, messages in it" [ "$(stream_msgs)" -gt 10 ]
 
-# An exporter runs alongside and is killed with SIGKILL now and then.
-start_export() {
-  "$COL" export --from "$NATS" --sink "$WORK/archive.jsonl" 2>>"$WORK/export.log" &
-  EXPORT=$!
-  PIDS+=("$EXPORT")
-}
-start_export
+wait_for "the exporter started once the stream was there" 30 grep -q "export: started" "$WORK/export.log"
+check "an exporter started before the stream waited for it, then started" \
+  grep -q "export: started" "$WORK/export.log"
+# Its consumer deleted under it (an operator, or a consumer lost with its servers): made again
+# after the archive's position, nothing lost or written twice (checked below).
+python3 "$SRC/tests/integration/nats_stream.py" "$NATS" GRIDNODE_REPORTS --delete-consumer gridnode-export
+wait_for "the exporter made its consumer again" 30 grep -q "consumer lost, made again" "$WORK/export.log"
+check "a running exporter whose consumer was deleted made it again" \
+  grep -q "consumer lost, made again" "$WORK/export.log"
+check "and is still running" kill -0 "$EXPORT"
+# It runs alongside and is killed with SIGKILL now and then.
 
 # --- failover: kill -9 the collector the agent streams to, several times, at random moments
 for round in 1 2 3 4; do

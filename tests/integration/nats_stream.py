@@ -5,6 +5,9 @@ is encoded in the message body.
 
     nats_stream.py nats://HOST:PORT[,nats://...] STREAM     one line per message, stream order:
                                                             STREAM-SEQ<TAB>SUBJECT<TAB>NATS-MSG-ID
+    nats_stream.py URLS STREAM --delete-consumer NAME       deletes a consumer of the stream (what
+                                                            an operator or a lost replica does to
+                                                            a running exporter)
 
 Each message is read with $JS.API.STREAM.MSG.GET (any server of a cluster forwards it to the
 stream's leader), many requests in flight at once. The first URL that accepts a connection is
@@ -73,9 +76,20 @@ def msg_id(hdrs):
     return "-"
 
 
+def delete_consumer(c, stream, name):
+    c.request("$JS.API.CONSUMER.DELETE.%s.%s" % (stream, name), "delete", b"")
+    _, payload = c.reply()
+    r = json.loads(payload)
+    if "error" in r or not r.get("success"):
+        sys.exit("delete consumer %s: %s" % (name, r.get("error", {}).get("description")))
+
+
 def main():
     urls, stream = sys.argv[1], sys.argv[2]
     c = Client(urls)
+    if sys.argv[3:4] == ["--delete-consumer"]:
+        delete_consumer(c, stream, sys.argv[4])
+        return
     c.request("$JS.API.STREAM.INFO." + stream, "info", b"")
     _, payload = c.reply()
     info = json.loads(payload)
