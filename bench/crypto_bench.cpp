@@ -23,6 +23,7 @@
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/crypto/tls.hpp"
 #include "gridnode/platform/files.hpp"
+#include "verifier.hpp"
 
 namespace gridnode::crypto {
 namespace {
@@ -95,6 +96,25 @@ void BM_Verify(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Verify);
+
+// The collector's verification (collector/src/verifier.hpp): the same key and signature through
+// OpenSSL's libcrypto. Compare with BM_Verify of the same run.
+void BM_VerifyOpenSsl(benchmark::State& state) {
+  Fixture& f = fixture();
+  const collector::ReportVerifier verifier(f.key->public_key());
+  if (!verifier.uses_openssl()) {
+    state.SkipWithError("OpenSSL did not take the key");
+    return;
+  }
+  for (auto _ : state) {
+    if (!verifier.verify(f.digest, f.signature)) {
+      state.SkipWithError("verify failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_VerifyOpenSsl);
 
 void BM_SignatureToDer(benchmark::State& state) {
   const Signature& sig = fixture().signature;

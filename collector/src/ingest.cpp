@@ -9,7 +9,11 @@ namespace gridnode::collector {
 
 NodeIngest::NodeIngest(std::string node_id, std::optional<crypto::PublicKey> key,
                        IngestOptions options)
-    : node_(std::move(node_id)), key_(std::move(key)), options_(options) {}
+    : node_(std::move(node_id)), options_(options) {
+  if (key) {
+    key_.emplace(std::move(*key));
+  }
+}
 
 void NodeIngest::take_labels(const platform::Labels& labels) {
   for (const auto& [k, v] : labels) {
@@ -103,10 +107,10 @@ bool NodeIngest::settle(IngestResult& result, std::string& lines,
         break;
       }
     }
-    result.rejected = "signature of report " + std::to_string(pending_[good].report.header.seq) +
-                      (good + 1 < pending_.size()
-                           ? " (or of the reports it links to) does not verify"
-                           : " does not verify");
+    result.rejected =
+        "signature of report " + std::to_string(pending_[good].report.header.seq) +
+        (good + 1 < pending_.size() ? " (or of the reports it links to) does not verify"
+                                    : " does not verify");
     // Back to the state after the last good report.
     chain_ = chain_vouched_;
     decoder_ = decoder_vouched_;
@@ -152,12 +156,12 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
   std::vector<RecordInfo> line_records;
   std::vector<RecordInfo>* cat_out = records != nullptr ? &catalog_records : nullptr;
   std::vector<RecordInfo>* line_out = records != nullptr ? &line_records : nullptr;
-  const auto received = options_.clock_ns != nullptr
-                            ? options_.clock_ns()
-                            : static_cast<std::uint64_t>(
-                                  std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                      std::chrono::system_clock::now().time_since_epoch())
-                                      .count());
+  const auto received =
+      options_.clock_ns != nullptr
+          ? options_.clock_ns()
+          : static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count());
   writer_.set_received(received);
   stream_writer_.set_received(received);
   chain_vouched_ = chain_;
@@ -204,15 +208,15 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
         break;
       }
       ++result.signatures_checked;
-      if (!protocol::verify_envelope(*split, *key_)) {
+      if (!key_->verify(crypto::sha256(split->message), split->signature)) {
         result.rejected = "signature of a gap record does not verify";
         break;
       }
       const std::size_t offset = lines.size();
       write_gap(*gap, f.payload, lines);
-      add_record(line_out, protocol::FrameKind::gap, offset, lines, gap->to_seq, false,
-                 node_ + ":gap:" + std::to_string(gap->from_seq) + "-" +
-                     std::to_string(gap->to_seq));
+      add_record(
+          line_out, protocol::FrameKind::gap, offset, lines, gap->to_seq, false,
+          node_ + ":gap:" + std::to_string(gap->from_seq) + "-" + std::to_string(gap->to_seq));
       ++result.gaps;
       continue;
     }

@@ -13,6 +13,7 @@
 #include "gridnode/protocol/report.hpp"
 #include "records.hpp"
 #include "stream_record.hpp"
+#include "verifier.hpp"
 
 namespace gridnode::collector {
 
@@ -71,7 +72,7 @@ class NodeIngest {
                                                std::span<const std::uint8_t> bytes);
 
   const std::string& node_id() const { return node_; }
-  void set_key(crypto::PublicKey key) { key_ = std::move(key); }
+  void set_key(crypto::PublicKey key) { key_.emplace(std::move(key)); }
   // Takes the chain position from elsewhere (the JetStream bucket, which is authoritative).
   void resume(std::uint64_t seq, const crypto::Digest& digest) {
     chain_ = protocol::ChainVerifier(seq, digest);
@@ -103,7 +104,7 @@ class NodeIngest {
   void write_catalog(const protocol::EncodedCatalog& catalog, std::string& out);
 
   std::string node_;
-  std::optional<crypto::PublicKey> key_;
+  std::optional<ReportVerifier> key_;
   IngestOptions options_;
   protocol::ChainVerifier chain_;
   protocol::ReportDecoder decoder_;

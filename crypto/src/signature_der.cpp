@@ -29,13 +29,13 @@ IntegerContent integer_content(const std::uint8_t* value) {
   return IntegerContent{value + i, 32 - i, i < 32 && (value[i] & 0x80) != 0};
 }
 
-void put_integer(Bytes& out, const IntegerContent& c) {
-  out.push_back(kInteger);
-  out.push_back(static_cast<std::uint8_t>(c.length()));
+std::uint8_t* put_integer(std::uint8_t* out, const IntegerContent& c) {
+  *out++ = kInteger;
+  *out++ = static_cast<std::uint8_t>(c.length());
   if (c.size == 0 || c.pad) {
-    out.push_back(0);
+    *out++ = 0;
   }
-  out.insert(out.end(), c.bytes, c.bytes + c.size);
+  return std::copy(c.bytes, c.bytes + c.size, out);
 }
 
 platform::Result<std::size_t> get_integer(std::span<const std::uint8_t> der, std::size_t pos,
@@ -83,17 +83,20 @@ platform::Result<std::size_t> get_integer(std::span<const std::uint8_t> der, std
 
 }  // namespace
 
-platform::Result<Bytes> signature_to_der(const Signature& signature) {
+std::size_t signature_to_der(const Signature& signature, DerSignature& out) {
   IntegerContent r = integer_content(signature.data());
   IntegerContent s = integer_content(signature.data() + 32);
   std::size_t body = 2 + r.length() + 2 + s.length();  // at most 70: short-form length
-  Bytes out;
-  out.reserve(2 + body);
-  out.push_back(kSequence);
-  out.push_back(static_cast<std::uint8_t>(body));
-  put_integer(out, r);
-  put_integer(out, s);
-  return out;
+  out[0] = kSequence;
+  out[1] = static_cast<std::uint8_t>(body);
+  std::uint8_t* end = put_integer(put_integer(out.data() + 2, r), s);
+  return static_cast<std::size_t>(end - out.data());
+}
+
+platform::Result<Bytes> signature_to_der(const Signature& signature) {
+  DerSignature der;
+  const std::size_t n = signature_to_der(signature, der);
+  return Bytes(der.begin(), der.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
 platform::Result<Signature> signature_from_der(std::span<const std::uint8_t> der) {

@@ -99,6 +99,9 @@ void wipe(std::string& secret);
 // Raw r||s to the DER ECDSA-Sig-Value (SEQUENCE { INTEGER r, INTEGER s }, minimal encoding) that
 // `openssl dgst -verify` and X.509 expect. Never fails in practice (at most 72 bytes).
 [[nodiscard]] platform::Result<Bytes> signature_to_der(const Signature& signature);
+// The same into a buffer of the longest encoding, without allocating; returns the length used.
+using DerSignature = std::array<std::uint8_t, 72>;
+std::size_t signature_to_der(const Signature& signature, DerSignature& out);
 // Strict DER: refuses trailing bytes, wrong tags, long-form or wrong lengths, negative or
 // non-minimal integers, and r or s longer than 32 bytes after a leading 0 octet
 // (invalid_argument).
