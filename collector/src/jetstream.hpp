@@ -146,7 +146,8 @@ class JetStreamSink {
   // written by NodeIngest with IngestOptions::stream_records): catalogs at once on their own
   // subjects, the node's reports and gap records one after the other on its subject, each
   // expecting the node's last message to be the one before (`before.last_at`, then each
-  // acknowledged sequence), then writes the node's bucket entry `after`; calls `done` on the loop
+  // acknowledged sequence), then writes the node's bucket entry `after` if its catalog_at or
+  // keyframe_at moved (where a takeover starts reading); calls `done` on the loop
   // with the new state, or with an error (a failed publish, a timeout, or JetStream refusing a
   // record because another collector extended the node: errc::resource_unavailable_try_again,
   // "moved on by another collector"; the records of the batch before the refused one may be
