@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -79,6 +80,30 @@ nlohmann::json last_record(const std::string& url, const std::string& node) {
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// kill(SIGSTOP) returns before every thread of the process has stopped: a thread running on
+// another CPU goes on for a moment, and may still answer a request sent right after. Waits (up to
+// 2 s) until each thread's state in /proc is T (stopped).
+bool all_threads_stopped(pid_t pid) {
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (int i = 0; i < 200; ++i) {
+    bool all = true;
+    for (const auto& t : std::filesystem::directory_iterator(tasks)) {
+      std::string stat = read_file(t.path().string() + "/stat");
+      // "tid (comm) S ...": the state follows the last ')'.
+      const auto close = stat.rfind(')');
+      if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] != 'T') {
+        all = false;
+        break;
+      }
+    }
+    if (all) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
 }
 
 constexpr std::uint64_t kReceived = 1'800'000'000'000'000'000ull;
@@ -245,7 +270,7 @@ TEST_F(JetStream, ATakeoverCutShortFailsAndTheNextOneIsWhole) {
   bool stopped = false;
   options_.on_load_step = [this, &stopped](std::string_view step) {
     if (step == "catalog" && !stopped) {
-      stopped = ::kill(server_->pid(), SIGSTOP) == 0;
+      stopped = ::kill(server_->pid(), SIGSTOP) == 0 && all_threads_stopped(server_->pid());
     } else if (stopped) {
       ::kill(server_->pid(), SIGCONT);
     }
@@ -335,6 +360,40 @@ TEST_F(JetStream, ANodeLoadsOffTheLoop) {
   io_.restart();
   io_.run_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(ran);
+}
+
+// A session that outlives the stream's max_age: its catalog record is written again (halfway
+// between the duplicate window and max_age after it was last written), so that after the first
+// copy aged out the node's reports can still be decoded from the stream.
+TEST_F(JetStream, ACatalogIsWrittenAgainBeforeItAgesOut) {
+  options_.max_age = std::chrono::seconds(4);
+  options_.duplicate_window = std::chrono::seconds(1);  // a refresh every 2.5 s
+  Node n("node-10");
+  n.labels = {{"region", "east"}, {"site", "dc1"}};
+  auto a = open();
+  ASSERT_TRUE(a);
+  NodeIngest* na = a->node(n.id, n.key->public_key()).value();
+  ASSERT_TRUE(commit_and_wait(io_, *a, *na, reports(n, 3, true)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2700));
+  ASSERT_TRUE(commit_and_wait(io_, *a, *na, reports(n, 1, false)));
+  // The first batch (its catalog at stream sequence 1) ages out; the second batch does not yet.
+  auto c = NatsClient::connect(server_->url(), "test", std::chrono::milliseconds(2000)).value();
+  bool first_gone = false;
+  for (int i = 0; i < 60 && !first_gone; ++i) {
+    natsMsg* m = nullptr;
+    first_gone = js_GetMsg(&m, c->js(), "GRIDNODE_REPORTS", 1, nullptr, nullptr) == NATS_NOT_FOUND;
+    natsMsg_Destroy(m);
+    if (!first_gone) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ASSERT_TRUE(first_gone) << "the first batch never aged out";
+  EXPECT_TRUE(fetch_catalog(c->js(), "GRIDNODE_REPORTS", n.catalog.digest).has_value())
+      << "the node's catalog aged out of the stream with its first copy";
+  auto last = last_record(server_->url(), n.id);
+  EXPECT_EQ(last["seq"], 4);
+  EXPECT_FALSE(last.contains("values_error")) << last.dump();
+  EXPECT_GT(last["metrics"].size(), 0u);
 }
 
 // The stream carries compact records; `export` renders them into exactly the lines a JSONL
