@@ -82,6 +82,16 @@ void NodeIngest::write_gap(const protocol::GapRecord& gap, std::span<const std::
   }
 }
 
+void NodeIngest::write_catalog_record(const protocol::EncodedCatalog& catalog,
+                                      std::uint64_t received, std::string& lines,
+                                      std::vector<RecordInfo>* records) {
+  const std::size_t offset = lines.size();
+  write_catalog(catalog, lines);
+  add_record(records, protocol::FrameKind::catalog, offset, lines, 0, false,
+             node_ + ":catalog:" + crypto::to_hex(catalog.digest), catalog.digest);
+  catalog_written_[catalog.digest] = received;
+}
+
 void NodeIngest::write_catalog(const protocol::EncodedCatalog& catalog, std::string& out) {
   if (options_.stream_records) {
     stream_writer_.catalog(node_, catalog, out);
@@ -186,10 +196,7 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
         e.bytes.assign(f.payload.begin(), f.payload.end());
         e.catalog = std::move(*c);
         auto& stored = catalogs_.emplace(digest, std::move(e)).first->second;
-        const std::size_t offset = catalog_lines.size();
-        write_catalog(stored, catalog_lines);
-        add_record(cat_out, protocol::FrameKind::catalog, offset, catalog_lines, 0, false,
-                   node_ + ":catalog:" + crypto::to_hex(digest), digest);
+        write_catalog_record(stored, received, catalog_lines, cat_out);
       }
       continue;
     }
@@ -255,6 +262,10 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
     p.split = *split;
     p.report = std::move(*front);
     decode_into(p);
+    if (p.catalog != nullptr && options_.catalog_refresh_ns > 0 &&
+        received - catalog_written_[p.catalog->digest] >= options_.catalog_refresh_ns) {
+      write_catalog_record(*p.catalog, received, catalog_lines, cat_out);
+    }
     pending_.push_back(std::move(p));
     if (options_.verify_all && !settle(result, lines, line_out)) {
       break;

@@ -24,6 +24,10 @@ struct IngestOptions {
   bool stream_records = false;
   // Unix ns now, for each record's received_ns; nullptr: the system clock (tests inject one).
   std::uint64_t (*clock_ns)() = nullptr;
+  // Write a node's catalog record again when a report uses it this long (ns) after it was last
+  // written, so that a stream whose messages age out keeps the catalog of a session that outlives
+  // its max_age (Store::open_jetstream sets it). 0: once per catalog and node.
+  std::uint64_t catalog_refresh_ns = 0;
 };
 
 // One record of a batch's sink lines: where its line is and what identifies it. A distributed
@@ -31,11 +35,11 @@ struct IngestOptions {
 // IngestOptions::stream_records the "lines" are stream records, `size` bytes each, no '\n'.
 struct RecordInfo {
   protocol::FrameKind kind = protocol::FrameKind::report;
-  std::size_t offset = 0;  // of its line in the batch's text
-  std::size_t size = 0;    // '\n' included
-  std::uint64_t seq = 0;   // report: its seq; gap: to_seq; catalog: 0
-  bool keyframe = false;   // a report decodable without its predecessor
-  std::string id;          // node:seq:digest, node:gap:from-to, node:catalog:digest
+  std::size_t offset = 0;   // of its line in the batch's text
+  std::size_t size = 0;     // '\n' included
+  std::uint64_t seq = 0;    // report: its seq; gap: to_seq; catalog: 0
+  bool keyframe = false;    // a report decodable without its predecessor
+  std::string id;           // node:seq:digest, node:gap:from-to, node:catalog:digest
   crypto::Digest digest{};  // a catalog's (its stream subject names it)
 };
 
@@ -102,6 +106,9 @@ class NodeIngest {
   void write_gap(const protocol::GapRecord& gap, std::span<const std::uint8_t> envelope,
                  std::string& out);
   void write_catalog(const protocol::EncodedCatalog& catalog, std::string& out);
+  // The catalog's record into `lines`, its RecordInfo into `records`; remembered as written now.
+  void write_catalog_record(const protocol::EncodedCatalog& catalog, std::uint64_t received,
+                            std::string& lines, std::vector<RecordInfo>* records);
 
   std::string node_;
   std::optional<ReportVerifier> key_;
@@ -111,6 +118,8 @@ class NodeIngest {
   protocol::ChainVerifier chain_vouched_;  // state after the last vouched report
   protocol::ReportDecoder decoder_vouched_;
   std::map<crypto::Digest, protocol::EncodedCatalog> catalogs_;
+  // When each catalog's record was last written (received_ns; 0: restored, never by this ingest).
+  std::map<crypto::Digest, std::uint64_t> catalog_written_;
   std::vector<Pending> pending_;
   RecordWriter writer_;
   StreamRecordWriter stream_writer_;

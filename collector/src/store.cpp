@@ -63,6 +63,11 @@ platform::Result<std::unique_ptr<Store>> Store::open_jetstream(asio::io_context&
                                                                IngestOptions options) {
   // The stream carries compact records, not JSON lines (docs/jetstream.md, "Message format").
   options.stream_records = !jetstream.json_lines;
+  // A node's catalog is written again before its last copy ages out of the stream, and after the
+  // duplicate window, which would drop it (same message id): halfway between the two.
+  const auto refresh = (jetstream.max_age + jetstream.duplicate_window) / 2;
+  options.catalog_refresh_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(refresh).count());
   std::unique_ptr<Store> store(new Store(options));
   auto sink = JetStreamSink::open(io, jetstream);
   if (!sink) {
