@@ -176,12 +176,27 @@ class Server {
   }
 
   const PolicyOffer* policy_offer() const { return offer_.get(); }
+  // The node refused this bundle while it ran `running`, less than kRefusalKept ago: a new session
+  // of the node (a reconnect, a restarted agent on the same policy) is not pushed it again, which
+  // would only give it another refusal event. A new bundle, SIGHUP, or the hour passing tries again.
+  bool refused_before(const std::string& node, const PolicyOffer& offer,
+                      const crypto::Digest& running) const {
+    auto it = refused_.find(node);
+    return it != refused_.end() && it->second.bundle == offer.file_digest &&
+           it->second.running == running &&
+           std::chrono::steady_clock::now() - it->second.at < kRefusalKept;
+  }
   void set_policy_offer(std::shared_ptr<const PolicyOffer> offer) { offer_ = std::move(offer); }
 
   // An agent's policy_status: logged, counted, and the node's version remembered.
   void on_policy_status(const std::string& node, const protocol::PolicyStatus& st) {
     node_policy_[node] = st.version;
     using R = protocol::PolicyStatus::Result;
+    if (st.result == R::refused && offer_ && st.offered == offer_->file_digest) {
+      refused_[node] = Refusal{st.offered, st.digest, std::chrono::steady_clock::now()};
+    } else if (st.result == R::applied) {
+      refused_.erase(node);
+    }
     LogLine line(st.result == R::in_force  ? "node policy"
                  : st.result == R::applied ? "policy applied"
                                            : "policy refused");
@@ -314,6 +329,9 @@ class Server {
                         .kv("err", offer.error().message()));
       return;
     }
+    // The nodes that refused it are offered it again at their next session (a key configured
+    // since, a rollback resolved): SIGHUP is the operator's way to ask.
+    refused_.clear();
     if (offer_ && (*offer)->file_digest == offer_->file_digest) {
       platform::log(Level::notice, "collector",
                     LogLine("reload: policy bundle unchanged").kv("path", (*offer)->path));
@@ -388,6 +406,13 @@ class Server {
   asio::signal_set hup_;
   std::shared_ptr<const PolicyOffer> offer_;          // null without --policy-bundle
   std::map<std::string, std::uint64_t> node_policy_;  // node -> policy version it last reported
+  struct Refusal {
+    crypto::Digest bundle;   // the bundle file refused
+    crypto::Digest running;  // the policy the node ran then
+    std::chrono::steady_clock::time_point at;
+  };
+  static constexpr auto kRefusalKept = std::chrono::hours(1);
+  std::map<std::string, Refusal> refused_;  // node -> its last refusal of the bundle offered
   std::uint64_t policy_refusals_ = 0;
   std::map<std::string, std::weak_ptr<Session>> sessions_;
   std::vector<std::weak_ptr<Session>> anonymous_;  // every session, for stop()
@@ -604,6 +629,14 @@ void Session::offer_policy(const PolicyOffer& offer) {
   // this session (a new session, or a new bundle, tries again).
   if (!policy_frames_ || !policy_reported_ || closing_ || policy_running_ == offer.policy_digest ||
       policy_pushed_ == offer.file_digest) {
+    return;
+  }
+  if (server_.refused_before(node_, offer, policy_running_)) {
+    policy_pushed_ = offer.file_digest;  // said once per session
+    platform::log(Level::info, "collector",
+                  LogLine("policy bundle not pushed again: the node refused it")
+                      .kv("node", node_)
+                      .kv("bundle", short_hex(offer.file_digest)));
     return;
   }
   policy_pushed_ = offer.file_digest;

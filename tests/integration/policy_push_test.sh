@@ -102,13 +102,26 @@ in_sink() { jq -c 'select(.type == "report" and .node == "node-1") | .events[]? 
 wait_for "the rollback event in the collector's sink" 20 in_sink
 check "the rollback event is in the sink as a policy event" in_sink
 
-# --- the agent restarted: the kept v2, and the collector's v1 refused again
+# --- the agent restarted: the kept v2; the collector remembers that node-1 running v2 refused
+# v1 and does not push it again (it would only give another refusal event)
+pushes() { grep -c "policy bundle pushed node=node-1 " "$WORK/collector.log"; }
+pushed_before=$(pushes)
 kill -TERM "$AGENT"
 wait "$AGENT" 2>/dev/null || true
 start_agent
 check "restart: v2 from the state dir" policy_is "2 bundle $STATE/policy.bundle"
-wait_for "restart: v1 refused again" 20 bash -o pipefail -c "'${CTL[0]}' --socket '$WORK/a.sock' events --json | jq -e '[.[] | select(.rule == \"policy\" and (.details | test(\"rollback\")))] | length == 1'"
-check "restart: still v2" jq_is '.version == 2' <<<"$(policy)"
+wait_for "restart: the collector does not push v1 again" 20 \
+  grep -q "policy bundle not pushed again: the node refused it node=node-1" "$WORK/collector.log"
+check "restart: no refusal event this time ($(refusals rollback))" [ "$(refusals rollback)" -eq 0 ]
+check "restart: nothing pushed to node-1 ($pushed_before pushes before, $(pushes) after)" [ "$(pushes)" -eq "$pushed_before" ]
+# --- SIGHUP forgets refusals: the agent's next session is pushed v1 again, and refuses it again
+kill -HUP "$COLLECTOR"
+wait_for "reload: unchanged" 10 grep -q "reload: policy bundle unchanged" "$WORK/collector.log"
+kill -TERM "$AGENT"
+wait "$AGENT" 2>/dev/null || true
+start_agent
+wait_for "after SIGHUP: v1 refused again" 20 bash -o pipefail -c "'${CTL[0]}' --socket '$WORK/a.sock' events --json | jq -e '[.[] | select(.rule == \"policy\" and (.details | test(\"rollback\")))] | length == 1'"
+check "after SIGHUP: still v2" jq_is '.version == 2' <<<"$(policy)"
 
 # --- an agent without a [policy] key refuses what is pushed
 mkdir -m 700 "$WORK/n2"
