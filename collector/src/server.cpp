@@ -178,7 +178,7 @@ class Server {
   const PolicyOffer* policy_offer() const { return offer_.get(); }
   // The node refused this bundle while it ran `running`, less than kRefusalKept ago: a new session
   // of the node (a reconnect, a restarted agent on the same policy) is not pushed it again, which
-  // would only give it another refusal event. A new bundle, SIGHUP, or the hour passing tries again.
+  // would only give it another refusal event. A new bundle, SIGHUP or the hour passing: again.
   bool refused_before(const std::string& node, const PolicyOffer& offer,
                       const crypto::Digest& running) const {
     auto it = refused_.find(node);
