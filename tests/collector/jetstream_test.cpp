@@ -366,20 +366,20 @@ TEST_F(JetStream, ANodeLoadsOffTheLoop) {
 // between the duplicate window and max_age after it was last written), so that after the first
 // copy aged out the node's reports can still be decoded from the stream.
 TEST_F(JetStream, ACatalogIsWrittenAgainBeforeItAgesOut) {
-  options_.max_age = std::chrono::seconds(4);
-  options_.duplicate_window = std::chrono::seconds(1);  // a refresh every 2.5 s
+  options_.max_age = std::chrono::seconds(6);
+  options_.duplicate_window = std::chrono::seconds(1);  // a refresh every 3.5 s
   Node n("node-10");
   n.labels = {{"region", "east"}, {"site", "dc1"}};
   auto a = open();
   ASSERT_TRUE(a);
   NodeIngest* na = a->node(n.id, n.key->public_key()).value();
   ASSERT_TRUE(commit_and_wait(io_, *a, *na, reports(n, 3, true)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2700));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3800));
   ASSERT_TRUE(commit_and_wait(io_, *a, *na, reports(n, 1, false)));
   // The first batch (its catalog at stream sequence 1) ages out; the second batch does not yet.
   auto c = NatsClient::connect(server_->url(), "test", std::chrono::milliseconds(2000)).value();
   bool first_gone = false;
-  for (int i = 0; i < 60 && !first_gone; ++i) {
+  for (int i = 0; i < 100 && !first_gone; ++i) {  // the first copy goes at 6 s, the second at ~9.8
     natsMsg* m = nullptr;
     first_gone = js_GetMsg(&m, c->js(), "GRIDNODE_REPORTS", 1, nullptr, nullptr) == NATS_NOT_FOUND;
     natsMsg_Destroy(m);
