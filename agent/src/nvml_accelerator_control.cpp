@@ -7,6 +7,10 @@ platform::Result<std::vector<AcceleratorProcess>> NvmlAcceleratorControl::list_p
                         "the nvml driver's processes are in its samples");
 }
 
+platform::Result<std::vector<std::string>> NvmlAcceleratorControl::gpu_uuids() {
+  return power_->gpu_uuids();
+}
+
 platform::Result<std::uint32_t> NvmlAcceleratorControl::power_limit_mw(std::uint32_t gpu) {
   auto limits = power_->read_limits(gpu);
   if (!limits) {

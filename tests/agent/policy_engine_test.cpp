@@ -544,6 +544,7 @@ TEST(PolicyEngine, TerminateSendsSigtermThenSigkillAfterGrace) {
 
 TEST(PolicyEngine, CapPowerLowersAndRestores) {
   testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
   accel.set_limit(0, 400000);
   asio::io_context io;
   PolicyEngine engine(io, options({}, &accel));
@@ -578,6 +579,7 @@ std::string read_text(const std::string& path) {
 TEST(PolicyEngine, CapPowerRecordsTheOriginalAndARestartRestoresIt) {
   TempDir dir;
   testing::FakeAcceleratorControl accel;  // the GPU's limit outlives the agent, as NVML's does
+  accel.set_uuid(0, "GPU-a");
   accel.set_limit(0, 400000);
   auto o = options({}, &accel);
   o.state_dir = dir.path();
@@ -593,7 +595,8 @@ TEST(PolicyEngine, CapPowerRecordsTheOriginalAndARestartRestoresIt) {
     engine.evaluate(s.slots, t);
     ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "lowered"); }));
     EXPECT_EQ(accel.limit(0), 250000u);
-    EXPECT_EQ(read_text(record), "{\"0\":{\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+    EXPECT_EQ(read_text(record),
+              "{\"GPU-a\":{\"gpu\":0,\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
     engine.stop();  // stopped while capped: the cap stays
   }
   EXPECT_EQ(accel.limit(0), 250000u);
@@ -609,6 +612,7 @@ TEST(PolicyEngine, CapPowerRecordsTheOriginalAndARestartRestoresIt) {
       run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "last stopped"); }));
   const PolicyEvent* e = find_event(engine.events(), "gpu-hot", "last stopped");
   EXPECT_EQ(e->action, "cap_power");
+  EXPECT_EQ(e->subject, "GPU 0 (GPU-a)");
   EXPECT_EQ(e->result, "power limit 400.0 W");
   EXPECT_EQ(accel.limit(0), 400000u);
   EXPECT_EQ(read_text(record), "{}\n");
@@ -617,8 +621,10 @@ TEST(PolicyEngine, CapPowerRecordsTheOriginalAndARestartRestoresIt) {
 TEST(PolicyEngine, CapPowerRestoreAfterARestartWaitsForTheAcceleratorDriver) {
   TempDir dir;
   testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
   accel.set_limit(0, 250000);  // capped by the previous run, which recorded 400 W
-  write(dir / "power-caps.json", "{\"0\":{\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+  write(dir / "power-caps.json",
+        "{\"GPU-a\":{\"gpu\":0,\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
   accel.fail_with(platform::Error{std::make_error_code(std::errc::resource_unavailable_try_again),
                                   "NVML is not started"});
   auto o = options({}, &accel);
@@ -645,8 +651,10 @@ TEST(PolicyEngine, CapPowerRestoreAfterARestartWaitsForTheAcceleratorDriver) {
 TEST(PolicyEngine, CapPowerAfterARestartWhileStillHotKeepsTheRecordedOriginal) {
   TempDir dir;
   testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
   accel.set_limit(0, 250000);
-  write(dir / "power-caps.json", "{\"0\":{\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+  write(dir / "power-caps.json",
+        "{\"GPU-a\":{\"gpu\":0,\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
   auto o = options({}, &accel);
   o.state_dir = dir.path();
   asio::io_context io;
@@ -677,6 +685,7 @@ TEST(PolicyEngine, CapPowerAfterARestartWhileStillHotKeepsTheRecordedOriginal) {
 
 TEST(PolicyEngine, CapPowerFailureIsAnEventWithTheReason) {
   testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
   accel.set_limit(0, 400000);
   accel.fail_with(platform::Error{std::make_error_code(std::errc::operation_not_permitted),
                                   "GPU 0: needs root or CAP_SYS_ADMIN"});
@@ -691,6 +700,325 @@ TEST(PolicyEngine, CapPowerFailureIsAnEventWithTheReason) {
   EXPECT_EQ(e->details, "cannot cap power");
   EXPECT_TRUE(e->result.starts_with("failed: GPU 0: needs root or CAP_SYS_ADMIN")) << e->result;
   EXPECT_EQ(accel.limit(0), 400000u);
+}
+
+// Two rules capping one GPU: gpu-warm (above 80, clear 75) caps at $1 W, gpu-hot (above 85,
+// clear 80) at $2 W.
+std::string two_caps(int warm_watts, int hot_watts) {
+  return "[[limit]]\nname = \"gpu-warm\"\nmetric = \"DCGM_FI_DEV_GPU_TEMP\"\nabove = 80\n"
+         "clear = 75\naction = \"cap_power\"\npower_limit = " +
+         std::to_string(warm_watts) +
+         "\n[[limit]]\nname = \"gpu-hot\"\nmetric = \"DCGM_FI_DEV_GPU_TEMP\"\nabove = 85\n"
+         "clear = 80\naction = \"cap_power\"\npower_limit = " +
+         std::to_string(hot_watts) + "\n[events]\nburst = 100\n";
+}
+
+// The outcomes of the cap_power actions so far ("rule: details => result"), oldest first; the
+// transitions' own events ("capping power", "restoring power") left out.
+std::vector<std::string> cap_outcomes(const EventLog& log) {
+  std::vector<std::string> out;
+  for (const auto& e : log.recent()) {
+    if (e.action == "cap_power" && e.result != "capping power" && e.result != "restoring power") {
+      out.push_back(e.rule + ": " + e.details + " => " + e.result);
+    }
+  }
+  return out;
+}
+
+// Sets GPU 0 to `temp`, evaluates at `t` and waits for the `n`th cap_power outcome.
+bool step(asio::io_context& io, PolicyEngine& engine, Slots& s, std::int64_t temp,
+          std::chrono::steady_clock::time_point t, std::size_t n) {
+  s.set(temp, 40, 0);
+  engine.evaluate(s.slots, t);
+  return run_until(io, [&] { return cap_outcomes(engine.events()).size() >= n; });
+}
+
+TEST(PolicyEngine, CapPowerTwoRulesOnOneGpuTheLowestCapAppliesUntilTheLastClears) {
+  TempDir dir;
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 400000);
+  std::vector<std::string> records;  // power-caps.json as each limit was about to change
+  accel.on_set(
+      [&](std::uint32_t, std::uint32_t) { records.push_back(read_text(dir / "power-caps.json")); });
+  auto o = options({}, &accel);
+  o.state_dir = dir.path();
+  asio::io_context io;
+  PolicyEngine engine(io, o);
+  engine.load();
+  engine.apply(policy_of(two_caps(300, 250)));
+  Slots s;
+  auto t = std::chrono::steady_clock::now();
+  ASSERT_TRUE(step(io, engine, s, 82, t, 1));  // gpu-warm
+  EXPECT_EQ(accel.limit(0), 300000u);
+  ASSERT_TRUE(step(io, engine, s, 90, t + 1s, 2));  // and gpu-hot: the lower cap applies
+  EXPECT_EQ(accel.limit(0), 250000u);
+  ASSERT_TRUE(step(io, engine, s, 78, t + 2s, 3));  // gpu-hot clears: gpu-warm's cap again
+  EXPECT_EQ(accel.limit(0), 300000u);
+  ASSERT_TRUE(step(io, engine, s, 70, t + 3s, 4));  // the last one clears: the original
+  EXPECT_EQ(accel.limit(0), 400000u);
+  EXPECT_EQ(cap_outcomes(engine.events()),
+            (std::vector<std::string>{
+                "gpu-warm: GPU 0 power limit lowered => power limit 300.0 W, was 400.0 W",
+                "gpu-hot: GPU 0 power limit lowered => power limit 250.0 W, was 300.0 W",
+                "gpu-hot: GPU 0 power limit raised, rule gpu-warm's cap applies => power limit "
+                "300.0 W (gpu-warm), was 250.0 W",
+                "gpu-warm: GPU 0 power limit restored => power limit 400.0 W"}));
+  EXPECT_EQ(accel.set_calls(), 4u);
+  // The original was recorded once, before the first cap, and never replaced by a cap.
+  const std::string recorded =
+      "{\"GPU-a\":{\"gpu\":0,\"original_mw\":400000,\"rule\":\"gpu-warm\"}}\n";
+  EXPECT_EQ(records, (std::vector<std::string>{recorded, recorded, recorded, recorded}));
+  EXPECT_EQ(read_text(dir / "power-caps.json"), "{}\n");
+}
+
+TEST(PolicyEngine, CapPowerAHigherCapLeavesTheLowerOneInForce) {
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 400000);
+  asio::io_context io;
+  PolicyEngine engine(io, options({}, &accel));
+  engine.apply(policy_of(two_caps(200, 300)));
+  Slots s;
+  auto t = std::chrono::steady_clock::now();
+  ASSERT_TRUE(step(io, engine, s, 82, t, 1));       // gpu-warm: 200 W
+  ASSERT_TRUE(step(io, engine, s, 90, t + 1s, 2));  // gpu-hot's 300 W is higher: nothing changes
+  EXPECT_EQ(accel.limit(0), 200000u);
+  ASSERT_TRUE(step(io, engine, s, 78, t + 2s, 3));  // gpu-hot clears: still gpu-warm's 200 W
+  EXPECT_EQ(accel.limit(0), 200000u);
+  ASSERT_TRUE(step(io, engine, s, 70, t + 3s, 4));
+  EXPECT_EQ(accel.limit(0), 400000u);
+  EXPECT_EQ(cap_outcomes(engine.events()),
+            (std::vector<std::string>{
+                "gpu-warm: GPU 0 power limit lowered => power limit 200.0 W, was 400.0 W",
+                "gpu-hot: GPU 0 power limit unchanged, rule gpu-warm's cap applies => power "
+                "limit 200.0 W (gpu-warm)",
+                "gpu-hot: GPU 0 power limit unchanged, rule gpu-warm's cap applies => power "
+                "limit 200.0 W (gpu-warm)",
+                "gpu-warm: GPU 0 power limit restored => power limit 400.0 W"}));
+  EXPECT_EQ(accel.set_calls(), 2u);
+}
+
+TEST(PolicyEngine, CapPowerOneRuleOnTwoSeriesOfOneGpuHoldsItsCapUntilBothClear) {
+  // A rule matching two series of one GPU holds a cap for each of them.
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 400000);
+  asio::io_context io;
+  PolicyEngine engine(io, options({}, &accel));
+  engine.apply(
+      policy_of("[[limit]]\nname = \"gpu-hot\"\nmetric = \"DCGM_FI_DEV_GPU_TEMP\"\nabove = 85\n"
+                "clear = 80\naction = \"cap_power\"\npower_limit = 250\n[events]\nburst = 100\n"));
+  Slots s;
+  // Both series are GPU-a's (as its core and memory temperatures would be).
+  s.catalog->series[1].labels = {{"gpu", "0"}, {"sensor", "memory"}, {"UUID", "GPU-a"}};
+  auto t = std::chrono::steady_clock::now();
+  s.set(90, 40, 0);
+  engine.evaluate(s.slots, t);
+  ASSERT_TRUE(run_until(io, [&] { return cap_outcomes(engine.events()).size() >= 1; }));
+  s.set(90, 90, 0);
+  engine.evaluate(s.slots, t + 1s);
+  ASSERT_TRUE(run_until(io, [&] { return cap_outcomes(engine.events()).size() >= 2; }));
+  s.set(70, 90, 0);  // the first series clears; the second still holds the cap
+  engine.evaluate(s.slots, t + 2s);
+  ASSERT_TRUE(run_until(io, [&] { return cap_outcomes(engine.events()).size() >= 3; }));
+  EXPECT_EQ(accel.limit(0), 250000u);
+  s.set(70, 70, 0);
+  engine.evaluate(s.slots, t + 3s);
+  ASSERT_TRUE(run_until(io, [&] { return cap_outcomes(engine.events()).size() >= 4; }));
+  EXPECT_EQ(accel.limit(0), 400000u);
+  EXPECT_EQ(cap_outcomes(engine.events()).back(),
+            "gpu-hot: GPU 0 power limit restored => power limit 400.0 W");
+}
+
+TEST(PolicyEngine, CapPowerARestartWhileTwoRulesHoldCapsRestoresTheOriginal) {
+  TempDir dir;
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 400000);
+  auto o = options({}, &accel);
+  o.state_dir = dir.path();
+  Slots s;
+  auto t = std::chrono::steady_clock::now();
+  {
+    asio::io_context io;
+    PolicyEngine engine(io, o);
+    engine.load();
+    engine.apply(policy_of(two_caps(300, 250)));
+    ASSERT_TRUE(step(io, engine, s, 82, t, 1));
+    ASSERT_TRUE(step(io, engine, s, 90, t + 1s, 2));
+    EXPECT_EQ(accel.limit(0), 250000u);
+    engine.stop();  // stopped while both hold their caps
+  }
+  EXPECT_EQ(read_text(dir / "power-caps.json"),
+            "{\"GPU-a\":{\"gpu\":0,\"original_mw\":400000,\"rule\":\"gpu-warm\"}}\n");
+  // Still hot for one rule after the restart: it caps from the recorded original, and when it
+  // clears, the original (not the other rule's cap, nor the last run's) comes back.
+  asio::io_context io;
+  PolicyEngine engine(io, o);
+  engine.load();
+  engine.apply(policy_of(two_caps(300, 250)));
+  ASSERT_TRUE(step(io, engine, s, 82, t + 2s, 1));
+  EXPECT_EQ(accel.limit(0), 300000u);
+  EXPECT_EQ(cap_outcomes(engine.events())[0],
+            "gpu-warm: GPU 0 power limit lowered => power limit 300.0 W, was 400.0 W");
+  ASSERT_TRUE(step(io, engine, s, 70, t + 3s, 2));
+  EXPECT_EQ(accel.limit(0), 400000u);
+  EXPECT_EQ(find_event(engine.events(), "gpu-warm", "last stopped"), nullptr);
+  EXPECT_EQ(read_text(dir / "power-caps.json"), "{}\n");
+}
+
+TEST(PolicyEngine, CapPowerRestoresARenumberedGpuByItsUuid) {
+  TempDir dir;
+  // Before the reboot GPU-b was GPU 0 and was capped; now a GPU-a sits before it, so GPU-b is
+  // GPU 1. (The samples of Slots agree: gpu 0 is GPU-a, gpu 1 is GPU-b.)
+  write(dir / "power-caps.json",
+        "{\"GPU-b\":{\"gpu\":0,\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 350000);
+  accel.set_uuid(1, "GPU-b");
+  accel.set_limit(1, 250000);
+  auto o = options({}, &accel);
+  o.state_dir = dir.path();
+  asio::io_context io;
+  PolicyEngine engine(io, o);
+  engine.load();
+  engine.apply(policy_of(kGpuHot));
+  Slots s;
+  s.set(70, 70, 0);
+  engine.evaluate(s.slots, std::chrono::steady_clock::now());
+  ASSERT_TRUE(
+      run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "last stopped"); }));
+  const PolicyEvent* e = find_event(engine.events(), "gpu-hot", "last stopped");
+  EXPECT_EQ(e->subject, "GPU 1 (GPU-b)");
+  EXPECT_EQ(e->result, "power limit 400.0 W");
+  EXPECT_EQ(accel.limit(1), 400000u);
+  EXPECT_EQ(accel.limit(0), 350000u);  // not the GPU that is number 0 now
+  EXPECT_EQ(accel.set_calls(), 1u);
+  EXPECT_EQ(read_text(dir / "power-caps.json"), "{}\n");
+}
+
+TEST(PolicyEngine, CapPowerRecordedGpuNoLongerPresentIsAnEventAndKeepsItsRecord) {
+  TempDir dir;
+  const std::string record =
+      "{\"GPU-gone\":{\"gpu\":0,\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n";
+  write(dir / "power-caps.json", record);
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 350000);
+  auto o = options({}, &accel);
+  o.state_dir = dir.path();
+  asio::io_context io;
+  PolicyEngine engine(io, o);
+  engine.load();
+  engine.apply(policy_of(kGpuHot));
+  Slots s;
+  s.set(70, 70, 0);
+  auto t = std::chrono::steady_clock::now();
+  engine.evaluate(s.slots, t);
+  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "not present"); }));
+  const PolicyEvent* e = find_event(engine.events(), "gpu-hot", "not present");
+  EXPECT_EQ(e->subject, "GPU-gone");
+  EXPECT_EQ(e->severity, Severity::warning);
+  EXPECT_EQ(e->result, "failed: GPU-gone: no such GPU now (1 found; it was GPU 0): No such device");
+  EXPECT_EQ(accel.set_calls(), 0u);  // nothing restored onto another GPU
+  EXPECT_EQ(accel.limit(0), 350000u);
+  // Told once per run; the record stays for the next start.
+  engine.evaluate(s.slots, t + 1s);
+  run_until(
+      io, [] { return false; }, 100ms);
+  EXPECT_EQ(cap_outcomes(engine.events()).size(), 1u);
+  EXPECT_EQ(read_text(dir / "power-caps.json"), record);
+  // A cap of this run on another GPU writes the record again, the absent GPU's with it.
+  s.set(90, 70, 0);
+  engine.evaluate(s.slots, t + 2s);
+  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "lowered"); }));
+  EXPECT_EQ(read_text(dir / "power-caps.json"),
+            "{\"GPU-a\":{\"gpu\":0,\"original_mw\":350000,\"rule\":\"gpu-hot\"},"
+            "\"GPU-gone\":{\"gpu\":0,\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+}
+
+TEST(PolicyEngine, CapPowerConvertsThePreviousVersionsRecordByIndex) {
+  TempDir dir;
+  // The previous version keyed the record by index: GPU 1 (GPU-b here) and a GPU 5 that is
+  // not there now.
+  write(dir / "power-caps.json",
+        "{\"1\":{\"original_mw\":400000,\"rule\":\"gpu-hot\"},"
+        "\"5\":{\"original_mw\":300000,\"rule\":\"gpu-hot\"}}\n");
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 350000);
+  accel.set_uuid(1, "GPU-b");
+  accel.set_limit(1, 250000);
+  // The restore is refused: the record stays, now in the new form.
+  accel.fail_with(platform::Error{std::make_error_code(std::errc::operation_not_permitted),
+                                  "needs root or CAP_SYS_ADMIN"});
+  auto o = options({}, &accel);
+  o.state_dir = dir.path();
+  {
+    asio::io_context io;
+    PolicyEngine engine(io, o);
+    engine.load();
+    engine.apply(policy_of(kGpuHot));
+    Slots s;
+    s.set(70, 70, 0);
+    engine.evaluate(s.slots, std::chrono::steady_clock::now());
+    ASSERT_TRUE(run_until(io, [&] { return cap_outcomes(engine.events()).size() >= 2; }));
+    const PolicyEvent* gone = find_event(engine.events(), "gpu-hot", "no GPU 5");
+    ASSERT_NE(gone, nullptr);
+    EXPECT_EQ(gone->subject, "GPU 5");
+    EXPECT_EQ(gone->severity, Severity::warning);
+    const PolicyEvent* refused = find_event(engine.events(), "gpu-hot", "GPU-b");
+    ASSERT_NE(refused, nullptr);
+    EXPECT_EQ(refused->result, "failed: needs root or CAP_SYS_ADMIN: Operation not permitted");
+    EXPECT_EQ(read_text(dir / "power-caps.json"),
+              "{\"GPU-b\":{\"gpu\":1,\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+    engine.stop();
+  }
+  // The next start reads the new form and restores GPU-b.
+  accel.fail_with(std::nullopt);
+  asio::io_context io;
+  PolicyEngine engine(io, o);
+  engine.load();
+  engine.apply(policy_of(kGpuHot));
+  Slots s;
+  s.set(70, 70, 0);
+  engine.evaluate(s.slots, std::chrono::steady_clock::now());
+  ASSERT_TRUE(
+      run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "last stopped"); }));
+  EXPECT_EQ(accel.limit(1), 400000u);
+  EXPECT_EQ(accel.limit(0), 350000u);
+  EXPECT_EQ(read_text(dir / "power-caps.json"), "{}\n");
+}
+
+TEST(PolicyEngine, CapPowerRecordOfThePreviousVersionTakenOverByAFiringRule) {
+  TempDir dir;
+  write(dir / "power-caps.json", "{\"0\":{\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 250000);  // the previous version's cap
+  auto o = options({}, &accel);
+  o.state_dir = dir.path();
+  asio::io_context io;
+  PolicyEngine engine(io, o);
+  engine.load();
+  engine.apply(policy_of(kGpuHot));
+  Slots s;
+  s.set(90, 40, 0);
+  auto t = std::chrono::steady_clock::now();
+  engine.evaluate(s.slots, t);  // hot at once: the cap takes the converted record over
+  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "lowered"); }));
+  EXPECT_EQ(find_event(engine.events(), "gpu-hot", "lowered")->result,
+            "power limit 250.0 W, was 400.0 W");
+  EXPECT_EQ(read_text(dir / "power-caps.json"),
+            "{\"GPU-a\":{\"gpu\":0,\"original_mw\":400000,\"rule\":\"gpu-hot\"}}\n");
+  s.set(70, 40, 0);
+  engine.evaluate(s.slots, t + 1s);
+  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "restored"); }));
+  EXPECT_EQ(accel.limit(0), 400000u);
+  EXPECT_EQ(find_event(engine.events(), "gpu-hot", "last stopped"), nullptr);
+  EXPECT_EQ(read_text(dir / "power-caps.json"), "{}\n");
 }
 
 // ---- bundles through the engine: directory, key, rollback, last good kept

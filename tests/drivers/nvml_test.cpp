@@ -407,6 +407,24 @@ TEST_F(NvmlDriverTest, PowerLimitIsSetAndTheNextSweepReportsIt) {
   EXPECT_EQ(value_of(sweep_text(sweep(*d)), "DCGM_FI_DEV_POWER_MGMT_LIMIT", 1), "700");
 }
 
+TEST_F(NvmlDriverTest, PowerKnowsTheGpusUuidsInIndexOrderOnceDiscovered) {
+  auto power = std::make_shared<NvmlPower>();
+  auto none = power->gpu_uuids();  // no driver has discovered anything yet
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, std::errc::resource_unavailable_try_again);
+  // Renumbered: the fixture's second GPU comes first.
+  auto d = driver_for(power_scenario("uuid 0 GPU-6b8d3c2f-1c90-4d52-a01b-2e3f40516171\n"
+                                     "uuid 1 GPU-5a7c2b1e-0b8f-4c41-9f0a-1d2e3f405060\n"),
+                      milliseconds(1000), GRIDNODE_FAKE_NVML, power);
+  sweep(*d);
+  auto uuids = power->gpu_uuids();
+  ASSERT_TRUE(uuids) << uuids.error().message();
+  EXPECT_EQ(*uuids, (std::vector<std::string>{"GPU-6b8d3c2f-1c90-4d52-a01b-2e3f40516171",
+                                              "GPU-5a7c2b1e-0b8f-4c41-9f0a-1d2e3f405060"}));
+  d.reset();  // the driver withdraws its GPUs
+  EXPECT_FALSE(power->gpu_uuids());
+}
+
 TEST_F(NvmlDriverTest, PowerLimitOutsideTheGpusRangeIsRefusedNamingTheRange) {
   auto power = std::make_shared<NvmlPower>();
   auto d = driver_for(power_scenario(), milliseconds(1000), GRIDNODE_FAKE_NVML, power);

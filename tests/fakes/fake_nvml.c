@@ -19,9 +19,10 @@
  *   xid GPU STEP XID               an XID critical error event, queued at STEP
  *   process GPU PID BYTES [FROM [TO]]     a running compute process
  *   power_limit_state PATH         where the limits set by nvmlDeviceSetPowerManagementLimit
- *                                  are kept ("GPU MW" lines), read at nvmlInit_v2: like the
- *                                  kernel driver's, they outlive the process that set them.
- *                                  Without it they live in this process only.
+ *                                  are kept ("UUID MW" lines), read at nvmlInit_v2: like the
+ *                                  kernel driver's, they outlive the process that set them,
+ *                                  and stay with their GPU whatever index a later scenario
+ *                                  gives its UUID. Without it they live in this process only.
  * The step is the number of nvmlDeviceGetCount_v2 calls since nvmlInit_v2, minus one: the
  * driver calls it exactly once per sweep. Fields: gpu_temp mem_temp power_mw energy_mj
  * power_limit_mw sm_clock mem_clock util_gpu util_mem enc dec fb_total fb_reserved fb_used
@@ -270,10 +271,12 @@ static void load(void) {
   fclose(f);
   if (S.power_limit_state[0] != '\0') {
     FILE* st = fopen(S.power_limit_state, "r");
-    int gpu = 0;
+    char uuid[96];
     unsigned mw = 0;
-    while (st != NULL && fscanf(st, "%d %u", &gpu, &mw) == 2) {
-      if (gpu >= 0 && gpu < MAX_GPUS) S.gpu[gpu].set_limit = mw;
+    while (st != NULL && fscanf(st, "%95s %u", uuid, &mw) == 2) {
+      for (int i = 0; i < S.gpus && i < MAX_GPUS; ++i) {
+        if (strcmp(S.gpu[i].uuid, uuid) == 0) S.gpu[i].set_limit = mw;
+      }
     }
     if (st != NULL) fclose(st);
   }
@@ -289,7 +292,7 @@ static void save_limits(void) {
   if (st == NULL) return;
   for (int i = 0; i < MAX_GPUS; ++i) {
     unsigned mw = __atomic_load_n(&S.gpu[i].set_limit, __ATOMIC_SEQ_CST);
-    if (mw != 0) fprintf(st, "%d %u\n", i, mw);
+    if (mw != 0) fprintf(st, "%s %u\n", S.gpu[i].uuid, mw);
   }
   fclose(st);
   rename(tmp, S.power_limit_state);

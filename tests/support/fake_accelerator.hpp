@@ -1,8 +1,10 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "gridnode/agent/accelerator_control.hpp"
@@ -20,6 +22,11 @@ class FakeAcceleratorControl final : public agent::AcceleratorControl {
   void set_limit(std::uint32_t gpu, std::uint32_t mw) {
     std::lock_guard lock(mu_);
     limits_[gpu] = mw;
+  }
+  // GPU `gpu`'s UUID (gpu_uuids() lists them by index; a gap is "").
+  void set_uuid(std::uint32_t gpu, std::string uuid) {
+    std::lock_guard lock(mu_);
+    uuids_[gpu] = std::move(uuid);
   }
   std::uint32_t limit(std::uint32_t gpu) {
     std::lock_guard lock(mu_);
@@ -39,6 +46,19 @@ class FakeAcceleratorControl final : public agent::AcceleratorControl {
     std::lock_guard lock(mu_);
     return procs_;
   }
+  // Fails only with a resource_unavailable_try_again error (the GPUs not found yet): like
+  // NvmlPower's, the list costs no call that could be refused.
+  platform::Result<std::vector<std::string>> gpu_uuids() override {
+    std::lock_guard lock(mu_);
+    if (error_ && error_->code == std::errc::resource_unavailable_try_again) {
+      return tl::unexpected(*error_);
+    }
+    std::vector<std::string> out(uuids_.empty() ? 0 : uuids_.rbegin()->first + 1);
+    for (const auto& [gpu, uuid] : uuids_) {
+      out[gpu] = uuid;
+    }
+    return out;
+  }
   platform::Result<std::uint32_t> power_limit_mw(std::uint32_t gpu) override {
     std::lock_guard lock(mu_);
     if (error_) {
@@ -50,7 +70,16 @@ class FakeAcceleratorControl final : public agent::AcceleratorControl {
     }
     return it->second;
   }
+  // Runs at the start of every set_power_limit_mw, outside the fake's lock: what the engine
+  // had done before it changed a limit (set before the engine runs).
+  void on_set(std::function<void(std::uint32_t gpu, std::uint32_t mw)> hook) {
+    on_set_ = std::move(hook);
+  }
+
   platform::Result<void> set_power_limit_mw(std::uint32_t gpu, std::uint32_t mw) override {
+    if (on_set_) {
+      on_set_(gpu, mw);
+    }
     std::lock_guard lock(mu_);
     if (error_) {
       return tl::unexpected(*error_);
@@ -67,8 +96,10 @@ class FakeAcceleratorControl final : public agent::AcceleratorControl {
   std::mutex mu_;
   std::vector<agent::AcceleratorProcess> procs_;
   std::map<std::uint32_t, std::uint32_t> limits_;
+  std::map<std::uint32_t, std::string> uuids_;
   std::size_t set_calls_ = 0;
   std::optional<platform::Error> error_;
+  std::function<void(std::uint32_t, std::uint32_t)> on_set_;
 };
 
 }  // namespace gridnode::testing

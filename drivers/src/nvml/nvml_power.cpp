@@ -164,6 +164,20 @@ platform::Result<NvmlPower::Limits> NvmlPower::read_limits(std::uint32_t gpu) {
   return l;
 }
 
+platform::Result<std::vector<std::string>> NvmlPower::gpu_uuids() {
+  std::lock_guard lock(state_->mu);
+  if (!state_->lib) {
+    return platform::fail(std::errc::resource_unavailable_try_again,
+                          "NVML is not started (the nvml driver has not found the GPUs)");
+  }
+  std::vector<std::string> out;
+  out.reserve(state_->gpus.size());
+  for (const auto& g : state_->gpus) {
+    out.push_back(g.uuid);
+  }
+  return out;
+}
+
 platform::Result<void> NvmlPower::set_limit_mw(std::uint32_t gpu, std::uint32_t milliwatts) {
   std::lock_guard call(state_->call_mu);
   auto c = std::make_shared<PowerCall>();

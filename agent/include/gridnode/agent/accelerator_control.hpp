@@ -32,6 +32,11 @@ class AcceleratorControl {
   virtual bool lists_processes() const { return true; }
   // Every process on every accelerator; no_such_file_or_directory when there are none here.
   [[nodiscard]] virtual platform::Result<std::vector<AcceleratorProcess>> list_processes() = 0;
+  // The UUIDs of the accelerators, in index order (the position is dcgm-exporter's {gpu}
+  // label): how a limit recorded by UUID finds its GPU after the indices changed (a GPU added
+  // or removed). An empty string for a GPU whose UUID is not known. Errors:
+  // resource_unavailable_try_again, as power_limit_mw's.
+  [[nodiscard]] virtual platform::Result<std::vector<std::string>> gpu_uuids() = 0;
   // The power limit in force, in milliwatts. resource_unavailable_try_again: not known yet
   // (the accelerator driver has not found its GPUs); ask again after the next round.
   [[nodiscard]] virtual platform::Result<std::uint32_t> power_limit_mw(std::uint32_t gpu) = 0;

@@ -18,6 +18,7 @@ class NvmlAcceleratorControl final : public AcceleratorControl {
 
   bool lists_processes() const override { return false; }
   platform::Result<std::vector<AcceleratorProcess>> list_processes() override;
+  platform::Result<std::vector<std::string>> gpu_uuids() override;
   platform::Result<std::uint32_t> power_limit_mw(std::uint32_t gpu) override;
   platform::Result<void> set_power_limit_mw(std::uint32_t gpu, std::uint32_t milliwatts) override;
 

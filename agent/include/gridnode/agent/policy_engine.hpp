@@ -145,7 +145,9 @@ class PolicyEngine {
   void cap_power(const LimitRule& rule, const LimitTransition& t);
   void restore_recorded_caps();
   std::string caps_path() const;
-  void write_caps();  // worker: caps_on_disk_ to caps_path()
+  void write_caps();  // worker: caps_on_disk_ (and index_caps_) to caps_path()
+  // Worker: the GPUs' UUIDs in index order, after converting index_caps_ by them.
+  platform::Result<std::vector<std::string>> gpu_uuids();
   void on_policy_rejected(const std::string& what, const platform::Error& error);
 
   asio::io_context& io_;
@@ -165,16 +167,32 @@ class PolicyEngine {
   std::set<std::pair<pid_t, std::uint64_t>> reported_procs_;  // (pid, start time)
   bool accel_busy_ = false;
   std::vector<AcceleratorProcess> sampled_procs_;  // from the last round's samples
-  std::map<std::uint32_t, std::uint32_t> saved_power_mw_;  // gpu -> limit before we capped it
-  // What power-caps.json says: gpu -> the limit a cap replaced, and the rule that capped it.
+  // cap_power, per GPU (by UUID): the cap (mW) of each rule and series holding one. The limit
+  // in force is the lowest; when the last one clears, the recorded original comes back.
+  using CapHolder = std::pair<std::string, std::string>;  // rule name, subject
+  std::map<std::string, std::map<CapHolder, std::uint32_t>> cap_holds_;
+  bool restore_pending_ = false;  // loop: records of the last run may still need restoring
+  bool restoring_ = false;
+  // What power-caps.json says, by GPU UUID: {"GPU-…": {"gpu": 1, "original_mw": 700000,
+  // "rule": "gpu-hot"}}: the limit the first cap replaced (never a cap), the rule that capped
+  // first and the GPU's index then (for messages).
   struct CapRecord {
     std::uint32_t original_mw = 0;
     std::string rule;
-    bool retry = true;  // loop: still to be restored in this run
+    std::uint32_t gpu = 0;
+    enum class State : std::uint8_t {
+      recorded,  // from the last run: to be restored after the first round
+      capped,    // a cap of this run holds it
+      kept,      // could not be restored in this run: stays for the next start
+    };
+    State state = State::recorded;
+    std::uint32_t in_force_mw = 0;  // capped: the limit this run set; 0: not known
   };
-  std::map<std::uint32_t, CapRecord> recorded_caps_;  // loop: from the last run, not restored
-  bool restoring_ = false;
-  std::map<std::uint32_t, CapRecord> caps_on_disk_;  // worker only (after load)
+  std::map<std::string, CapRecord> caps_on_disk_;  // worker only (after load)
+  // A file of the previous version, keyed by GPU index: converted to UUIDs once the GPUs are
+  // known (worker only, after load).
+  std::map<std::uint32_t, CapRecord> index_caps_;
+  std::vector<PolicyEvent> cap_notices_;  // worker: events for the loop, from the conversion
   // integrity
   std::shared_ptr<IntegrityChecker> checker_;
   bool hashing_ = false;

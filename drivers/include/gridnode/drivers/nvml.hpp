@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "gridnode/drivers/driver.hpp"
 #include "gridnode/platform/roots.hpp"
@@ -45,6 +46,10 @@ class NvmlPower {
   // an earlier one still has not), and NVML's own codes (nvml_category()) with a context that
   // says what to do: NO_PERMISSION (needs root or CAP_SYS_ADMIN), NOT_SUPPORTED, GPU_IS_LOST.
   [[nodiscard]] platform::Result<void> set_limit_mw(std::uint32_t gpu, std::uint32_t milliwatts);
+  // The UUIDs of the GPUs the driver found, in index order ("" where discovery could not read
+  // one), as its last discovery read them: no NVML call, never blocks on one. Errors:
+  // resource_unavailable_try_again (the driver has not discovered the GPUs yet).
+  [[nodiscard]] platform::Result<std::vector<std::string>> gpu_uuids();
 
   // The driver's side (drivers/src/nvml): where it publishes its library and GPUs.
   nvml::PowerState& state() { return *state_; }
