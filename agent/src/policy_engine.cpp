@@ -443,7 +443,8 @@ void PolicyEngine::cap_power(const LimitRule& rule, const LimitTransition& t) {
       if (r) {
         CapRecord& rec = it->second;
         was = rec.in_force_mw != 0 ? rec.in_force_mw : rec.original_mw;
-        now = *target;
+        // A cap only ever lowers: a GPU the operator had set below it stays where it was.
+        now = std::min(*target, rec.original_mw);
         if (rec.in_force_mw != now) {
           r = accel.set_power_limit_mw(gpu, now);
         }
@@ -490,8 +491,11 @@ void PolicyEngine::cap_power(const LimitRule& rule, const LimitTransition& t) {
           change = now < was ? "lowered" : "raised";
         }
         e.details = "GPU " + std::to_string(gpu) + " power limit " + change +
-                    (other ? ", rule " + target_rule + "'s cap applies" : "");
-        e.result = "power limit " + watts(now) + (other ? " (" + target_rule + ")" : "") +
+                    (now < *target ? ", already below the cap"
+                     : other       ? ", rule " + target_rule + "'s cap applies"
+                                   : "");
+        e.result = "power limit " + watts(now) +
+                   (other && now == *target ? " (" + target_rule + ")" : "") +
                    (now != was ? ", was " + watts(was) : "");
       }
       raise(std::move(e));

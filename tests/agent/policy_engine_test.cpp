@@ -799,6 +799,29 @@ TEST(PolicyEngine, CapPowerAHigherCapLeavesTheLowerOneInForce) {
   EXPECT_EQ(accel.set_calls(), 2u);
 }
 
+// A GPU whose limit is already below the cap (set so by its operator) is never raised to it.
+TEST(PolicyEngine, CapPowerNeverRaisesALimitAlreadyBelowTheCap) {
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 200000);
+  asio::io_context io;
+  PolicyEngine engine(io, options({}, &accel));
+  engine.apply(policy_of(kGpuHot));  // caps at 250 W
+  Slots s;
+  auto t = std::chrono::steady_clock::now();
+  s.set(90, 40, 0);
+  engine.evaluate(s.slots, t);
+  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "unchanged"); }));
+  EXPECT_EQ(accel.limit(0), 200000u);
+  const PolicyEvent* e = find_event(engine.events(), "gpu-hot", "unchanged");
+  EXPECT_EQ(e->details, "GPU 0 power limit unchanged, already below the cap");
+  EXPECT_EQ(e->result, "power limit 200.0 W");
+  s.set(79, 40, 0);
+  engine.evaluate(s.slots, t + 1s);
+  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "restored"); }));
+  EXPECT_EQ(accel.limit(0), 200000u);
+}
+
 TEST(PolicyEngine, CapPowerOneRuleOnTwoSeriesOfOneGpuHoldsItsCapUntilBothClear) {
   // A rule matching two series of one GPU holds a cap for each of them.
   testing::FakeAcceleratorControl accel;
