@@ -114,9 +114,20 @@ bool decode_endpoint(std::string_view text, bool v6, std::string& address, std::
 
 // ---- limits
 
-void LimitsEvaluator::set_rules(std::vector<LimitRule> rules) {
+void LimitsEvaluator::set_rules(std::vector<LimitRule> rules,
+                                std::vector<std::pair<LimitRule, LimitTransition>>* released) {
+  std::vector<Bound> kept;  // the next rebind carries their state over by (rule, subject)
+  for (Bound& b : bounds_) {
+    const LimitRule& old = rules_[b.rule];
+    if (auto it = std::find(rules.begin(), rules.end(), old); it != rules.end()) {
+      b.rule = static_cast<std::size_t>(it - rules.begin());
+      kept.push_back(std::move(b));
+    } else if (b.firing && released != nullptr) {
+      released->push_back({old, LimitTransition{0, false, b.subject, 0, b.labels}});
+    }
+  }
   rules_ = std::move(rules);
-  bounds_.clear();
+  bounds_ = std::move(kept);
   bound_ = false;  // rebind on the next evaluation
 }
 

@@ -186,7 +186,15 @@ void PolicyEngine::apply(Policy policy) {
     }
   }
   events_.set_limits(policy_.events);
-  limits_.set_rules(policy_.limits);
+  // A rule the reload removed or changed lets go of its caps now; an unchanged one keeps its
+  // state, and clears (and restores) when its condition does.
+  std::vector<std::pair<LimitRule, LimitTransition>> released;
+  limits_.set_rules(policy_.limits, &released);
+  for (const auto& [rule, t] : released) {
+    if (rule.action == LimitAction::cap_power) {
+      cap_power(rule, t);
+    }
+  }
   reported_listeners_.clear();
   cancel_ = true;  // a pass of the old policy stops at its next chunk
   checker_ = policy_.integrity.watch.empty()

@@ -822,6 +822,48 @@ TEST(PolicyEngine, CapPowerNeverRaisesALimitAlreadyBelowTheCap) {
   EXPECT_EQ(accel.limit(0), 200000u);
 }
 
+// A policy reload keeps the state of a rule it did not change: the cap it holds is restored when
+// its condition clears (a reload used to forget that it fired, and the cap stayed until a restart).
+TEST(PolicyEngine, CapPowerAReloadKeepsAnUnchangedRulesCapUntilItClears) {
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 400000);
+  asio::io_context io;
+  PolicyEngine engine(io, options({}, &accel));
+  engine.apply(policy_of(kGpuHot));
+  Slots s;
+  auto t = std::chrono::steady_clock::now();
+  ASSERT_TRUE(step(io, engine, s, 90, t, 1));
+  EXPECT_EQ(accel.limit(0), 250000u);
+  engine.apply(policy_of(std::string(kGpuHot) + "# reloaded\n"));
+  ASSERT_TRUE(step(io, engine, s, 90, t + 1s, 1));  // still hot: not capped again
+  EXPECT_EQ(cap_outcomes(engine.events()).size(), 1u);
+  ASSERT_TRUE(step(io, engine, s, 79, t + 2s, 2)) << "the reloaded rule never cleared";
+  EXPECT_EQ(accel.limit(0), 400000u);
+  EXPECT_EQ(cap_outcomes(engine.events()).back(),
+            "gpu-hot: GPU 0 power limit restored => power limit 400.0 W");
+}
+
+// A reload that removes (or changes) a rule holding a cap lets go of the cap at once.
+TEST(PolicyEngine, CapPowerAReloadWithoutTheRuleRestoresAtOnce) {
+  testing::FakeAcceleratorControl accel;
+  accel.set_uuid(0, "GPU-a");
+  accel.set_limit(0, 400000);
+  asio::io_context io;
+  PolicyEngine engine(io, options({}, &accel));
+  engine.apply(policy_of(two_caps(300, 250)));
+  Slots s;
+  auto t = std::chrono::steady_clock::now();
+  ASSERT_TRUE(step(io, engine, s, 90, t, 2));  // both fire: gpu-hot's 250 W applies
+  EXPECT_EQ(accel.limit(0), 250000u);
+  engine.apply(policy_of(two_caps(300, 200).substr(0, two_caps(300, 200).find("[[limit]]", 1)) +
+                         "[events]\nburst = 100\n"));  // gpu-hot removed
+  ASSERT_TRUE(run_until(io, [&] { return cap_outcomes(engine.events()).size() >= 3; }));
+  EXPECT_EQ(accel.limit(0), 300000u);  // gpu-warm's cap, unchanged, still holds
+  ASSERT_TRUE(step(io, engine, s, 70, t + 1s, 4));
+  EXPECT_EQ(accel.limit(0), 400000u);
+}
+
 TEST(PolicyEngine, CapPowerOneRuleOnTwoSeriesOfOneGpuHoldsItsCapUntilBothClear) {
   // A rule matching two series of one GPU holds a cap for each of them.
   testing::FakeAcceleratorControl accel;

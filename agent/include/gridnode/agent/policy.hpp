@@ -60,6 +60,7 @@ struct LimitRule {
   Severity severity = Severity::warning;
   LimitAction action = LimitAction::report;
   std::uint32_t power_limit_mw = 0;  // cap_power: the GPU limit while the condition holds
+  bool operator==(const LimitRule&) const = default;
 };
 
 struct IntegrityWatch {

@@ -36,7 +36,12 @@ struct LimitTransition {
 // pass over the readings plus one comparison per matched series. Loop thread.
 class LimitsEvaluator {
  public:
-  void set_rules(std::vector<LimitRule> rules);
+  // Replaces the rules (a policy reload). A series' state (pending, firing) carries over to the
+  // new rule identical to its old one (same name and definition), so a reload neither fires
+  // again what fires nor forgets to clear it; a firing series of a rule that is gone or changed
+  // goes into `released` as a clear transition, with its old rule (cap_power must let go).
+  void set_rules(std::vector<LimitRule> rules,
+                 std::vector<std::pair<LimitRule, LimitTransition>>* released = nullptr);
   const std::vector<LimitRule>& rules() const { return rules_; }
   void evaluate(const std::vector<DriverSlot>& slots, std::chrono::steady_clock::time_point now,
                 std::vector<LimitTransition>& out);
