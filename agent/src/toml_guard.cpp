@@ -11,11 +11,19 @@ namespace gridnode::agent {
 // any file handed to `gridnodectl policy check`, and agent.toml is input too, so this scan
 // refuses both before toml++ sees either. Strings and comments may hold any UTF-8; a line of a
 // multi-line array that starts with "[" and no key character is refused too (neither file has
-// arrays of arrays).
+// arrays of arrays). A quote opens a string only where TOML has one (a key or a value: after a
+// line's start, "=", "[", ",", "{" or "."): elsewhere toml++ reads no string either
+// (`n = 3'...` is an integer and then garbage), so what follows is code. The fuzzer reached the
+// bug past an earlier scan that took `3'gri3...` followed by U+FEFD for a string.
 platform::Result<void> refuse_toml_hazards(std::string_view text, const std::string& origin) {
   enum class In { code, comment, basic, literal, ml_basic, ml_literal } in = In::code;
   std::size_t line = 1;
   bool line_start = true;
+  char last = '\n';  // the last character of code that is not whitespace ('\n': none this line)
+  auto opens_string = [&last] {
+    return last == '\n' || last == '=' || last == '[' || last == ',' || last == '{' ||
+           last == '.';
+  };
   auto fail_at = [&](const char* what) {
     return platform::fail(std::errc::invalid_argument,
                           origin + ":" + std::to_string(line) + ": " + what);
@@ -30,6 +38,7 @@ platform::Result<void> refuse_toml_hazards(std::string_view text, const std::str
     if (c == '\n') {
       ++line;
       line_start = true;
+      last = '\n';
       if (in == In::comment || in == In::basic || in == In::literal) {
         in = In::code;
       }
@@ -55,6 +64,8 @@ platform::Result<void> refuse_toml_hazards(std::string_view text, const std::str
         }
         if (c == '#') {
           in = In::comment;
+        } else if ((c == '"' || c == '\'') && !opens_string()) {
+          // no string where TOML has none: what follows stays code
         } else if (rest.starts_with(R"(""")")) {
           in = In::ml_basic;
           i += 2;
@@ -66,6 +77,7 @@ platform::Result<void> refuse_toml_hazards(std::string_view text, const std::str
         } else if (c == '\'') {
           in = In::literal;
         }
+        last = c;
         break;
       case In::comment:
         break;

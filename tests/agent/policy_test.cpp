@@ -174,6 +174,11 @@ TEST(Policy, ErrorsNameTheLine) {
       {"[[[]]", "p.toml:1: malformed table header"},
       {"[policy]\n[>[limit]]\n", "p.toml:2: malformed table header"},
       {"[policy]\nname = \"a\"\u00a1\n", "p.toml:2: a non-ASCII character outside"},
+      // A quote where TOML has no string opens none: the fuzzer's input reached the bug so.
+      {"gridCQbLgGltwMpwbve = 3'gri3)drk\x02\x02\x02\x02\x02\"\x02\x02\x02integr\xef\xbb\xbd"
+       "\x02`\x02\x02" "erator]\nus(QbLgGltwMpwbve =",
+       "p.toml:1: a non-ASCII character outside"},
+      {"a = 1\"\u00e9\"\n", "p.toml:1: a non-ASCII character outside"},
   };
   for (const auto& c : cases) {
     auto p = parse_policy(c.text, "p.toml");
