@@ -142,17 +142,11 @@ Result<platform::Level> parse_level(std::string_view text) {
 }
 
 Result<Config> parse_config(std::string_view toml_text, const std::string& origin, Config c) {
-  if (auto ok = refuse_toml_hazards(toml_text, origin); !ok) {
-    return tl::unexpected(ok.error());
+  auto parsed = parse_toml(toml_text, origin);
+  if (!parsed) {
+    return tl::unexpected(parsed.error());
   }
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, origin);
-  } catch (const toml::parse_error& e) {
-    return fail(std::errc::invalid_argument,
-                origin + ":" + std::to_string(e.source().begin.line) + ": " +
-                    std::string(e.description()));
-  }
+  toml::table root = std::move(*parsed);
 
   auto section = [&](std::string_view name, const toml::node& node,
                      const std::set<std::string_view>& known, auto&& apply) -> Result<void> {

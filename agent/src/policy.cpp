@@ -234,17 +234,11 @@ Policy default_policy() {
 }
 
 Result<Policy> parse_policy(std::string_view text, const std::string& origin) {
-  if (auto ok = refuse_toml_hazards(text, origin); !ok) {
-    return tl::unexpected(ok.error());
+  auto parsed = parse_toml(text, origin);
+  if (!parsed) {
+    return tl::unexpected(parsed.error());
   }
-  toml::table root;
-  try {
-    root = toml::parse(text, origin);
-  } catch (const toml::parse_error& e) {
-    return platform::fail(std::errc::invalid_argument,
-                          origin + ":" + std::to_string(e.source().begin.line) + ": " +
-                              std::string(e.description()));
-  }
+  toml::table root = std::move(*parsed);
   Parser p(origin);
   Policy pol;
   pol.source = origin;

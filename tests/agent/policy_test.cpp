@@ -132,6 +132,27 @@ TEST(Policy, UnicodeInStringsAndCommentsIsFine) {
   EXPECT_EQ(p->limits[0].name, "x\n[[[ \u00a1");
 }
 
+// toml++ 3.3 reaches TOML_UNREACHABLE on most of U+00A1-U+0499 (and two other runs) where it
+// looks for whitespace, also inside a valid document (after a line-ending backslash in a
+// multi-line string, marzer/tomlplusplus#190): parse_toml hands it those as private-use code
+// points and puts them back, so the values are the text's. Run under UBSan in the asan preset.
+TEST(Policy, CharactersTomlPlusPlusCannotClassifyAreKept) {
+  auto p = parse_policy("[policy]\nname = \"\"\"\\\n\u00a7 \u00e9 \u0416 \u3001 \ufefd \u4e2d\"\"\"\n"
+                        "# \u00b0 \u00fc\n",
+                        "p.toml");
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_EQ(p->name, "\u00a7 \u00e9 \u0416 \u3001 \ufefd \u4e2d");
+  // An error in such a document still names its line.
+  auto bad = parse_policy("[policy]\nname = \"\u00e9\"\nversion = \u00e9\n", "p.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("p.toml:3:"), std::string::npos) << bad.error().message();
+  // The private-use code points it uses for them are refused in the text itself.
+  auto pua = parse_policy("[policy]\nname = \"\ue001\"\n", "p.toml");
+  ASSERT_FALSE(pua);
+  EXPECT_NE(pua.error().message().find("p.toml:2: private-use characters"), std::string::npos)
+      << pua.error().message();
+}
+
 TEST(Policy, IntrusionCanBeDisabled) {
   auto p = parse_policy("[intrusion]\nenabled = false\n", "p.toml");
   ASSERT_TRUE(p);
