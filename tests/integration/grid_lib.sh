@@ -24,15 +24,10 @@ declare -A APID GRID_SCENARIO
 # that was given it binds it), and never one this file already chose (none of them listens yet).
 grid_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 GRID_TAKEN=" "
-GRID_EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 grid_port() {
   local p
   for _ in $(seq 100); do
-    if [ "$GRID_EPHEMERAL_LOW" -gt 11000 ]; then
-      p=$((10000 + RANDOM % (GRID_EPHEMERAL_LOW - 10000)))
-    else
-      p=$((20000 + RANDOM % 40000))  # no room below it: as lib.sh's free_port
-    fi
+    p=$(port_candidate)
     if [[ $GRID_TAKEN != *" $p "* ]] && ! grid_port_open "$p"; then
       echo "$p"  # (run in $(...): the caller adds it to GRID_TAKEN)
       return 0

@@ -25,7 +25,10 @@ start_nats() {  # start_nats I
 }
 for i in 0 1 2; do start_nats $i; done
 NATS="nats://127.0.0.1:${CPORT[0]},nats://127.0.0.1:${CPORT[1]},nats://127.0.0.1:${CPORT[2]}"
-for i in 0 1 2; do wait_for "nats-server $i" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/${CPORT[$i]}"; done
+for i in 0 1 2; do
+  wait_for "nats-server $i" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/${CPORT[$i]}" ||
+    { tail -n 20 "$WORK/nats$i.log" | sed 's/^/  nats: /' >&2; exit 1; }
+done
 
 setup_failover_agent
 start_collector() {  # start_collector PORT

@@ -72,11 +72,23 @@ check_export_drains() {
   tail -n 20 "$WORK/export.log" | sed 's/^/  export: /'
 }
 
+# A random port below the kernel's ephemeral range, so that no outgoing connection of a test
+# running beside this one takes it between our check and our server's bind (a nats-server of the
+# cluster test once found its port taken so).
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+port_candidate() {
+  if [ "$EPHEMERAL_LOW" -gt 11000 ]; then
+    echo $((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
+  else
+    echo $((20000 + RANDOM % 40000))  # no room below it
+  fi
+}
+
 # A port nobody listens on now (node_exporter cannot report the port it got from :0).
 free_port() {
   local p
   for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
+    p=$(port_candidate)
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
