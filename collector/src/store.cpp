@@ -189,6 +189,7 @@ platform::Result<NodeIngest*> Store::apply(Slot& slot, const std::string& node_i
       }
       slot.chain = loaded->state;
       slot.stale = false;
+      ++slot.generation;
     }
   }
   if (!slot.ingest) {
@@ -236,7 +237,8 @@ void Store::commit(NodeIngest& node, std::span<const protocol::Frame> frames, Do
   slot.busy = true;
   const std::string id = node.node_id();
   jetstream_->write(id, node.region(), node.site(), text, records, slot.chain, after,
-                    [this, id, r, text, done = std::move(done)](platform::Result<ChainState> s) {
+                    [this, id, r, text, generation = slot.generation,
+                     done = std::move(done)](platform::Result<ChainState> s) {
                       Slot& sl = nodes_[id];
                       sl.busy = false;
                       if (!s) {
@@ -244,7 +246,13 @@ void Store::commit(NodeIngest& node, std::span<const protocol::Frame> frames, Do
                         done(tl::unexpected(s.error()));
                         return;
                       }
-                      sl.chain = *s;
+                      if (sl.generation != generation) {
+                        // A load replaced the state meanwhile: its stream position may be behind
+                        // these records. Stored all the same; the node is read again next time.
+                        sl.stale = true;
+                      } else {
+                        sl.chain = *s;
+                      }
                       done(r);
                     });
 }

@@ -65,6 +65,10 @@ class Store {
     bool stale = false;  // JetStream: memory may differ from the stream; reload on next connection
     bool busy = false;   // a batch is in flight
     bool loading = false;  // node_async: a load is on a loader thread
+    // Bumped when a load replaces the node's state: a batch committed before must not write its
+    // position over the state that replaced it (the load may have read the stream before the
+    // batch's records landed, and the two would then disagree).
+    std::uint64_t generation = 0;
   };
   static constexpr std::size_t kLoaders = 4;
   Store(IngestOptions options) : options_(options) {}
