@@ -90,7 +90,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool handle_policy_status(const protocol::Frame& f);
   void send(protocol::FrameKind kind, const protocol::Bytes& payload);
   void flush();
-  void on_loaded(platform::Result<NodeIngest*> ingest);
   void arm_idle();
 
   Server& server_;
@@ -444,28 +443,20 @@ void Session::start() {
       self->close("");
       return;
     }
-    // With JetStream the node's state may have to be read from the stream (a takeover): off the
-    // loop, so that the other sessions' reports go on meanwhile.
-    self->server_.store().node_async(
-        self->node_, self->stream_->peer_certificate()->public_key(),
-        [self](platform::Result<NodeIngest*> ingest) { self->on_loaded(std::move(ingest)); });
+    auto ingest =
+        self->server_.store().node(self->node_, self->stream_->peer_certificate()->public_key());
+    if (!ingest) {
+      platform::log(Level::warning, "collector",
+                    LogLine("cannot load node state")
+                        .kv("node", self->node_)
+                        .kv("err", ingest.error().message()));
+      self->close("node state unavailable");
+      return;
+    }
+    self->ingest_ = *ingest;
+    self->server_.attach(self->node_, self->shared_from_this());
+    self->read();
   });
-}
-
-void Session::on_loaded(platform::Result<NodeIngest*> ingest) {
-  if (closing_) {
-    return;  // idle for too long while it loaded, or the collector stops
-  }
-  if (!ingest) {
-    platform::log(
-        Level::warning, "collector",
-        LogLine("cannot load node state").kv("node", node_).kv("err", ingest.error().message()));
-    close("node state unavailable");
-    return;
-  }
-  ingest_ = *ingest;
-  server_.attach(node_, shared_from_this());
-  read();
 }
 
 void Session::arm_idle() {

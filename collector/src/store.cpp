@@ -1,7 +1,5 @@
 #include "store.hpp"
 
-#include <asio/post.hpp>
-
 #include "gridnode/crypto/base64.hpp"
 
 namespace gridnode::collector {
@@ -74,17 +72,7 @@ platform::Result<std::unique_ptr<Store>> Store::open_jetstream(asio::io_context&
     return tl::unexpected(sink.error());
   }
   store->jetstream_ = std::move(*sink);
-  store->io_ = &io;
-  store->loaders_ = std::make_unique<asio::thread_pool>(kLoaders);
   return store;
-}
-
-Store::~Store() {
-  // A load in progress ends within JetStreamOptions::timeout; its result is then dropped.
-  if (loaders_) {
-    loaders_->join();
-  }
-  *alive_ = false;
 }
 
 std::string Store::describe() const {
@@ -121,57 +109,16 @@ void Store::replay_into(NodeIngest& node, std::string_view line) {
   ++stats_.records_replayed;
 }
 
-std::optional<std::uint64_t> Store::known_last_at(const Slot& slot) const {
-  if (slot.ingest && !slot.stale) {
-    return slot.chain.last_at;
-  }
-  return std::nullopt;
-}
-
 platform::Result<NodeIngest*> Store::node(const std::string& node_id,
                                           const crypto::PublicKey& key) {
   auto& slot = nodes_[node_id];
   stats_.nodes = nodes_.size();
-  if (!jetstream_) {
-    return apply(slot, node_id, key, JetStreamSink::Loaded{});
-  }
-  return apply(slot, node_id, key, jetstream_->load(node_id, known_last_at(slot)));
-}
-
-void Store::node_async(const std::string& node_id, crypto::PublicKey key, NodeDone done) {
-  auto& slot = nodes_[node_id];
-  stats_.nodes = nodes_.size();
-  if (!jetstream_) {
-    done(apply(slot, node_id, key, JetStreamSink::Loaded{}));
-    return;
-  }
-  if (slot.loading) {
-    done(platform::fail(std::errc::resource_unavailable_try_again,
-                        "node " + node_id + " is being loaded for another connection"));
-    return;
-  }
-  slot.loading = true;
-  asio::post(*loaders_, [this, alive = alive_, node_id, known = known_last_at(slot),
-                         key = std::move(key), done = std::move(done)]() mutable {
-    // Only the sink's NATS client (thread-safe) and its options are used off the loop.
-    auto loaded = jetstream_->load(node_id, known);
-    asio::post(*io_,
-               [this, alive = std::move(alive), node_id = std::move(node_id), key = std::move(key),
-                done = std::move(done), loaded = std::move(loaded)]() mutable {
-                 if (!*alive) {
-                   return;
-                 }
-                 Slot& s = nodes_[node_id];
-                 s.loading = false;
-                 done(apply(s, node_id, key, std::move(loaded)));
-               });
-  });
-}
-
-platform::Result<NodeIngest*> Store::apply(Slot& slot, const std::string& node_id,
-                                           const crypto::PublicKey& key,
-                                           platform::Result<JetStreamSink::Loaded> loaded) {
   if (jetstream_) {
+    std::optional<std::uint64_t> known;
+    if (slot.ingest && !slot.stale) {
+      known = slot.chain.last_at;
+    }
+    auto loaded = jetstream_->load(node_id, known);
     if (!loaded) {
       // Nothing is known for sure (a leader election, a timeout): the session is refused and the
       // agent comes back; this collector's state is not trusted until a load succeeds.

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <asio/io_context.hpp>
-#include <asio/thread_pool.hpp>
 #include <functional>
 #include <map>
 #include <memory>
@@ -39,13 +38,6 @@ class Store {
   // any error or timeout fails (the caller refuses the session, the agent retries).
   [[nodiscard]] platform::Result<NodeIngest*> node(const std::string& node_id,
                                                    const crypto::PublicKey& key);
-  // The same without blocking the loop (the collector's sessions): with JetStream the reads run on
-  // one of the store's loader threads (kLoaders, so that a failover of many nodes loads them side
-  // by side) and `done` runs on the loop with the result; with a JSONL sink, at once. A second
-  // connection of a node while it loads gets errc::resource_unavailable_try_again.
-  using NodeDone = std::function<void(platform::Result<NodeIngest*>)>;
-  void node_async(const std::string& node_id, crypto::PublicKey key, NodeDone done);
-  ~Store();
 
   // Verifies a batch for `node` and hands what it accepts to the sink; `done` runs once it is
   // durable (JSONL: before commit returns; JetStream: later, on the loop). The result's ack_seq
@@ -64,32 +56,18 @@ class Store {
     ChainState chain;    // JetStream: the node's position as this collector last wrote or read it
     bool stale = false;  // JetStream: memory may differ from the stream; reload on next connection
     bool busy = false;   // a batch is in flight
-    bool loading = false;  // node_async: a load is on a loader thread
     // Bumped when a load replaces the node's state: a batch committed before must not write its
     // position over the state that replaced it (the load may have read the stream before the
     // batch's records landed, and the two would then disagree).
     std::uint64_t generation = 0;
   };
-  static constexpr std::size_t kLoaders = 4;
   Store(IngestOptions options) : options_(options) {}
-  // The node's position before a load: what this collector knows of its last message, if it
-  // trusts its memory.
-  std::optional<std::uint64_t> known_last_at(const Slot& slot) const;
-  // A load's result into the slot, then the key: node()'s second half, on the loop.
-  platform::Result<NodeIngest*> apply(Slot& slot, const std::string& node_id,
-                                      const crypto::PublicKey& key,
-                                      platform::Result<JetStreamSink::Loaded> loaded);
   void replay(std::string_view line);
   void replay_into(NodeIngest& node, std::string_view line);
 
   IngestOptions options_;
   std::unique_ptr<Sink> sink_;
   std::unique_ptr<JetStreamSink> jetstream_;
-  asio::io_context* io_ = nullptr;  // JetStream: where node_async's results run
-  // node_async's loads; joined first when the store goes, so that no load outlives it, and
-  // `alive_` tells a result posted meanwhile that it has nowhere to go.
-  std::unique_ptr<asio::thread_pool> loaders_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::map<std::string, Slot> nodes_;
   std::string lines_;  // reused batch buffer
   RecordKeys keys_;    // reused by replay

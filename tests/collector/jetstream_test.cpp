@@ -4,14 +4,11 @@
 
 #include <gtest/gtest.h>
 
-#include <asio/steady_timer.hpp>
-#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "export.hpp"
 #include "nats_server.hpp"
@@ -293,73 +290,6 @@ TEST_F(JetStream, ATakeoverCutShortFailsAndTheNextOneIsWhole) {
   auto last = last_record(server_->url(), n.id);
   EXPECT_EQ(last["seq"], 7);
   EXPECT_FALSE(last.contains("values_error")) << last.dump();
-}
-
-// A takeover's reads run off the loop (Store::node_async): while a slow server keeps a node's load
-// waiting, the loop goes on (other sessions' reports, timers), a second connection of the node is
-// told to come back, and the load's result arrives on the loop. A store that goes while a load
-// is in flight drops its result.
-TEST_F(JetStream, ANodeLoadsOffTheLoop) {
-  Node n("node-9");
-  n.labels = {{"region", "east"}, {"site", "dc1"}};
-  auto a = open();
-  ASSERT_TRUE(a);
-  NodeIngest* na = a->node(n.id, n.key->public_key()).value();
-  ASSERT_TRUE(commit_and_wait(io_, *a, *na, reports(n, 5, true)));
-  std::atomic<std::thread::id> load_thread{};
-  options_.on_load_step = [&load_thread](std::string_view step) {
-    load_thread = std::this_thread::get_id();
-    if (step == "last") {
-      std::this_thread::sleep_for(std::chrono::milliseconds(400));
-    }
-  };
-  auto b = open();
-  ASSERT_TRUE(b);
-  std::optional<platform::Result<NodeIngest*>> loaded;
-  b->node_async(n.id, n.key->public_key(),
-                [&loaded](platform::Result<NodeIngest*> r) { loaded = std::move(r); });
-  std::optional<platform::Result<NodeIngest*>> second;
-  b->node_async(n.id, n.key->public_key(),
-                [&second](platform::Result<NodeIngest*> r) { second = std::move(r); });
-  ASSERT_TRUE(second.has_value()) << "a second connection waits for nothing";
-  ASSERT_FALSE(*second);
-  EXPECT_EQ(second->error().code, std::errc::resource_unavailable_try_again);
-  // The loop ticks every 10 ms while the load sleeps 400 ms on its own thread.
-  int ticks = 0;
-  asio::steady_timer tick(io_);
-  std::function<void()> arm = [&] {
-    tick.expires_after(std::chrono::milliseconds(10));
-    tick.async_wait([&](const std::error_code& ec) {
-      if (!ec && !loaded) {
-        ++ticks;
-        arm();
-      }
-    });
-  };
-  arm();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!loaded && std::chrono::steady_clock::now() < deadline) {
-    io_.restart();
-    io_.run_for(std::chrono::milliseconds(10));
-  }
-  tick.cancel();
-  ASSERT_TRUE(loaded.has_value()) << "the load never came back";
-  ASSERT_TRUE(*loaded) << loaded->error().message();
-  EXPECT_EQ((**loaded)->have_seq(), 5u);
-  EXPECT_GE(ticks, 20) << "the loop stood still while the node loaded";
-  EXPECT_NE(load_thread.load(), std::this_thread::get_id());
-  ASSERT_TRUE(commit_and_wait(io_, *b, ***loaded, reports(n, 1, false)));
-  EXPECT_EQ(last_record(server_->url(), n.id)["seq"], 6);
-
-  // Gone while loading: its loader is joined, the result never runs.
-  auto c = open();
-  ASSERT_TRUE(c);
-  bool ran = false;
-  c->node_async(n.id, n.key->public_key(), [&ran](platform::Result<NodeIngest*>) { ran = true; });
-  c.reset();
-  io_.restart();
-  io_.run_for(std::chrono::milliseconds(100));
-  EXPECT_FALSE(ran);
 }
 
 // A session that outlives the stream's max_age: its catalog record is written again (halfway
