@@ -809,17 +809,15 @@ TEST(PolicyEngine, CapPowerNeverRaisesALimitAlreadyBelowTheCap) {
   engine.apply(policy_of(kGpuHot));  // caps at 250 W
   Slots s;
   auto t = std::chrono::steady_clock::now();
-  s.set(90, 40, 0);
-  engine.evaluate(s.slots, t);
-  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "unchanged"); }));
+  ASSERT_TRUE(step(io, engine, s, 90, t, 1));
   EXPECT_EQ(accel.limit(0), 200000u);
-  const PolicyEvent* e = find_event(engine.events(), "gpu-hot", "unchanged");
-  EXPECT_EQ(e->details, "GPU 0 power limit unchanged, already below the cap");
-  EXPECT_EQ(e->result, "power limit 200.0 W");
-  s.set(79, 40, 0);
-  engine.evaluate(s.slots, t + 1s);
-  ASSERT_TRUE(run_until(io, [&] { return find_event(engine.events(), "gpu-hot", "restored"); }));
+  ASSERT_TRUE(step(io, engine, s, 79, t + 1s, 2));
   EXPECT_EQ(accel.limit(0), 200000u);
+  EXPECT_EQ(cap_outcomes(engine.events()),
+            (std::vector<std::string>{
+                "gpu-hot: GPU 0 power limit unchanged, already below the cap => power limit "
+                "200.0 W",
+                "gpu-hot: GPU 0 power limit restored => power limit 200.0 W"}));
 }
 
 // A policy reload keeps the state of a rule it did not change: the cap it holds is restored when
