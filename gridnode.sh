@@ -15,6 +15,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 BUILD_PKGS=(g++ cmake ninja-build pkgconf lld
   libasio-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libmbedtls-dev libssl-dev libcereal-dev zlib1g-dev libnats-dev
+  libhttp-parser-dev libyaml-dev libcrypt-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
 # Peers the tests measure us against, and the tools integration tests drive.
 TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3
