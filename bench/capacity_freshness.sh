@@ -7,6 +7,8 @@
 # view's own figure (sampling to the view holding it), and the collectors' publish-to-ack path.
 #   bench/capacity_freshness.sh [SECONDS] [INTERVAL] [AGENTS]   (defaults 30, 1 and 10)
 source "$(dirname "$0")/lib.sh"
+need nats-server jq curl python3
+need_built gridnoded gridnode-collector
 SECS=${1:-30}
 INTERVAL=${2:-1}
 AGENTS=${3:-10}

@@ -7,6 +7,8 @@
 # GET /v1/capacity over all nodes.
 #   bench/capacity_scale.sh [NODES] [UPDATES]     (defaults 100000 and 20000)
 source "$(dirname "$0")/lib.sh"
+need nats-server jq curl python3
+need_built gridnode-collector
 NODES=${1:-100000}
 UPDATES=${2:-20000}
 nats-server -js -sd "$W/nats" -a 127.0.0.1 -p -1 --ports_file_dir "$W" 2>"$W/nats.log" &

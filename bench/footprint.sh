@@ -4,8 +4,10 @@
 # measured in the same run as Debian's node_exporter scraped once a second on the same tree
 # (the baseline). The sysfs tree is generated: 3 Super-I/O-like chips, ~285 hwmon readings, plus
 # this host's real /proc.
-#   bench/footprint.sh [SECONDS]      (default 60; needs build/bin/gridnoded, jq, curl)
+#   bench/footprint.sh [SECONDS]      (default 60)
 source "$(dirname "$0")/lib.sh"
+need prometheus-node-exporter curl jq bc
+need_built gridnoded gridnodectl
 SECS=${1:-60}
 
 gen_sysfs "$W/sys"

@@ -11,6 +11,8 @@
 #   SCALE_NODES=100000 SCALE_SECONDS=40 SCALE_RATE=500 (reports/s) TRACKED=20 (nodes polled)
 #   GRID_SIM_CACHE=build/grid-sim-cache (node identities, made once per NODES and kept)
 source "$(dirname "$0")/lib.sh"
+need nats-server jq curl python3
+need_built gridnode-sim gridnode-collector
 NODES=${NODES:-1000}
 INTERVAL=${INTERVAL:-5}
 DURATION=${DURATION:-30}
@@ -21,7 +23,6 @@ SCALE_SECONDS=${SCALE_SECONDS:-40}
 SCALE_RATE=${SCALE_RATE:-500}
 TRACKED=${TRACKED:-20}
 CACHE=${GRID_SIM_CACHE:-build/grid-sim-cache}
-[ -x "$BIN/gridnode-sim" ] || { echo "no $BIN/gridnode-sim: build it (cmake --build --preset default --target gridnode-sim)"; exit 1; }
 ulimit -n "$(ulimit -Hn)"
 
 # Node identities: P-256 keys and certificates from a throw-away CA, about 1 ms each; kept.

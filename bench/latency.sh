@@ -3,8 +3,10 @@
 # INTERVAL seconds and streams over mutual TLS to gridnode-collector; for every report in the
 # sink, latency = received_ns (the collector verified it) - time_ns (the agent sampled it).
 # Prints median, p99 and max, and the collector's durable write rate.
-#   bench/latency.sh [SECONDS] [INTERVAL]     (defaults 30 and 0.1; needs build/bin, jq)
+#   bench/latency.sh [SECONDS] [INTERVAL]     (defaults 30 and 0.1)
 source "$(dirname "$0")/lib.sh"
+need jq
+need_built gridnoded gridnode-collector
 SECS=${1:-30}
 INTERVAL=${2:-0.1}
 PORT=$((20000 + RANDOM % 40000))

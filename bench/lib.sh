@@ -12,6 +12,36 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# need TOOL...: the programs a script runs, looked up on PATH before it starts, so that a missing
+# one is one line naming its Debian package, not an error halfway through a run (footprint.sh
+# once ended in "cat: /proc/PID/task/*/schedstat" with no node_exporter to measure). The
+# packages are gridnode.sh's TEST_PKGS (./gridnode.sh deps installs them), valgrind and binutils.
+need() {
+  local t p missing=() pkgs=()
+  for t in "$@"; do
+    command -v "$t" >/dev/null 2>&1 && continue
+    case $t in
+      callgrind_control) p=valgrind ;;
+      nm) p=binutils ;;
+      *) p=$t ;;  # prometheus-node-exporter, nats-server, python3, jq, curl, bc, valgrind
+    esac
+    missing+=("$t")
+    [[ " ${pkgs[*]} " == *" $p "* ]] || pkgs+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local list
+  list=$(printf ', %s' "${missing[@]}")
+  echo "$(basename "$0"): ${list:2} not found: apt-get install ${pkgs[*]}" >&2
+  exit 2
+}
+# need_built PROGRAM...: programs of this build, in $BIN.
+need_built() {
+  local b
+  for b in "$@"; do
+    [ -x "$BIN/$b" ] || { echo "$(basename "$0"): no $BIN/$b: run ./gridnode.sh build first" >&2; exit 2; }
+  done
+}
+
 # gen_sysfs ROOT: a sysfs tree of 3 Super-I/O-like chips (nct6775), ~285 hwmon readings, for the
 # agent's --sysfs-root.
 gen_sysfs() {

@@ -21,7 +21,8 @@ source "$(dirname "$0")/lib.sh"
 SECS=${1:-30}
 OUT=agent/gridnoded.order
 FAKE_NVML=${GRIDNODE_FAKE_NVML:-build/fakes/nvml/libnvidia-ml.so.1}
-command -v callgrind_control >/dev/null || { echo "needs valgrind: apt-get install valgrind" >&2; exit 1; }
+need valgrind callgrind_control nm
+need_built gridnoded gridnodectl gridnode-collector
 [ -e "$FAKE_NVML" ] || { echo "needs $FAKE_NVML: build with tests (./gridnode.sh build)" >&2; exit 1; }
 BINABS=$(readlink -f "$BIN")
 

@@ -50,6 +50,10 @@ int main(int argc, char** argv) try {
                   "Write the first report's signed bytes to this file");
   cmd->add_option("--export-signature", inspect.export_signature,
                   "Write its signature (DER) to this file, for openssl dgst -verify");
+  cmd->add_flag("--signature-only", inspect.signature_only,
+                "Check each report's signature and node alone: a catalog frame that is altered, "
+                "missing or named by no report is only noted on stderr (without it, that is exit "
+                "status 1)");
 
   gridnode::collector::ServeOptions serve;
   CLI::App* serve_cmd = app.add_subcommand(

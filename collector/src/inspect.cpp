@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
+#include <vector>
 
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/platform/files.hpp"
@@ -22,6 +24,16 @@ int complain(const std::string& message) {
   std::fprintf(stderr, "gridnode-collector inspect: %s\n", message.c_str());
   return 2;
 }
+
+void warn(const std::string& message) {
+  std::fprintf(stderr, "gridnode-collector inspect: %s\n", message.c_str());
+}
+
+// A catalog frame as found in the file, so that one no report names can be pointed at.
+struct CatalogFrame {
+  std::size_t offset = 0;
+  crypto::Digest digest{};
+};
 
 platform::Result<void> write_bytes(const std::string& path, std::span<const std::uint8_t> bytes) {
   return platform::write_file_atomic(
@@ -50,10 +62,14 @@ int inspect(const InspectOptions& o) {
   }
 
   std::map<crypto::Digest, protocol::EncodedCatalog> catalogs;
+  std::vector<CatalogFrame> catalog_frames;
+  std::set<crypto::Digest> named;  // the catalogs the reports name
+  bool last_decoded = false;       // whether the previous report's values were decoded
   protocol::ReportDecoder decoder;
   protocol::ChainVerifier chain;
   RecordWriter writer;
-  protocol::FrameReader frames(*body);
+  // Offsets in messages count from the file's first byte, as od and dd do.
+  protocol::FrameReader frames(file, file.size() - body->size());
   bool all_verified = true;
   std::size_t reports = 0;
   for (;;) {
@@ -66,13 +82,20 @@ int inspect(const InspectOptions& o) {
     }
     const protocol::Frame& f = **frame;
     if (f.kind == protocol::FrameKind::catalog) {
+      const crypto::Digest digest = crypto::sha256(f.payload);
+      catalog_frames.push_back({f.offset, digest});
       auto c = protocol::decode_catalog(f.payload);
       if (!c) {
-        return complain(o.file + ": catalog at byte " + std::to_string(f.offset) + ": " +
-                        c.error().message());
+        const std::string what =
+            o.file + ": catalog at byte " + std::to_string(f.offset) + ": " + c.error().message();
+        if (!o.signature_only) {
+          return complain(what);
+        }
+        warn(what + " (not checked: --signature-only)");
+        continue;
       }
       protocol::EncodedCatalog e;
-      e.digest = crypto::sha256(f.payload);
+      e.digest = digest;
       e.bytes.assign(f.payload.begin(), f.payload.end());
       e.catalog = std::move(*c);
       catalogs.insert_or_assign(e.digest, std::move(e));
@@ -124,24 +147,29 @@ int inspect(const InspectOptions& o) {
     // A delta that leaves out its identity (node, boot, catalog) gets it from its predecessor.
     const crypto::Digest catalog_digest =
         front->header.same_identity ? decoder.current_catalog() : front->header.catalog;
+    if (!front->header.same_identity || last_decoded) {
+      named.insert(catalog_digest);
+    }
     // The same record the collector's sink holds, plus what inspection adds.
     std::string line;
     std::string node = front->header.node_id;
+    std::string values_error;
     auto catalog = catalogs.find(catalog_digest);
-    if (catalog == catalogs.end()) {
-      writer.report_without_values(
-          *front, f.payload, front->header.seq,
-          front->header.same_identity
-              ? "report " + std::to_string(front->header.seq) +
-                    " follows a report that is not in the file"
-              : "catalog " + crypto::to_hex(catalog_digest) + " not in the file",
-          line);
+    if (front->header.same_identity && !last_decoded) {
+      values_error = "report " + std::to_string(front->header.seq) +
+                     (reports == 1 ? " follows a report that is not in the file"
+                                   : " follows a report whose values could not be decoded");
+    } else if (catalog == catalogs.end()) {
+      values_error = "catalog " + crypto::to_hex(catalog_digest) + " is not in the file before it";
     } else if (auto rep = decoder.decode(envelope->message, catalog->second); !rep) {
-      writer.report_without_values(*front, f.payload, front->header.seq, rep.error().message(),
-                                   line);
+      values_error = rep.error().message();
     } else {
       node = rep->header.node_id;
       writer.report(*rep, catalog->second, f.payload, rep->header.seq, line);
+    }
+    last_decoded = values_error.empty();
+    if (!last_decoded) {
+      writer.report_without_values(*front, f.payload, front->header.seq, values_error, line);
     }
     nlohmann::json j = nlohmann::json::parse(line);
     j.erase("raw");
@@ -152,11 +180,18 @@ int inspect(const InspectOptions& o) {
       problem = "signature does not verify with " + o.cert;
     } else if (!node.empty() && node != cert_node) {
       problem = "report claims node \"" + node + "\", the certificate is CN=" + cert_node;
+    } else if (!values_error.empty() && !o.signature_only) {
+      // The signature holds, but what the file gives to read its values by is not what the
+      // node signed: a catalog altered, missing or out of place, or a report left out.
+      problem = "values not verified: " + values_error;
+      warn(o.file + ": report " + std::to_string(front->header.seq) + " at byte " +
+           std::to_string(f.offset) + ": " + problem);
     }
     const bool verified = problem.empty();
     all_verified = all_verified && verified;
     std::size_t samples = j.contains("metrics") ? j["metrics"].size() : 0;
     j["verified"] = verified;
+    j["signature_valid"] = signature_ok;
     if (!verified) {
       j["error"] = problem;
     }
@@ -187,6 +222,28 @@ int inspect(const InspectOptions& o) {
   }
   if (reports == 0) {
     return complain(o.file + ": no report in the file");
+  }
+  // A catalog whose bytes match no digest a report names is not what any node signed.
+  for (const CatalogFrame& c : catalog_frames) {
+    if (named.contains(c.digest)) {
+      continue;
+    }
+    const std::string problem = "catalog at byte " + std::to_string(c.offset) + " (sha256 " +
+                                crypto::to_hex(c.digest) +
+                                ") matches no catalog a report names: the file was altered or "
+                                "is corrupt";
+    if (o.signature_only) {
+      warn(o.file + ": " + problem + " (not checked: --signature-only)");
+      continue;
+    }
+    warn(o.file + ": " + problem);
+    all_verified = false;
+    std::printf("%s\n", dump({{"type", "catalog"},
+                              {"offset", c.offset},
+                              {"digest", crypto::to_hex(c.digest)},
+                              {"verified", false},
+                              {"error", problem}})
+                            .c_str());
   }
   std::fflush(stdout);
   return all_verified ? 0 : 1;

@@ -124,6 +124,65 @@ head -c 3000 /dev/urandom >"$WORK/garbage.gnr"
 out=$(inspect "$WORK/garbage.gnr" 2>&1) && rc=0 || rc=$?
 check "garbage: exit 2" [ "$rc" -eq 2 ]
 
+# --- a file whose frames are not what the node signed, around a valid signature
+run_inspect() {  # run_inspect ARGS...: stdout in $out, stderr in $err, exit status in $rc
+  out=$(inspect "$@" 2>"$WORK/err") && rc=0 || rc=$?
+  err=$(<"$WORK/err")
+}
+says() { [ "$rc" -eq "$1" ] && grep -q -- "$2" <<<"$err"; }  # says STATUS TEXT-ON-STDERR
+# r1.gnr is the magic, the catalog frame, the report frame (kind, varint length, payload).
+enc=$(jq -r .encoded_bytes <<<"$json")
+rlen=$((1 + enc))
+for ((n = enc; n > 0; n >>= 7)); do rlen=$((rlen + 1)); done
+size=$(stat -c %s "$WORK/r1.gnr")
+head -c 8 "$WORK/r1.gnr" >"$WORK/magic"
+head -c $((size - rlen)) "$WORK/r1.gnr" | tail -c +9 >"$WORK/catalog.frame"
+tail -c "$rlen" "$WORK/r1.gnr" >"$WORK/report.frame"
+check "the frames put together are r1.gnr" bash -c "cat '$WORK/magic' '$WORK/catalog.frame' '$WORK/report.frame' | cmp -s - '$WORK/r1.gnr'"
+# One letter of a chip's name in the catalog: it still decodes, but its digest is another.
+pos=$(grep -boa coretemp "$WORK/catalog.frame" | head -1 | cut -d: -f1)
+cp "$WORK/catalog.frame" "$WORK/altered.frame"
+printf d | dd of="$WORK/altered.frame" bs=1 seek="$pos" conv=notrunc status=none
+cat "$WORK/magic" "$WORK/altered.frame" "$WORK/report.frame" >"$WORK/altered.gnr"
+run_inspect "$WORK/altered.gnr"
+check "altered catalog: exit 1, stderr says altered or corrupt" says 1 "catalog at byte 8 .* matches no catalog a report names: the file was altered or is corrupt"
+check "altered catalog: the report is not verified, its signature is valid" \
+  jq_is 'select(.type == "report") | .verified == false and .signature_valid and (.error | test("values not verified: catalog [0-9a-f]+ is not in the file"))' <<<"$out"
+check "altered catalog: a catalog line says so" \
+  jq_is 'select(.type == "catalog") | .verified == false and .offset == 8 and (.error | test("altered or is corrupt"))' <<<"$out"
+run_inspect --signature-only "$WORK/altered.gnr"
+check "altered catalog, --signature-only: exit 0, the catalog noted" says 0 "not checked: --signature-only"
+check "altered catalog, --signature-only: verified true" jq_is '.verified and .signature_valid and .metrics == []' <<<"$out"
+run_inspect "$WORK/r1.gnr"
+check "untouched file: exit 0, verified, nothing on stderr" bash -c "[ $rc -eq 0 ] && [ -z '$err' ] && [ \"\$(jq -r .verified <<<'$out')\" = true ]"
+run_inspect --signature-only "$WORK/r1.gnr"
+check "untouched file, --signature-only: exit 0, values read" bash -c "[ $rc -eq 0 ] && [ \"\$(jq '.metrics | length' <<<'$out')\" -gt 50 ]"
+cat "$WORK/magic" "$WORK/catalog.frame" "$WORK/altered.frame" "$WORK/report.frame" >"$WORK/two.gnr"
+run_inspect "$WORK/two.gnr"
+check "two catalogs, one named by no report: exit 1" says 1 "matches no catalog a report names"
+check "two catalogs: the report itself verifies" jq_is 'select(.type == "report") | .verified' <<<"$out"
+cat "$WORK/magic" "$WORK/catalog.frame" "$WORK/catalog.frame" "$WORK/report.frame" >"$WORK/twice.gnr"
+run_inspect "$WORK/twice.gnr"
+check "the same catalog twice: exit 0" [ "$rc" -eq 0 ]
+cat "$WORK/magic" "$WORK/report.frame" "$WORK/catalog.frame" >"$WORK/late.gnr"
+run_inspect "$WORK/late.gnr"
+check "catalog after its report: exit 1" says 1 "is not in the file before it"
+cat "$WORK/magic" "$WORK/report.frame" >"$WORK/nocatalog.gnr"
+run_inspect "$WORK/nocatalog.gnr"
+check "no catalog: exit 1" says 1 "values not verified: catalog [0-9a-f]* is not in the file"
+{ cat "$WORK/r1.gnr"; printf '\377\001\002'; } >"$WORK/appended.gnr"
+run_inspect "$WORK/appended.gnr"
+check "garbage appended: exit 2, an unknown frame kind" says 2 "unknown frame kind 255"
+{ cat "$WORK/r1.gnr"; printf '\022\000'; } >"$WORK/session.gnr"
+run_inspect "$WORK/session.gnr"
+check "a session frame appended: exit 2" says 2 "frame of kind 18 at byte $size does not belong in a report file"
+head -c $((size - 10)) "$WORK/r1.gnr" >"$WORK/cut-report.gnr"
+run_inspect "$WORK/cut-report.gnr"
+check "cut inside the report: exit 2, truncated" says 2 "truncated"
+cat "$WORK/magic" "$WORK/catalog.frame" >"$WORK/catalog-only.gnr"
+run_inspect "$WORK/catalog-only.gnr"
+check "cut after the catalog: exit 2, no report" says 2 "no report in the file"
+
 # --- the daemon signs a report every round, and numbering survives kill -9
 CTL=("$BIN/gridnodectl" --socket "$WORK/d.sock")
 start_daemon() {

@@ -52,6 +52,11 @@ struct Frame {
 class FrameReader {
  public:
   explicit FrameReader(std::span<const std::uint8_t> bytes) : reader_(bytes) {}
+  // Starts at byte `start` (at most bytes.size()), so that offsets in frames and errors count
+  // from the start of `bytes`: a report file's reader starts after the magic.
+  FrameReader(std::span<const std::uint8_t> bytes, std::size_t start) : reader_(bytes) {
+    (void)reader_.fixed(start);
+  }
   // The next frame, or nullopt at a clean end.
   [[nodiscard]] platform::Result<std::optional<Frame>> next();
 
