@@ -351,11 +351,13 @@ TEST(HttpServer, PeerHangingUpMidRequestOrMidResponse) {
     }
     c.socket().close(ignored);
   }
-  for (int tries = 0; tries < 200 && srv.stats().open_connections > 0; ++tries) {
+  // Accepts are in order: once this one is answered, the server has seen all the others.
+  Client probe(srv.endpoint());
+  EXPECT_EQ(probe.get("/").status, 200);
+  for (int tries = 0; tries < 300 && srv.stats().open_connections > 1; ++tries) {
     std::this_thread::sleep_for(10ms);
   }
-  EXPECT_EQ(srv.stats().open_connections, 0u);
-  expect_answers(srv);
+  EXPECT_EQ(srv.stats().open_connections, 1u);  // the probe's alone
 }
 
 TEST(HttpServer, AuthorizeRunsFirstAndExtraHeadersGoEverywhere) {
