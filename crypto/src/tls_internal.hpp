@@ -44,9 +44,6 @@ struct WebServerState {
   mbedtls_x509_crt client_ca;
 };
 
-// exporter-toolkit's name of a client_auth_type, for messages.
-const char* client_auth_name(WebClientAuth mode);
-
 // Members in dependency order: the config points at the DRBG (p_rng) and at the CA, the
 // certificate and the key held in `options` (or `web`), so it is declared last and freed first.
 // Exactly one of `options` (grid, create()) and `web` (create_web_server()) is set.

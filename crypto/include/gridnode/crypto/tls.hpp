@@ -84,6 +84,9 @@ enum class WebClientAuth : std::uint8_t {
   require_and_verify_client_cert,  // RequireAndVerifyClientCert: required and verified
 };
 
+// exporter-toolkit's name of a mode ("RequireAndVerifyClientCert"), for messages.
+const char* client_auth_name(WebClientAuth mode);
+
 // exporter-toolkit's min_version values. mbedTLS 2.28 speaks TLS 1.2 only: tls10 and tls11 are
 // floors that 1.2 meets (connections are 1.2), tls13 cannot be met and create_web_server
 // refuses it.
