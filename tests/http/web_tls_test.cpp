@@ -178,6 +178,8 @@ class WebTls : public ::testing::Test {
     EXPECT_THAT(o.server.error().message(), HasSubstr(why));
     EXPECT_TRUE(o.received.empty());
     EXPECT_NE(o.client.status, 0) << o.client.output;
+    // Refused before our Finished, with an alert that says why.
+    EXPECT_THAT(o.client.output, HasSubstr("alert")) << o.client.output;
   }
 
   static testing::TempDir* dir_;
@@ -257,6 +259,70 @@ TEST_F(WebTls, RequireAndVerifyClientCert) {
   expect_ok(connect(*ctx, "client"), "client");
   expect_ok(connect(*ctx, "client-rsa"), "client-rsa");
   expect_refused(connect(*ctx, "stranger"), "not issued by client_ca_file");
+}
+
+// exporter-toolkit itself (Prometheus' `promtool check web-config`) judges the same files: where
+// it accepts, we accept, and where it refuses, we refuse, except for the few things we cannot
+// do (docs/web.md), which only we refuse.
+TEST_F(WebTls, PromtoolCheckWebConfigAgrees) {
+  if (test::run_command("promtool --version").status != 0) {
+    GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
+  }
+  const std::string tls = "tls_server_config:\n  cert_file: server-ec.crt\n  key_file: server-ec.key\n";
+  const std::string ca = "  client_ca_file: client-ca.crt\n";
+  const std::string carol =
+      "basic_auth_users:\n  carol: $2y$10$qRTBuFoULoYNA7AQ/F3ck.trZBPyjV64.oA4ZsSBCIWvXuvQlQTuu\n";
+  struct Case {
+    std::string text;
+    bool theirs;  // promtool accepts
+    bool ours;    // read_web_config and make_tls_context accept
+  };
+  const Case cases[] = {
+      {"", true, true},
+      {carol, true, true},
+      {tls, true, true},
+      {"tls_server_config:\n  cert_file: server-rsa.crt\n  key_file: server-rsa.key\n", true, true},
+      {tls + "  client_auth_type: RequestClientCert\n", true, true},
+      {tls + "  client_auth_type: RequireClientCert\n", true, true},
+      {tls + "  client_auth_type: VerifyClientCertIfGiven\n" + ca, true, true},
+      {tls + "  client_auth_type: RequireAndVerifyClientCert\n" + ca + carol, true, true},
+      {tls + "  min_version: TLS10\n  max_version: TLS13\n", true, true},
+      {tls + "http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: deny\n", true,
+       true},
+      {"http_server_config:\n  headers:\n    X-Powered-By: gridnode\n", false, false},
+      {"http_server_config:\n  headers:\n    X-Frame-Options: allow\n", false, false},
+      {"basic_auth_users:\n  alice: plaintext\n", false, false},
+      {"tls_server_config:\n  cert_file: server-ec.crt\n", false, false},
+      {tls + ca, false, false},  // a client CA without a client auth type
+      {tls + "  client_auth_type: Sometimes\n", false, false},
+      {tls + "  certfile: x\n", false, false},
+      {"rate_limiter: {}\n", false, false},
+      // Newer exporter-toolkits than promtool 2.42's have rate_limit; we refuse it.
+      {"rate_limit:\n  burst: 5\n  interval: 1s\n", false, false},
+      {"tls_server_config:\n  cert_file: server-ec.crt\n  key_file: server-rsa.key\n", false,
+       false},
+      {"tls_server_config:\n  cert_file: missing.crt\n  key_file: server-ec.key\n", false, false},
+      // Only we refuse: what mbedTLS 2.28 or this agent cannot do.
+      {tls + "  min_version: TLS13\n", true, false},
+      {tls + "  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n", true, false},
+      {tls + "  curve_preferences: [X25519]\n", true, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    const std::string file = path("check-" + std::to_string(++files_) + ".yml");
+    test::write_text(file, c.text);
+    const test::CommandResult theirs = test::run_command("promtool check web-config " + q(file));
+    EXPECT_EQ(theirs.status == 0, c.theirs) << theirs.output;
+    auto config = read_web_config(file);
+    bool ours = config.has_value();
+    std::string why = config ? "" : config.error().message();
+    if (config && config->tls) {
+      auto ctx = make_tls_context(*config->tls);
+      ours = ctx.has_value();
+      why = ctx ? "" : ctx.error().message();
+    }
+    EXPECT_EQ(ours, c.ours) << why;
+  }
 }
 
 TEST_F(WebTls, LoadErrorsAreClear) {
