@@ -322,7 +322,8 @@ platform::Result<std::shared_ptr<TlsContext>> TlsContext::create_web_server(
                            " certificates that cannot be parsed")
                   : fail_mbedtls(rc, side + ": the certificate (chain) cannot be parsed");
   }
-  rc = mbedtls_pk_parse_key(&web->key, reinterpret_cast<const unsigned char*>(options.key_pem.c_str()),
+  rc = mbedtls_pk_parse_key(&web->key,
+                            reinterpret_cast<const unsigned char*>(options.key_pem.c_str()),
                             options.key_pem.size() + 1, nullptr, 0);
   if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
     return refuse("the private key is encrypted (a passphrase-protected key is not supported)");

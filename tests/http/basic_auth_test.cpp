@@ -48,10 +48,8 @@ Request request(const std::string& authorization) {
 
 std::string basic(const std::string& user_colon_password) {
   std::string out = "Basic ";
-  crypto::append_base64(
-      std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(user_colon_password.data()),
-                                    user_colon_password.size()),
-      out);
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(user_colon_password.data());
+  crypto::append_base64(std::span<const std::uint8_t>(bytes, user_colon_password.size()), out);
   return out;
 }
 

@@ -114,7 +114,8 @@ TEST_F(WebConfigTest, EveryUnsupportedKeyIsRefusedWithItsLine) {
       {"  cert: PEM", "tls_server_config.cert"},
       {"  key: PEM", "tls_server_config.key"},
       {"  client_ca: PEM", "tls_server_config.client_ca"},
-      {"  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]", "tls_server_config.cipher_suites"},
+      {"  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]",
+       "tls_server_config.cipher_suites"},
       {"  curve_preferences: [X25519]", "tls_server_config.curve_preferences"},
       {"  client_allowed_sans: [a.example]", "tls_server_config.client_allowed_sans"},
       {"  certfile: server.crt", "tls_server_config.certfile"},
@@ -194,6 +195,10 @@ TEST_F(WebConfigTest, HeadersFollowExporterToolkitsAllowList) {
                         "\"deny\" or \"sameorigin\""));
   EXPECT_THAT(refusal("http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n"),
               HasSubstr("expected \"nosniff\""));
+  // No response splitting through a value.
+  EXPECT_THAT(refusal("http_server_config:\n  headers:\n    Content-Security-Policy: "
+                      "\"a\\r\\nSet-Cookie: x\"\n"),
+              HasSubstr(":3: the value of HTTP header Content-Security-Policy holds a line break"));
   // Names are matched exactly, as exporter-toolkit's map lookup does.
   EXPECT_THAT(refusal("http_server_config:\n  headers:\n    x-frame-options: deny\n"),
               HasSubstr("can not be configured"));

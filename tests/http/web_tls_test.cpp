@@ -239,7 +239,8 @@ TEST_F(WebTls, RequireAnyClientCertNeedsOneButDoesNotVerifyIt) {
 
 TEST_F(WebTls, VerifyClientCertIfGivenVerifiesWhatIsSent) {
   auto ctx = context("server-rsa",
-                     "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: client-ca.crt\n");
+                     "  client_auth_type: VerifyClientCertIfGiven\n"
+                     "  client_ca_file: client-ca.crt\n");
   ASSERT_TRUE(ctx) << ctx.error().message();
   expect_ok(connect(*ctx, ""), "");
   expect_ok(connect(*ctx, "client"), "client");
@@ -268,7 +269,8 @@ TEST_F(WebTls, PromtoolCheckWebConfigAgrees) {
   if (test::run_command("promtool --version").status != 0) {
     GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
   }
-  const std::string tls = "tls_server_config:\n  cert_file: server-ec.crt\n  key_file: server-ec.key\n";
+  const std::string tls =
+      "tls_server_config:\n  cert_file: server-ec.crt\n  key_file: server-ec.key\n";
   const std::string ca = "  client_ca_file: client-ca.crt\n";
   const std::string carol =
       "basic_auth_users:\n  carol: $2y$10$qRTBuFoULoYNA7AQ/F3ck.trZBPyjV64.oA4ZsSBCIWvXuvQlQTuu\n";
