@@ -111,6 +111,20 @@ class WebTls : public ::testing::Test {
     leaf("client-rsa", "client-ca", "rsa:2048", "extendedKeyUsage=clientAuth");
     leaf("stranger", "other-ca", "ec -pkeyopt ec_paramgen_curve:prime256v1",
          "extendedKeyUsage=clientAuth");
+    // Intermediates: web-ca -> web-int -> server-int, client-ca -> client-int -> client-deep.
+    const std::string int_ext = "basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,cRLSign";
+    leaf("web-int", "web-ca", "ec -pkeyopt ec_paramgen_curve:prime256v1", int_ext);
+    leaf("server-int", "web-int", "rsa:2048", server_ext);
+    leaf("client-int", "client-ca", "ec -pkeyopt ec_paramgen_curve:prime256v1", int_ext);
+    leaf("client-deep", "client-int", "ec -pkeyopt ec_paramgen_curve:prime256v1",
+         "extendedKeyUsage=clientAuth");
+    // cert_file as operators often have it: the leaf, then its intermediate.
+    test::write_text(d / "server-chain.crt", test::read_text(d / "server-int.crt") +
+                                                 test::read_text(d / "web-int.crt"));
+    test::write_text(d / "server-chain.key", test::read_text(d / "server-int.key"));
+    // One file holding both the certificate and its key, named by cert_file and key_file.
+    test::write_text(d / "combined.pem", test::read_text(d / "server-ec.crt") +
+                                             test::read_text(d / "server-ec.key"));
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -206,6 +220,33 @@ TEST_F(WebTls, EcdsaAndRsaServerCertificatesWithoutClientAuth) {
   EXPECT_EQ(o.suite, "TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256");
   // Not asked for, so not sent: a client with a certificate is served as one without.
   expect_ok(connect(*rsa, "client"), "");
+}
+
+TEST_F(WebTls, CertificateChainsAndCombinedFiles) {
+  // The client trusts only the root: the intermediate must come from cert_file.
+  auto chain = context("server-chain", "");
+  ASSERT_TRUE(chain) << chain.error().message();
+  Outcome o = connect(*chain, "");
+  expect_ok(o, "");
+  EXPECT_EQ(o.suite, "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256");
+
+  const std::string file = path("combined.yml");
+  test::write_text(file, "tls_server_config:\n  cert_file: combined.pem\n  key_file: combined.pem\n");
+  auto config = read_web_config(file);
+  ASSERT_TRUE(config) << config.error().message();
+  auto combined = make_tls_context(*config->tls);
+  ASSERT_TRUE(combined) << combined.error().message();
+  expect_ok(connect(*combined, ""), "");
+
+  // A client whose certificate comes from an intermediate of client_ca_file's root sends the
+  // intermediate along; the root alone in client_ca_file is enough.
+  auto verify = context("server-ec",
+                        "  client_auth_type: RequireAndVerifyClientCert\n"
+                        "  client_ca_file: client-ca.crt\n");
+  ASSERT_TRUE(verify) << verify.error().message();
+  expect_ok(connect(*verify, "client-deep", "-tls1_2 -cert_chain " + q(path("client-int.crt"))),
+            "client-deep");
+  expect_refused(connect(*verify, "client-deep"), "not issued by client_ca_file");
 }
 
 TEST_F(WebTls, WhatTheServerRefuses) {
