@@ -231,7 +231,8 @@ TEST_F(WebTls, CertificateChainsAndCombinedFiles) {
   EXPECT_EQ(o.suite, "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256");
 
   const std::string file = path("combined.yml");
-  test::write_text(file, "tls_server_config:\n  cert_file: combined.pem\n  key_file: combined.pem\n");
+  test::write_text(file,
+                   "tls_server_config:\n  cert_file: combined.pem\n  key_file: combined.pem\n");
   auto config = read_web_config(file);
   ASSERT_TRUE(config) << config.error().message();
   auto combined = make_tls_context(*config->tls);
