@@ -134,13 +134,17 @@ class WebTls : public ::testing::Test {
 
   static std::string path(const std::string& rel) { return *dir_ / rel; }
 
-  // A web config file for `server` (server-ec, server-rsa) with `extra` lines in
+  // A web config file for `server` (server-ec, server-rsa; combined.pem) with `extra` lines in
   // tls_server_config, read and turned into a context.
   platform::Result<std::shared_ptr<crypto::TlsContext>> context(const std::string& server,
                                                                  const std::string& extra) {
     const std::string file = path("web-" + std::to_string(++files_) + ".yml");
-    test::write_text(file, "tls_server_config:\n  cert_file: " + server + ".crt\n  key_file: " +
-                               server + ".key\n" + extra);
+    // A name with a suffix is one file holding both.
+    const bool one_file = server.find('.') != std::string::npos;
+    const std::string cert = one_file ? server : server + ".crt";
+    const std::string key = one_file ? server : server + ".key";
+    test::write_text(file, "tls_server_config:\n  cert_file: " + cert + "\n  key_file: " + key +
+                               "\n" + extra);
     auto config = read_web_config(file);
     if (!config) {
       return tl::unexpected(config.error());
@@ -204,38 +208,31 @@ class WebTls : public ::testing::Test {
 testing::TempDir* WebTls::dir_ = nullptr;
 
 TEST_F(WebTls, EcdsaAndRsaServerCertificatesWithoutClientAuth) {
-  auto ec = context("server-ec", "");
-  ASSERT_TRUE(ec) << ec.error().message();
-  Outcome o = connect(*ec, "");
-  expect_ok(o, "");
-  EXPECT_EQ(o.suite, "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256");
-
+  // {server certificate, s_client arguments, the suite agreed}; "server-chain" has its
+  // intermediate in cert_file, and the client trusts only the root.
+  const std::array<std::array<std::string, 3>, 4> cases{{
+      {"server-ec", "-tls1_2", "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256"},
+      {"server-rsa", "-tls1_2", "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256"},
+      {"server-rsa", "-tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305",
+       "TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256"},
+      {"server-chain", "-tls1_2", "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256"},
+  }};
+  for (const auto& [server, args, suite] : cases) {
+    SCOPED_TRACE(server + " " + args);
+    auto ctx = context(server, "");
+    ASSERT_TRUE(ctx) << ctx.error().message();
+    Outcome o = connect(*ctx, "", args);
+    expect_ok(o, "");
+    EXPECT_EQ(o.suite, suite);
+  }
+  // Not asked for, so not sent: a client with a certificate is served as one without.
   auto rsa = context("server-rsa", "");
   ASSERT_TRUE(rsa) << rsa.error().message();
-  o = connect(*rsa, "");
-  expect_ok(o, "");
-  EXPECT_EQ(o.suite, "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256");
-  o = connect(*rsa, "", "-tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305");
-  expect_ok(o, "");
-  EXPECT_EQ(o.suite, "TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256");
-  // Not asked for, so not sent: a client with a certificate is served as one without.
   expect_ok(connect(*rsa, "client"), "");
 }
 
-TEST_F(WebTls, CertificateChainsAndCombinedFiles) {
-  // The client trusts only the root: the intermediate must come from cert_file.
-  auto chain = context("server-chain", "");
-  ASSERT_TRUE(chain) << chain.error().message();
-  Outcome o = connect(*chain, "");
-  expect_ok(o, "");
-  EXPECT_EQ(o.suite, "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256");
-
-  const std::string file = path("combined.yml");
-  test::write_text(file,
-                   "tls_server_config:\n  cert_file: combined.pem\n  key_file: combined.pem\n");
-  auto config = read_web_config(file);
-  ASSERT_TRUE(config) << config.error().message();
-  auto combined = make_tls_context(*config->tls);
+TEST_F(WebTls, CombinedFilesAndClientChains) {
+  auto combined = context("combined.pem", "");
   ASSERT_TRUE(combined) << combined.error().message();
   expect_ok(connect(*combined, ""), "");
 
