@@ -203,7 +203,7 @@ struct State : std::enable_shared_from_this<State> {
   std::unordered_set<Connection*> connections;
   ServerStats stats;
   bool closed = false;
-  Throttle refused_log, bad_log, slow_log, tls_log, auth_log, accept_log, write_log, handler_log;
+  Throttle refused_log, bad_log, slow_log, tls_log, accept_log, write_log, handler_log;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -379,11 +379,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ++server_->stats.requests;
     Response r;
     if (config_->authorize && !config_->authorize(req, r)) {
+      // Counted only: authorize logs its own refusals (make_basic_auth names user and reason).
       ++server_->stats.unauthorized;
-      server_->warn(server_->auth_log, LogLine("request unauthorized")
-                                           .kv("remote", remote_)
-                                           .kv("path", req.path)
-                                           .kv("status", r.status));
     } else {
       try {
         server_->handler(req, r);
