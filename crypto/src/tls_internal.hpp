@@ -2,10 +2,13 @@
 
 // Private to crypto/: what TlsStream needs of TlsContext, and the subjectAltName check.
 
+#include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 
+#include <chrono>
 #include <cstdint>
+#include <string>
 #include <memory>
 #include <optional>
 #include <span>
@@ -16,15 +19,53 @@
 
 namespace gridnode::crypto {
 
+// create_web_server's parsed material. Declared before the config that points at it.
+struct WebServerState {
+  WebServerState() {
+    mbedtls_x509_crt_init(&chain);
+    mbedtls_pk_init(&key);
+    mbedtls_x509_crt_init(&client_ca);
+  }
+  ~WebServerState() {
+    mbedtls_x509_crt_free(&client_ca);
+    mbedtls_pk_free(&key);
+    mbedtls_x509_crt_free(&chain);
+  }
+  WebServerState(const WebServerState&) = delete;
+  WebServerState& operator=(const WebServerState&) = delete;
+
+  WebClientAuth client_auth = WebClientAuth::no_client_cert;
+  std::string client_ca_name;
+  bool has_client_ca = false;
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds shutdown_timeout{2000};
+  mbedtls_x509_crt chain;
+  mbedtls_pk_context key;
+  mbedtls_x509_crt client_ca;
+};
+
 // Members in dependency order: the config points at the DRBG (p_rng) and at the CA, the
-// certificate and the key held in `options`, so it is declared last and freed first.
+// certificate and the key held in `options` (or `web`), so it is declared last and freed first.
+// Exactly one of `options` (grid, create()) and `web` (create_web_server()) is set.
 struct TlsContext::Impl {
   explicit Impl(TlsOptions opts) : options(std::move(opts)) { mbedtls_ssl_config_init(&conf); }
+  explicit Impl(std::unique_ptr<WebServerState> w) : web(std::move(w)) {
+    mbedtls_ssl_config_init(&conf);
+  }
   ~Impl() { mbedtls_ssl_config_free(&conf); }
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
-  TlsOptions options;
+  bool server() const { return web != nullptr || options->server; }
+  std::chrono::milliseconds handshake_timeout() const {
+    return web ? web->handshake_timeout : options->handshake_timeout;
+  }
+  std::chrono::milliseconds shutdown_timeout() const {
+    return web ? web->shutdown_timeout : options->shutdown_timeout;
+  }
+
+  std::optional<TlsOptions> options;
+  std::unique_ptr<WebServerState> web;
   // Client: server_name as an address (4 or 16 bytes) when it is an IP literal; then
   // mbedtls_ssl_set_hostname is not called and the SAN iPAddress check replaces it.
   std::optional<std::vector<std::uint8_t>> server_ip;

@@ -134,6 +134,10 @@ struct TlsStream::Impl : std::enable_shared_from_this<Impl> {
   platform::Error handshake_error(int rc);
   platform::Error stream_error(int rc, const char* what);
   platform::Result<void> capture_peer();
+  // mbedtls_ssl_handshake(), or for a web server its steps with check_web_client() after the
+  // client's Certificate message (0, or the refusal's mbedTLS code with our alert queued).
+  int run_handshake();
+  int check_web_client();
   // The verified peer certificate, kept by mbedTLS for the session; null before the handshake.
   const mbedtls_x509_crt* peer_crt() const;
 
@@ -166,7 +170,8 @@ struct TlsStream::Impl : std::enable_shared_from_this<Impl> {
   bool peer_closed_ = false;     // close_notify received: reads fail, writes still go
   bool fin_sent_ = false;
   std::optional<platform::Error> failed_;  // once set, every new operation fails with it
-  std::string refusal_;                    // why verify_server refused, for the message
+  std::string refusal_;  // why verify_server or check_web_client refused, for the message
+  bool client_cert_checked_ = false;  // web server: check_web_client() has run
   int first_byte_ = -1;                    // of the peer's stream: 0x16 for a TLS handshake
 
   std::function<void(platform::Result<void>)> handshake_handler_;
@@ -213,17 +218,17 @@ TlsStream::Impl::Impl(std::shared_ptr<TlsContext> ctx, asio::ip::tcp::socket soc
     return;
   }
   mbedtls_ssl_set_bio(&ssl_, this, &Impl::bio_send, &Impl::bio_recv, nullptr);
-  if (!c.options.server) {
+  if (!c.server()) {
     if (!c.server_ip) {
       // SNI, and mbedTLS's own dNSName (else CN) match during verification.
-      if (int rc = mbedtls_ssl_set_hostname(&ssl_, c.options.server_name.c_str()); rc != 0) {
+      if (int rc = mbedtls_ssl_set_hostname(&ssl_, c.options->server_name.c_str()); rc != 0) {
         setup_error_ =
             mbedtls_error(rc, "TLS stream with " + peer_ + ": mbedtls_ssl_set_hostname \"" +
-                                  c.options.server_name + "\"");
+                                  c.options->server_name + "\"");
         return;
       }
     }
-    if (c.server_ip || c.options.pinned_server_key) {
+    if (c.server_ip || c.options->pinned_server_key) {
       mbedtls_ssl_set_verify(&ssl_, &Impl::verify_server, this);
     }
   }
@@ -270,16 +275,16 @@ int TlsStream::Impl::verify_server(void* p, mbedtls_x509_crt* crt, int depth,
   const TlsContext::Impl& c = *self->ctx_->impl_;
   if (c.server_ip && !san_has_ip_address(*crt, *c.server_ip)) {
     *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
-    self->refusal_ = "the IP address " + c.options.server_name +
+    self->refusal_ = "the IP address " + c.options->server_name +
                      " is not among its subjectAltName iPAddress entries";
   }
-  if (c.options.pinned_server_key) {
+  if (c.options->pinned_server_key) {
     Digest spki = sha256(std::span<const std::uint8_t>(crt->pk_raw.p, crt->pk_raw.len));
-    if (spki != *c.options.pinned_server_key) {
+    if (spki != *c.options->pinned_server_key) {
       *flags |= MBEDTLS_X509_BADCERT_OTHER;
       self->refusal_ += (self->refusal_.empty() ? "" : "; ") + std::string("its public key ") +
                         to_hex(spki) + " is not the pinned key " +
-                        to_hex(*c.options.pinned_server_key);
+                        to_hex(*c.options->pinned_server_key);
     }
   }
   return 0;
@@ -301,7 +306,7 @@ void TlsStream::Impl::start_handshake(std::function<void(platform::Result<void>)
   }
   phase_ = Phase::kHandshaking;
   handshake_handler_ = std::move(handler);
-  handshake_timer_.expires_after(ctx_->impl_->options.handshake_timeout);
+  handshake_timer_.expires_after(ctx_->impl_->handshake_timeout());
   handshake_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) {
     if (!ec) {
       self->on_handshake_timeout();
@@ -425,7 +430,7 @@ void TlsStream::Impl::pump() {
 
 void TlsStream::Impl::do_handshake() {
   if (!handshake_done_) {
-    int rc = mbedtls_ssl_handshake(&ssl_);
+    int rc = run_handshake();
     if (rc == MBEDTLS_ERR_SSL_WANT_READ) {
       do_fill();
       return;
@@ -456,7 +461,63 @@ void TlsStream::Impl::do_handshake() {
   post<void>(handshake_handler_, {});
 }
 
+int TlsStream::Impl::run_handshake() {
+  const TlsContext::Impl& c = *ctx_->impl_;
+  if (c.web == nullptr) {
+    return mbedtls_ssl_handshake(&ssl_);
+  }
+  // The web server goes step by step, as mbedtls_ssl_handshake() would, to look at the
+  // client's Certificate message as soon as it is parsed: mbedTLS's OPTIONAL authmode takes
+  // anything, and RequireAnyClientCert / VerifyClientCertIfGiven refuse some of it.
+  while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+    int rc = mbedtls_ssl_handshake_step(&ssl_);
+    if (rc == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE) {
+      // RequireAndVerifyClientCert: mbedTLS refuses without an alert; send one.
+      refusal_ = std::string("the client sent no certificate (client_auth_type ") +
+                 client_auth_name(c.web->client_auth) + ")";
+      mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                     MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
+      return rc;
+    }
+    if (rc != 0) {
+      return rc;
+    }
+    if (!client_cert_checked_ && ssl_.state > MBEDTLS_SSL_CLIENT_CERTIFICATE &&
+        ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+      client_cert_checked_ = true;
+      if (int refused = check_web_client(); refused != 0) {
+        return refused;
+      }
+    }
+  }
+  return 0;
+}
+
+int TlsStream::Impl::check_web_client() {
+  const WebServerState& w = *ctx_->impl_->web;
+  const mbedtls_x509_crt* crt =
+      ssl_.session_negotiate != nullptr ? ssl_.session_negotiate->peer_cert : nullptr;
+  const std::uint32_t flags =
+      ssl_.session_negotiate != nullptr ? ssl_.session_negotiate->verify_result : 0;
+  int rc = 0;
+  if (w.client_auth == WebClientAuth::require_any_client_cert && crt == nullptr) {
+    refusal_ = "the client sent no certificate (client_auth_type RequireAnyClientCert)";
+    rc = MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE;
+  } else if (w.client_auth == WebClientAuth::verify_client_cert_if_given && crt != nullptr &&
+             flags != 0) {
+    rc = MBEDTLS_ERR_X509_CERT_VERIFY_FAILED;
+  }
+  if (rc != 0) {
+    mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                   MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
+  }
+  return rc;
+}
+
 platform::Result<void> TlsStream::Impl::capture_peer() {
+  if (ctx_->impl_->web != nullptr) {
+    return {};  // run_handshake() and mbedTLS's authmode checked what the mode asks
+  }
   if (mbedtls_ssl_get_peer_cert(&ssl_) == nullptr) {
     // VERIFY_REQUIRED on both sides makes this unreachable; refuse rather than assume.
     return tl::unexpected(mbedtls_error(
@@ -486,11 +547,25 @@ platform::Error TlsStream::Impl::handshake_error(int rc) {
     }
     return mbedtls_error(rc, head + ": " + what);
   }
+  if (const WebServerState* w = ctx_->impl_->web.get(); w != nullptr) {
+    if (rc == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE && !refusal_.empty()) {
+      return mbedtls_error(rc, head + ": " + refusal_);
+    }
+    if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+      const std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
+      std::string why = verify_reasons(flags);
+      if ((flags & (MBEDTLS_X509_BADCERT_NOT_TRUSTED)) != 0) {
+        why = "not issued by " + w->client_ca_name + " (" + why + ")";
+      }
+      return mbedtls_error(rc, head + ": the client's certificate was refused (client_auth_type " +
+                                   client_auth_name(w->client_auth) + "): " + why);
+    }
+  }
   if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
     const TlsContext::Impl& c = *ctx_->impl_;
-    std::string whose = c.options.server
+    std::string whose = c.server()
                             ? "the client's certificate"
-                            : "the server's certificate for \"" + c.options.server_name + "\"";
+                            : "the server's certificate for \"" + c.options->server_name + "\"";
     std::string why = verify_reasons(mbedtls_ssl_get_verify_result(&ssl_));
     if (!refusal_.empty()) {
       why = refusal_ + " (" + why + ")";
@@ -643,7 +718,7 @@ void TlsStream::Impl::on_handshake_timeout() {
   // A silent peer gets no alert: nothing suggests it would read one.
   fail(platform::Error{std::make_error_code(std::errc::timed_out),
                        "TLS handshake with " + peer_ + " timed out after " +
-                           std::to_string(ctx_->impl_->options.handshake_timeout.count()) + " ms"},
+                           std::to_string(ctx_->impl_->handshake_timeout().count()) + " ms"},
        false);
 }
 
@@ -677,7 +752,7 @@ void TlsStream::Impl::begin_linger() {
     return;
   }
   phase_ = Phase::kClosing;
-  linger_timer_.expires_after(ctx_->impl_->options.shutdown_timeout);
+  linger_timer_.expires_after(ctx_->impl_->shutdown_timeout());
   linger_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) {
     if (!ec) {
       self->finish_close();

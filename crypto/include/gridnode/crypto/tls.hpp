@@ -22,6 +22,7 @@
 #include <asio/ip/tcp.hpp>
 // clang-format on
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -63,6 +64,48 @@ struct TlsOptions {
   std::vector<std::string> alpn{};
 };
 
+// The agent's web endpoint (exporter-toolkit's tls_server_config, for Prometheus and curl):
+// a TLS server that is none of the grid's business. Separate from TlsOptions, which stays the
+// grid's locked-down mTLS; the same TlsContext and TlsStream types carry it.
+//
+// What it accepts: TLS 1.2 only (mbedTLS 2.28 has no TLS 1.3 server); ECDHE key exchange with
+// an AEAD cipher, for an RSA or an ECDSA certificate: ECDHE-{ECDSA,RSA}-WITH-{AES-128-GCM-SHA256,
+// AES-256-GCM-SHA384,CHACHA20-POLY1305-SHA256}, which Go's crypto/tls (Prometheus) offers by
+// default; groups X25519, P-256, P-384, P-521; no renegotiation, no session resumption.
+// Client certificates are checked with mbedTLS's default profile (SHA-2, RSA >= 2048 bits,
+// the NIST and Brainpool curves).
+
+// exporter-toolkit's client_auth_type values, with Go's crypto/tls meaning.
+enum class WebClientAuth : std::uint8_t {
+  no_client_cert,                  // NoClientCert: none asked for
+  request_client_cert,             // RequestClientCert: asked for, optional, not verified
+  require_any_client_cert,         // RequireAnyClientCert: required, not verified
+  verify_client_cert_if_given,     // VerifyClientCertIfGiven: optional, verified when sent
+  require_and_verify_client_cert,  // RequireAndVerifyClientCert: required and verified
+};
+
+// exporter-toolkit's name of a mode ("RequireAndVerifyClientCert"), for messages.
+const char* client_auth_name(WebClientAuth mode);
+
+// exporter-toolkit's min_version values. mbedTLS 2.28 speaks TLS 1.2 only: tls10 and tls11 are
+// floors that 1.2 meets (connections are 1.2), tls13 cannot be met and create_web_server
+// refuses it.
+enum class WebTlsVersion : std::uint8_t { tls10, tls11, tls12, tls13 };
+
+struct WebServerTlsOptions {
+  std::string cert_chain_pem;  // our certificate first, then its intermediates (PEM)
+  std::string key_pem;         // its key, unencrypted PEM: PKCS#1 RSA, SEC1 EC or PKCS#8
+  WebClientAuth client_auth = WebClientAuth::no_client_cert;
+  // The CAs a client certificate must chain to (PEM, one or more); required by the two
+  // verifying modes, optional for the others (then its names go in the CertificateRequest).
+  std::string client_ca_pem{};
+  // How messages name the client CA, e.g. "client_ca_file /etc/gridnode/ca.crt".
+  std::string client_ca_name{"the client CA"};
+  WebTlsVersion min_version = WebTlsVersion::tls12;
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds shutdown_timeout{2000};
+};
+
 // The mbedtls_ssl_config with the CA, our certificate and key, and a CTR-DRBG: one per server
 // or per client endpoint, shared by its streams (hold it by shared_ptr; each stream keeps
 // it alive). Immutable after create(). Its streams must all run on one thread (the agent's and
@@ -75,11 +118,27 @@ class TlsContext {
   // A client certificate from another CA is not refused here: the peer refuses it.
   [[nodiscard]] static platform::Result<std::shared_ptr<TlsContext>> create(TlsOptions options);
 
+  // A server for the web endpoint. Fails (invalid_argument) with the reason named when the
+  // chain or the key cannot be parsed, the key is encrypted or does not belong to the first
+  // certificate, a verifying mode has no client CA, or min_version is tls13.
+  //
+  // Its streams check the client as `client_auth` says, during the handshake (a refused client
+  // never gets our Finished and gets a bad_certificate alert); the handshake error names why:
+  // "the client sent no certificate (client_auth_type RequireAnyClientCert)", "the client's
+  // certificate was refused: not issued by client_ca_file F (<mbedTLS's reasons>)".
+  // TlsStream::peer_certificate() stays nullopt for a client certificate that is not P-256;
+  // peer_common_name() reads any.
+  [[nodiscard]] static platform::Result<std::shared_ptr<TlsContext>> create_web_server(
+      WebServerTlsOptions options);
+
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
+  // The grid options of create(); a web context (create_web_server) has none: calling this on
+  // one aborts. is_web() tells them apart.
   const TlsOptions& options() const;
+  bool is_web() const;
 
   struct Impl;  // crypto/src/tls_internal.hpp
 

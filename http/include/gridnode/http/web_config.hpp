@@ -64,10 +64,16 @@ struct WebConfig {
 
 // ServerOptions::authorize for the config's basic_auth_users (empty map: everyone). A request
 // without credentials or with a wrong user or password gets 401 with
-// `WWW-Authenticate: Basic realm="..."` and a warning log line naming the user and the client.
-// bcrypt is checked with libxcrypt's crypt_r; a success is remembered (SHA-256 of user,
-// password and hash) so that a scrape every second does not pay bcrypt's cost each time.
+// `WWW-Authenticate: Basic realm="<realm>"` and a warning log line (at most 5 per 10 s) naming
+// the user and the client (Request::remote), never the password. bcrypt is checked with
+// libxcrypt's crypt_r; an unknown user is checked against a dummy hash (exporter-toolkit's), so
+// that timing does not tell which users exist. The SHA-256 of (user, password, hash) of the
+// last 64 successes and, apart, of the last 64 failures is remembered, so that a scrape every
+// second does not pay bcrypt's cost each time. At most 10 uncached checks a second run (each
+// is tens of milliseconds on the caller's loop); beyond that a request gets 429 with
+// Retry-After: 1, unchecked. Single-threaded, like the server that calls it.
 std::function<bool(const Request&, Response&)> make_basic_auth(
-    std::map<std::string, std::string> users, std::string component);
+    std::map<std::string, std::string> users, std::string component,
+    std::string realm = "gridnode");
 
 }  // namespace gridnode::http
