@@ -34,12 +34,14 @@ HASH=$(python3 -W ignore -c "import crypt; print(crypt.crypt('s3cret', crypt.mks
 
 # exporter-toolkit's format; relative paths are relative to the file's folder.
 write_web_config() {  # file client_auth_type
+  local ca=""
+  [ "$2" = NoClientCert ] || ca="client_ca_file: pki/ca.crt"
   cat >"$1" <<YAML
 tls_server_config:
   cert_file: pki/server.crt
   key_file: pki/server.key
   client_auth_type: $2
-  client_ca_file: pki/ca.crt
+  $ca
 basic_auth_users:
   prometheus: '$HASH'
 http_server_config:
@@ -53,7 +55,8 @@ write_web_config "$WORK/web.yml" NoClientCert
 printf 'tls_server_config:\n  cert_file: pki/server.crt\n  key_file: pki/server.key\n  cipher_suitez: [x]\n' \
   >"$WORK/bad-web.yml"
 BADPORT=$(free_port)
-out=$(timeout 10 "$BIN/gridnoded" --config /nonexistent/agent.toml --sysfs-root "$TREE" \
+printf '[agent]\ndrivers = ["hwmon"]\n' >"$WORK/bad.toml"
+out=$(timeout 10 "$BIN/gridnoded" --config "$WORK/bad.toml" --sysfs-root "$TREE" \
   --socket "$WORK/bad.sock" --state-dir "$WORK/bad-state" \
   --web.listen-address="127.0.0.1:$BADPORT" --web.config.file="$WORK/bad-web.yml" 2>&1) && rc=0 || rc=$?
 check "bad web config at start: non-zero exit, at once (rc=$rc)" bash -c '[ "$1" -ne 0 ] && [ "$1" -ne 124 ]' _ "$rc"
