@@ -7,7 +7,8 @@
 #
 # Two profiled runs under callgrind, each split into start-up and steady state (callgrind_control
 # dumps at the switch):
-#   minimal  the footprint bench's agent: enrolled, sampling a generated sysfs tree, no uplink;
+#   minimal  the footprint bench's agent: enrolled, sampling a generated sysfs tree, no uplink,
+#            its scrape endpoint scraped (gzip and plain);
 #   full     the agent streaming to a local collector over mutual TLS, with the package's policy,
 #            two GPUs through the fake libnvidia-ml.so.1, and technicians' queries.
 # The order file lists the functions both steady states ran first, then those only start-up ran.
@@ -38,6 +39,11 @@ profile() {
   callgrind_control -d "$pid" >/dev/null
   local t
   for ((t = 0; t < SECS; t += 3)); do
+    if [ "$name" = minimal ]; then
+      # Scraped as Prometheus scrapes it (gzip), and once plain, as curl would.
+      curl -sf -H 'Accept-Encoding: gzip' "127.0.0.1:$wport/metrics" >/dev/null || true
+      curl -sf "127.0.0.1:$wport/metrics" >/dev/null || true
+    fi
     if [ "$name" = full ]; then
       for c in status sensors metrics gpus events policy; do
         "$BIN/gridnodectl" --socket "$W/$name.sock" "$c" >/dev/null 2>&1 || true
@@ -57,8 +63,10 @@ fn_names() { sed -n -E 's/^c?fn=\([0-9]+\) (.+)$/\1/p' "$1" | sort -u; }
 gen_sysfs "$W/sys"
 "$BIN/gridnoded" enroll --node-id minimal --state-dir "$W/minimal-state" >/dev/null
 printf '[control]\ngroup = "root"\n' >"$W/minimal.toml"
+wport=$((20000 + RANDOM % 40000))
 profile minimal --config "$W/minimal.toml" --sysfs-root "$W/sys" --socket "$W/minimal.sock" \
-  --state-dir "$W/minimal-state" --interval 1 --log-level warning
+  --state-dir "$W/minimal-state" --interval 1 --log-level warning \
+  --web.listen-address="127.0.0.1:$wport"
 
 port=$((20000 + RANDOM % 40000))
 "$BIN/gridnode-collector" pki init --dir "$W/pki" >/dev/null

@@ -36,8 +36,6 @@ const char* client_auth_name(http::ClientAuth a) {
   return "?";
 }
 
-void append_counter(std::string& out, std::uint64_t v) { out += std::to_string(v); }
-
 }  // namespace
 
 platform::Result<WebSecurity> make_web_security(const std::string& path) {
@@ -238,45 +236,35 @@ void WebEndpoint::append_metrics(std::string& out) const {
   if (!server_) {
     return;
   }
-  const http::ServerStats& s = server_->stats();
-  out += "# HELP ";
-  out += kRequests;
-  out += " HTTP requests the scrape endpoint answered, since gridnoded started.\n# TYPE ";
-  out += kRequests;
-  out += " counter\n";
-  out += kRequests;
-  out += ' ';
-  append_counter(out, s.requests);
-  out += "\n# HELP ";
-  out += kRefused;
-  out += " Connections and requests the scrape endpoint refused, by reason, since gridnoded "
-         "started.\n# TYPE ";
-  out += kRefused;
-  out += " counter\n";
-  const std::pair<std::string_view, std::uint64_t> reasons[] = {
-      {"too_many_connections", s.refused_connections},
-      {"bad_request", s.bad_requests},
-      {"tls_handshake", s.tls_handshake_failures},
-      {"unauthorized", s.unauthorized},
-      {"bad_collector", bad_selections_},
-      {"not_found", not_found_}};
-  for (const auto& [reason, n] : reasons) {
-    out += kRefused;
-    out += "{reason=\"";
-    out += reason;
-    out += "\"} ";
-    append_counter(out, n);
+  auto header = [&out](std::string_view name, std::string_view help, std::string_view type) {
+    out.append("# HELP ").append(name).append(" ").append(help);
+    out.append("\n# TYPE ").append(name).append(" ").append(type).append("\n");
+  };
+  auto sample = [&out](std::string_view name, std::string_view reason, std::uint64_t v) {
+    out += name;
+    if (!reason.empty()) {
+      out.append("{reason=\"").append(reason).append("\"}");
+    }
+    out += ' ';
+    out += std::to_string(v);
     out += '\n';
-  }
-  out += "# HELP ";
-  out += kConnections;
-  out += " Connections open on the scrape endpoint.\n# TYPE ";
-  out += kConnections;
-  out += " gauge\n";
-  out += kConnections;
-  out += ' ';
-  append_counter(out, s.open_connections);
-  out += '\n';
+  };
+  const http::ServerStats& s = server_->stats();
+  header(kRequests, "HTTP requests the scrape endpoint answered, since gridnoded started.",
+         "counter");
+  sample(kRequests, {}, s.requests);
+  header(kRefused,
+         "Connections and requests the scrape endpoint refused, by reason, since gridnoded "
+         "started.",
+         "counter");
+  sample(kRefused, "too_many_connections", s.refused_connections);
+  sample(kRefused, "bad_request", s.bad_requests);
+  sample(kRefused, "tls_handshake", s.tls_handshake_failures);
+  sample(kRefused, "unauthorized", s.unauthorized);
+  sample(kRefused, "bad_collector", bad_selections_);
+  sample(kRefused, "not_found", not_found_);
+  header(kConnections, "Connections open on the scrape endpoint.", "gauge");
+  sample(kConnections, {}, s.open_connections);
 }
 
 }  // namespace gridnode::agent
