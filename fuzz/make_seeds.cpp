@@ -2,7 +2,7 @@
 // trees, its ReportBuilder encodes them and a fresh node key signs them, exactly as
 // `gridnoded --once --report` does; plus random catalogs and extreme values for coverage.
 //   gridnode_make_seeds OUT_DIR  ->  OUT_DIR/{catalog,report,report_file,signature_der,
-//                                            policy_bundle,session}/*
+//                                            policy_bundle,session,http_request}/*
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -150,6 +150,35 @@ int main(int argc, char** argv) {
                                 crypto::sha256(std::string_view("bundle")), 2,
                                 crypto::sha256(std::string_view("v2")), "rollback"},
          "policy_status");
+  }
+  // HTTP requests (http_request_fuzz.cpp): a read-size byte, a limits byte, then the stream.
+  {
+    const std::pair<const char*, std::string> requests[] = {
+        {"scrape", "GET /metrics HTTP/1.1\r\nHost: node-7:9100\r\nUser-Agent: Prometheus/2.42.0\r\n"
+                   "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;"
+                   "q=0.5,*/*;q=0.1\r\nAccept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-"
+                   "Seconds: 10\r\nAuthorization: Basic cHJvbTpzZWNyZXQ=\r\n\r\n"},
+        {"pipelined", "GET /metrics?collect[]=hwmon&collect[]=nvml HTTP/1.1\r\nHost: a\r\n\r\n"
+                      "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"
+                      "GET /v1/capacity?region=east&min_free_gpus=2 HTTP/1.1\r\nConnection: "
+                      "close\r\n\r\n"},
+        {"http10", "GET /v1/nodes/node%2D7 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                   "GET / HTTP/1.0\r\n\r\n"},
+        {"body", "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n"},
+        {"chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+        {"absolute", "GET http://example.com/metrics HTTP/1.1\r\n\r\n"},
+        {"upgrade", "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nPRI"},
+    };
+    std::uint8_t n = 0;
+    for (const auto& [name, text] : requests) {
+      for (const std::uint8_t limits : {std::uint8_t{0}, std::uint8_t{1}}) {
+        std::string bytes = text;
+        bytes.insert(bytes.begin(), {static_cast<char>(n * 7 + 3), static_cast<char>(limits)});
+        write(out / "http_request", std::string(name) + (limits ? "-small" : ""),
+              std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+      }
+      ++n;
+    }
   }
   return 0;
 }

@@ -8,15 +8,11 @@
 #include <memory>
 #include <set>
 
-#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
-#include <asio/read_until.hpp>
 #include <asio/signal_set.hpp>
-#include <asio/streambuf.hpp>
-#include <asio/write.hpp>
 #include <nlohmann/json.hpp>
 
-#include "endpoint.hpp"
+#include "gridnode/http/server.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "jetstream.hpp"
@@ -494,33 +490,12 @@ std::string CapacityTable::metrics(std::uint64_t now_ns) const {
 
 namespace {
 
-std::string url_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      unsigned v = 0;
-      if (std::sscanf(std::string(s.substr(i + 1, 2)).c_str(), "%2x", &v) == 1) {
-        out += static_cast<char>(v);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i] == '+' ? ' ' : s[i];
-  }
-  return out;
-}
-
-struct Http {
-  int status = 200;
-  std::string type = "application/json";
-  std::string body;
-};
-
-// The view: a NATS subscription feeding the table on the loop, and an HTTP/1.1 server.
+// The view: a NATS subscription feeding the table on the loop, and http::Server (the project's
+// one HTTP server: keep-alive, HEAD, and its limits on hostile clients; docs/http.md).
 class View {
  public:
   View(asio::io_context& io, const CapacityOptions& o)
-      : io_(io), o_(o), table_(o.stale_after_intervals, o.default_interval), acceptor_(io),
+      : io_(io), o_(o), table_(o.stale_after_intervals, o.default_interval),
         signals_(io, SIGTERM, SIGINT),
         // A catalog by its subject, on the NATS delivery thread: when a report comes before the
         // last message of its catalog's subject (another node with the same catalog published
@@ -538,9 +513,17 @@ class View {
   }
 
   platform::Result<void> start() {
-    if (auto r = listen_on(acceptor_, o_.listen); !r) {
-      return r;
+    http::ServerOptions web;
+    web.listen = {o_.listen};
+    web.component = "capacity";
+    auto server = http::Server::make(io_, std::move(web), [this](const http::Request& req,
+                                                                http::Response& resp) {
+      route(req, resp);
+    });
+    if (!server) {
+      return tl::unexpected(server.error());
     }
+    http_ = std::move(*server);
     auto client = NatsClient::connect(o_.from, "gridnode-capacity", o_.timeout);
     if (!client) {
       return tl::unexpected(client.error());
@@ -560,12 +543,10 @@ class View {
     }
     signals_.async_wait([this](const std::error_code& e, int) {
       if (!e) {
-        std::error_code ignored;
-        acceptor_.close(ignored);
+        http_->close();
         io_.stop();
       }
     });
-    accept();
     return {};
   }
 
@@ -604,66 +585,18 @@ class View {
     });
   }
 
-  void accept() {
-    acceptor_.async_accept([this](const std::error_code& ec, asio::ip::tcp::socket socket) {
-      if (ec) {
-        if (ec != asio::error::operation_aborted) {
-          accept();
-        }
-        return;
-      }
-      serve(std::make_shared<asio::ip::tcp::socket>(std::move(socket)));
-      accept();
-    });
+  static void reply(http::Response& resp, int status, std::string type, std::string body) {
+    resp.status = status;
+    resp.content_type = std::move(type);
+    resp.body = std::move(body);
   }
 
-  // One request per connection (Connection: close): the scheduler's poll, curl, Prometheus.
-  void serve(std::shared_ptr<asio::ip::tcp::socket> socket) {
-    auto buf = std::make_shared<asio::streambuf>(8192);
-    asio::async_read_until(*socket, *buf, "\r\n\r\n",
-                           [this, socket, buf](const std::error_code& ec, std::size_t) {
-                             Http r;
-                             if (ec) {
-                               r = {400, "text/plain", "bad request\n"};
-                             } else {
-                               std::string head(asio::buffers_begin(buf->data()),
-                                                asio::buffers_end(buf->data()));
-                               r = route(head.substr(0, head.find("\r\n")));
-                             }
-                             auto text = std::make_shared<std::string>(
-                                 "HTTP/1.1 " + std::to_string(r.status) +
-                                 (r.status == 200 ? " OK" : r.status == 404 ? " Not Found" : " Bad Request") +
-                                 "\r\nContent-Type: " + r.type + "\r\nContent-Length: " +
-                                 std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n" + r.body);
-                             asio::async_write(*socket, asio::buffer(*text),
-                                               [socket, text](const std::error_code&, std::size_t) {
-                                                 std::error_code ignored;
-                                                 socket->shutdown(asio::socket_base::shutdown_both, ignored);
-                                               });
-                           });
-  }
-
-  Http route(const std::string& request_line) {
-    // "GET /v1/capacity?region=east HTTP/1.1"
-    auto sp1 = request_line.find(' ');
-    auto sp2 = request_line.rfind(' ');
-    if (sp1 == std::string::npos || sp2 <= sp1 || request_line.substr(0, sp1) != "GET") {
-      return {400, "text/plain", "only GET is served\n"};
-    }
-    const std::string target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
-    const auto qm = target.find('?');
-    const std::string path = target.substr(0, qm);
+  // GET /v1/capacity?region=east&min_free_gpus=2, /v1/nodes/<id>, /metrics.
+  void route(const http::Request& req, http::Response& resp) {
+    const std::string& path = req.path;  // percent-decoded by the server
     std::map<std::string, std::string> params;
-    if (qm != std::string::npos) {
-      std::string_view rest = std::string_view(target).substr(qm + 1);
-      while (!rest.empty()) {
-        auto amp = rest.find('&');
-        std::string_view kv = rest.substr(0, amp);
-        auto eq = kv.find('=');
-        params[url_decode(kv.substr(0, eq))] =
-            eq == std::string_view::npos ? "" : url_decode(kv.substr(eq + 1));
-        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-      }
+    for (auto& [k, v] : req.params()) {
+      params[k] = std::move(v);  // a repeated name: the last one counts
     }
     const std::uint64_t now = now_unix_ns();
     if (path == "/v1/capacity") {
@@ -674,32 +607,32 @@ class View {
       if (!params["min_free_mem_mib"].empty()) {
         auto v = platform::parse_uint64(params["min_free_mem_mib"]);
         if (!v) {
-          return {400, "text/plain", "min_free_mem_mib: a number expected\n"};
+          return reply(resp, 400, "text/plain; charset=utf-8", "min_free_mem_mib: a number expected\n");
         }
         q.min_free_mem_mib = *v;
       }
       if (!params["limit"].empty()) {
         auto v = platform::parse_uint64(params["limit"]);
         if (!v || *v > 1'000'000) {
-          return {400, "text/plain", "limit: a number expected\n"};
+          return reply(resp, 400, "text/plain; charset=utf-8", "limit: a number expected\n");
         }
         q.limit = static_cast<std::size_t>(*v);
       }
       if (!params["min_free_gpus"].empty()) {
         auto v = platform::parse_uint64(params["min_free_gpus"]);
         if (!v || *v > 1'000'000) {
-          return {400, "text/plain", "min_free_gpus: a number expected\n"};
+          return reply(resp, 400, "text/plain; charset=utf-8", "min_free_gpus: a number expected\n");
         }
         q.min_free_gpus = static_cast<std::uint32_t>(*v);
       }
-      return {200, "application/json", table_.answer(q, now)};
+      return reply(resp, 200, "application/json", table_.answer(q, now));
     }
     if (path.starts_with("/v1/nodes/")) {
-      auto j = table_.node(url_decode(path.substr(10)), now);
+      auto j = table_.node(path.substr(10), now);
       if (!j) {
-        return {404, "application/json", "{\"error\":\"no such node\"}\n"};
+        return reply(resp, 404, "application/json", "{\"error\":\"no such node\"}\n");
       }
-      return {200, "application/json", *j};
+      return reply(resp, 200, "application/json", *j);
     }
     if (path == "/metrics") {
       std::string m = table_.metrics(now);
@@ -719,15 +652,27 @@ class View {
              number(freshness_.quantile(std::strtod(q, nullptr))) + "\n";
       }
       m += "gridnode_capacity_freshness_seconds_count " + std::to_string(freshness_.size()) + "\n";
-      return {200, "text/plain; version=0.0.4", m};
+            const http::ServerStats& st = http_->stats();
+      auto counter = [&m](const char* name, const char* help, std::uint64_t v) {
+        m += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" +
+             name + " " + std::to_string(v) + "\n";
+      };
+      counter("gridnode_capacity_http_requests_total", "HTTP requests answered by the view.",
+              st.requests);
+      counter("gridnode_capacity_http_bad_requests_total",
+              "HTTP requests refused: malformed, too large, too slow, or another method.",
+              st.bad_requests);
+      counter("gridnode_capacity_http_refused_connections_total",
+              "HTTP connections closed at once: too many open.", st.refused_connections);
+      return reply(resp, 200, "text/plain; version=0.0.4", std::move(m));
     }
-    return {404, "text/plain", "not found: GET /v1/capacity, /v1/nodes/<id>, /metrics\n"};
+    return reply(resp, 404, "text/plain; charset=utf-8", "not found: GET /v1/capacity, /v1/nodes/<id>, /metrics\n");
   }
 
   asio::io_context& io_;
   CapacityOptions o_;
   CapacityTable table_;
-  asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<http::Server> http_;
   asio::signal_set signals_;
   std::unique_ptr<NatsClient> client_;
   natsSubscription* sub_ = nullptr;

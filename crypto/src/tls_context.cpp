@@ -67,6 +67,26 @@ constexpr mbedtls_ecp_group_id kWebCurves[] = {
 constexpr int kWebSigHashes[] = {MBEDTLS_MD_SHA512, MBEDTLS_MD_SHA384, MBEDTLS_MD_SHA256,
                                  MBEDTLS_MD_NONE};
 
+// What both kinds of context share: TLS 1.2 only, and the given suites, groups, signature
+// hashes and certificate profile (all of them static: mbedTLS keeps the pointers).
+int configure_tls12(mbedtls_ssl_config* conf, int endpoint, Random& random, const int* suites,
+                    const mbedtls_ecp_group_id* curves, const int* hashes,
+                    const mbedtls_x509_crt_profile* profile) {
+  int rc = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                       MBEDTLS_SSL_PRESET_DEFAULT);
+  if (rc != 0) {
+    return rc;
+  }
+  mbedtls_ssl_conf_rng(conf, &Random::rng, &random);
+  mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+  mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+  mbedtls_ssl_conf_ciphersuites(conf, suites);
+  mbedtls_ssl_conf_curves(conf, curves);
+  mbedtls_ssl_conf_sig_hashes(conf, hashes);
+  mbedtls_ssl_conf_cert_profile(conf, profile);
+  return 0;
+}
+
 // mbedTLS's PEM parsers want the terminating NUL counted in the length.
 int parse_crt_pem(mbedtls_x509_crt* crt, const std::string& pem) {
   return mbedtls_x509_crt_parse(crt, reinterpret_cast<const unsigned char*>(pem.c_str()),
@@ -216,19 +236,11 @@ platform::Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsOptions opti
   impl->random = std::move(*random);
 
   mbedtls_ssl_config* conf = &impl->conf;
-  int rc =
-      mbedtls_ssl_config_defaults(conf, opts.server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
-                                  MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+  int rc = configure_tls12(conf, opts.server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
+                           *impl->random, kCiphersuites, kCurves, kSigHashes, &kCertProfile);
   if (rc != 0) {
     return fail_mbedtls(rc, std::string(side) + ": mbedtls_ssl_config_defaults");
   }
-  mbedtls_ssl_conf_rng(conf, &Random::rng, impl->random.get());
-  mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-  mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-  mbedtls_ssl_conf_ciphersuites(conf, kCiphersuites);
-  mbedtls_ssl_conf_curves(conf, kCurves);
-  mbedtls_ssl_conf_sig_hashes(conf, kSigHashes);
-  mbedtls_ssl_conf_cert_profile(conf, &kCertProfile);
   // Both sides: a peer without a certificate from the CA does not get through.
   mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
   mbedtls_ssl_conf_ca_chain(conf, KeyAccess::crt(opts.ca), nullptr);
@@ -310,7 +322,8 @@ platform::Result<std::shared_ptr<TlsContext>> TlsContext::create_web_server(
                            " certificates that cannot be parsed")
                   : fail_mbedtls(rc, side + ": the certificate (chain) cannot be parsed");
   }
-  rc = mbedtls_pk_parse_key(&web->key, reinterpret_cast<const unsigned char*>(options.key_pem.c_str()),
+  rc = mbedtls_pk_parse_key(&web->key,
+                            reinterpret_cast<const unsigned char*>(options.key_pem.c_str()),
                             options.key_pem.size() + 1, nullptr, 0);
   if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
     return refuse("the private key is encrypted (a passphrase-protected key is not supported)");
@@ -351,19 +364,12 @@ platform::Result<std::shared_ptr<TlsContext>> TlsContext::create_web_server(
   impl->random = std::move(*random);
 
   mbedtls_ssl_config* conf = &impl->conf;
-  rc = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                   MBEDTLS_SSL_PRESET_DEFAULT);
+  // TLS 1.2 whatever the floor (tls10 and tls11 are met by it).
+  rc = configure_tls12(conf, MBEDTLS_SSL_IS_SERVER, *impl->random, kWebCiphersuites, kWebCurves,
+                       kWebSigHashes, &mbedtls_x509_crt_profile_default);
   if (rc != 0) {
     return fail_mbedtls(rc, side + ": mbedtls_ssl_config_defaults");
   }
-  mbedtls_ssl_conf_rng(conf, &Random::rng, impl->random.get());
-  // TLS 1.2 whatever the floor (tls10 and tls11 are met by it).
-  mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-  mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-  mbedtls_ssl_conf_ciphersuites(conf, kWebCiphersuites);
-  mbedtls_ssl_conf_curves(conf, kWebCurves);
-  mbedtls_ssl_conf_sig_hashes(conf, kWebSigHashes);
-  mbedtls_ssl_conf_cert_profile(conf, &mbedtls_x509_crt_profile_default);
   // REQUIRED only for RequireAndVerifyClientCert; the other asking modes take whatever the
   // client sends and TlsStream decides after the client's Certificate message (tls_stream.cpp).
   int authmode = MBEDTLS_SSL_VERIFY_OPTIONAL;

@@ -472,11 +472,11 @@ int TlsStream::Impl::run_handshake() {
   while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
     int rc = mbedtls_ssl_handshake_step(&ssl_);
     if (rc == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE) {
-      // RequireAndVerifyClientCert: mbedTLS refuses without an alert; send one.
+      // RequireAndVerifyClientCert: mbedTLS refuses without an alert; send Go's (bad_certificate).
       refusal_ = std::string("the client sent no certificate (client_auth_type ") +
                  client_auth_name(c.web->client_auth) + ")";
       mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
-                                     MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
+                                     MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
       return rc;
     }
     if (rc != 0) {

@@ -12,11 +12,11 @@
 
 #include <zlib.h>
 
-#include <cctype>
 #include <cstdlib>
 #include <string>
 
 #include "gridnode/http/server.hpp"
+#include "text.hpp"
 
 namespace gridnode::http {
 namespace {
@@ -74,19 +74,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // RFC 9110's qvalue: "0" to "1" with up to three decimals; anything else is not a weight.
 double qvalue(std::string_view params) {
   double q = 1.0;
@@ -124,7 +111,7 @@ bool accepts_gzip(std::string_view accept_encoding) {
     const std::string_view coding = trim(item.substr(0, semi));
     const std::string_view params =
         semi == std::string_view::npos ? std::string_view{} : item.substr(semi + 1);
-    if (iequal(coding, "gzip") || iequal(coding, "x-gzip")) {
+    if (text::iequal(coding, "gzip") || text::iequal(coding, "x-gzip")) {
       gzip_q = qvalue(params);
     } else if (coding == "*") {
       any_q = qvalue(params);

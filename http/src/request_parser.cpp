@@ -7,42 +7,9 @@
 #include <cstring>
 #include <limits>
 
+#include "text.hpp"
+
 namespace gridnode::http {
-namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-// A path's percent-decoding ('+' stays: it is a space only in a query); a broken escape stays.
-std::string decode_path(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      const int hi = hex_value(s[i + 1]);
-      const int lo = hex_value(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
-
-}  // namespace
 
 struct RequestParser::Impl {
   Impl(const Limits& l, std::vector<std::string> m) : limits(l), methods(std::move(m)) {
@@ -149,7 +116,7 @@ struct RequestParser::Impl {
     std::string_view path = std::string_view(s.url).substr(0, qm);
     path = path.substr(0, path.find('#'));
     s.request.method = method;
-    s.request.path = decode_path(path);
+    s.request.path = text::percent_decode(path, false);
     if (qm != std::string::npos) {
       std::string_view query = std::string_view(s.url).substr(qm + 1);
       s.request.query = std::string(query.substr(0, query.find('#')));

@@ -141,7 +141,8 @@ Result<void> Reader::each_pair(const yaml_node_t* map, const std::string& where,
     }
     std::string name = scalar(k);
     const std::string full = where.empty() ? name : where + "." + name;
-    auto dup = std::find_if(seen.begin(), seen.end(), [&](const auto& s) { return s.first == name; });
+    auto dup =
+        std::find_if(seen.begin(), seen.end(), [&](const auto& s) { return s.first == name; });
     if (dup != seen.end()) {
       return refuse(k, "key " + full + " is given twice (first on line " +
                            std::to_string(dup->second) + ")");
@@ -420,7 +421,7 @@ Result<void> Reader::read_http(const yaml_node_t* map, WebConfig& out) {
         return refuse(hv, "invalid value \"" + *value + "\" for HTTP header " + header +
                               ": expected " + expected);
       }
-      if (value->find_first_of("\r\n") != std::string::npos || value->find('\0') != std::string::npos) {
+      if (value->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
         return refuse(hv, "the value of HTTP header " + header + " holds a line break");
       }
       out.headers.push_back(Header{header, *value});

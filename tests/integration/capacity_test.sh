@@ -106,6 +106,16 @@ if command -v promtool >/dev/null; then
   check "metrics: promtool accepts them" bash -c "promtool check metrics <'$WORK/metrics.txt'"
 fi
 
+# Hostile HTTP clients (oversized request line and headers, garbage, POST, slowloris, more
+# connections than the view takes, peers hanging up): each refused, and the view still answers.
+check "hostile HTTP clients refused (http::Server's limits)" \
+  python3 "$SRC/tests/integration/hostile_http.py" 127.0.0.1 "$HPORT" --path /v1/capacity \
+  --request-timeout 10 --max-connections 64
+check "after them, a query is answered as before" \
+  jq_is '.total.nodes == 6' <<<"$(curl -fsS "$URL/v1/capacity")"
+check "the view counts what it refused" bash -o pipefail -c \
+  "curl -fsS '$URL/metrics' | grep -Eq '^gridnode_capacity_http_refused_connections_total [1-9]'"
+
 # A change on a node shows at once. (Timed here with process start-ups on a shared machine, so
 # only reported; bench/capacity_freshness.sh measures freshness.)
 t0=$(date +%s%N)

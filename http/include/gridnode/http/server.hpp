@@ -65,7 +65,9 @@ struct Limits {
   std::size_t max_header_bytes = 16384;  // every header line together (431 beyond)
   std::size_t max_headers = 100;
   std::size_t max_body = 0;                            // GET/HEAD: a body is refused (413)
-  std::chrono::milliseconds request_timeout{10000};    // connection or last response → request
+  // To a request's last byte: from the connection (TLS handshake included), or on a kept
+  // connection from its next request's first byte (the wait for that byte is idle_timeout).
+  std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds idle_timeout{120000};      // between requests on a kept connection
   std::chrono::milliseconds write_timeout{30000};      // a response's last byte
   std::size_t max_connections = 64;                    // more are closed at once, and logged
