@@ -284,6 +284,9 @@ platform::Result<void> Agent::start() {
   // A bundle or a reload may grant other groups: the socket's door follows the policy.
   policy_->on_apply([this] { control_->set_extra_groups(policy_->access_groups()); });
   policy_->start();
+  if (auto r = start_web(); !r) {
+    return r;
+  }
   sampler_->on_round([this] {
     policy_->on_round(*sampler_);
     auto events = policy_->events().take_report_events(std::chrono::steady_clock::now());
@@ -303,6 +306,34 @@ platform::Result<void> Agent::start() {
   platform::log(Level::notice, "gridnoded",
                 LogLine("started").kv("version", version()).kv("config", config_.source));
   return {};
+}
+
+// Before the first sweep, so that the port listens when READY=1 goes out; a scrape before
+// the first sweep gets the drivers as pending (gridnode_driver_up 0) and no samples.
+platform::Result<void> Agent::start_web() {
+  if (config_.web_listen.empty()) {
+    return {};  // no listen address: no port (node_exporter always listens; we only when asked)
+  }
+  std::vector<std::string> names;
+  for (const auto& s : sampler_->slots()) {
+    names.emplace_back(s.driver->name());
+  }
+  auto web = WebEndpoint::make(io_, config_, std::move(names),
+                               [this](const std::vector<bool>* include, std::string& out) {
+                                 render_metrics(include, out);
+                               });
+  if (!web) {
+    return tl::unexpected(web.error());
+  }
+  web_ = std::move(*web);
+  return {};
+}
+
+void Agent::render_metrics(const std::vector<bool>* include, std::string& out) {
+  exposition_.render_prometheus(*sampler_, out, include);
+  if (web_) {
+    web_->append_metrics(out);
+  }
 }
 
 // The control socket already listens (start() opened it before the sampler ran), so both of
@@ -416,6 +447,9 @@ void Agent::stop() {
   if (control_) {
     control_->stop();
   }
+  if (web_) {
+    web_->close();
+  }
   if (policy_) {
     policy_->stop();
   }
@@ -482,6 +516,19 @@ void Agent::reload_config() {
   }
   Config c = std::move(*fresh);
   flags_(c);
+  // The web config is read again with agent.toml, and a bad one refuses the whole reload: the
+  // endpoint keeps the TLS and users it has rather than serve with half a new configuration.
+  std::optional<WebSecurity> web_security;
+  if (web_) {
+    auto s = make_web_security(c.web_config_file);
+    if (!s) {
+      platform::log(Level::err, "gridnoded",
+                    LogLine("reload rejected, keeping the running config")
+                        .kv("err", s.error().message()));
+      return;
+    }
+    web_security = std::move(*s);
+  }
   platform::Log::set_threshold(c.log_level);
   sampler_->set_interval(c.interval);
   sampler_->set_sweep_timeout(c.sweep_timeout);
@@ -505,6 +552,9 @@ void Agent::reload_config() {
                                             c.policy_bundle_dir != config_.policy_bundle_dir ||
                                             c.policy_key != config_.policy_key,
                                         "policy"},
+                              std::pair{c.web_listen != config_.web_listen ||
+                                            c.web_max_requests != config_.web_max_requests,
+                                        "web.listen_addresses"},
                               std::pair{c.node_labels != config_.node_labels ||
                                             c.node_id != config_.node_id,
                                         "node"}}) {
@@ -517,7 +567,12 @@ void Agent::reload_config() {
   c.drivers = config_.drivers;
   c.roots = config_.roots;
   c.socket_mode = config_.socket_mode;
+  c.web_listen = config_.web_listen;
+  c.web_max_requests = config_.web_max_requests;
   config_ = std::move(c);
+  if (web_) {
+    web_->apply(config_, std::move(*web_security));
+  }
   platform::log(Level::notice, "gridnoded", LogLine("reloaded").kv("config", config_.source));
 }
 
@@ -578,7 +633,7 @@ nlohmann::json Agent::handle(const nlohmann::json& request, const platform::Peer
     return {{"ok", true}, {"samples", Exposition::samples_json(*sampler_)}};
   }
   if (cmd == "metrics") {
-    exposition_.render_prometheus(*sampler_, text_);
+    render_metrics(nullptr, text_);
     return {{"ok", true}, {"text", text_}};
   }
   return {{"ok", false},

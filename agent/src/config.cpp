@@ -108,6 +108,40 @@ Result<void> check_endpoint(std::string_view text) {
   return {};
 }
 
+Result<void> check_listen_address(std::string_view text) {
+  auto colon = text.rfind(':');
+  const std::string quoted = "\"" + std::string(text) + "\"";
+  if (colon == std::string_view::npos || colon + 1 == text.size()) {
+    return fail(std::errc::invalid_argument, quoted + ": HOST:PORT or :PORT expected");
+  }
+  const std::string_view host = text.substr(0, colon);
+  if (host.find(':') != std::string_view::npos &&
+      (host.size() < 2 || host.front() != '[' || host.back() != ']')) {
+    return fail(std::errc::invalid_argument, quoted + ": an IPv6 address goes in brackets");
+  }
+  auto port = platform::parse_uint64(text.substr(colon + 1));
+  if (!port || *port > 65535) {
+    return fail(std::errc::invalid_argument, quoted + ": the port must be 0 to 65535");
+  }
+  return {};
+}
+
+Result<void> check_telemetry_path(std::string_view text) {
+  const std::string quoted = "\"" + std::string(text) + "\"";
+  if (text.size() < 2 || text.front() != '/' || text.size() > 256) {
+    return fail(std::errc::invalid_argument,
+                quoted + ": must start with '/' and name a path other than '/' (the index page)");
+  }
+  for (char ch : text) {
+    if (ch <= ' ' || ch > '~' || ch == '"' || ch == '<' || ch == '>' || ch == '?' || ch == '#' ||
+        ch == '\'' || ch == '&') {
+      return fail(std::errc::invalid_argument, quoted + ": only printable ASCII without spaces, "
+                                                        "quotes, '<', '>', '&', '?' or '#'");
+    }
+  }
+  return {};
+}
+
 Result<std::chrono::nanoseconds> parse_seconds(std::string_view text) {
   std::string s(platform::trim(text));
   char* end = nullptr;
@@ -346,6 +380,49 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
                       c.policy_file_required = true;
                     } else {
                       (key == "bundle_dir" ? c.policy_bundle_dir : c.policy_key) = *s;
+                    }
+                    return {};
+                  });
+    } else if (k.str() == "web") {
+      r = section("web", node, {"listen_addresses", "config_file", "telemetry_path", "max_requests"},
+                  [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
+                    if (key == "listen_addresses") {
+                      const auto* arr = v.as_array();
+                      if (arr == nullptr) {
+                        return tl::unexpected(bad(origin, v, full, "must be an array of \"HOST:PORT\" strings"));
+                      }
+                      c.web_listen.clear();
+                      for (const auto& item : *arr) {
+                        auto a = string_from(origin, item, full, false);
+                        if (!a) {
+                          return tl::unexpected(a.error());
+                        }
+                        if (auto ok = check_listen_address(*a); !ok) {
+                          return tl::unexpected(bad(origin, item, full, ok.error().context));
+                        }
+                        c.web_listen.push_back(*a);
+                      }
+                      return {};
+                    }
+                    if (key == "max_requests") {
+                      std::optional<std::int64_t> n = v.value_exact<std::int64_t>();
+                      if (!n || *n < 0 || *n > 1024) {
+                        return tl::unexpected(bad(origin, v, full, "must be an integer from 0 to 1024 (0: the server's bound, 64)"));
+                      }
+                      c.web_max_requests = static_cast<unsigned>(*n);
+                      return {};
+                    }
+                    auto s = string_from(origin, v, full, key == "config_file");
+                    if (!s) {
+                      return tl::unexpected(s.error());
+                    }
+                    if (key == "config_file") {
+                      c.web_config_file = *s;
+                    } else {
+                      if (auto ok = check_telemetry_path(*s); !ok) {
+                        return tl::unexpected(bad(origin, v, full, ok.error().context));
+                      }
+                      c.web_telemetry_path = *s;
                     }
                     return {};
                   });

@@ -138,15 +138,19 @@ Exposition::Cache& Exposition::cache_for(std::size_t driver,
   return c;
 }
 
-void Exposition::render_prometheus(const Sampler& sampler, std::string& out) {
+void Exposition::render_prometheus(const Sampler& sampler, std::string& out,
+                                   const std::vector<bool>* include) {
   out.clear();
   const auto& slots = sampler.slots();
+  auto included = [include](std::size_t d) {
+    return include == nullptr || (d < include->size() && (*include)[d]);
+  };
   // A family two drivers share (gridnode_accelerators from nvml and amdgpu) gets its
   // HELP and TYPE once: the text format allows no second one.
   headers_done_.clear();
   for (std::size_t d = 0; d < slots.size(); ++d) {
     const drivers::Sweep& sweep = slots[d].front;
-    if (!sweep.catalog || sweep.readings.empty()) {
+    if (!sweep.catalog || sweep.readings.empty() || !included(d)) {
       continue;
     }
     Cache& c = cache_for(d, sweep.catalog);
@@ -180,7 +184,11 @@ void Exposition::render_prometheus(const Sampler& sampler, std::string& out) {
   auto per_driver = [&](std::string_view name, std::string_view help, MetricType type,
                         auto&& value_of) {
     append_header(out, name, help, type);
-    for (const auto& slot : slots) {
+    for (std::size_t d = 0; d < slots.size(); ++d) {
+      if (!included(d)) {
+        continue;
+      }
+      const DriverSlot& slot = slots[d];
       out += name;
       out += "{driver=\"";
       append_label_value(out, slot.driver->name());

@@ -39,6 +39,11 @@ struct Flags {
   unsigned count = 1;
   std::vector<std::string> upstream;
   std::string ca, cert, key;
+  // node_exporter's --web.* flags
+  std::vector<std::string> web_listen;
+  std::optional<std::string> web_config;
+  std::string web_path;
+  std::optional<unsigned> web_max_requests;
   bool once = false;
   bool json = false;
   // enroll
@@ -179,6 +184,18 @@ int main(int argc, char** argv) try {
   app.add_option("--key", f.key, "This node's key (default STATE_DIR/node.key)");
   app.add_option("--policy", f.policy,
                  "Security policy file (TOML, docs/policy.md; default /etc/gridnode/policy.toml)");
+  // node_exporter's names and meanings, so that a unit's ExecStart or a container's arguments
+  // carry over (the [web] section of agent.toml holds the same).
+  app.add_option("--web.listen-address", f.web_listen,
+                 "Address to serve Prometheus scrapes on, HOST:PORT or :PORT (repeatable; "
+                 "replaces [web] listen_addresses; none: no port is opened)");
+  app.add_option("--web.config.file", f.web_config,
+                 "exporter-toolkit web configuration (TLS, basic auth), as node_exporter's");
+  app.add_option("--web.telemetry-path", f.web_path,
+                 "Path under which to expose metrics (default /metrics)");
+  app.add_option("--web.max-requests", f.web_max_requests,
+                 "Maximum number of parallel scrape requests (default 40; 0: the server's bound, 64)")
+      ->check(CLI::Range(0u, 1024u));
   app.add_option("--interval", f.interval, "Sampling interval in seconds, fractions allowed");
   app.add_option("--log-level", f.log_level, "error, warning, notice, info or debug");
   app.add_flag("--once", f.once, "Take one sweep, print it (Prometheus text) and exit");
@@ -209,6 +226,16 @@ int main(int argc, char** argv) try {
   for (const auto& e : f.upstream) {
     if (auto ok = agent::check_endpoint(e); !ok) {
       die("--upstream " + ok.error().context);
+    }
+  }
+  for (const auto& a : f.web_listen) {
+    if (auto ok = agent::check_listen_address(a); !ok) {
+      die("--web.listen-address " + ok.error().context);
+    }
+  }
+  if (!f.web_path.empty()) {
+    if (auto ok = agent::check_telemetry_path(f.web_path); !ok) {
+      die("--web.telemetry-path " + ok.error().context);
     }
   }
   if (f.count != 1 && f.report.empty()) {
@@ -258,6 +285,10 @@ int main(int argc, char** argv) try {
     if (!f.ca.empty()) c.upstream_ca = f.ca;
     if (!f.cert.empty()) c.upstream_cert = f.cert;
     if (!f.key.empty()) c.upstream_key = f.key;
+    if (!f.web_listen.empty()) c.web_listen = f.web_listen;
+    if (f.web_config) c.web_config_file = *f.web_config;
+    if (!f.web_path.empty()) c.web_telemetry_path = f.web_path;
+    if (f.web_max_requests) c.web_max_requests = *f.web_max_requests;
   };
 
   std::string path = f.config.empty() ? kDefaultConfig : f.config;

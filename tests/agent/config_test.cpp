@@ -85,7 +85,41 @@ INSTANTIATE_TEST_SUITE_P(
         // Text that sends toml++ 3.x into undefined behaviour is refused before it parses.
         BadCase{"[agent]\n[>a]\n", "agent.toml:2: malformed table header"},
         BadCase{"[[[1]]]\n", "agent.toml:1: malformed table header"},
-        BadCase{"[agent]\ninterval =\xc2\xa0" "1\n", "agent.toml:2: a non-ASCII character"}));
+        BadCase{"[agent]\ninterval =\xc2\xa0" "1\n", "agent.toml:2: a non-ASCII character"},
+        BadCase{"[web]\n\nlisten_address = \":9100\"\n", "agent.toml:3: unknown key web.listen_address"},
+        BadCase{"[web]\nlisten_addresses = \":9100\"\n", "agent.toml:2: web.listen_addresses: must be an array"},
+        BadCase{"[web]\nlisten_addresses = [\"9100\"]\n", "agent.toml:2: web.listen_addresses: \"9100\": HOST:PORT"},
+        BadCase{"[web]\nlisten_addresses = [\":99999\"]\n", "web.listen_addresses: \":99999\": the port"},
+        BadCase{"[web]\nlisten_addresses = [\"::1:9100\"]\n", "web.listen_addresses: \"::1:9100\": an IPv6 address goes in brackets"},
+        BadCase{"[web]\ntelemetry_path = \"metrics\"\n", "agent.toml:2: web.telemetry_path: \"metrics\": must start with '/'"},
+        BadCase{"[web]\ntelemetry_path = \"/\"\n", "web.telemetry_path"},
+        BadCase{"[web]\ntelemetry_path = \"/a b\"\n", "web.telemetry_path"},
+        BadCase{"[web]\ntelemetry_path = \"/m?x=1\"\n", "web.telemetry_path"},
+        BadCase{"[web]\nmax_requests = -1\n", "agent.toml:2: web.max_requests"},
+        BadCase{"[web]\nconfig_file = 3\n", "agent.toml:2: web.config_file: must be a string"}));
+
+TEST(Config, WebSection) {
+  auto d = parse_config("", "agent.toml");
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->web_listen.empty());  // no listen address: no port
+  EXPECT_EQ(d->web_telemetry_path, "/metrics");
+  EXPECT_EQ(d->web_max_requests, 40u);
+  auto c = parse_config(R"([web]
+listen_addresses = [":9100", "127.0.0.1:0", "[::1]:9100"]
+config_file = "/etc/gridnode/web.yml"
+telemetry_path = "/node/metrics"
+max_requests = 3
+)",
+                        "agent.toml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->web_listen, (std::vector<std::string>{":9100", "127.0.0.1:0", "[::1]:9100"}));
+  EXPECT_EQ(c->web_config_file, "/etc/gridnode/web.yml");
+  EXPECT_EQ(c->web_telemetry_path, "/node/metrics");
+  EXPECT_EQ(c->web_max_requests, 3u);
+  EXPECT_TRUE(check_listen_address("localhost:9100"));
+  EXPECT_FALSE(check_listen_address(":"));
+  EXPECT_FALSE(check_listen_address("[::1]"));
+}
 
 TEST(Config, NvmlSection) {
   auto c = parse_config("[nvml]\nlibrary = \"/opt/nvidia/libnvidia-ml.so.1\"\ncall_timeout = 0.5\n",
@@ -158,6 +192,10 @@ TEST(Config, ShippedExampleParsesToTheDefaults) {
   EXPECT_EQ(c->spool_fsync_interval, d.spool_fsync_interval);
   EXPECT_EQ(c->node_id, d.node_id);
   EXPECT_EQ(c->node_labels, d.node_labels);
+  EXPECT_EQ(c->web_listen, d.web_listen);
+  EXPECT_EQ(c->web_config_file, d.web_config_file);
+  EXPECT_EQ(c->web_telemetry_path, d.web_telemetry_path);
+  EXPECT_EQ(c->web_max_requests, d.web_max_requests);
 }
 
 TEST(Config, UpstreamAndNode) {

@@ -71,6 +71,39 @@ TEST(Exposition, GroupsFamiliesEscapesAndKeepsValuesExact) {
   EXPECT_EQ(text, again);
 }
 
+// collect[] / exclude[]: a driver left out loses its samples and its gridnode_driver_* lines;
+// the unfiltered render after a filtered one is the full text again (the caches are shared).
+TEST(Exposition, RendersOnlyTheIncludedDrivers) {
+  asio::io_context io{1};
+  std::vector<std::unique_ptr<drivers::Driver>> ds;
+  ds.push_back(std::make_unique<AwkwardDriver>());
+  ds.push_back(std::make_unique<FakeDriver>("second", 1));
+  auto sampler = swept(io, std::move(ds));
+  Exposition e;
+  std::string all;
+  e.render_prometheus(*sampler, all);
+  ASSERT_NE(all.find("node_a_celsius"), std::string::npos) << all;
+  ASSERT_NE(all.find("fake_second_celsius"), std::string::npos) << all;
+
+  std::vector<bool> only_second{false, true};
+  std::string text;
+  e.render_prometheus(*sampler, text, &only_second);
+  EXPECT_EQ(text.find("node_a_celsius"), std::string::npos) << text;
+  EXPECT_EQ(text.find("driver=\"awkward\""), std::string::npos) << text;
+  EXPECT_NE(text.find("fake_second_celsius{sensor=\"s0\"} 41.5\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("gridnode_driver_up{driver=\"second\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("gridnode_build_info{version=\""), std::string::npos);
+
+  std::vector<bool> none{false, false};
+  e.render_prometheus(*sampler, text, &none);
+  EXPECT_EQ(text.find("driver=\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("_celsius"), std::string::npos) << text;
+
+  std::string again;
+  e.render_prometheus(*sampler, again);
+  EXPECT_EQ(again, all);
+}
+
 TEST(Exposition, JsonCarriesExactRawValues) {
   asio::io_context io{1};
   std::vector<std::unique_ptr<drivers::Driver>> ds;

@@ -70,6 +70,8 @@ TRACED_COLLECTOR=$!
 PIDS+=("$TRACED_COLLECTOR")
 wait_for "traced collector" 20 bash -c '(exec 3<>"/dev/tcp/127.0.0.1/$1")' _ "$PORT"
 
+# The scrape endpoint listens too (AF_INET, bind, listen, accept4 under the unit's filter).
+WEB_PORT=$(free_port)
 cat >"$WORK/agent.toml" <<TOML
 [agent]
 interval = 0.1
@@ -79,6 +81,8 @@ group = "$(id -g)"
 [upstream]
 endpoints = ["127.0.0.1:$PORT"]
 ca = "$WORK/pki/ca.crt"
+[web]
+listen_addresses = ["127.0.0.1:$WEB_PORT"]
 TOML
 # Nobody listens on NOTIFY_SOCKET: every notification fails, and that path is traced too.
 NOTIFY_SOCKET=$WORK/notify.sock WATCHDOG_USEC=100000 strace -f -qq -o "$WORK/agent.trace" \
@@ -88,6 +92,8 @@ PIDS+=("$TRACED")
 wait_for "traced agent" 20 "$BIN/gridnodectl" --socket "$WORK/c.sock" status
 wait_for "reports reach the collector" 20 test -s "$WORK/sink.jsonl"
 "$BIN/gridnodectl" --socket "$WORK/c.sock" metrics >/dev/null
+check "the traced agent answers a scrape (gzip)" curl -sf -H 'Accept-Encoding: gzip' -o /dev/null \
+  "http://127.0.0.1:$WEB_PORT/metrics"
 pid=$(pgrep -P "$TRACED" -x gridnoded || true)
 kill -HUP "$pid"
 sleep 0.5

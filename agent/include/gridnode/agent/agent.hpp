@@ -19,6 +19,7 @@
 #include "gridnode/agent/spool.hpp"
 #include "gridnode/agent/uplink.hpp"
 #include "gridnode/agent/sampler.hpp"
+#include "gridnode/agent/web_endpoint.hpp"
 #include "gridnode/platform/notify.hpp"
 
 namespace gridnode::agent {
@@ -51,6 +52,8 @@ class Agent {
   nlohmann::json handle(const nlohmann::json& request, const platform::PeerCredentials& peer);
 
   const Sampler& sampler() const { return *sampler_; }
+  // The scrape endpoint (null without [web] listen addresses).
+  const WebEndpoint* web() const { return web_.get(); }
   PolicyEngine& policy() { return *policy_; }
   // Accelerator control for the policy (not owned; set before start()). Null: the nvml
   // driver's (NvmlAcceleratorControl) when that driver is enabled, else none.
@@ -70,6 +73,10 @@ class Agent {
   void do_watchdog(std::chrono::microseconds period);
   void reload_config();
   void notify(const platform::Result<void>& sent);
+  // The Prometheus text: the exposition for the drivers `include` selects (null: all), then
+  // the scrape endpoint's own metrics. What `gridnodectl metrics` and a scrape both answer.
+  void render_metrics(const std::vector<bool>* include, std::string& out);
+  [[nodiscard]] platform::Result<void> start_web();
 
   asio::io_context& io_;
   Config config_;
@@ -81,6 +88,7 @@ class Agent {
   std::unique_ptr<NvmlAcceleratorControl> nvml_control_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<WebEndpoint> web_;  // after the sampler: its handler renders the sampler's state
   std::unique_ptr<PolicyEngine> policy_;
   AcceleratorControl* accelerator_ = nullptr;
   std::optional<gid_t> socket_gid_;

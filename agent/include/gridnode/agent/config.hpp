@@ -56,6 +56,15 @@ struct Config {
   std::string policy_key;         // the grid's policy public key (PEM); empty: bundles refused
   std::chrono::nanoseconds policy_bundle_interval = std::chrono::seconds(5);
 
+  // [web]: the scrape endpoint, node_exporter's --web.* flags (docs in agent.toml(5)). No listen
+  // address: no port is opened.
+  std::vector<std::string> web_listen;  // "HOST:PORT", ":PORT" (every address), "[::1]:PORT"
+  std::string web_config_file;          // exporter-toolkit's web config; empty: plain, no auth
+  std::string web_telemetry_path = "/metrics";
+  // Scrapes served at once (node_exporter's --web.max-requests); more connections are refused.
+  // 0: the server's own bound (64), never unbounded.
+  unsigned web_max_requests = 40;
+
   std::string socket_path = "/run/gridnode/control.sock";
   // Who may query besides root: a group name or a numeric gid. Empty: root only.
   std::string socket_group = "gridnode";
@@ -85,5 +94,13 @@ drivers::DriverOptions driver_options(const Config& config);
 
 // "collector.example:4443", "10.0.0.5:4443", "[::1]:4443".
 [[nodiscard]] platform::Result<void> check_endpoint(std::string_view text);
+
+// A listen address as node_exporter takes it: "HOST:PORT", ":PORT", "[::1]:PORT"; port 0 to
+// 65535 (0: the kernel picks one, for tests).
+[[nodiscard]] platform::Result<void> check_listen_address(std::string_view text);
+
+// A telemetry path: starts with '/', is not "/" (the index page), and holds only printable
+// ASCII without spaces, quotes, '<', '>', '?' or '#'.
+[[nodiscard]] platform::Result<void> check_telemetry_path(std::string_view text);
 
 }  // namespace gridnode::agent

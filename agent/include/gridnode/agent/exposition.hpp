@@ -24,7 +24,11 @@ class Exposition {
   // Prometheus text exposition format 0.0.4: every driver's samples grouped by family, then
   // gridnoded's own health (gridnode_driver_up{driver}, gridnode_driver_errors_total{driver},
   // gridnode_sweep_duration_seconds{driver}, ...). Values are exact decimal text.
-  void render_prometheus(const Sampler& sampler, std::string& out);
+  // `include`: null renders every driver; otherwise only the drivers whose slot index is true
+  // (the scrape's collect[]/exclude[]), their samples and their gridnode_driver_* lines; it must
+  // hold one entry per sampler slot. `out` is cleared first; its capacity is kept.
+  void render_prometheus(const Sampler& sampler, std::string& out,
+                         const std::vector<bool>* include = nullptr);
 
   // Every current sample as JSON objects {name, labels{}, value (float), raw (exact integer),
   // unit, driver}, driver order, then catalog order.
