@@ -1,0 +1,233 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "gridnode/drivers/driver.hpp"
+#include "gridnode/platform/files.hpp"
+#include "gridnode/platform/log.hpp"
+#include "rediscovery.hpp"
+
+namespace gridnode::drivers {
+
+// The shape every "discover once, read many" sysfs driver shares (hwmon, thermal, powercap):
+// a plan of kernel files, each feeding one series, walked again when Rediscovery says so and
+// read on every sweep. A driver is then its discover() (which fills a Walk) and its parse
+// function; see drivers/README.md.
+//
+// One reading of the plan. `State` is what a driver keeps per reading beyond the file (hwmon's
+// value kind, powercap's wrap-corrected counter); it is carried over a rediscovery with the
+// open descriptor when the driver asks for it (carry_state).
+template <class State>
+struct PlanEntry {
+  platform::KernelFile file;  // empty path: `constant` is the value, nothing is read
+  std::uint32_t series = 0;
+  Value constant;
+  // Read successfully at least once. Only then does ENOENT/ENODEV mean "vanished" and call for
+  // discovery: a file missing from the start (a dangling link) would otherwise rediscover on
+  // every sweep.
+  bool seen_ok = false;
+  platform::Complaint complaint;
+  State state{};
+};
+
+// ENOENT, or ENODEV: what sysfs answers on a kept-open file whose device went away (a reopen
+// then gives ENOENT).
+inline bool vanished(std::error_code code) {
+  return code == std::errc::no_such_file_or_directory || code == std::errc::no_such_device;
+}
+
+// What one discovery walk produces: the catalog and the plan that reads it. Moved into the
+// ReadingPlan when the walk succeeded.
+template <class State>
+struct Walk {
+  using Entry = PlanEntry<State>;
+  Catalog catalog;
+  std::vector<Entry> entries;
+  std::uint64_t errors = 0;  // discovery problems, counted into the sweep's errors
+
+  Entry& read(std::string path, std::uint32_t series, State state = {}) {
+    Entry& e = entries.emplace_back();
+    e.file = platform::KernelFile(std::move(path));
+    e.series = series;
+    e.state = std::move(state);
+    return e;
+  }
+  void constant(std::uint32_t series, Value value) {
+    Entry& e = entries.emplace_back();
+    e.series = series;
+    e.constant = value;
+  }
+};
+
+// Discovery problems recur at every walk: each is logged once (by path), and again only after
+// a walk in which it did not occur. Call begin() before a walk and end() after it.
+class WalkProblems {
+ public:
+  explicit WalkProblems(std::string_view component) : component_(component) {}
+  void begin() { now_.clear(); }
+  void problem(const std::string& path, std::string_view what, std::string_view reason) {
+    now_.insert(path);
+    if (before_.count(path) == 0) {
+      platform::log(platform::Level::debug, component_,
+                    platform::LogLine(what).kv("path", path).kv("err", reason));
+    }
+  }
+  void end() { before_.swap(now_); }
+
+ private:
+  std::string_view component_;
+  std::set<std::string> before_;
+  std::set<std::string> now_;
+};
+
+// The plan and its loop. `Buffer` is the read buffer's size: node_exporter reads a sysfs
+// attribute with one 128-byte read(2).
+template <class State, std::size_t Buffer = 128>
+class ReadingPlan {
+ public:
+  using Entry = PlanEntry<State>;
+
+  // `permission_hint` is said once, at warning level, the first time a reading is refused
+  // with EACCES: a deployment problem (the unit lacks a capability), not a sensor fault.
+  ReadingPlan(std::string_view component, bool keep_open, std::string_view permission_hint)
+      : component_(component), keep_open_(keep_open), permission_hint_(permission_hint) {}
+
+  std::string_view component() const { return component_; }
+
+  // The standard sweep: walks first when due (through `discover`, which fills a Walk and
+  // fails only when the whole tree is unreadable), then reads every entry, handing each text
+  // to `parse(Entry&, std::string_view) -> Result<Value>`. A failed walk keeps nothing that
+  // points into a tree that is gone and is tried again at the next sweep.
+  template <class Discover, class Parse>
+  platform::Result<void> sweep(Sweep& out, Discover&& discover, Parse&& parse) {
+    if (rediscovery_.due()) {
+      Walk<State> walk;
+      auto found = discover(walk);
+      if (!found) {
+        entries_.clear();
+        catalog_.reset();
+        rediscovery_.request();
+        return found;
+      }
+      adopt(std::move(walk), out);
+      rediscovery_.done();
+    }
+    out.catalog = catalog_;
+    for (auto& e : entries_) {
+      read(e, out, parse);
+    }
+    return {};
+  }
+
+  // Whether a driver's own State moves over to the next plan with its descriptor (powercap's
+  // counter must; hwmon's kind comes from the new walk).
+  void carry_state(bool carry) { carry_state_ = carry; }
+
+  const std::vector<Entry>& entries() const { return entries_; }
+  // A buffer for discovery's small reads (label and name files), between sweeps' reads.
+  std::span<char> buffer() { return buf_; }
+
+ private:
+  // Takes over a finished walk. Open descriptors, seen_ok and complaints carry over from the
+  // previous plan by path, so that a rediscovery costs no reopen and a persistent problem
+  // still logs only once. The catalog pointer stays when the set is the same, so that
+  // consumers see "catalog unchanged".
+  void adopt(Walk<State>&& walk, Sweep& out) {
+    out.errors += walk.errors;
+    if (!entries_.empty()) {
+      std::unordered_map<std::string_view, Entry*> old;
+      for (auto& e : entries_) {
+        if (!e.file.path().empty()) {
+          old.emplace(e.file.path(), &e);
+        }
+      }
+      for (auto& e : walk.entries) {
+        auto it = e.file.path().empty() ? old.end() : old.find(e.file.path());
+        if (it != old.end()) {
+          Entry& before = *it->second;
+          e.file = std::move(before.file);
+          e.seen_ok = before.seen_ok;
+          e.complaint = before.complaint;
+          if (carry_state_) {
+            e.state = std::move(before.state);
+          }
+        }
+      }
+    }
+    entries_ = std::move(walk.entries);
+    if (!catalog_ || *catalog_ != walk.catalog) {
+      catalog_ = std::make_shared<const Catalog>(std::move(walk.catalog));
+    }
+    out.readings.reserve(entries_.size());
+  }
+
+  template <class Parse>
+  void read(Entry& e, Sweep& out, Parse& parse) {
+    if (e.file.path().empty()) {
+      out.readings.push_back(Reading{e.series, e.constant});
+      return;
+    }
+    auto text = e.file.read(buf_, keep_open_);
+    if (!text) {
+      auto code = text.error().code;
+      if (e.seen_ok && vanished(code)) {
+        rediscovery_.request();  // the device (or its driver) went away; walk again next sweep
+      }
+      if (code == std::errc::permission_denied && !warned_permission_) {
+        warned_permission_ = true;
+        platform::log(platform::Level::warning, component_,
+                      platform::LogLine(permission_hint_).kv("path", e.file.path()));
+      }
+      skip(e, text.error(), out);
+      return;
+    }
+    platform::Result<Value> value = parse(e, *text);
+    if (!value) {
+      skip(e, value.error(), out);
+      return;
+    }
+    e.seen_ok = true;
+    if (e.complaint.release()) {
+      platform::log(platform::Level::debug, component_,
+                    platform::LogLine("reading recovered").kv("path", e.file.path()));
+    }
+    out.readings.push_back(Reading{e.series, *value});
+  }
+
+  void skip(Entry& e, const platform::Error& err, Sweep& out) {
+    ++out.errors;
+    if (e.complaint.complain()) {
+      // An I/O error's context is the path; a parse error's may say what was wrong.
+      std::string_view reason = err.context;
+      std::string message;
+      if (reason.empty() || reason == e.file.path()) {
+        message = err.code.message();
+        reason = message;
+      }
+      platform::log(platform::Level::debug, component_,
+                    platform::LogLine("reading skipped").kv("path", e.file.path()).kv("err", reason));
+    }
+  }
+
+  std::string_view component_;
+  bool keep_open_;
+  std::string_view permission_hint_;
+  bool carry_state_ = false;
+  bool warned_permission_ = false;
+  std::vector<Entry> entries_;
+  std::shared_ptr<const Catalog> catalog_;
+  Rediscovery rediscovery_;
+  std::array<char, Buffer> buf_{};
+};
+
+}  // namespace gridnode::drivers
