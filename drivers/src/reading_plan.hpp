@@ -25,8 +25,9 @@ namespace gridnode::drivers {
 // function; see drivers/README.md.
 //
 // One reading of the plan. `State` is what a driver keeps per reading beyond the file (hwmon's
-// value kind, powercap's wrap-corrected counter); it is carried over a rediscovery with the
-// open descriptor when the driver asks for it (carry_state).
+// value kind, powercap's wrap-corrected counter). The new walk sets it; a State with a member
+// `void carry(const State& before)` takes over what must outlive a rediscovery (powercap's
+// counter), called with the previous plan's State of the same path.
 template <class State>
 struct PlanEntry {
   platform::KernelFile file;  // empty path: `constant` is the value, nothing is read
@@ -129,10 +130,6 @@ class ReadingPlan {
     return {};
   }
 
-  // Whether a driver's own State moves over to the next plan with its descriptor (powercap's
-  // counter must; hwmon's kind comes from the new walk).
-  void carry_state(bool carry) { carry_state_ = carry; }
-
   const std::vector<Entry>& entries() const { return entries_; }
   // A buffer for discovery's small reads (label and name files), between sweeps' reads.
   std::span<char> buffer() { return buf_; }
@@ -158,8 +155,8 @@ class ReadingPlan {
           e.file = std::move(before.file);
           e.seen_ok = before.seen_ok;
           e.complaint = before.complaint;
-          if (carry_state_) {
-            e.state = std::move(before.state);
+          if constexpr (requires(State& now, const State& was) { now.carry(was); }) {
+            e.state.carry(before.state);
           }
         }
       }
@@ -222,7 +219,6 @@ class ReadingPlan {
   std::string_view component_;
   bool keep_open_;
   std::string_view permission_hint_;
-  bool carry_state_ = false;
   bool warned_permission_ = false;
   std::vector<Entry> entries_;
   std::shared_ptr<const Catalog> catalog_;
