@@ -3,11 +3,13 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -105,12 +107,30 @@ class ReadingPlan {
 
   std::string_view component() const { return component_; }
 
-  // The standard sweep: walks first when due (through `discover`, which fills a Walk and
-  // fails only when the whole tree is unreadable), then reads every entry, handing each text
-  // to `parse(Entry&, std::string_view) -> Result<Value>`. A failed walk keeps nothing that
-  // points into a tree that is gone and is tried again at the next sweep.
+  // The standard sweep: walks first when due (walk_if_due), then reads every entry and
+  // reports what `parse(Entry&, std::string_view) -> Result<Value>` makes of its text.
   template <class Discover, class Parse>
   platform::Result<void> sweep(Sweep& out, Discover&& discover, Parse&& parse) {
+    auto walked = walk_if_due(out, discover);
+    if (!walked) {
+      return walked;
+    }
+    for (auto& e : entries_) {
+      if (e.file.path().empty()) {
+        out.readings.push_back(Reading{e.series, e.constant});
+      } else if (auto value = read(e, out, parse)) {
+        out.readings.push_back(Reading{e.series, *value});
+      }
+    }
+    return {};
+  }
+
+  // The first half of a sweep, for a driver that derives readings from several entries
+  // (amdgpu's free VRAM): walks when Rediscovery says so through `discover`, which fills a
+  // Walk and fails only when the whole tree is unreadable, and publishes the catalog. A failed
+  // walk keeps nothing that points into a tree that is gone and is tried again next sweep.
+  template <class Discover>
+  platform::Result<void> walk_if_due(Sweep& out, Discover& discover) {
     if (rediscovery_.due()) {
       Walk<State> walk;
       auto found = discover(walk);
@@ -124,13 +144,44 @@ class ReadingPlan {
       rediscovery_.done();
     }
     out.catalog = catalog_;
-    for (auto& e : entries_) {
-      read(e, out, parse);
-    }
     return {};
   }
 
-  const std::vector<Entry>& entries() const { return entries_; }
+  // Reads one entry that has a file and parses it (`parse(Entry&, std::string_view)` returns
+  // a Result<T>): the value, or nullopt when the reading was skipped (counted in out.errors,
+  // logged once until it recovers). A reading that worked and then vanished asks for a walk at
+  // the next sweep.
+  template <class Parse>
+  auto read(Entry& e, Sweep& out, Parse& parse)
+      -> std::optional<typename std::invoke_result_t<Parse&, Entry&, std::string_view>::value_type> {
+    auto text = e.file.read(buf_, keep_open_);
+    if (!text) {
+      auto code = text.error().code;
+      if (e.seen_ok && vanished(code)) {
+        rediscovery_.request();  // the device (or its driver) went away; walk again next sweep
+      }
+      if (code == std::errc::permission_denied && !warned_permission_) {
+        warned_permission_ = true;
+        platform::log(platform::Level::warning, component_,
+                      platform::LogLine(permission_hint_).kv("path", e.file.path()));
+      }
+      skip(e, text.error(), out);
+      return std::nullopt;
+    }
+    auto value = parse(e, *text);
+    if (!value) {
+      skip(e, value.error(), out);
+      return std::nullopt;
+    }
+    e.seen_ok = true;
+    if (e.complaint.release()) {
+      platform::log(platform::Level::debug, component_,
+                    platform::LogLine("reading recovered").kv("path", e.file.path()));
+    }
+    return std::move(*value);
+  }
+
+  std::vector<Entry>& entries() { return entries_; }
   // A buffer for discovery's small reads (label and name files), between sweeps' reads.
   std::span<char> buffer() { return buf_; }
 
@@ -166,39 +217,6 @@ class ReadingPlan {
       catalog_ = std::make_shared<const Catalog>(std::move(walk.catalog));
     }
     out.readings.reserve(entries_.size());
-  }
-
-  template <class Parse>
-  void read(Entry& e, Sweep& out, Parse& parse) {
-    if (e.file.path().empty()) {
-      out.readings.push_back(Reading{e.series, e.constant});
-      return;
-    }
-    auto text = e.file.read(buf_, keep_open_);
-    if (!text) {
-      auto code = text.error().code;
-      if (e.seen_ok && vanished(code)) {
-        rediscovery_.request();  // the device (or its driver) went away; walk again next sweep
-      }
-      if (code == std::errc::permission_denied && !warned_permission_) {
-        warned_permission_ = true;
-        platform::log(platform::Level::warning, component_,
-                      platform::LogLine(permission_hint_).kv("path", e.file.path()));
-      }
-      skip(e, text.error(), out);
-      return;
-    }
-    platform::Result<Value> value = parse(e, *text);
-    if (!value) {
-      skip(e, value.error(), out);
-      return;
-    }
-    e.seen_ok = true;
-    if (e.complaint.release()) {
-      platform::log(platform::Level::debug, component_,
-                    platform::LogLine("reading recovered").kv("path", e.file.path()));
-    }
-    out.readings.push_back(Reading{e.series, *value});
   }
 
   void skip(Entry& e, const platform::Error& err, Sweep& out) {
