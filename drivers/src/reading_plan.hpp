@@ -21,17 +21,16 @@
 
 namespace gridnode::drivers {
 
-// The shape every "discover once, read many" sysfs driver shares (hwmon, thermal, powercap):
-// a plan of kernel files, each feeding one series, walked again when Rediscovery says so and
-// read on every sweep. A driver is then its discover() (which fills a Walk) and its parse
+// The shape every "discover once, read many" sysfs driver shares (hwmon, thermal, powercap,
+// amdgpu): a plan of kernel files, each feeding one series, walked again when Rediscovery says
+// so and read on every sweep. A driver is then its discover() (which fills a Walk) and its parse
 // function; see drivers/README.md.
 //
 // One reading of the plan. `State` is what a driver keeps per reading beyond the file (hwmon's
 // value kind, powercap's wrap-corrected counter). The new walk sets it; a State with a member
 // `void carry(const State& before)` takes over what must outlive a rediscovery (powercap's
 // counter), called with the previous plan's State of the same path.
-template <class State>
-struct PlanEntry {
+struct PlanEntryBase {
   platform::KernelFile file;  // empty path: `constant` is the value, nothing is read
   std::uint32_t series = 0;
   Value constant;
@@ -40,6 +39,10 @@ struct PlanEntry {
   // every sweep.
   bool seen_ok = false;
   platform::Complaint complaint;
+};
+
+template <class State>
+struct PlanEntry : PlanEntryBase {
   State state{};
 };
 
@@ -93,19 +96,48 @@ class WalkProblems {
   std::set<std::string> now_;
 };
 
+// What ReadingPlan does that does not depend on the driver's State, compiled once
+// (reading_plan.cpp) rather than once per driver.
+class PlanCore {
+ public:
+  PlanCore(std::string_view component, bool keep_open, std::string_view permission_hint)
+      : component_(component), keep_open_(keep_open), permission_hint_(permission_hint) {}
+
+  std::string_view component() const { return component_; }
+
+ protected:
+  // The entry's text, or nullopt when the read failed (skipped, counted; a reading that
+  // worked and then vanished asks for a walk at the next sweep; EACCES warns once).
+  std::optional<std::string_view> read_text(PlanEntryBase& e, std::span<char> buf, Sweep& out);
+  // The reading was parsed: it works (again).
+  void accepted(PlanEntryBase& e);
+  void skip(PlanEntryBase& e, const platform::Error& err, Sweep& out);
+  // A walk failed: no catalog until one succeeds, tried again at the next sweep.
+  void walk_failed();
+  // A walk succeeded: publishes its catalog (the old pointer when the set is the same).
+  void walk_done(Catalog&& catalog, std::uint64_t errors, std::size_t entries, Sweep& out);
+
+  Rediscovery rediscovery_;
+  std::shared_ptr<const Catalog> catalog_;
+
+ private:
+  std::string_view component_;
+  bool keep_open_;
+  std::string_view permission_hint_;
+  bool warned_permission_ = false;
+};
+
 // The plan and its loop. `Buffer` is the read buffer's size: node_exporter reads a sysfs
 // attribute with one 128-byte read(2).
 template <class State, std::size_t Buffer = 128>
-class ReadingPlan {
+class ReadingPlan : public PlanCore {
  public:
   using Entry = PlanEntry<State>;
 
   // `permission_hint` is said once, at warning level, the first time a reading is refused
   // with EACCES: a deployment problem (the unit lacks a capability), not a sensor fault.
-  ReadingPlan(std::string_view component, bool keep_open, std::string_view permission_hint)
-      : component_(component), keep_open_(keep_open), permission_hint_(permission_hint) {}
-
-  std::string_view component() const { return component_; }
+  // `component` and `permission_hint` are literals: they are kept as views.
+  using PlanCore::PlanCore;
 
   // The standard sweep: walks first when due (walk_if_due), then reads every entry and
   // reports what `parse(Entry&, std::string_view) -> Result<Value>` makes of its text.
@@ -136,12 +168,12 @@ class ReadingPlan {
       auto found = discover(walk);
       if (!found) {
         entries_.clear();
-        catalog_.reset();
-        rediscovery_.request();
+        walk_failed();
         return found;
       }
-      adopt(std::move(walk), out);
-      rediscovery_.done();
+      adopt(walk.entries);
+      entries_ = std::move(walk.entries);
+      walk_done(std::move(walk.catalog), walk.errors, entries_.size(), out);
     }
     out.catalog = catalog_;
     return {};
@@ -154,18 +186,8 @@ class ReadingPlan {
   template <class Parse>
   auto read(Entry& e, Sweep& out, Parse& parse)
       -> std::optional<typename std::invoke_result_t<Parse&, Entry&, std::string_view>::value_type> {
-    auto text = e.file.read(buf_, keep_open_);
+    auto text = read_text(e, buf_, out);
     if (!text) {
-      auto code = text.error().code;
-      if (e.seen_ok && vanished(code)) {
-        rediscovery_.request();  // the device (or its driver) went away; walk again next sweep
-      }
-      if (code == std::errc::permission_denied && !warned_permission_) {
-        warned_permission_ = true;
-        platform::log(platform::Level::warning, component_,
-                      platform::LogLine(permission_hint_).kv("path", e.file.path()));
-      }
-      skip(e, text.error(), out);
       return std::nullopt;
     }
     auto value = parse(e, *text);
@@ -173,11 +195,7 @@ class ReadingPlan {
       skip(e, value.error(), out);
       return std::nullopt;
     }
-    e.seen_ok = true;
-    if (e.complaint.release()) {
-      platform::log(platform::Level::debug, component_,
-                    platform::LogLine("reading recovered").kv("path", e.file.path()));
-    }
+    accepted(e);
     return std::move(*value);
   }
 
@@ -186,61 +204,33 @@ class ReadingPlan {
   std::span<char> buffer() { return buf_; }
 
  private:
-  // Takes over a finished walk. Open descriptors, seen_ok and complaints carry over from the
-  // previous plan by path, so that a rediscovery costs no reopen and a persistent problem
-  // still logs only once. The catalog pointer stays when the set is the same, so that
-  // consumers see "catalog unchanged".
-  void adopt(Walk<State>&& walk, Sweep& out) {
-    out.errors += walk.errors;
-    if (!entries_.empty()) {
-      std::unordered_map<std::string_view, Entry*> old;
-      for (auto& e : entries_) {
-        if (!e.file.path().empty()) {
-          old.emplace(e.file.path(), &e);
-        }
-      }
-      for (auto& e : walk.entries) {
-        auto it = e.file.path().empty() ? old.end() : old.find(e.file.path());
-        if (it != old.end()) {
-          Entry& before = *it->second;
-          e.file = std::move(before.file);
-          e.seen_ok = before.seen_ok;
-          e.complaint = before.complaint;
-          if constexpr (requires(State& now, const State& was) { now.carry(was); }) {
-            e.state.carry(before.state);
-          }
-        }
+  // Open descriptors, seen_ok and complaints carry over from the previous plan by path, so
+  // that a rediscovery costs no reopen and a persistent problem still logs only once.
+  void adopt(std::vector<Entry>& next) {
+    if (entries_.empty()) {
+      return;
+    }
+    std::unordered_map<std::string_view, Entry*> old;
+    for (auto& e : entries_) {
+      if (!e.file.path().empty()) {
+        old.emplace(e.file.path(), &e);
       }
     }
-    entries_ = std::move(walk.entries);
-    if (!catalog_ || *catalog_ != walk.catalog) {
-      catalog_ = std::make_shared<const Catalog>(std::move(walk.catalog));
-    }
-    out.readings.reserve(entries_.size());
-  }
-
-  void skip(Entry& e, const platform::Error& err, Sweep& out) {
-    ++out.errors;
-    if (e.complaint.complain()) {
-      // An I/O error's context is the path; a parse error's may say what was wrong.
-      std::string_view reason = err.context;
-      std::string message;
-      if (reason.empty() || reason == e.file.path()) {
-        message = err.code.message();
-        reason = message;
+    for (auto& e : next) {
+      auto it = e.file.path().empty() ? old.end() : old.find(e.file.path());
+      if (it != old.end()) {
+        Entry& before = *it->second;
+        e.file = std::move(before.file);
+        e.seen_ok = before.seen_ok;
+        e.complaint = before.complaint;
+        if constexpr (requires(State& now, const State& was) { now.carry(was); }) {
+          e.state.carry(before.state);
+        }
       }
-      platform::log(platform::Level::debug, component_,
-                    platform::LogLine("reading skipped").kv("path", e.file.path()).kv("err", reason));
     }
   }
 
-  std::string_view component_;
-  bool keep_open_;
-  std::string_view permission_hint_;
-  bool warned_permission_ = false;
   std::vector<Entry> entries_;
-  std::shared_ptr<const Catalog> catalog_;
-  Rediscovery rediscovery_;
   std::array<char, Buffer> buf_{};
 };
 
