@@ -2,7 +2,6 @@
 
 #include <array>
 #include <optional>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,8 +10,7 @@
 #include "amdgpu/amdgpu_parse.hpp"
 #include "gridnode/drivers/amdgpu.hpp"
 #include "gridnode/platform/files.hpp"
-#include "gridnode/platform/log.hpp"
-#include "rediscovery.hpp"
+#include "reading_plan.hpp"
 
 namespace gridnode::drivers {
 namespace {
@@ -75,10 +73,35 @@ struct Card {
   std::uint32_t first_series = 0;
 };
 
+// A reading's place: which card (index into the driver's cards_) and metric. The plan holds a
+// card's readings together, in metric order.
+struct Slot {
+  std::uint32_t card = 0;
+  Metric metric = kMetricCount;
+};
+// pp_dpm_sclk lists every level, one line each.
+using Plan = ReadingPlan<Slot, 1024>;
+
+platform::Result<std::uint64_t> parse_metric(Plan::Entry& e, std::string_view text) {
+  if (e.state.metric == kSystemClock || e.state.metric == kMemoryClock) {
+    if (auto mhz = amdgpu::parse_dpm_current(text)) {
+      return *mhz;
+    }
+    return platform::fail(std::errc::invalid_argument, "no current ('*') level");
+  }
+  // Temperatures are signed in hwmon's ABI; a GPU below 0 °C is not one we will meet, and
+  // a negative value here is as wrong as text.
+  return platform::parse_uint64(text);
+}
+
 class AmdgpuDriver final : public Driver {
  public:
+  // amdgpu's attributes are opened and closed at each read, as before the plan: a host has
+  // few cards and the files are cheap to open.
   explicit AmdgpuDriver(AmdgpuOptions options)
-      : options_(std::move(options)), dir_(options_.roots.sys("class/drm")) {
+      : options_(std::move(options)),
+        dir_(options_.roots.sys("class/drm")),
+        plan_(kComponent, /*keep_open=*/false, "amdgpu readings need root or CAP_DAC_READ_SEARCH") {
     if (options_.hostname.empty()) {
       options_.hostname = accelerators::host_name();
     }
@@ -87,28 +110,24 @@ class AmdgpuDriver final : public Driver {
   std::string_view name() const override { return kComponent; }
 
   platform::Result<void> sweep(Sweep& out) override {
-    if (rediscovery_.due()) {
-      auto found = discover();
-      if (!found) {
-        cards_.clear();
-        catalog_.reset();
-        rediscovery_.request();
-        return found;
-      }
-      rediscovery_.done();
+    auto discover = [this](Walk<Slot>& walk) { return this->discover(walk); };
+    auto walked = plan_.walk_if_due(out, discover);
+    if (!walked) {
+      cards_.clear();
+      return walked;
     }
     if (cards_.empty()) {
       return platform::fail(std::errc::no_such_file_or_directory, dir_ + ": no amdgpu card");
     }
-    out.catalog = catalog_;
     accelerators::Summary summary;
     summary.total = static_cast<std::int64_t>(cards_.size());
-    for (const auto& card : cards_) {
+    auto& entries = plan_.entries();
+    std::size_t next = 0;
+    for (std::uint32_t c = 0; c < cards_.size(); ++c) {
+      const Card& card = cards_[c];
       std::array<std::optional<std::uint64_t>, kMetricCount> v{};
-      for (int m = 0; m < kMetricCount; ++m) {
-        if (!card.path[m].empty()) {
-          v[m] = read(card.path[m], static_cast<Metric>(m), out);
-        }
+      for (; next < entries.size() && entries[next].state.card == c; ++next) {
+        v[entries[next].state.metric] = plan_.read(entries[next], out, parse_metric);
       }
       std::optional<std::uint64_t> free;
       if (v[kVramTotal] && v[kVramUsed] && *v[kVramTotal] >= *v[kVramUsed]) {
@@ -137,47 +156,15 @@ class AmdgpuDriver final : public Driver {
   }
 
  private:
-  std::optional<std::uint64_t> read(const std::string& path, Metric m, Sweep& out) {
-    auto text = platform::read_small_file(path, buf_);
-    if (!text) {
-      skip(path, text.error().code, out);
-      return std::nullopt;
-    }
-    if (m == kSystemClock || m == kMemoryClock) {
-      auto mhz = amdgpu::parse_dpm_current(*text);
-      if (!mhz) {
-        skip(path, std::make_error_code(std::errc::invalid_argument), out);
-      }
-      return mhz;
-    }
-    // Temperatures are signed in hwmon's ABI; a GPU below 0 °C is not one we will meet, and
-    // a negative value here is as wrong as text.
-    auto value = platform::parse_uint64(*text);
-    if (!value) {
-      skip(path, value.error().code, out);
-      return std::nullopt;
-    }
-    return *value;
-  }
-
-  void skip(const std::string& path, std::error_code code, Sweep& out) {
-    ++out.errors;
-    if (logged_.insert(path).second) {
-      platform::log(
-          platform::Level::debug, kComponent,
-          platform::LogLine("reading skipped").kv("path", path).kv("err", code.message()));
-    }
-  }
-
   bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
   // The first line of a small label file, trimmed; empty if absent.
   std::string label(const std::string& path) {
-    auto text = platform::read_small_file(path, buf_);
+    auto text = platform::read_small_file(path, plan_.buffer());
     return text ? std::string(platform::trim(*text)) : std::string();
   }
 
-  platform::Result<void> discover() {
+  platform::Result<void> discover(Walk<Slot>& walk) {
     auto names = platform::list_dir(dir_);
     if (!names) {
       return tl::unexpected(names.error());
@@ -229,8 +216,9 @@ class AmdgpuDriver final : public Driver {
       }
       cards.push_back(std::move(card));
     }
-    Catalog c;
-    for (auto& card : cards) {
+    Catalog& c = walk.catalog;
+    for (std::uint32_t i = 0; i < cards.size(); ++i) {
+      Card& card = cards[i];
       std::string model = label(card.dir + "/product_name");
       if (model.empty()) {
         model = label(card.dir + "/device");  // the PCI device id, "0x740c"
@@ -247,24 +235,21 @@ class AmdgpuDriver final : public Driver {
                          m == kSystemClock ? "GPU_CLOCK_TYPE_SYSTEM" : "GPU_CLOCK_TYPE_MEMORY");
         }
         c.add_series(c.add_family(family_of(static_cast<Metric>(m))), std::move(l));
+        if (!card.path[m].empty()) {
+          walk.read(card.path[m], card.first_series + m, Slot{i, static_cast<Metric>(m)});
+        }
       }
     }
     summary_ = accelerators::add_summary(c, "amd");
     cards_ = std::move(cards);
-    if (!catalog_ || *catalog_ != c) {
-      catalog_ = std::make_shared<const Catalog>(std::move(c));
-    }
     return {};
   }
 
   AmdgpuOptions options_;
   std::string dir_;
   std::vector<Card> cards_;
-  std::shared_ptr<const Catalog> catalog_;
   std::uint32_t summary_ = 0;
-  Rediscovery rediscovery_;
-  std::set<std::string> logged_;
-  std::array<char, 1024> buf_{};
+  Plan plan_;
 };
 
 }  // namespace

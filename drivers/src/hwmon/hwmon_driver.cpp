@@ -12,14 +12,12 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unordered_set>
 #include <utility>
-#include <vector>
 
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "hwmon/hwmon_parse.hpp"
-#include "rediscovery.hpp"
+#include "reading_plan.hpp"
 
 namespace gridnode::drivers {
 namespace {
@@ -43,46 +41,35 @@ constexpr std::size_t kNameBytes = 4096;
 constexpr std::array<std::string_view, 4> kTextProperties = {"accuracy", "model_number",
                                                              "serial_number", "oem_info"};
 
-// One thing a sweep reports: a kernel file to re-read, or an annotation constant.
-struct PlanEntry {
-  platform::KernelFile file;  // empty path: `constant` is the value
-  std::uint32_t series = 0;
+// What a reading keeps beside its file: how its text becomes a value. Constants (the
+// chip-name and label annotations) are plan entries without a file.
+struct Sensor {
   hwmon::ValueKind kind = hwmon::ValueKind::gauge;
-  Value constant;
-  // Set once the file was read: only a file that worked and then went away (ENOENT/ENODEV)
-  // means a chip vanished. A dangling link that never worked is just a bad reading.
-  bool seen_ok = false;
-  platform::Complaint complaint;
 };
+using Plan = ReadingPlan<Sensor, kValueBytes>;
+
+platform::Result<Value> parse_reading(Plan::Entry& e, std::string_view text) {
+  return hwmon::parse_value(text, e.state.kind);
+}
 
 struct SensorFiles {
   std::string type;
   std::map<std::string, std::string> paths;  // property -> file
 };
 
-bool vanished(const platform::Error& e) {
-  return e.code == std::errc::no_such_file_or_directory || e.code == std::errc::no_such_device;
-}
-
 std::string basename_of(std::string_view path) {
   std::size_t slash = path.rfind('/');
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
 }
 
-// What one discovery walk produces; moved into the driver when it is done.
+// One discovery walk: fills the plan's Walk.
 class Discovery {
  public:
-  explicit Discovery(const std::unordered_set<std::string>& complaining)
-      : complaining_(complaining) {}
+  Discovery(Walk<Sensor>& walk, WalkProblems& problems) : walk_(walk), problems_(problems) {}
 
-  Catalog catalog;
-  std::vector<PlanEntry> plan;
-  std::uint64_t errors = 0;
-  std::vector<std::pair<std::string, std::string>> problems;  // path, reason
-
-  void problem(std::string path, const std::string& reason) {
-    ++errors;
-    problems.emplace_back(std::move(path), reason);
+  void problem(const std::string& path, const std::string& reason) {
+    ++walk_.errors;
+    problems_.problem(path, "reading skipped", reason);
   }
 
   void add_chip(const std::string& dir) {
@@ -196,14 +183,7 @@ class Discovery {
       if (series == kDuplicate) {
         continue;
       }
-      PlanEntry e;
-      e.file = platform::KernelFile(path);
-      e.series = series;
-      e.kind = spec->kind;
-      if (complaining_.count(path) != 0) {
-        e.complaint.complain();  // already logged before this rediscovery
-      }
-      plan.push_back(std::move(e));
+      walk_.read(path, series, Sensor{spec->kind});
     }
   }
 
@@ -237,12 +217,12 @@ class Discovery {
   // Two hwmon directories of one device get the same chip label; node_exporter's registry
   // then keeps the first of each duplicate series and drops the rest. So do we.
   std::uint32_t add_series(Family family, Labels labels) {
-    std::uint32_t f = catalog.add_family(std::move(family));
+    std::uint32_t f = walk_.catalog.add_family(std::move(family));
     std::sort(labels.begin(), labels.end());
     if (!seen_.emplace(f, labels).second) {
       return kDuplicate;
     }
-    return catalog.add_series(f, std::move(labels));
+    return walk_.catalog.add_series(f, std::move(labels));
   }
 
   void add_constant(Family family, Labels labels, std::int64_t value) {
@@ -250,13 +230,11 @@ class Discovery {
     if (series == kDuplicate) {
       return;
     }
-    PlanEntry e;
-    e.series = series;
-    e.constant = Value::of_signed(value);
-    plan.push_back(std::move(e));
+    walk_.constant(series, Value::of_signed(value));
   }
 
-  const std::unordered_set<std::string>& complaining_;
+  Walk<Sensor>& walk_;
+  WalkProblems& problems_;
   std::set<std::pair<std::uint32_t, Labels>> seen_;
   std::string chip_name_;
   std::array<char, kNameBytes> name_buf_{};
@@ -265,44 +243,26 @@ class Discovery {
 class HwmonDriver final : public Driver {
  public:
   explicit HwmonDriver(HwmonOptions options)
-      : roots_(std::move(options.roots)), keep_open_(options.keep_files_open) {}
+      : class_dir_(options.roots.sys("class/hwmon")),
+        plan_(kComponent, options.keep_files_open,
+              "hwmon readings need root or CAP_DAC_READ_SEARCH") {}
 
   std::string_view name() const override { return kComponent; }
 
   platform::Result<void> sweep(Sweep& out) override {
-    if (rediscovery_.due()) {
-      auto found = discover(out);
-      if (!found) {
-        return found;
-      }
-    }
-    if (out.catalog != catalog_) {
-      out.catalog = catalog_;
-    }
-    for (auto& e : plan_) {
-      read_entry(e, out);
-    }
-    return {};
+    return plan_.sweep(out, [this](Walk<Sensor>& walk) { return discover(walk); }, parse_reading);
   }
 
  private:
-  platform::Result<void> discover(Sweep& out) {
-    rediscovery_.request();  // until this walk succeeds
-    std::string class_dir = roots_.sys("class/hwmon");
-    auto entries = platform::list_dir(class_dir);
+  platform::Result<void> discover(Walk<Sensor>& walk) {
+    auto entries = platform::list_dir(class_dir_);
     if (!entries) {
-      plan_.clear();
       return platform::fail(entries.error().code, entries.error().context);
     }
-    std::unordered_set<std::string> complaining;
-    for (const auto& e : plan_) {
-      if (e.complaint.active()) {
-        complaining.insert(e.file.path());
-      }
-    }
-    Discovery d(complaining);
+    problems_.begin();
+    Discovery d(walk, problems_);
     for (const auto& entry : *entries) {
-      std::string dir = class_dir + "/" + entry;
+      std::string dir = class_dir_ + "/" + entry;
       struct stat st {};
       if (::stat(dir.c_str(), &st) != 0) {
         d.problem(dir, std::error_code(errno, std::generic_category()).message());
@@ -313,71 +273,13 @@ class HwmonDriver final : public Driver {
       }
       d.add_chip(dir);
     }
-
-    // Discovery problems recur at every walk; log each once, and again only after it cleared.
-    std::set<std::string> now;
-    for (const auto& [path, reason] : d.problems) {
-      now.insert(path);
-      if (walk_problems_.count(path) == 0) {
-        platform::log(Level::debug, kComponent,
-                      LogLine("reading skipped").kv("path", path).kv("err", reason));
-      }
-    }
-    walk_problems_ = std::move(now);
-    out.errors += d.errors;
-
-    if (!catalog_ || *catalog_ != d.catalog) {
-      catalog_ = std::make_shared<const Catalog>(std::move(d.catalog));
-    }
-    plan_ = std::move(d.plan);
-    out.readings.reserve(plan_.size());
-    rediscovery_.done();
+    problems_.end();
     return {};
   }
 
-  void read_entry(PlanEntry& e, Sweep& out) {
-    if (e.file.path().empty()) {
-      out.readings.push_back(Reading{e.series, e.constant});
-      return;
-    }
-    auto text = e.file.read(buf_, keep_open_);
-    if (!text) {
-      if (e.seen_ok && vanished(text.error())) {
-        rediscovery_.request();  // the chip (or its driver) went away; walk again next sweep
-      }
-      skip(e, text.error(), out);
-      return;
-    }
-    auto value = hwmon::parse_value(*text, e.kind);
-    if (!value) {
-      skip(e, value.error(), out);
-      return;
-    }
-    e.seen_ok = true;
-    if (e.complaint.release()) {
-      platform::log(Level::debug, kComponent,
-                    LogLine("reading recovered").kv("path", e.file.path()));
-    }
-    out.readings.push_back(Reading{e.series, *value});
-  }
-
-  static void skip(PlanEntry& e, const platform::Error& err, Sweep& out) {
-    ++out.errors;
-    if (e.complaint.complain()) {
-      // An I/O error's context is the path; a parse error's says what was wrong.
-      std::string reason = err.context == e.file.path() ? err.code.message() : err.context;
-      platform::log(Level::debug, kComponent,
-                    LogLine("reading skipped").kv("path", e.file.path()).kv("err", reason));
-    }
-  }
-
-  platform::Roots roots_;
-  bool keep_open_;
-  std::shared_ptr<const Catalog> catalog_;
-  std::vector<PlanEntry> plan_;
-  std::set<std::string> walk_problems_;
-  Rediscovery rediscovery_;
-  std::array<char, kValueBytes> buf_{};
+  std::string class_dir_;
+  Plan plan_;
+  WalkProblems problems_{kComponent};
 };
 
 }  // namespace
