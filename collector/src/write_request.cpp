@@ -86,6 +86,16 @@ bool parse_rfc3339_ms(std::string_view s, std::int64_t& ms) {
   return true;
 }
 
+// Sorts a sample's few labels by name, stably (equal names keep their order), in place:
+// std::stable_sort would allocate a buffer per sample.
+void sort_labels(std::vector<std::pair<std::string_view, std::string_view>>& labels) {
+  for (std::size_t i = 1; i < labels.size(); ++i) {
+    for (std::size_t j = i; j > 0 && labels[j].first < labels[j - 1].first; --j) {
+      std::swap(labels[j], labels[j - 1]);
+    }
+  }
+}
+
 }  // namespace
 
 // What one line holds, kept between lines (strings keep their capacity).
@@ -373,8 +383,8 @@ WriteRequestBuilder::Series& WriteRequestBuilder::series_for(std::string_view na
   auto& labels = s.labels;
   // Later entries win (series < node < instance/job): a stable sort keeps that order among equal
   // names, and every loser but the last is renamed.
-  std::stable_sort(labels.begin(), labels.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  sort_labels(labels);
+  s.renamed.reserve(labels.size());  // views into it are taken: it must not move its strings
   for (std::size_t i = 0; i + 1 < labels.size(); ++i) {
     if (labels[i].first == labels[i + 1].first) {
       s.renamed.push_back("exported_" + std::string(labels[i].first));
@@ -382,8 +392,7 @@ WriteRequestBuilder::Series& WriteRequestBuilder::series_for(std::string_view na
     }
   }
   if (!s.renamed.empty()) {
-    std::stable_sort(labels.begin(), labels.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    sort_labels(labels);
   }
   s.key.clear();
   s.key.append(name);
