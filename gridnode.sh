@@ -15,10 +15,11 @@ cd "$(dirname "$(readlink -f "$0")")"
 BUILD_PKGS=(g++ cmake ninja-build pkgconf lld
   libasio-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libmbedtls-dev libssl-dev libcereal-dev zlib1g-dev libnats-dev
-  libgtest-dev libgmock-dev libbenchmark-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libcurl4-openssl-dev)
 # Peers the tests measure us against, and the tools integration tests drive.
 TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3
-  nats-server)
+  nats-server victoria-metrics)
 # The Debian package: dpkg-shlibdeps (dpkg-dev) and file for CPack, lintian to check it,
 # systemd for systemd-analyze (the units' exposure; no systemd needs to run), strace to check
 # that the agent needs no system call its unit filters out; adduser, which the package depends
