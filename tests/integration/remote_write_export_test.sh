@@ -39,17 +39,7 @@ start_export() {
 }
 start_export
 start_agent
-TEMP_JOB="${TEMP%\}},job=\"grid-export\"}"
-wait_for "the temperature in victoria-metrics, from the exporter" 40 has_series vm "$TEMP_JOB"
-wait_for "the temperature in prometheus, from the exporter" 40 has_series prom "$TEMP_JOB"
-FIRST_MS=$(sink_times "$ARCHIVE" "$TEMP_IN_SINK" | head -n1)
-for db in vm prom; do
-  j=$(query $db "${TEMP_JOB}[1h]")
-  check "$db: the fixture's 45 °C exactly, at the first report's sampling time, from export" \
-    [ "$(jq -r '.data.result[0].values[0] | "\((.[0] * 1000) | round) \(.[1])"' <<<"$j")" = "$FIRST_MS 45" ]
-  check "$db: labels job (--remote-write-job), instance and the node's region, site" \
-    jq_is '.data.result[0].metric | .job == "grid-export" and .instance == "node-1" and .region == "east" and .site == "dc1"' <<<"$j"
-done
+check_first_sample "$ARCHIVE" grid-export '.region == "east" and .site == "dc1"'
 
 sleep 1
 kill9 "$EXPORT"

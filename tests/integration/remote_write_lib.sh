@@ -92,3 +92,19 @@ check_delivered() {
   check "$db ($job): the temperature series too" \
     same_times "$db" "${TEMP%\}},job=\"$job\"}" "$WORK/sink.temp"
 }
+
+# check_first_sample SOURCE JOB JQ_LABELS: in both databases, the first sample of the fixture's
+# temperature (45 °C) under JOB is exactly the first report's in SOURCE, at its sampling time
+# (ms), and its labels pass the jq filter JQ_LABELS.
+check_first_sample() {
+  local source=$1 job=$2 filter=$3 first j db
+  for db in vm prom; do
+    wait_for "the temperature in $db ($job)" 40 has_series $db "${TEMP%\}},job=\"$job\"}"
+    first=$(sink_times "$source" "$TEMP_IN_SINK" | head -n1)
+    j=$(query $db "${TEMP%\}},job=\"$job\"}[1h]")
+    check "$db ($job): the fixture's 45 °C exactly, at the first report's sampling time (ms)" \
+      [ "$(jq -r '.data.result[0].values[0] | "\((.[0] * 1000) | round) \(.[1])"' <<<"$j")" = "$first 45" ]
+    check "$db ($job): labels job, instance and the node's" \
+      jq_is ".data.result[0].metric | .__name__ == \"node_hwmon_temp_celsius\" and .job == \"$job\" and .instance == \"node-1\" and $filter" <<<"$j"
+  done
+}
