@@ -132,6 +132,11 @@ class RemoteSender::Impl {
   void on_failure(Outcome outcome, long status);
   void acknowledge(std::uint64_t start, std::uint64_t end);
   void save();
+  void save_if_dirty() {
+    if (dirty_) {
+      save();
+    }
+  }
   static int on_progress(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
     return static_cast<Impl*>(self)->stopping() ? 1 : 0;
   }
@@ -157,6 +162,7 @@ class RemoteSender::Impl {
   CURL* curl_ = nullptr;
   curl_slist* headers_ = nullptr;
   char curl_error_[CURL_ERROR_SIZE] = {};
+  bool dirty_ = false;  // pos_ holds more than the file
   std::chrono::milliseconds backoff_{0};
   platform::Complaint unreachable_, refused_, unreadable_, save_failed_;
   std::uint64_t failed_requests_ = 0, unreadable_lines_ = 0;
@@ -291,6 +297,7 @@ Outcome RemoteSender::Impl::post(long& status) {
 }
 
 void RemoteSender::Impl::save() {
+  dirty_ = false;
   if (auto w = write_remote_position(path_, pos_); !w) {
     if (save_failed_.complain()) {
       platform::log(Level::err, "remote-write",
@@ -318,7 +325,9 @@ void RemoteSender::Impl::acknowledge(std::uint64_t start, std::uint64_t end) {
                          ? end
                          : std::min(acked_.front().first, end);
   o_.delivered_.store(end);
-  save();
+  // Saved with the next batch's inflight_end, or when the source has nothing more: one write
+  // per request. A crash before then sends this batch again, alone (inflight_end).
+  dirty_ = true;
 }
 
 void RemoteSender::Impl::on_failure(Outcome outcome, long status) {
@@ -412,6 +421,7 @@ void RemoteSender::Impl::run() {
     const std::uint64_t limit = pos_.inflight_end > pos_.offset ? pos_.inflight_end : UINT64_MAX;
     std::uint64_t end = 0;
     if (!read_batch(pos_.offset, limit, end)) {
+      save_if_dirty();
       o_.caught_up_.store(true);
       backoff_ = std::chrono::milliseconds(0);
       sleep_for(kPoll);
@@ -422,7 +432,7 @@ void RemoteSender::Impl::run() {
       acknowledge(pos_.offset, end);  // catalog lines only
       continue;
     }
-    if (pos_.inflight_end != end) {
+    if (pos_.inflight_end != end || dirty_) {
       pos_.inflight_end = end;
       save();
     }
@@ -457,6 +467,7 @@ void RemoteSender::Impl::run() {
         break;
     }
   }
+  save_if_dirty();
 }
 
 RemoteSender::RemoteSender(RemoteTarget target, std::string source)
