@@ -54,6 +54,16 @@ url = "http://127.0.0.1:$PPORT/api/v1/write"
 username = "grid"
 password_file = "$WORK/good.pw"
 
+# The control: the same without the re-send window (reported, not checked: what a kill -9 of
+# VictoriaMetrics loses depends on when it last flushed).
+[[remote_write]]
+name = "vm-nowindow"
+url = "http://127.0.0.1:$VMPORT/api/v1/write"
+username = "grid"
+password_file = "$WORK/good.pw"
+job = "gridnode-nowindow"
+resend_window = 0
+
 [[remote_write]]
 name = "vm-fixed"
 url = "http://127.0.0.1:$VMPORT/api/v1/write"
@@ -112,6 +122,9 @@ wait "$AGENT" 2>/dev/null || true
 wait_for "vm delivered the whole sink" 60 at_end "$SINK" vm
 wait_for "prom delivered the whole sink" 60 at_end "$SINK" prom
 check_delivered vm "$SINK" gridnode
+wait_for "vm-nowindow delivered the whole sink" 60 at_end "$SINK" vm-nowindow || true
+lost=$(comm -13 <(db_times vm 'node_load1{job="gridnode-nowindow"}') "$WORK/sink.times" | wc -l)
+echo "# without the re-send window, VictoriaMetrics' kill -9 lost $lost of $(wc -l <"$WORK/sink.times") acknowledged reports (the control target)"
 check_delivered prom "$SINK" gridnode
 check "the collectors logged the database restarts as unreachable targets" \
   grep -q 'remote-write: target unreachable, trying again target=vm' "$WORK/collector.log"
