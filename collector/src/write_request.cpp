@@ -101,6 +101,7 @@ void sort_labels(std::vector<std::pair<std::string_view, std::string_view>>& lab
 // What one line holds, kept between lines (strings keep their capacity).
 struct WriteRequestBuilder::Scratch {
   std::string type, node, time, key, severity;
+  std::string head;  // a report line's header, closed (fast_read)
   std::uint64_t time_ns = 0, from_seq = 0, to_seq = 0;
   bool has_time_ns = false;
   PairList node_labels;
@@ -448,14 +449,146 @@ void WriteRequestBuilder::set_node(std::string_view node) {
   scratch_->labels.emplace_back("job", job_);
 }
 
+namespace {
+
+bool sax_read(std::string_view text, WriteRequestBuilder::Scratch& s) {
+  LineReader reader(s);
+  const bool ok = nlohmann::json::sax_parse(text.begin(), text.end(), &reader,
+                                            nlohmann::json::input_format_t::json,
+                                            /*strict=*/true, /*ignore_comments=*/false);
+  return ok && reader.top_is_object();
+}
+
+// The metrics array as RecordWriter writes it, `[{"name":"…","labels":{"k":"v",…},"value":N},…]`,
+// read without a JSON lexer: most of a report line, and most of the time nlohmann's SAX took
+// (bench/remote_write_cpu.sh: 1.63 us per sample with SAX only, 1.17 with this; vmagent 0.8).
+// False at anything
+// else (an escape, another order, spaces): the caller reads the line with the SAX reader then.
+class MetricsScanner {
+ public:
+  MetricsScanner(std::string_view text, WriteRequestBuilder::Scratch& s) : t_(text), s_(s) {}
+
+  bool scan() {
+    if (!eat("[")) {
+      return false;
+    }
+    if (eat("]")) {
+      return true;
+    }
+    while (true) {
+      Metric& m = s_.next_metric();
+      std::string_view name;
+      if (!eat("{\"name\":\"") || !plain(name) || !eat(",\"labels\":{")) {
+        return false;
+      }
+      m.name.assign(name);
+      if (!eat("}")) {
+        while (true) {
+          std::string_view k, v;
+          if (!eat("\"") || !plain(k) || !eat(":\"") || !plain(v)) {
+            return false;
+          }
+          if (!v.empty()) {
+            auto& p = m.labels.next();
+            p.first.assign(k);
+            p.second.assign(v);
+          }
+          if (eat("}")) {
+            break;
+          }
+          if (!eat(",")) {
+            return false;
+          }
+        }
+      }
+      if (!eat(",\"value\":")) {
+        return false;
+      }
+      const char* end = t_.data() + t_.size();
+      auto [p, ec] = std::from_chars(t_.data() + at_, end, m.value);
+      if (ec != std::errc{} || p == t_.data() + at_) {
+        return false;
+      }
+      at_ = static_cast<std::size_t>(p - t_.data());
+      m.has_value = true;
+      if (!eat("}")) {
+        return false;
+      }
+      if (eat("]")) {
+        return at_ == t_.size();
+      }
+      if (!eat(",")) {
+        return false;
+      }
+    }
+  }
+
+ private:
+  bool eat(std::string_view what) {
+    if (t_.substr(at_).starts_with(what)) {
+      at_ += what.size();
+      return true;
+    }
+    return false;
+  }
+  // The rest of a string whose opening quote was eaten, up to its closing quote (eaten too);
+  // false at an escape or a control character.
+  bool plain(std::string_view& out) {
+    const std::size_t begin = at_;
+    for (; at_ < t_.size(); ++at_) {
+      const char c = t_[at_];
+      if (c == '"') {
+        out = t_.substr(begin, at_ - begin);
+        ++at_;
+        return true;
+      }
+      if (c == '\\' || static_cast<unsigned char>(c) < 0x20) {
+        return false;
+      }
+    }
+    return false;
+  }
+
+  std::string_view t_;
+  WriteRequestBuilder::Scratch& s_;
+  std::size_t at_ = 0;
+};
+
+// A report line in RecordWriter's layout: everything before `,"metrics":` closed with '}' is a
+// JSON object the SAX reader reads (small: header, labels, events), and the metrics are scanned.
+bool fast_read(std::string_view line, WriteRequestBuilder::Scratch& s) {
+  constexpr std::string_view kMetrics = ",\"metrics\":";
+  constexpr std::string_view kRaw = ",\"raw\":\"";
+  if (!line.starts_with("{\"type\":\"report\",")) {
+    return false;
+  }
+  const std::size_t raw = line.rfind(kRaw);
+  const std::size_t metrics = raw == std::string_view::npos ? raw : line.rfind(kMetrics, raw);
+  if (metrics == std::string_view::npos) {
+    return false;
+  }
+  s.head.assign(line.substr(0, metrics));
+  s.head += '}';
+  if (!sax_read(s.head, s) || s.n_metrics != 0) {
+    return false;
+  }
+  return MetricsScanner(line.substr(metrics + kMetrics.size(), raw - metrics - kMetrics.size()), s)
+      .scan();
+}
+
+}  // namespace
+
 platform::Result<std::size_t> WriteRequestBuilder::add_line(std::string_view line) {
   Scratch& s = *scratch_;
   s.clear();
-  LineReader reader(s);
-  const bool ok = nlohmann::json::sax_parse(line.begin(), line.end(), &reader,
-                                            nlohmann::json::input_format_t::json,
-                                            /*strict=*/true, /*ignore_comments=*/false);
-  if (!ok || !reader.top_is_object() || s.type.empty() || s.node.empty()) {
+  bool ok = fast_read(line, s);
+  if (ok) {
+    ++scanned_;
+  } else {
+    s.clear();
+    ok = sax_read(line, s);
+  }
+  if (!ok || s.type.empty() || s.node.empty()) {
     return platform::fail(std::errc::invalid_argument, "not a sink record");
   }
   const std::size_t before = samples_;

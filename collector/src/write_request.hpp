@@ -45,6 +45,8 @@ class WriteRequestBuilder {
   [[nodiscard]] platform::Result<std::size_t> add_line(std::string_view line);
 
   std::size_t samples() const { return samples_; }
+  // Lines read by the scanner of RecordWriter's own layout rather than the JSON reader (tests).
+  std::size_t scanned_lines() const { return scanned_; }
   std::size_t series() const { return used_.size(); }
   // The newest and oldest sample time added since clear() (ms); 0 when none.
   std::int64_t max_time_ms() const { return max_ms_; }
@@ -72,6 +74,7 @@ class WriteRequestBuilder {
   std::unordered_map<std::string, std::unique_ptr<Series>> series_;
   std::vector<Series*> used_;  // series with samples in this batch, in order of first sample
   std::size_t samples_ = 0;
+  std::size_t scanned_ = 0;
   std::int64_t max_ms_ = 0;
   std::int64_t min_ms_ = 0;
   std::vector<Prometheus__TimeSeries*> ts_ptrs_;  // the request's, reused

@@ -106,6 +106,30 @@ TEST(WriteRequestBuilder, ReportBecomesSortedSeriesWithNodeLabelsAndExactValues)
             2u);
 }
 
+// RecordWriter's layout is scanned; anything else (here: spaces, an escaped quote) is read by
+// the JSON reader, with the same samples.
+TEST(WriteRequestBuilder, ScannedAndJsonReadLinesGiveTheSameRequest) {
+  const std::string line = report_line(1, kT1, "45");
+  std::string spaced = line;
+  spaced.replace(spaced.find(",\"metrics\":["), 12, ", \"metrics\" : [");
+  std::string escaped = line;
+  escaped.replace(escaped.find("\"GPU-1\""), 7, "\"GPU\\u002d1\"");  // "GPU-1", escaped
+  WriteRequestBuilder a, b, c;
+  ASSERT_TRUE(a.add_line(line));
+  ASSERT_TRUE(b.add_line(spaced));
+  ASSERT_TRUE(c.add_line(escaped));
+  EXPECT_EQ(a.scanned_lines(), 1u);
+  EXPECT_EQ(b.scanned_lines(), 0u);
+  EXPECT_EQ(c.scanned_lines(), 0u);
+  std::string ba, bb, bc;
+  a.finish(ba);
+  b.finish(bb);
+  c.finish(bc);
+  EXPECT_EQ(decode(ba).series, decode(bb).series);
+  EXPECT_EQ(decode(ba).series, decode(bc).series);
+  EXPECT_EQ(decode(ba).series.size(), 5u);
+}
+
 TEST(WriteRequestBuilder, GapBecomesDroppedReportCountAtItsTime) {
   WriteRequestBuilder b("grid-east");
   ASSERT_EQ(b.add_line(R"({"type":"gap","node":"node-1","from_seq":10,"to_seq":14,)"
