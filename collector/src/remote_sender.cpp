@@ -344,7 +344,7 @@ void RemoteSender::Impl::on_failure(Outcome outcome, long status) {
     platform::log(Level::warning, "remote-write",
                   line("target unreachable, trying again")
                       .kv("status", status)
-                      .kv("err", first_bytes(body_)));
+                      .kv(status == 0 ? "err" : "body", first_bytes(body_)));
   }
   backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(100), o_.target_.max_backoff);
 }
@@ -369,6 +369,9 @@ RemoteSender::Impl::Sent RemoteSender::Impl::send_window() {
     if (builder_.samples() > 0) {
       long status = 0;
       const Outcome out = post(status);
+      if (stopping()) {
+        return Sent::failed;
+      }
       if (out == Outcome::retry || out == Outcome::refused) {
         on_failure(out, status);
         return Sent::failed;
@@ -390,7 +393,6 @@ void RemoteSender::Impl::run() {
   bool announced = false;
   while (!stopping()) {
     if (!open_source()) {
-      o_.caught_up_.store(true);  // nothing to send yet
       sleep_for(kPoll);
       continue;
     }
@@ -422,12 +424,10 @@ void RemoteSender::Impl::run() {
     std::uint64_t end = 0;
     if (!read_batch(pos_.offset, limit, end)) {
       save_if_dirty();
-      o_.caught_up_.store(true);
       backoff_ = std::chrono::milliseconds(0);
       sleep_for(kPoll);
       continue;
     }
-    o_.caught_up_.store(false);
     if (builder_.samples() == 0) {
       acknowledge(pos_.offset, end);  // catalog lines only
       continue;
@@ -438,6 +438,9 @@ void RemoteSender::Impl::run() {
     }
     long status = 0;
     const Outcome out = post(status);
+    if (stopping()) {
+      break;  // aborted by stop(): the batch stays in flight, sent again at the next start
+    }
     switch (out) {
       case Outcome::delivered:
       case Outcome::dropped:

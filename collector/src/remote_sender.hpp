@@ -50,8 +50,6 @@ class RemoteSender {
   [[nodiscard]] platform::Result<void> start();
   // Asks the thread to stop (an in-flight request is aborted) and joins it.
   void stop();
-  // True once everything the source held when last looked at was delivered.
-  bool caught_up() const { return caught_up_.load(); }
   // Bytes of the source delivered (the position's offset). Any thread.
   std::uint64_t delivered() const { return delivered_.load(); }
   const std::string& source() const { return source_; }
@@ -63,7 +61,6 @@ class RemoteSender {
   std::string source_;
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
-  std::atomic<bool> caught_up_{false};
   std::atomic<std::uint64_t> delivered_{0};
 };
 
