@@ -131,7 +131,10 @@ platform::Result<std::vector<RemoteTarget>> parse_remote_write_config(
     RemoteTarget r = defaults;
     r.url.clear();
     r.name.clear();
-    for (auto&& [k, v] : t) {
+    for (auto&& [name, value] : t) {
+      // Plain references: clang 14 cannot capture a structured binding in a lambda.
+      const toml::key& k = name;
+      const toml::node& v = value;
       const std::string key(k.str());
       auto str = [&](std::string& into) -> platform::Result<void> {
         if (!v.is_string()) {
