@@ -7,32 +7,17 @@
 # with -dedup.minScrapeInterval=1ms keeps one of what the re-send window sends again); a wrong
 # password is a logged refusal, the data waits, and it is all delivered once fixed.
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/agent_lib.sh"
+source "$(dirname "$0")/jetstream_lib.sh"
 AUTH=(-u grid:s3cret)
 source "$(dirname "$0")/remote_write_lib.sh"
 
 COL=$BIN/gridnode-collector
-P=$WORK/pki
-"$COL" pki init --dir "$P" --nodes node-1 >/dev/null
-STATE=$WORK/state
-mkdir -m 700 "$STATE"
-install -m 600 "$P/nodes/node-1.key" "$STATE/node.key"
-install -m 644 "$P/nodes/node-1.crt" "$STATE/node.crt"
-PORT=$(free_port)
+# node-1's PKI, state and agent.toml (streaming to $PORT_A; $PORT_B is never started), with a
+# rack label beside its region and site.
+setup_failover_agent
+sed -i 's/^site = "dc1"$/&\nrack = "r12"/' "$WORK/agent.toml"
+PORT=$PORT_A
 SINK=$WORK/sink.jsonl
-cat >"$WORK/agent.toml" <<TOML
-[agent]
-interval = 0.1
-[node]
-region = "east"
-site = "dc1"
-rack = "r12"
-[upstream]
-endpoints = ["127.0.0.1:$PORT"]
-ca = "$P/ca.crt"
-[report]
-keyframe_interval = 10
-TOML
 ROOTS=(--sysfs-root "$FIXTURES/hwmon/coretemp/sys" --procfs-root "$FIXTURES/procfs/basic/proc")
 
 start_vm
