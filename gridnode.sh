@@ -3,9 +3,11 @@
 #   ./gridnode.sh build    configure and build (programs land in build/bin/)
 #   ./gridnode.sh test     build and run every test, then the ASan+UBSan build's tests, then
 #                          each libFuzzer target for a bounded number of inputs
-#   ./gridnode.sh demo     run the agent on this host and query it as a technician would
-#   ./gridnode.sh demo --grid   three nats-servers, three collectors, four agents and the
-#                          capacity view on loopback; one collector is killed to show failover
+#   ./gridnode.sh demo     run the agent on this host and query it as a technician would, and
+#                          with PromQL from a VictoriaMetrics the collector writes to
+#   ./gridnode.sh demo --grid   three nats-servers, three collectors, four agents, the capacity
+#                          view and an exporter writing to VictoriaMetrics on loopback; one
+#                          collector is killed to show failover
 #   ./gridnode.sh package  build gridnode_<version>_<arch>.deb (build/package/) and lintian it
 #   ./gridnode.sh deps     only install the Debian packages the others need
 set -euo pipefail
@@ -16,10 +18,11 @@ BUILD_PKGS=(g++ cmake ninja-build pkgconf lld
   libasio-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libmbedtls-dev libssl-dev libcereal-dev zlib1g-dev libnats-dev
   libhttp-parser-dev libyaml-dev libcrypt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libcurl4-openssl-dev)
 # Peers the tests measure us against, and the tools integration tests drive.
 TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3
-  nats-server)
+  nats-server victoria-metrics)
 # The Debian package: dpkg-shlibdeps (dpkg-dev) and file for CPack, lintian to check it,
 # systemd for systemd-analyze (the units' exposure; no systemd needs to run), strace to check
 # that the agent needs no system call its unit filters out; adduser, which the package depends
@@ -86,10 +89,10 @@ package() {
 
 demo() {
   case "${1:-}" in
-    "") install_missing jq
+    "") install_missing jq curl victoria-metrics
       build default
       exec bash packaging/demo.sh ;;
-    --grid) install_missing jq curl nats-server
+    --grid) install_missing jq curl nats-server victoria-metrics
       build default
       exec bash packaging/demo_grid.sh ;;
     *) echo "demo: unknown option $1 (--grid)" >&2; exit 2 ;;

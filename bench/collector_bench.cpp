@@ -12,6 +12,9 @@
 //                              process (the loop and the NATS client's threads, not nats-server)
 //   BM_StoreJetStreamJsonLines/<batch> the same publishing the JSONL sink's lines, as collectors
 //                              did before compact stream records: the baseline
+//   BM_RemoteWriteBuild/<lines> remote_write: sink lines (those of BM_Ingest's node) read,
+//                              built into one WriteRequest, packed and snappy-compressed per
+//                              <lines>; items are samples (per core: one sender thread)
 // A node of 300 series, steady state (deltas, keyframe every 60), as on a real host.
 #include <benchmark/benchmark.h>
 
@@ -25,6 +28,7 @@
 #include "nats_server.hpp"
 #include "report_fixtures.hpp"
 #include "store.hpp"
+#include "write_request.hpp"
 
 namespace gridnode::collector {
 namespace {
@@ -237,6 +241,56 @@ BENCHMARK(BM_StoreJetStream)->Arg(64)->Iterations(kStoreIterations)->MeasureProc
 BENCHMARK(BM_StoreJetStream)->Arg(1)->Iterations(kStoreIterationsOne)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_StoreJsonl)->Arg(1)->Iterations(kStoreIterationsOne)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_StoreJetStreamJsonLines)->Arg(64)->Iterations(kStoreIterations)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+
+// The sink's lines of `n` reports of the bench node, keyframes and deltas as they come.
+std::vector<std::string> sink_lines(std::size_t n) {
+  Stream s;
+  NodeIngest in("node-0001", s.key->public_key(), IngestOptions{});
+  std::string out;
+  std::vector<protocol::Frame> cat{{protocol::FrameKind::catalog, s.catalog.bytes, 0}};
+  (void)in.ingest(cat, out);
+  out.clear();
+  const auto reports = s.make(n);
+  std::vector<protocol::Frame> frames;
+  for (const auto& p : reports) {
+    frames.push_back({protocol::FrameKind::report, p, 0});
+  }
+  (void)in.ingest(frames, out);
+  std::vector<std::string> lines;
+  for (std::size_t at = 0, nl; (nl = out.find('\n', at)) != std::string::npos; at = nl + 1) {
+    lines.emplace_back(out, at, nl - at);
+  }
+  return lines;
+}
+
+void BM_RemoteWriteBuild(benchmark::State& state) {
+  const auto lines = sink_lines(static_cast<std::size_t>(state.range(0)));
+  WriteRequestBuilder builder;
+  std::string body;
+  std::size_t samples = 0, bytes = 0, line_bytes = 0;
+  for (auto _ : state) {
+    builder.clear();
+    for (const auto& l : lines) {
+      if (!builder.add_line(l)) {
+        state.SkipWithError("a sink line was not read");
+        return;
+      }
+    }
+    builder.finish(body);
+    samples += builder.samples();
+    bytes += body.size();
+  }
+  for (const auto& l : lines) {
+    line_bytes += l.size() + 1;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(samples));
+  state.counters["samples_per_request"] = static_cast<double>(builder.samples());
+  state.counters["body_bytes_per_sample"] =
+      static_cast<double>(bytes) / static_cast<double>(std::max<std::size_t>(samples, 1));
+  state.counters["sink_bytes_per_sample"] =
+      static_cast<double>(line_bytes) / static_cast<double>(std::max<std::size_t>(builder.samples(), 1));
+}
+BENCHMARK(BM_RemoteWriteBuild)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace gridnode::collector

@@ -3,7 +3,8 @@
 # throw-away PKI, three nats-servers in a cluster (JetStream, three replicas), three collectors
 # publishing into it, four agents on this host with their own node ids, regions and sites (their
 # GPUs simulated by the test suite's fake libnvidia-ml.so.1 when it was built), and the capacity
-# view the scheduler asks. One collector is killed to show the agents failing over. The topology
+# view the scheduler asks, and the exporter writing the stream to a VictoriaMetrics on loopback
+# (Prometheus remote_write) that answers a PromQL query. One collector is killed to show the agents failing over. The topology
 # is started by tests/integration/grid_lib.sh, the same helpers tests/integration/grid_test.sh
 # uses; everything started is ended by PID when the demo exits (KEEP_WORK=1 keeps the directory).
 set -euo pipefail
@@ -13,6 +14,7 @@ source tests/integration/lib.sh
 GRID_INTERVAL=1
 source tests/integration/grid_lib.sh
 command -v nats-server >/dev/null || { echo "nats-server missing (./gridnode.sh deps)"; exit 1; }
+command -v victoria-metrics >/dev/null || { echo "victoria-metrics missing (./gridnode.sh deps)"; exit 1; }
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 note() { printf '\033[2m# %s\033[0m\n' "$*"; }
@@ -35,6 +37,12 @@ if [ -f "$FAKE" ]; then
   note "GPUs simulated by $FAKE (the tests' fake NVML): g1, g4 idle, g2 one busy, g3 both busy"
 else
   note "no fake NVML built ($FAKE): the nodes report no GPUs, the view counts them anyway"
+fi
+
+# A host without hwmon sensors (a VM) reads the test suite's coretemp tree instead.
+if ! ls /sys/class/hwmon/*/temp*_input >/dev/null 2>&1; then
+  GRID_ROOTS+=(--sysfs-root "$FIXTURES/hwmon/coretemp/sys")
+  note "no hwmon sensors on this host (a VM most likely): the agents read the test suite's coretemp tree tests/fixtures/hwmon/coretemp"
 fi
 
 say gridnode-collector pki init --dir pki --nodes "$(IFS=,; echo "${NODES[*]}")"
@@ -83,6 +91,30 @@ curl -fsS "$CAP_URL/v1/capacity?region=east&min_free_gpus=2" | jq -c '[.nodes[].
 
 say "curl -s $CAP_URL/v1/nodes/g1 | jq"
 curl -fsS "$CAP_URL/v1/nodes/g1" | jq
+
+VMPORT=$(grid_port)
+GRID_TAKEN+="$VMPORT "
+say "victoria-metrics -httpListenAddr 127.0.0.1:$VMPORT -storageDataPath vm   (a time-series database)"
+victoria-metrics -httpListenAddr "127.0.0.1:$VMPORT" -storageDataPath "$WORK/vm" \
+  -search.latencyOffset=0s -loggerLevel=ERROR 2>>"$WORK/vm.log" &
+PIDS+=($!)
+wait_for "victoria-metrics up" 30 curl -fsS "http://127.0.0.1:$VMPORT/health"
+say "gridnode-collector export --from nats://… --sink archive.jsonl --remote-write http://127.0.0.1:$VMPORT/api/v1/write"
+"$BIN/gridnode-collector" export --from "$NATS_URLS" --sink "$WORK/archive.jsonl" \
+  --remote-write "http://127.0.0.1:$VMPORT/api/v1/write" 2>>"$WORK/export.log" &
+PIDS+=($!)
+promql() {  # QUERY: the instant query's series, one a line, from VictoriaMetrics
+  curl -fsS --data-urlencode "query=$1" "http://127.0.0.1:$VMPORT/api/v1/query" |
+    jq -r '.data.result[] | "  \(.metric | to_entries | map(select(.key != "__name__") | "\(.key)=\(.value)") | join(" ")): \(.value[1])"'
+}
+all_in_db() { [ "$(promql 'node_load1' | wc -l)" = "${#NODES[@]}" ]; }
+wait_for "every node in VictoriaMetrics" 60 all_in_db || grid_show_log "$WORK/export.log"
+say "curl http://127.0.0.1:$VMPORT/api/v1/query --data-urlencode 'query=node_load1'   (PromQL)"
+promql 'node_load1' || true
+say "curl … --data-urlencode 'query=node_hwmon_temp_celsius{instance=\"g1\",sensor=\"temp1\"}'"
+promql 'node_hwmon_temp_celsius{instance="g1",sensor="temp1"}' || true
+say "curl … --data-urlencode 'query=sum by (region) (DCGM_FI_DEV_POWER_USAGE)'   (the fake GPUs' watts per region)"
+promql 'sum by (region) (DCGM_FI_DEV_POWER_USAGE)' || true
 
 victim=$(grid_collector_of g1)
 victim=${victim:-0}

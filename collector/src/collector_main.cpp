@@ -32,6 +32,24 @@ void add_jetstream_options(CLI::App& cmd, gridnode::collector::JetStreamOptions&
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{86400}));
 }
 
+// The same remote-write options on serve and export (docs/collector.md, "remote_write").
+void add_remote_write_options(CLI::App& cmd, gridnode::collector::RemoteWriteFlags& f) {
+  cmd.add_option("--remote-write", f.urls,
+                 "Prometheus remote_write URL to send every stored report to (repeatable; "
+                 "credentials: --remote-write-config)");
+  cmd.add_option("--remote-write-config", f.config,
+                 "TOML file of [[remote_write]] targets (url, username, password_file, "
+                 "bearer_token_file, ca_file, job, resend_window, …)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--remote-write-job", f.job, "The job label of the samples sent")
+      ->capture_default_str();
+  cmd.add_option("--remote-write-resend-window", f.resend_window_s,
+                 "Seconds of acknowledged samples sent again after a target failed or at "
+                 "start (0: none)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -68,6 +86,7 @@ int main(int argc, char** argv) try {
                         "publish them to JetStream (docs/jetstream.md)")
       ->required();
   add_jetstream_options(*serve_cmd, serve.jetstream);
+  add_remote_write_options(*serve_cmd, serve.remote_write);
   serve_cmd->add_flag("--verify-all", serve.verify_all,
                       "Check every report's signature, not one per linked run (audits)");
   serve_cmd->add_option("--window", serve.window, "Reports an agent may have in flight")
@@ -89,7 +108,9 @@ int main(int argc, char** argv) try {
   export_cmd->add_option("--sink", exp.sink, "The JSON Lines file to append to")->required();
   export_cmd->add_option("--durable", exp.durable, "The consumer's name (one per archive)")
       ->capture_default_str();
-  export_cmd->add_flag("--drain", exp.drain, "Exit once nothing is pending");
+  export_cmd->add_flag("--drain", exp.drain,
+                       "Exit once nothing is pending (and the remote-write targets have it)");
+  add_remote_write_options(*export_cmd, exp.remote_write);
 
   gridnode::collector::CapacityOptions cap;
   CLI::App* capacity_cmd = app.add_subcommand(

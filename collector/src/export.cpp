@@ -10,6 +10,7 @@
 
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
+#include "remote_sender.hpp"
 #include "sink.hpp"
 #include "stream_record.hpp"
 
@@ -170,6 +171,11 @@ std::string record_id(std::string_view line) {
 }
 
 int export_stream(const ExportOptions& o) {
+  auto targets = make_remote_targets(o.remote_write);
+  if (!targets) {
+    std::fprintf(stderr, "gridnode-collector export: %s\n", targets.error().message().c_str());
+    return 2;
+  }
   // The file first: its last records are what a crash may have left unacknowledged.
   std::deque<std::string> tail;
   auto sink = JsonlSink::open(o.sink, [&tail](std::string_view line) {
@@ -202,6 +208,13 @@ int export_stream(const ExportOptions& o) {
   bool at_position = pos->has_value() || archive_empty;
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
+  // The archive is the senders' queue: they deliver what it holds also while the stream's
+  // servers are away.
+  RemoteWriters writers;
+  if (auto r = writers.start(*targets, o.sink); !r) {
+    std::fprintf(stderr, "gridnode-collector export: %s\n", r.error().message().c_str());
+    return 2;
+  }
   // A service waits out what a cluster does (a server restarting, a leader election that times
   // the consumer's creation out); a drain (tests, cron) fails at once, for its caller to retry.
   Backoff backoff;
@@ -369,6 +382,13 @@ int export_stream(const ExportOptions& o) {
   if (sub != nullptr) {
     natsSubscription_Destroy(sub);  // keeps the durable consumer: the next run resumes there
   }
+  if (o.drain && rc == 0 && !writers.empty() && !g_stop &&
+      !writers.wait_caught_up(std::chrono::seconds(60))) {
+    platform::log(Level::err, "export",
+                  LogLine("remote-write targets not caught up after 60 s (the next run goes on)"));
+    rc = 1;
+  }
+  writers.stop();
   platform::log(Level::notice, "export",
                 LogLine("stopped")
                     .kv("written", static_cast<std::int64_t>(written))

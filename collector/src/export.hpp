@@ -3,6 +3,7 @@
 #include <string>
 
 #include "jetstream.hpp"
+#include "remote_target.hpp"
 
 namespace gridnode::collector {
 
@@ -13,6 +14,9 @@ struct ExportOptions {
   std::string stream = "GRIDNODE_REPORTS";
   bool drain = false;                          // exit once nothing is pending (tests, cron)
   std::chrono::milliseconds timeout{5000};
+  // Prometheus remote_write targets, fed from the archive (`sink`) as serve's are from its
+  // sink: the archive is their queue. With `drain`, the exporter waits for them to catch up.
+  RemoteWriteFlags remote_write;
 };
 
 // `gridnode-collector export`: a durable JetStream consumer that appends every record of the

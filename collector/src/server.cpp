@@ -19,6 +19,7 @@
 #include "gridnode/protocol/policy_bundle.hpp"
 #include "gridnode/protocol/session.hpp"
 #include "endpoint.hpp"
+#include "remote_sender.hpp"
 #include "store.hpp"
 
 namespace gridnode::collector {
@@ -715,6 +716,18 @@ int serve(const ServeOptions& o) {
     std::fprintf(stderr, "gridnode-collector serve: %s\n", tls.error().message().c_str());
     return 2;
   }
+  // The senders tail the JSONL file; a stream's senders are export's (its archive is theirs).
+  platform::Result<std::vector<RemoteTarget>> targets = make_remote_targets(o.remote_write);
+  if (targets && !targets->empty() && o.sink.starts_with("nats://")) {
+    targets = platform::fail(std::errc::invalid_argument,
+                             "--remote-write needs a JSONL --sink (its queue); with a nats:// sink, "
+                             "run `gridnode-collector export --from " + o.sink +
+                                 " --sink FILE --remote-write URL`");
+  }
+  if (!targets) {
+    std::fprintf(stderr, "gridnode-collector serve: %s\n", targets.error().message().c_str());
+    return 2;
+  }
   asio::io_context io{1};
   const IngestOptions ingest{.verify_all = o.verify_all};
   platform::Result<std::unique_ptr<Store>> store = platform::fail(std::errc::invalid_argument, "");
@@ -751,7 +764,15 @@ int serve(const ServeOptions& o) {
     return 2;
   }
   platform::log(Level::notice, "collector", LogLine("listening").kv("on", o.listen));
+  // On their own threads, after the sink was opened (and its torn tail cut): the acknowledgement
+  // to agents never waits for a target.
+  RemoteWriters writers;
+  if (auto r = writers.start(*targets, o.sink); !r) {
+    std::fprintf(stderr, "gridnode-collector serve: %s\n", r.error().message().c_str());
+    return 2;
+  }
   io.run();
+  writers.stop();
   return server.exit_code();
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "jetstream.hpp"
+#include "remote_target.hpp"
 
 namespace gridnode::collector {
 
@@ -22,6 +23,9 @@ struct ServeOptions {
   // grid's policy public key (PEM), or serve() refuses to start (and a reload keeps the old).
   std::string policy_bundle;
   std::string policy_key;
+  // Prometheus remote_write targets, fed from the JSONL sink (docs/collector.md). Refused with a
+  // nats:// sink: `export --remote-write` sends the stream.
+  RemoteWriteFlags remote_write;
 };
 
 // `gridnode-collector serve`: terminates mutual TLS, takes each node's id from its client
