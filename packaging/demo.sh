@@ -21,6 +21,8 @@ NODE=$(hostname | tr -c 'A-Za-z0-9._\n-' '-' | cut -c1-64)
 PORT=$((20000 + RANDOM % 40000))
 VMPORT=$((20000 + RANDOM % 40000))
 while [ "$VMPORT" = "$PORT" ]; do VMPORT=$((20000 + RANDOM % 40000)); done
+WEBPORT=$((20000 + RANDOM % 40000))
+while [ "$WEBPORT" = "$PORT" ] || [ "$WEBPORT" = "$VMPORT" ]; do WEBPORT=$((20000 + RANDOM % 40000)); done
 command -v victoria-metrics >/dev/null || { echo "victoria-metrics missing (./gridnode.sh deps)"; exit 1; }
 # A host without hwmon sensors (a VM) reads the test suite's coretemp tree instead, so that the
 # demo shows sensor values; procfs (load, memory) is this host's own.
@@ -66,6 +68,8 @@ ca = "$RUN/pki/ca.crt"
 [control]
 socket = "$SOCK"
 group = ""  # root and the agent's own user only: a demo needs no group
+[web]
+listen_addresses = ["127.0.0.1:$WEBPORT"]  # Prometheus scrapes it like node_exporter
 TOML
 say gridnoded --config agent.toml "${ROOTS[@]}" "(samples this host every second, streams to the collector)"
 if [ ${#ROOTS[@]} -gt 0 ]; then
@@ -119,6 +123,9 @@ say "gridnodectl events  (what the local security policy saw)"
 
 say "gridnodectl metrics | grep -E '^node_(load1|memory_MemAvailable_bytes) '"
 "$BIN/gridnodectl" --socket "$SOCK" metrics | grep -E '^node_(load1|memory_MemAvailable_bytes) ' || true
+
+say "curl -s http://127.0.0.1:$WEBPORT/metrics | grep -E '^node_(load1|memory_MemAvailable_bytes) '   (the same, scraped as node_exporter is)"
+curl -s "http://127.0.0.1:$WEBPORT/metrics" | grep -E '^node_(load1|memory_MemAvailable_bytes) ' || true
 
 echo
 echo "The agent's log:"
