@@ -358,6 +358,10 @@ void Agent::on_first_round() {
   status_sent_at_ = std::chrono::steady_clock::now();
   notify(notifier_.ready(status_sent_));
   release_memory(true);
+  // Once more at the 5th round: a driver's first sweep can end after the first round (the NVML
+  // driver's dlopen, which runs the loader, was seen at the 3rd second), and what it ran then
+  // would stay mapped until the 61st.
+  rounds_since_release_ = kReleaseEvery - 4;
 }
 
 // Start-up is over: its code, read-only data and freed heap leave this process's resident set

@@ -116,6 +116,11 @@ platform::Result<std::unique_ptr<WebEndpoint>> WebEndpoint::make(asio::io_contex
     return tl::unexpected(server.error());
   }
   w->server_ = std::move(*server);
+  // The loop thread's deflate state, made now, during start-up: a thread_local with a destructor
+  // registers it through the loader (__cxa_thread_atexit_impl), whose code would otherwise be
+  // mapped back in by the first gzip scrape, after the agent released its start-up pages.
+  std::string warm;
+  (void)http::gzip({}, warm);
   std::string addresses;
   for (const auto& e : w->server_->local_endpoints()) {
     if (!addresses.empty()) {
