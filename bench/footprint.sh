@@ -10,6 +10,9 @@
 #       and the packages prometheus-node-exporter, prometheus, jq, curl, bc)
 #   --no-web: the agent without a listener (the figure before the endpoint existed), curl scrapes
 #   node_exporter only.
+# GRIDNODE_BIN_DIR=DIR runs the gridnoded and gridnodectl in DIR (a kept copy of another build,
+# to compare two builds in the same hour); GRIDNODE_SMAPS=FILE saves the agent's
+# /proc/PID/smaps at the end (per mapping: what is resident, anonymous or file).
 source "$(dirname "$0")/lib.sh"
 need prometheus-node-exporter curl jq bc
 need_built gridnoded gridnodectl
@@ -112,6 +115,7 @@ samples=$(jq '[.drivers[].samples] | add' <<<"$status")
 rounds=$(jq '.rounds' <<<"$status")
 ne_samples=$(grep -vc '^#' "$W/ne.prom")
 gn_rss=$(rss_kib $GN); ne_rss=$(rss_kib $NE)
+[ -z "${GRIDNODE_SMAPS:-}" ] || cp "/proc/$GN/smaps" "$GRIDNODE_SMAPS"
 wall=$(echo "$t1 - $t0" | bc -l)
 gn_cpu=$(echo "($gn1 - $gn0) / 10^9 / $wall * 100" | bc -l)
 ne_cpu=$(echo "($ne1 - $ne0) / 10^9 / $wall * 100" | bc -l)

@@ -5,6 +5,7 @@
 
 #include "gridnode/drivers/registry.hpp"
 #include "gridnode/platform/log.hpp"
+#include "gridnode/platform/memory.hpp"
 
 namespace gridnode::agent {
 
@@ -12,6 +13,8 @@ using platform::Level;
 using platform::LogLine;
 
 namespace {
+
+constexpr std::uint32_t kReleaseEvery = 61;  // one round after the NVML driver's retry (60)
 
 // The policy engine as the uplink's target for pushed bundles.
 class EngineUplinkPolicy final : public UplinkPolicy {
@@ -298,6 +301,9 @@ platform::Result<void> Agent::start() {
       on_first_round();
     } else {
       update_status();
+      if (++rounds_since_release_ >= kReleaseEvery) {
+        release_memory(false);
+      }
     }
   });
   sampler_->start();
@@ -351,6 +357,26 @@ void Agent::on_first_round() {
   status_sent_ = status_line();
   status_sent_at_ = std::chrono::steady_clock::now();
   notify(notifier_.ready(status_sent_));
+  release_memory(true);
+  // Once more at the 5th round: a driver's first sweep can end after the first round (the NVML
+  // driver's dlopen, which runs the loader, was seen at the 3rd second), and what it ran then
+  // would stay mapped until the 61st.
+  rounds_since_release_ = kReleaseEvery - 4;
+}
+
+// Start-up is over: its code, read-only data and freed heap leave this process's resident set
+// (platform/memory.hpp says what and how; README.md's cost paragraph gives the figures). Again
+// every kReleaseEvery rounds, for what ran once since: the NVML driver's dlopen retry (the
+// loader's code and symbol tables, every 60 sweeps without a driver), a reload.
+void Agent::release_memory(bool first) {
+  rounds_since_release_ = 0;
+  const platform::Released released = platform::release_startup_memory();
+  if (first) {
+    platform::log(Level::info, "gridnoded",
+                  LogLine("start-up memory released")
+                      .kv("code_unmapped_kib", static_cast<std::int64_t>(released.code / 1024))
+                      .kv("heap_trimmed", released.heap_trimmed ? "yes" : "no"));
+  }
 }
 
 std::string Agent::status_line() const {

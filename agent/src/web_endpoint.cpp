@@ -1,5 +1,7 @@
 #include "gridnode/agent/web_endpoint.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <string_view>
 
@@ -34,6 +36,14 @@ const char* client_auth_name(http::ClientAuth a) {
       return "client certificate required and verified";
   }
   return "?";
+}
+
+// The buffer behind `p`, or a fresh one when a response still being written holds it.
+std::string& reusable(std::shared_ptr<std::string>& p) {
+  if (p == nullptr || p.use_count() > 1) {
+    p = std::make_shared<std::string>();
+  }
+  return *p;
 }
 
 }  // namespace
@@ -106,6 +116,11 @@ platform::Result<std::unique_ptr<WebEndpoint>> WebEndpoint::make(asio::io_contex
     return tl::unexpected(server.error());
   }
   w->server_ = std::move(*server);
+  // The loop thread's deflate state, made now, during start-up: a thread_local with a destructor
+  // registers it through the loader (__cxa_thread_atexit_impl), whose code would otherwise be
+  // mapped back in by the first gzip scrape, after the agent released its start-up pages.
+  std::string warm;
+  (void)http::gzip({}, warm);
   std::string addresses;
   for (const auto& e : w->server_->local_endpoints()) {
     if (!addresses.empty()) {
@@ -213,21 +228,29 @@ void WebEndpoint::serve_metrics(const http::Request& request, http::Response& re
   }
   const std::vector<bool>* include = collect || exclude ? &include_ : nullptr;
   response.content_type = std::string(kTextContentType);
-  // Rendered into the buffer kept from the last scrape (its capacity stays), then copied once
-  // into the response, which the server owns per request: one allocation of the exact size
-  // instead of the string's doublings.
-  render_(include, text_);
+  // Rendered into the buffer kept from the last scrape (its capacity stays), and written to
+  // the client from there (or from the gzip's kept buffer): no copy of the body.
+  std::string& text = reusable(text_);
+  text.reserve(text_reserve_);
+  render_(include, text);
   if (!http::accepts_gzip(request.header("Accept-Encoding"))) {
-    response.body.assign(text_);
+    response.shared_body = text_;
     return;
   }
-  if (auto z = http::gzip(text_, response.body); !z) {
+  if (auto z = http::gzip(text, reusable(gzipped_)); !z) {
     // Not compressed, still correct: the plain text, and one line for a problem that should
     // not happen (deflate fails only without memory).
     platform::log(Level::warning, kComponent, LogLine("gzip failed").kv("err", z.error().message()));
-    response.body.assign(text_);
+    response.shared_body = text_;
     return;
   }
+  response.shared_body = gzipped_;
+  // The text is not needed until the next scrape (about a second away, with a sweep in
+  // between): its memory goes back to the kernel, and the next render reserves its size at once.
+  // The gzip (a ninth of it) is what stays.
+  text_reserve_ = text.size() + text.size() / 16;
+  text_.reset();
+  ::malloc_trim(0);
   response.headers.push_back({"Content-Encoding", "gzip"});
   response.headers.push_back({"Vary", "Accept-Encoding"});
 }

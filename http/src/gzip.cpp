@@ -4,14 +4,16 @@
 // scrape allocates nothing but its output. Its size is zlib's (1 << (windowBits + 2)) +
 // (1 << (memLevel + 9)) plus zlib's internal state: the defaults (15, 8) hold 268,096 bytes
 // (measured through zalloc, zlib 1.2.13) for the agent's whole life, 6% of its 4 MiB budget. We
-// take windowBits 13 and memLevel 6: 71,488 bytes (tests/http/gzip_test.cpp measures both). On
-// a Prometheus text body of 1,900 series (159 KB) it gives 17,010 bytes against the defaults'
-// 17,078: a family's lines repeat its name within a few hundred bytes, well inside an 8 KiB
-// window. Level 1 (deflate_fast): the body changes every scrape, and CPU per scrape matters more
-// on an edge node than the last few percent of ratio.
+// take windowBits 12 and memLevel 5: about 38 KB (tests/http/gzip_test.cpp measures both). On
+// the agent's real body (44,255 bytes, the bench tree of bench/footprint.sh) it gives 5,657
+// bytes, against 5,700 for (13, 6) — 71 KB of state, the previous choice — and 5,778 for the
+// defaults; (11, 4) gives 6,089 and (12, 4) 5,717. A family's lines repeat its name within a few
+// hundred bytes, well inside a 4 KiB window. Level 1 (deflate_fast): the body changes every
+// scrape, and CPU per scrape matters more on an edge node than the last few percent of ratio.
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -22,8 +24,8 @@ namespace gridnode::http {
 namespace {
 
 constexpr int kLevel = 1;
-constexpr int kWindowBits = 13;  // + 16: the gzip wrapper (RFC 1952)
-constexpr int kMemLevel = 6;
+constexpr int kWindowBits = 12;  // + 16: the gzip wrapper (RFC 1952)
+constexpr int kMemLevel = 5;
 
 class Deflater {
  public:
@@ -43,13 +45,25 @@ class Deflater {
     if (!ok_) {
       return platform::fail(std::errc::not_enough_memory, "gzip: deflateInit2 failed");
     }
-    out.resize(deflateBound(&z_, static_cast<uLong>(in.size())));
+    // Into what `out` already holds, grown by half when full: a kept `out` is reused as it is,
+    // and a fresh one starts at an eighth of the input (Prometheus text gzips to about 1/9).
+    out.resize(std::max({out.capacity(), in.size() / 8, std::size_t{1024}}));
     z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     z_.avail_in = static_cast<uInt>(in.size());
-    z_.next_out = reinterpret_cast<Bytef*>(out.data());
-    z_.avail_out = static_cast<uInt>(out.size());
-    const int rc = deflate(&z_, Z_FINISH);
-    const std::size_t produced = out.size() - z_.avail_out;
+    std::size_t produced = 0;
+    int rc = Z_OK;
+    for (;;) {
+      z_.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
+      z_.avail_out = static_cast<uInt>(out.size() - produced);
+      rc = deflate(&z_, Z_FINISH);
+      produced = out.size() - z_.avail_out;
+      if (rc != Z_OK) {
+        break;
+      }
+      if (z_.avail_out == 0) {
+        out.resize(out.size() + out.size() / 2);
+      }
+    }
     deflateReset(&z_);
     if (rc != Z_STREAM_END) {
       out.clear();

@@ -17,6 +17,7 @@
 #include "gridnode/http/server.hpp"
 
 #include <array>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <unordered_set>
@@ -105,13 +106,32 @@ void append_header(std::string& out, const Header& h) {
   }
 }
 
+// RFC 9110's IMF-fixdate, formatted here: strftime would page in libc's locale machinery for
+// one fixed English format.
 void append_date(std::string& out) {
+  static constexpr char kDays[] = "SunMonTueWedThuFriSat";
+  static constexpr char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
   gmtime_r(&now, &tm);
-  char buf[64];
-  const std::size_t n = std::strftime(buf, sizeof buf, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-  out.append(buf, n);
+  char buf[40];
+  auto two = [&buf](std::size_t at, int v) {
+    buf[at] = static_cast<char>('0' + v / 10 % 10);
+    buf[at + 1] = static_cast<char>('0' + v % 10);
+  };
+  static constexpr char kTemplate[] = "Date: Sun, 00 Jan 0000 00:00:00 GMT\r\n";
+  constexpr std::size_t kLen = sizeof kTemplate - 1;
+  std::memcpy(buf, kTemplate, kLen);
+  std::memcpy(buf + 6, kDays + 3 * (tm.tm_wday % 7), 3);
+  two(11, tm.tm_mday);
+  std::memcpy(buf + 14, kMonths + 3 * (tm.tm_mon % 12), 3);
+  const int year = tm.tm_year + 1900;
+  two(18, year / 100);
+  two(20, year % 100);
+  two(23, tm.tm_hour);
+  two(26, tm.tm_min);
+  two(29, tm.tm_sec);
+  out.append(buf, kLen);
 }
 
 platform::Result<tcp::acceptor> open_listener(asio::io_context& io, const std::string& text) {
@@ -369,7 +389,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (status == 405) {
       r.headers.push_back({"Allow", allow_header(server_->options.methods)});
     }
-    send(r, false, false, false);
+    send(std::move(r), false, false, false);
   }
 
   void answer() {
@@ -392,10 +412,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         r.body = "internal error\n";
       }
     }
-    send(r, req.method == "HEAD", parser_.keep_alive() && !server_->closed, parser_.http10());
+    send(std::move(r), req.method == "HEAD", parser_.keep_alive() && !server_->closed,
+         parser_.http10());
   }
 
-  void send(const Response& r, bool head, bool keep, bool http10) {
+  // The headers go into out_, the body stays where the response holds it (moved into body_, or
+  // shared_body_ referenced): one gathered write of both, no copy of the body.
+  void send(Response&& r, bool head, bool keep, bool http10) {
     out_.clear();
     out_ += "HTTP/1.1 ";
     out_ += std::to_string(r.status);
@@ -406,7 +429,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       append_header(out_, {"Content-Type", r.content_type});
     }
     out_ += "Content-Length: ";
-    out_ += std::to_string(r.body.size());
+    out_ += std::to_string(r.body_view().size());
     out_ += "\r\n";
     append_date(out_);
     for (const Header& h : config_->extra_headers) {
@@ -422,16 +445,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     out_ += "\r\n";
     if (!head) {
-      out_ += r.body;
+      shared_body_ = std::move(r.shared_body);
+      if (shared_body_ == nullptr) {
+        body_ = std::move(r.body);
+      }
     }
+    const std::string_view body = shared_body_ != nullptr ? std::string_view(*shared_body_)
+                                                          : std::string_view(body_);
     keep_ = keep;
     arm(server_->options.limits.write_timeout, Timeout::write);
     if (tls_ != nullptr) {
-      tls_->async_write(asio::buffer(out_), [self = shared_from_this()](platform::Result<void> w) {
-        self->written(w ? std::error_code{} : w.error().code);
+      // TlsStream writes one buffer: the headers, then the body (two records).
+      tls_->async_write(asio::buffer(out_), [self = shared_from_this(),
+                                             body](platform::Result<void> w) {
+        if (!w || body.empty() || self->closed_) {
+          self->written(w ? std::error_code{} : w.error().code);
+          return;
+        }
+        self->tls_->async_write(asio::buffer(body.data(), body.size()),
+                                [self](platform::Result<void> w2) {
+                                  self->written(w2 ? std::error_code{} : w2.error().code);
+                                });
       });
     } else {
-      asio::async_write(socket_, asio::buffer(out_),
+      const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_),
+                                                   asio::buffer(body.data(), body.size())};
+      asio::async_write(socket_, bufs,
                         [self = shared_from_this()](std::error_code ec, std::size_t) {
                           self->written(ec);
                         });
@@ -442,8 +481,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (closed_) {
       return;
     }
-    if (out_.capacity() > 64 * 1024) {
-      std::string().swap(out_);  // a big answer's memory is not kept by an idle connection
+    shared_body_.reset();  // the handler's buffer is its own again
+    if (body_.capacity() > 4096) {
+      std::string().swap(body_);  // a big answer's memory is not kept by an idle connection
+    } else {
+      body_.clear();
     }
     if (ec) {
       close_now();
@@ -498,7 +540,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::array<char, 4096> buf_{};
   std::size_t begin_ = 0, end_ = 0;
   std::size_t discarded_ = 0;
-  std::string out_;
+  std::string out_;  // the status line and headers
+  std::string body_;
+  std::shared_ptr<const std::string> shared_body_;
   bool keep_ = false;
   bool idle_ = false;
   bool closed_ = false;

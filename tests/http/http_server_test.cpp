@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,6 +32,10 @@ void handler(const Request& req, Response& resp) {
     resp.body += "x-test=" + std::string(req.header("x-TEST")) + "\n";
   } else if (req.path == "/big") {
     resp.body.assign(300000, 'x');
+  } else if (req.path == "/shared") {  // a handler's kept buffer, sent without a copy
+    static const auto kept = std::make_shared<const std::string>(200000, 's');
+    resp.shared_body = kept;
+    resp.body = "ignored";
   } else {
     resp.status = 404;
     resp.body = "not found\n";
@@ -59,8 +65,22 @@ TEST(HttpServer, GetHeadAndNotFound) {
   EXPECT_EQ(r.body, "hello\n");
   EXPECT_EQ(r.header("Content-Length"), "6");
   EXPECT_EQ(r.header("Content-Type"), "text/plain; charset=utf-8");
-  EXPECT_NE(r.header("Date"), "");
+  EXPECT_TRUE(std::regex_match(std::string(r.header("Date")),
+                               std::regex("(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] "
+                                          "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                                          "20[0-9][0-9] [0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT")))
+      << r.header("Date");
   EXPECT_EQ(r.header("Connection"), "");  // HTTP/1.1: kept open
+
+  r = c.get("/shared");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.header("Content-Length"), "200000");
+  EXPECT_EQ(r.body, std::string(200000, 's'));
+  c.send("HEAD /shared HTTP/1.1\r\nHost: t\r\n\r\n");
+  r = c.read(/*head=*/true);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.header("Content-Length"), "200000");
+  EXPECT_TRUE(r.body.empty());
 
   c.send("HEAD /big HTTP/1.1\r\nHost: t\r\n\r\n");
   r = c.read(/*head=*/true);
@@ -72,7 +92,7 @@ TEST(HttpServer, GetHeadAndNotFound) {
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(r.body, "not found\n");
   EXPECT_TRUE(c.buffered().empty()) << "HEAD sent a body";
-  EXPECT_EQ(srv.stats().requests, 3u);
+  EXPECT_EQ(srv.stats().requests, 5u);
 }
 
 TEST(HttpServer, KeepAliveCarriesManyRequestsOnOneConnection) {

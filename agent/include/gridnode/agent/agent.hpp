@@ -107,6 +107,8 @@ class Agent {
   bool flush_timer_armed_ = false;
   std::chrono::steady_clock::time_point started_;
   bool ready_logged_ = false;
+  std::uint32_t rounds_since_release_ = 0;  // release_memory(): rounds 1 and 5, then every 61st
+  void release_memory(bool first);
   platform::ServiceNotifier notifier_;
   platform::Complaint notify_failing_;
   std::string status_sent_;  // the last STATUS= line, so that only a change is sent

@@ -79,7 +79,11 @@ class WebEndpoint {
   std::string index_html_;
   std::unique_ptr<http::Server> server_;
   std::vector<bool> include_;  // scratch: the scrape's driver selection
-  std::string text_;           // reused: the rendered text before gzip
+  // Reused between scrapes, and sent as they are (Response::shared_body): the rendered text,
+  // and its gzip. One still being written to a client is left to it, and a fresh one taken.
+  std::shared_ptr<std::string> text_;
+  std::shared_ptr<std::string> gzipped_;
+  std::size_t text_reserve_ = 0;  // the last text's size and a little: the next one's reserve
   std::uint64_t bad_selections_ = 0;  // 400s for collect[] / exclude[]
   std::uint64_t not_found_ = 0;
 };

@@ -53,7 +53,14 @@ struct Response {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  // Sent instead of `body` when set: a buffer the handler keeps and refills (the agent's
+  // rendered exposition), written from where it lies, without a copy. The server holds this
+  // reference until the response's last byte is written, so a handler refills it only when it
+  // is the last owner (use_count() == 1) and takes a fresh one otherwise.
+  std::shared_ptr<const std::string> shared_body{};
   std::vector<Header> headers;  // more headers (WWW-Authenticate, Content-Encoding, …)
+
+  std::string_view body_view() const { return shared_body ? *shared_body : body; }
 };
 
 // Runs on the loop, once per request; fills `response`. For HEAD the server sends the headers
@@ -132,7 +139,9 @@ class Server {
 };
 
 // gzip (RFC 1952) of `in` into `out` (replaced), for `Accept-Encoding: gzip`. Reuses one
-// deflate state per thread, so a scrape allocates no compressor.
+// deflate state per thread, so a scrape allocates no compressor; `out` grows in steps from its
+// capacity, so an `out` kept between calls is reused, and no buffer of the input's size (zlib's
+// deflateBound) is ever taken for an output about a tenth of it.
 [[nodiscard]] platform::Result<void> gzip(std::string_view in, std::string& out);
 
 // True when an Accept-Encoding header value accepts gzip (q > 0).
