@@ -621,7 +621,8 @@ platform::Result<std::unique_ptr<Server>> Server::make(asio::io_context& io, Ser
   for (std::size_t i = 0; i < state->acceptors.size(); ++i) {
     std::error_code ec;
     const auto ep = state->acceptors[i].local_endpoint(ec);
-    platform::log(Level::info, state->options.component,
+    // debug: the owner logs its own notice with what it serves (path, security, config).
+    platform::log(Level::debug, state->options.component,
                   LogLine("listening")
                       .kv("address", endpoint_text(ep))
                       .kv("tls", state->options.tls != nullptr ? "on" : "off"));
