@@ -19,10 +19,12 @@ BUILD_PKGS=(g++ cmake ninja-build pkgconf lld
   libmbedtls-dev libssl-dev libcereal-dev zlib1g-dev libnats-dev
   libhttp-parser-dev libyaml-dev libcrypt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libcurl4-openssl-dev)
+  libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libcurl4-openssl-dev
+  libfreeipmi-dev libipmimonitoring-dev)
 # Peers the tests measure us against, and the tools integration tests drive.
 TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3
-  nats-server victoria-metrics)
+  nats-server victoria-metrics
+  openipmi freeipmi-tools prometheus-ipmi-exporter)
 # The Debian package: dpkg-shlibdeps (dpkg-dev) and file for CPack, lintian to check it,
 # systemd for systemd-analyze (the units' exposure; no systemd needs to run), strace to check
 # that the agent needs no system call its unit filters out; adduser, which the package depends

@@ -5,6 +5,7 @@
 
 #include "gridnode/drivers/amdgpu.hpp"
 #include "gridnode/drivers/hwmon.hpp"
+#include "gridnode/drivers/ipmi.hpp"
 #include "gridnode/drivers/nvml.hpp"
 #include "gridnode/drivers/powercap.hpp"
 #include "gridnode/drivers/procfs.hpp"
@@ -31,6 +32,7 @@ constexpr std::array kDrivers{
                 {o.roots, o.nvml_library, o.nvml_call_timeout, {}, o.nvml_power});
           }},
     Entry{"amdgpu", [](const DriverOptions& o) { return make_amdgpu_driver({o.roots, {}}); }},
+    Entry{"ipmi", [](const DriverOptions&) { return make_ipmi_driver({}); }},
 };
 
 }  // namespace
