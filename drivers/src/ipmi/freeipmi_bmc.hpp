@@ -8,7 +8,7 @@
 
 #include "gridnode/drivers/ipmi.hpp"
 #include "gridnode/platform/result.hpp"
-#include "ipmi/bmc.hpp"
+#include "bmc.hpp"
 
 namespace gridnode::drivers::ipmi {
 
