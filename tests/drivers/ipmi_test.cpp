@@ -1,11 +1,16 @@
 #include "gridnode/drivers/ipmi.hpp"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
+#include <sstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -417,6 +422,124 @@ TEST(IpmiOptions, WorkaroundFlagsAndPrivilege) {
   EXPECT_TRUE(ipmi::parse_workaround_flags(IpmiInterface::lan, {"idzero"}));
   EXPECT_EQ(ipmi::parse_privilege("admin").value_or(0), 4);
   EXPECT_FALSE(ipmi::parse_privilege("root"));
+}
+
+// The real FreeIPMI path against OpenIPMI's simulated BMC (tests/fixtures/ipmi), when the
+// simulator is installed (Debian's openipmi; gridnode.sh's TEST_PKGS): lanplus with the
+// opensesspriv workaround that ipmi_sim needs, the fixture's values and states, the SEL.
+class IpmiSim {
+ public:
+  IpmiSim() {
+    if (::access("/usr/bin/ipmi_sim", X_OK) != 0 || ::access("/usr/bin/sdrcomp", X_OK) != 0) {
+      return;
+    }
+    port_ = 20000 + static_cast<int>(::getpid() % 20000);
+    std::string fixtures = testing::fixture_path("ipmi");
+    std::string state = dir_ / "state/ipmi_sim/gridnode";
+    std::string cmd = "mkdir -p '" + state + "' && sdrcomp -8 -o '" + state + "/sdr.20.main' '" +
+                      fixtures + "/sensors.sdrs' && sed -e s/@PORT@/" + std::to_string(port_) +
+                      "/ -e s/@CONSOLE@/" + std::to_string(port_ + 1) + "/ '" + fixtures +
+                      "/lan.conf.in' > '" + (dir_ / "lan.conf") + "'";
+    if (std::system(cmd.c_str()) != 0) {
+      return;
+    }
+    std::string conf = dir_ / "lan.conf";
+    std::string emu = fixtures + "/bmc.emu";
+    std::string st = dir_ / "state";
+    std::vector<std::string> args = {"ipmi_sim", "-c", conf, "-f", emu, "-s", st, "-n"};
+    std::vector<char*> argv;
+    for (auto& a : args) {
+      argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawnp(&pid_, "ipmi_sim", &fa, nullptr, argv.data(), environ) != 0) {
+      pid_ = -1;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~IpmiSim() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool running() const { return pid_ > 0; }
+  int port() const { return port_; }
+  const TempDir& dir() const { return dir_; }
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+TEST(IpmiFreeIpmi, ReadsTheSimulatedBmc) {
+  IpmiSim sim;
+  if (!sim.running()) {
+    GTEST_SKIP() << "ipmi_sim/sdrcomp not installed (Debian: openipmi)";
+  }
+  TempDir state;
+  IpmiOptions o;
+  o.interface = IpmiInterface::lanplus;
+  o.host = "127.0.0.1";
+  o.port = static_cast<std::uint16_t>(sim.port());
+  o.username = "gridnode";
+  o.password = "s3cret-bmc-pass";
+  o.workaround_flags = {"opensesspriv"};
+  o.timeout = 1000ms;
+  o.interval = 0ms;
+  o.state_dir = state.path();
+  auto d = make_ipmi_driver(o);
+  std::vector<DeviceEvent> events;
+  Sweep s = sweep_until(*d, [&](const Sweep& x) { return x.catalog != nullptr && events.size() >= 2; },
+                        &events);
+  std::string text = sweep_text(s);
+  EXPECT_TRUE(has_line(text, "ipmi_up{collector=\"ipmi\"} 1")) << text;
+  EXPECT_TRUE(has_line(text, "ipmi_temperature_celsius{id=\"1\",name=\"Inlet Temp\"} 24")) << text;
+  EXPECT_TRUE(has_line(text, "ipmi_temperature_celsius{id=\"2\",name=\"CPU Temp\"} 83")) << text;
+  EXPECT_TRUE(has_line(text, "ipmi_fan_speed_rpm{id=\"3\",name=\"FAN1\"} 5400")) << text;
+  EXPECT_TRUE(has_line(text, "ipmi_fan_speed_state{id=\"4\",name=\"FAN2\"} 2")) << text;
+  EXPECT_TRUE(has_line(text, "ipmi_voltage_volts{id=\"5\",name=\"12V\"} 12.06")) << text;
+  EXPECT_TRUE(has_line(text, "ipmi_current_amperes{id=\"7\",name=\"PSU1 Current\"} 5.2")) << text;
+  EXPECT_TRUE(has_line(text, "ipmi_power_watts{id=\"8\",name=\"PSU1 Power\"} 244")) << text;
+  EXPECT_TRUE(has_line(text, "ipmi_sensor_state{id=\"10\",name=\"PSU2 Status\",type=\"Power Supply\"} 1")) << text;
+  EXPECT_TRUE(has_line(text, "ipmi_chassis_power_state 0")) << text;
+  EXPECT_TRUE(has_line(text, "ipmi_sel_logs_count 2")) << text;
+  EXPECT_EQ(text.find("ipmi_dcmi"), std::string::npos) << "ipmi_sim has no DCMI:\n" << text;
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(field(events[0], "sensor"), "PSU1 Status");
+  EXPECT_EQ(field(events[0], "event"), "Presence detected");
+  EXPECT_EQ(field(events[0], "sensor_type"), "Power Supply");
+  // The SDR cache went where it was told, not to the home directory.
+  EXPECT_EQ(::access((state / "ipmi-sdr-cache").c_str(), F_OK), 0);
+}
+
+TEST(IpmiFreeIpmi, WrongPasswordIsAClearError) {
+  IpmiSim sim;
+  if (!sim.running()) {
+    GTEST_SKIP() << "ipmi_sim/sdrcomp not installed (Debian: openipmi)";
+  }
+  TempDir state;
+  IpmiOptions o;
+  o.interface = IpmiInterface::lanplus;
+  o.host = "127.0.0.1";
+  o.port = static_cast<std::uint16_t>(sim.port());
+  o.username = "gridnode";
+  o.password = "wrong";
+  o.workaround_flags = {"opensesspriv"};
+  o.timeout = 1000ms;
+  o.state_dir = state.path();
+  std::this_thread::sleep_for(300ms);  // the simulator's socket
+  auto d = make_ipmi_driver(o);
+  Sweep s;
+  auto r = d->sweep(s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, std::errc::permission_denied) << r.error().message();
+  EXPECT_NE(r.error().message().find("password"), std::string::npos) << r.error().message();
 }
 
 }  // namespace

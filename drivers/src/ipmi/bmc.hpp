@@ -101,6 +101,8 @@ struct BmcReading {
 
   // Problems with single parts (chassis failed, SEL unreadable), one line each, for the log.
   std::vector<std::string> problems;
+  // Things worth one info line that are not failures (DCMI refused for privilege).
+  std::vector<std::string> notes;
 };
 
 // What the driver asks of a BMC. Implementations block (that is why a worker calls them) and

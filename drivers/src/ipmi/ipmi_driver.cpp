@@ -438,7 +438,7 @@ class IpmiDriver final : public Driver {
   }
 
   void log_problems(const BmcReading& r) {
-    if (r.problems == problems_) {
+    if (r.problems == problems_ && r.notes == notes_) {
       return;
     }
     for (const auto& p : r.problems) {
@@ -451,6 +451,12 @@ class IpmiDriver final : public Driver {
       platform::log(Level::info, kComponent, LogLine("BMC reading complete again").kv("bmc", bmc_->id()));
     }
     problems_ = r.problems;
+    if (r.notes != notes_) {
+      for (const auto& n : r.notes) {
+        platform::log(Level::info, kComponent, LogLine(n).kv("bmc", bmc_->id()));
+      }
+      notes_ = r.notes;
+    }
   }
 
   void rebuild(const BmcReading& r) {
@@ -595,6 +601,7 @@ class IpmiDriver final : public Driver {
   platform::Complaint down_;
   platform::Complaint position_complaint_;
   std::vector<std::string> problems_;
+  std::vector<std::string> notes_;
   std::uint64_t part_errors_ = 0;
 
   BmcReading taken_;
