@@ -292,6 +292,7 @@ platform::Result<void> Agent::start() {
     return r;
   }
   sampler_->on_round([this] {
+    device_events_.on_round(sampler_->slots(), std::chrono::system_clock::now());
     policy_->on_round(*sampler_);
     auto events = policy_->events().take_report_events(std::chrono::steady_clock::now());
     if (reporter_) {
@@ -637,6 +638,7 @@ nlohmann::json Agent::handle(const nlohmann::json& request, const platform::Peer
     }
     return {{"ok", true},
             {"events", policy_->events().to_json(since)},
+            {"device_events", device_events_.to_json(since)},
             {"counts", policy_->events().counts_json()}};
   }
   if (cmd == "status") {

@@ -452,24 +452,44 @@ int cmd_events(const std::string& socket, bool as_json, const std::string& since
   if (!ask(socket, req, a)) {
     return 1;
   }
+  // Policy events, then the drivers' device events (kind "device": a BMC's SEL entries, a GPU's
+  // XIDs), each list oldest first.
+  json device = a.contains("device_events") ? a["device_events"] : json::array();
   if (as_json) {
-    std::printf("%s\n", a["events"].dump(2).c_str());
-    return 0;
-  }
-  if (a["events"].empty()) {
-    std::printf("no policy events%s\n", since.empty() ? "" : " in that time");
-    return 0;
-  }
-  Table t({"TIME", "SEVERITY", "RULE", "SUBJECT", "DETAILS", "ACTION", "RESULT"});
-  for (const auto& e : a["events"]) {
-    std::string result = e.value("result", "");
-    if (e.contains("suppressed")) {
-      result += " (+" + std::to_string(e["suppressed"].get<std::uint64_t>()) + " rate-limited)";
+    json all = a["events"];
+    for (auto& e : device) {
+      all.push_back(e);
     }
-    t.add({e.value("time", ""), e.value("severity", ""), e.value("rule", ""),
-           e.value("subject", ""), e.value("details", ""), e.value("action", ""), result});
+    std::printf("%s\n", all.dump(2).c_str());
+    return 0;
   }
-  t.print("");
+  if (a["events"].empty() && device.empty()) {
+    std::printf("no policy or device events%s\n", since.empty() ? "" : " in that time");
+    return 0;
+  }
+  if (!a["events"].empty()) {
+    Table t({"TIME", "SEVERITY", "RULE", "SUBJECT", "DETAILS", "ACTION", "RESULT"});
+    for (const auto& e : a["events"]) {
+      std::string result = e.value("result", "");
+      if (e.contains("suppressed")) {
+        result += " (+" + std::to_string(e["suppressed"].get<std::uint64_t>()) + " rate-limited)";
+      }
+      t.add({e.value("time", ""), e.value("severity", ""), e.value("rule", ""),
+             e.value("subject", ""), e.value("details", ""), e.value("action", ""), result});
+    }
+    t.print("");
+  }
+  if (!device.empty()) {
+    if (!a["events"].empty()) {
+      std::printf("\n");
+    }
+    Table t({"TIME", "SEVERITY", "SOURCE", "MESSAGE"});
+    for (const auto& e : device) {
+      t.add({e.value("time", ""), e.value("severity", ""), e.value("source", ""),
+             e.value("message", "")});
+    }
+    t.print("");
+  }
   return 0;
 }
 
@@ -512,7 +532,7 @@ int main(int argc, char** argv) try {
 
   bool events_json = false;
   std::string since;
-  auto* events = app.add_subcommand("events", "Recent policy events (violations, actions)");
+  auto* events = app.add_subcommand("events", "Recent policy events (violations, actions) and device events (SEL entries, XIDs)");
   events->add_flag("--json", events_json, "Print JSON for scripts");
   events->add_option("--since", since, "Only the last ... (90s, 15m, 2h, 1d)");
 

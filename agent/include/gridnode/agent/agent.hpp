@@ -10,6 +10,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 
+#include "gridnode/agent/device_events.hpp"
 #include "gridnode/agent/config.hpp"
 #include "gridnode/agent/control_server.hpp"
 #include "gridnode/agent/exposition.hpp"
@@ -101,6 +102,7 @@ class Agent {
   bool flushing_ = false;
   std::uint64_t spool_failures_ = 0;
   Exposition exposition_;
+  DeviceEventLog device_events_;  // for `gridnodectl events`
   std::string text_;  // reused render buffer
   asio::signal_set signals_;
   asio::steady_timer flush_timer_;
