@@ -352,6 +352,36 @@ nlohmann::json Exposition::sensors_json(const Sampler& sampler) {
       row.unit = f.unit;
       return;
     }
+    if (name.starts_with("ipmi_") && slot.driver->name() == "ipmi") {
+      // The BMC is one chip; its sensors are keyed by SDR record id, named by their SDR name.
+      // ipmi_exporter's families give the value (ipmi_<type>_<unit>, ipmi_sensor_value) and the
+      // state (ipmi_<type>_state, ipmi_sensor_state: 0 nominal, 1 warning, 2 critical).
+      static constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kTypes = {{
+          {"ipmi_temperature_", "temp"}, {"ipmi_fan_speed_", "fan"}, {"ipmi_voltage_", "in"},
+          {"ipmi_current_", "curr"},     {"ipmi_power_", "power"},   {"ipmi_sensor_", ""},
+          {"ipmi_dcmi_", "power"}}};
+      for (const auto& [prefix, type] : kTypes) {
+        if (!name.starts_with(prefix)) {
+          continue;
+        }
+        std::string id = label_of(series.labels, "id");
+        if (id.empty()) {
+          return;  // a BMC-wide value (chassis, SEL, up): not a sensor
+        }
+        Row& row = row_for(slot.driver->name(), "bmc", "sdr" + id);
+        row.type = type.empty() ? label_of(series.labels, "type") : std::string(type);
+        row.label = label_of(series.labels, "name");
+        if (name.ends_with("_state")) {
+          row.props["state"] = value;
+          row.props["alarm"] = value;  // warning or critical: the table's ALARM
+        } else {
+          row.props["value"] = value;
+          row.unit = f.unit;
+        }
+        return;
+      }
+      return;
+    }
     if (name.starts_with("node_rapl_")) {
       std::string_view domain = name.substr(10);
       domain.remove_suffix(domain.ends_with("_joules_total") ? 13 : 0);

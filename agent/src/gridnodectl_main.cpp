@@ -235,7 +235,11 @@ int cmd_sensors(const std::string& socket, bool as_json, const std::string& chip
     Table t({"SENSOR", "TYPE", "LABEL", "VALUE", "MIN", "MAX", "CRIT", "ALARM"});
     for (const json* r : by_chip[c]) {
       std::string alarm;
-      if (r->contains("alarm")) {
+      if (r->contains("state")) {
+        // A BMC sensor's state as FreeIPMI interprets it (ipmi_exporter's 0/1/2).
+        double st = (*r)["state"].get<double>();
+        alarm = st == 0 ? "ok" : st == 1 ? "WARNING" : "CRITICAL";
+      } else if (r->contains("alarm")) {
         alarm = (*r)["alarm"].get<double>() != 0 ? "ALARM" : "ok";
       }
       t.add({r->value("sensor", ""), r->value("type", ""), r->value("label", ""),

@@ -134,6 +134,10 @@ STATE=$WORK/state
 mkdir -p "$STATE"
 ROOTS=()
 start_agent
+wait_for "BMC sensors" 15 bash -c '"$@" sensors --chip bmc | grep -q FAN2' _ "${CTL[@]}" || true
+check "sensors: the BMC's FAN2 is critical" bash -c '"$@" sensors --chip bmc | grep -E "FAN2 .*400 RPM.*CRITICAL"' _ "${CTL[@]}"
+check "sensors: PSU2 Status warns" bash -c '"$@" sensors --chip bmc | grep -E "PSU2 Status.*WARNING"' _ "${CTL[@]}"
+check "sensors: 12V in volts" bash -c '"$@" sensors --chip bmc --json | jq -e ".[] | select(.label == \"12V\") | .value == 12.06 and .unit == \"V\" and .type == \"in\""' _ "${CTL[@]}"
 sel_events() {  # the agent's SEL entry events as "record_id sensor", one a line
   "${CTL[@]}" events --json |
     jq -r '.[] | select(.kind == "device" and .source == "ipmi" and .fields.record_id != null) |
