@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gridnode/platform/log.hpp"
+#include "ipmi/freeipmi_library.hpp"
 
 namespace gridnode::drivers::ipmi {
 namespace {
@@ -127,12 +128,12 @@ std::errc errc_of_ctx(int errnum) {
   }
 }
 
-std::string sensor_type_text(int type) {
+std::string sensor_type_text(const FreeIpmiLibrary& lib_, int type) {
   if (type >= 0 && type <= IPMI_SENSOR_TYPE_FRU_STATE) {
-    return ipmi_sensor_types[type];
+    return lib_.ipmi_sensor_types[type];
   }
   if (type >= IPMI_SENSOR_TYPE_OEM_MIN && type <= IPMI_SENSOR_TYPE_OEM_MAX) {
-    return ipmi_oem_sensor_type;
+    return *lib_.ipmi_oem_sensor_type;
   }
   return "Unrecognized";
 }
@@ -232,48 +233,53 @@ struct Settings {
 
 // RAII for the FreeIPMI contexts a reading opens and closes.
 struct IpmiCtx {
-  ipmi_ctx_t ctx = ipmi_ctx_create();
+  const FreeIpmiLibrary& lib_;
+  ipmi_ctx_t ctx = lib_.ipmi_ctx_create();
   ~IpmiCtx() {
     if (ctx != nullptr) {
-      ipmi_ctx_close(ctx);
-      ipmi_ctx_destroy(ctx);
+      lib_.ipmi_ctx_close(ctx);
+      lib_.ipmi_ctx_destroy(ctx);
     }
   }
 };
 struct SdrCtx {
-  ipmi_sdr_ctx_t ctx = ipmi_sdr_ctx_create();
+  const FreeIpmiLibrary& lib_;
+  ipmi_sdr_ctx_t ctx = lib_.ipmi_sdr_ctx_create();
   bool open = false;
   ~SdrCtx() {
     if (ctx != nullptr) {
       if (open) {
-        ipmi_sdr_cache_close(ctx);
+        lib_.ipmi_sdr_cache_close(ctx);
       }
-      ipmi_sdr_ctx_destroy(ctx);
+      lib_.ipmi_sdr_ctx_destroy(ctx);
     }
   }
 };
 struct SelCtx {
+  const FreeIpmiLibrary& lib_;
   ipmi_sel_ctx_t ctx = nullptr;
   ~SelCtx() {
     if (ctx != nullptr) {
-      ipmi_sel_ctx_destroy(ctx);
+      lib_.ipmi_sel_ctx_destroy(ctx);
     }
   }
 };
 struct FiidObj {
+  const FreeIpmiLibrary& lib_;
   fiid_obj_t obj;
-  explicit FiidObj(fiid_template_t tmpl) : obj(fiid_obj_create(tmpl)) {}
+  FiidObj(const FreeIpmiLibrary& lib, fiid_field_t* tmpl) : lib_(lib), obj(lib_.fiid_obj_create(tmpl)) {}
   ~FiidObj() {
     if (obj != nullptr) {
-      fiid_obj_destroy(obj);
+      lib_.fiid_obj_destroy(obj);
     }
   }
   bool get(const char* field, std::uint64_t& out) const {
-    return obj != nullptr && FIID_OBJ_GET(obj, field, &out) >= 0;
+    return obj != nullptr && lib_.FIID_OBJ_GET(obj, field, &out) >= 0;
   }
 };
 
 struct SelWalk {
+  const FreeIpmiLibrary* lib = nullptr;
   ipmi_interpret_ctx_t interpret = nullptr;
   std::vector<SelEntry>* out = nullptr;
   std::size_t skip_first_if = 0;  // 1: the first record is the position's own (checked by caller)
@@ -281,9 +287,9 @@ struct SelWalk {
   std::vector<std::pair<std::uint16_t, std::uint32_t>> seen;  // id, time of every record walked
 };
 
-std::string record_string(ipmi_sel_ctx_t ctx, const char* fmt) {
+std::string record_string(const FreeIpmiLibrary& lib_, ipmi_sel_ctx_t ctx, const char* fmt) {
   char buf[512];
-  int n = ipmi_sel_parse_read_record_string(ctx, fmt, nullptr, 0, buf, sizeof buf,
+  int n = lib_.ipmi_sel_parse_read_record_string(ctx, fmt, nullptr, 0, buf, sizeof buf,
                                             IPMI_SEL_STRING_FLAGS_IGNORE_UNAVAILABLE_FIELD);
   if (n <= 0) {
     return {};
@@ -293,18 +299,19 @@ std::string record_string(ipmi_sel_ctx_t ctx, const char* fmt) {
 
 int on_sel_record(ipmi_sel_ctx_t ctx, void* data) {
   auto& walk = *static_cast<SelWalk*>(data);
+  const FreeIpmiLibrary& lib_ = *walk.lib;
   SelEntry e;
-  if (ipmi_sel_parse_read_record_id(ctx, nullptr, 0, &e.record_id) < 0) {
+  if (lib_.ipmi_sel_parse_read_record_id(ctx, nullptr, 0, &e.record_id) < 0) {
     return 0;  // unreadable record: skipped, as ipmi-sel skips it
   }
-  if (ipmi_sel_parse_read_timestamp(ctx, nullptr, 0, &e.timestamp) < 0) {
+  if (lib_.ipmi_sel_parse_read_timestamp(ctx, nullptr, 0, &e.timestamp) < 0) {
     e.timestamp = 0;  // a non-timestamped OEM record
   }
   walk.seen.emplace_back(e.record_id, e.timestamp);
-  e.sensor = record_string(ctx, "%s");
-  e.sensor_type = record_string(ctx, "%T");
-  e.event = record_string(ctx, "%E");
-  std::string dir = record_string(ctx, "%k");
+  e.sensor = record_string(lib_, ctx, "%s");
+  e.sensor_type = record_string(lib_, ctx, "%T");
+  e.event = record_string(lib_, ctx, "%E");
+  std::string dir = record_string(lib_, ctx, "%k");
   if (dir == "Assertion Event") {
     e.direction = "assertion";
   } else if (dir == "Deassertion Event") {
@@ -312,10 +319,10 @@ int on_sel_record(ipmi_sel_ctx_t ctx, void* data) {
   }
   if (walk.interpret != nullptr) {
     std::uint8_t raw[IPMI_SEL_RECORD_MAX_RECORD_LENGTH];
-    int len = ipmi_sel_parse_read_record(ctx, raw, sizeof raw);
+    int len = lib_.ipmi_sel_parse_read_record(ctx, raw, sizeof raw);
     unsigned int state = IPMI_INTERPRET_STATE_UNKNOWN;
     if (len > 0 &&
-        ipmi_interpret_sel(walk.interpret, raw, static_cast<unsigned int>(len), &state) >= 0) {
+        lib_.ipmi_interpret_sel(walk.interpret, raw, static_cast<unsigned int>(len), &state) >= 0) {
       e.state = state_of_interpret(state);
     }
   }
@@ -325,13 +332,13 @@ int on_sel_record(ipmi_sel_ctx_t ctx, void* data) {
 
 class FreeIpmiBmc final : public Bmc {
  public:
-  explicit FreeIpmiBmc(Settings s) : s_(std::move(s)) {}
+  FreeIpmiBmc(const FreeIpmiLibrary& lib, Settings s) : lib_(lib), s_(std::move(s)) {}
   ~FreeIpmiBmc() override {
     if (mon_ != nullptr) {
-      ipmi_monitoring_ctx_destroy(mon_);
+      lib_.ipmi_monitoring_ctx_destroy(mon_);
     }
     if (interpret_ != nullptr) {
-      ipmi_interpret_ctx_destroy(interpret_);
+      lib_.ipmi_interpret_ctx_destroy(interpret_);
     }
   }
 
@@ -352,7 +359,7 @@ class FreeIpmiBmc final : public Bmc {
     if (out.failure) {
       return;
     }
-    IpmiCtx ctx;
+    IpmiCtx ctx{lib_};
     if (ctx.ctx == nullptr) {
       out.problems.emplace_back("ipmi_ctx_create failed");
       return;
@@ -369,20 +376,20 @@ class FreeIpmiBmc final : public Bmc {
   bool init(BmcReading& out) {
     static std::once_flag once;
     static int init_errnum = 0;
-    std::call_once(once, [] {
+    std::call_once(once, [this] {
       int errnum = 0;
-      if (ipmi_monitoring_init(IPMI_MONITORING_FLAGS_NONE, &errnum) < 0) {
+      if (lib_.ipmi_monitoring_init(IPMI_MONITORING_FLAGS_NONE, &errnum) < 0) {
         init_errnum = errnum == 0 ? IPMI_MONITORING_ERR_INTERNAL_ERROR : errnum;
       }
     });
     if (init_errnum != 0) {
       out.failure = platform::Error{std::make_error_code(std::errc::io_error),
                                     std::string("ipmi_monitoring_init: ") +
-                                        ipmi_monitoring_ctx_strerror(init_errnum)};
+                                        lib_.ipmi_monitoring_ctx_strerror(init_errnum)};
       return false;
     }
     if (mon_ == nullptr) {
-      mon_ = ipmi_monitoring_ctx_create();
+      mon_ = lib_.ipmi_monitoring_ctx_create();
       if (mon_ == nullptr) {
         out.failure = platform::Error{std::make_error_code(std::errc::not_enough_memory),
                                       "ipmi_monitoring_ctx_create"};
@@ -390,16 +397,16 @@ class FreeIpmiBmc final : public Bmc {
       }
       // FreeIPMI would otherwise put its SDR cache under the home directory of getpwuid(),
       // not $HOME, which a system service may not have (or may not write).
-      if (ipmi_monitoring_ctx_sdr_cache_directory(mon_, s_.cache_dir.c_str()) < 0) {
+      if (lib_.ipmi_monitoring_ctx_sdr_cache_directory(mon_, s_.cache_dir.c_str()) < 0) {
         out.failure = platform::Error{std::make_error_code(std::errc::io_error),
                                       "ipmi_monitoring_ctx_sdr_cache_directory " + s_.cache_dir +
-                                          ": " + ipmi_monitoring_ctx_errormsg(mon_)};
+                                          ": " + lib_.ipmi_monitoring_ctx_errormsg(mon_)};
         return false;
       }
     }
     if (interpret_ == nullptr) {
-      interpret_ = ipmi_interpret_ctx_create();
-      if (interpret_ != nullptr && ipmi_interpret_load_sel_config(interpret_, nullptr) < 0) {
+      interpret_ = lib_.ipmi_interpret_ctx_create();
+      if (interpret_ != nullptr && lib_.ipmi_interpret_load_sel_config(interpret_, nullptr) < 0) {
         // The library's built-in defaults stay in force without the config file.
         platform::log(Level::debug, kComponent,
                       LogLine("freeipmi_interpret_sel.conf not loaded, defaults used"));
@@ -447,17 +454,17 @@ class FreeIpmiBmc final : public Bmc {
     const char* host =
         s_.options.interface == IpmiInterface::inband ? nullptr : s_.target.c_str();
     unsigned int flags = 0;
-    int n = ipmi_monitoring_sensor_readings_by_record_id(mon_, host, &config, flags, nullptr, 0,
+    int n = lib_.ipmi_monitoring_sensor_readings_by_record_id(mon_, host, &config, flags, nullptr, 0,
                                                          nullptr, nullptr);
-    if (n < 0 && !is_session_error(ipmi_monitoring_ctx_errnum(mon_))) {
+    if (n < 0 && !is_session_error(lib_.ipmi_monitoring_ctx_errnum(mon_))) {
       // A stale or broken SDR cache (the BMC's SDR changed under it): build it again, once.
       flags |= IPMI_MONITORING_SENSOR_READING_FLAGS_REREAD_SDR_CACHE;
-      n = ipmi_monitoring_sensor_readings_by_record_id(mon_, host, &config, flags, nullptr, 0,
+      n = lib_.ipmi_monitoring_sensor_readings_by_record_id(mon_, host, &config, flags, nullptr, 0,
                                                        nullptr, nullptr);
     }
     if (n < 0) {
-      int errnum = ipmi_monitoring_ctx_errnum(mon_);
-      std::string what = std::string("BMC ") + s_.target + ": " + ipmi_monitoring_ctx_errormsg(mon_);
+      int errnum = lib_.ipmi_monitoring_ctx_errnum(mon_);
+      std::string what = std::string("BMC ") + s_.target + ": " + lib_.ipmi_monitoring_ctx_errormsg(mon_);
       if (is_session_error(errnum)) {
         out.failure = platform::Error{std::make_error_code(errc_of_monitoring(errnum)), what};
       } else {
@@ -468,17 +475,17 @@ class FreeIpmiBmc final : public Bmc {
     out.sensors.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {
       SensorReading r;
-      int id = ipmi_monitoring_sensor_read_record_id(mon_);
-      int type = ipmi_monitoring_sensor_read_sensor_type(mon_);
-      const char* name = ipmi_monitoring_sensor_read_sensor_name(mon_);
-      int state = ipmi_monitoring_sensor_read_sensor_state(mon_);
-      int units = ipmi_monitoring_sensor_read_sensor_units(mon_);
-      int reading_type = ipmi_monitoring_sensor_read_sensor_reading_type(mon_);
-      void* reading = ipmi_monitoring_sensor_read_sensor_reading(mon_);
+      int id = lib_.ipmi_monitoring_sensor_read_record_id(mon_);
+      int type = lib_.ipmi_monitoring_sensor_read_sensor_type(mon_);
+      const char* name = lib_.ipmi_monitoring_sensor_read_sensor_name(mon_);
+      int state = lib_.ipmi_monitoring_sensor_read_sensor_state(mon_);
+      int units = lib_.ipmi_monitoring_sensor_read_sensor_units(mon_);
+      int reading_type = lib_.ipmi_monitoring_sensor_read_sensor_reading_type(mon_);
+      void* reading = lib_.ipmi_monitoring_sensor_read_sensor_reading(mon_);
       if (id >= 0) {
         r.record_id = static_cast<std::uint32_t>(id);
         r.name = name != nullptr ? name : "";
-        r.type = sensor_type_text(type);
+        r.type = sensor_type_text(lib_, type);
         r.state = state_of(state);
         classify(units, type, r);
         if (reading != nullptr) {
@@ -504,11 +511,11 @@ class FreeIpmiBmc final : public Bmc {
         }
         out.sensors.push_back(std::move(r));
       }
-      if (ipmi_monitoring_sensor_iterator_next(mon_) == 0) {
+      if (lib_.ipmi_monitoring_sensor_iterator_next(mon_) == 0) {
         break;
       }
     }
-    ipmi_monitoring_sensor_iterator_destroy(mon_);
+    lib_.ipmi_monitoring_sensor_iterator_destroy(mon_);
     out.sensors_ok = true;
   }
 
@@ -517,17 +524,17 @@ class FreeIpmiBmc final : public Bmc {
     int rc = 0;
     switch (o.interface) {
       case IpmiInterface::inband:
-        rc = ipmi_ctx_open_inband(ctx, IPMI_DEVICE_OPENIPMI, 0, 0, 0, o.device.c_str(),
+        rc = lib_.ipmi_ctx_open_inband(ctx, IPMI_DEVICE_OPENIPMI, 0, 0, 0, o.device.c_str(),
                                   s_.workaround_flags, IPMI_FLAGS_DEFAULT);
         break;
       case IpmiInterface::lan:
-        rc = ipmi_ctx_open_outofband(ctx, s_.target.c_str(), o.username.c_str(),
+        rc = lib_.ipmi_ctx_open_outofband(ctx, s_.target.c_str(), o.username.c_str(),
                                      o.password.c_str(), IPMI_AUTHENTICATION_TYPE_MD5,
                                      s_.privilege, session_timeout(), retransmission_timeout(),
                                      s_.workaround_flags, IPMI_FLAGS_DEFAULT);
         break;
       case IpmiInterface::lanplus:
-        rc = ipmi_ctx_open_outofband_2_0(ctx, s_.target.c_str(), o.username.c_str(),
+        rc = lib_.ipmi_ctx_open_outofband_2_0(ctx, s_.target.c_str(), o.username.c_str(),
                                          o.password.c_str(), nullptr, 0, s_.privilege,
                                          o.cipher_suite_id, session_timeout(),
                                          retransmission_timeout(), s_.workaround_flags,
@@ -535,8 +542,8 @@ class FreeIpmiBmc final : public Bmc {
         break;
     }
     if (rc < 0) {
-      int errnum = ipmi_ctx_errnum(ctx);
-      std::string what = std::string("BMC ") + s_.target + ": " + ipmi_ctx_errormsg(ctx);
+      int errnum = lib_.ipmi_ctx_errnum(ctx);
+      std::string what = std::string("BMC ") + s_.target + ": " + lib_.ipmi_ctx_errormsg(ctx);
       std::errc e = errc_of_ctx(errnum);
       if (e == std::errc::timed_out || e == std::errc::permission_denied) {
         out.failure = platform::Error{std::make_error_code(e), what};
@@ -549,11 +556,11 @@ class FreeIpmiBmc final : public Bmc {
   }
 
   void read_chassis(ipmi_ctx_t ctx, BmcReading& out) {
-    FiidObj rs(tmpl_cmd_get_chassis_status_rs);
+    FiidObj rs(lib_, lib_.tmpl_cmd_get_chassis_status_rs);
     std::uint64_t on = 0;
-    if (rs.obj == nullptr || ipmi_cmd_get_chassis_status(ctx, rs.obj) < 0 ||
+    if (rs.obj == nullptr || lib_.ipmi_cmd_get_chassis_status(ctx, rs.obj) < 0 ||
         !rs.get("current_power_state.power_is_on", on)) {
-      out.problems.push_back(std::string("chassis status: ") + ipmi_ctx_errormsg(ctx));
+      out.problems.push_back(std::string("chassis status: ") + lib_.ipmi_ctx_errormsg(ctx));
       return;
     }
     out.chassis_ok = true;
@@ -561,14 +568,14 @@ class FreeIpmiBmc final : public Bmc {
   }
 
   void read_dcmi(ipmi_ctx_t ctx, BmcReading& out) {
-    FiidObj rs(tmpl_cmd_dcmi_get_power_reading_rs);
+    FiidObj rs(lib_, lib_.tmpl_cmd_dcmi_get_power_reading_rs);
     std::uint64_t watts = 0;
     if (rs.obj == nullptr) {
       return;
     }
-    if (ipmi_cmd_dcmi_get_power_reading(ctx, IPMI_DCMI_POWER_READING_MODE_SYSTEM_POWER_STATISTICS,
+    if (lib_.ipmi_cmd_dcmi_get_power_reading(ctx, IPMI_DCMI_POWER_READING_MODE_SYSTEM_POWER_STATISTICS,
                                         0, rs.obj) < 0) {
-      int errnum = ipmi_ctx_errnum(ctx);
+      int errnum = lib_.ipmi_ctx_errnum(ctx);
       if (errnum == IPMI_ERR_COMMAND_INVALID_OR_UNSUPPORTED ||
           errnum == IPMI_ERR_BAD_COMPLETION_CODE) {
         return;  // no DCMI on this BMC: not a failure, just absent
@@ -581,7 +588,7 @@ class FreeIpmiBmc final : public Bmc {
         return;
       }
       out.dcmi_supported = true;
-      out.problems.push_back(std::string("DCMI power reading: ") + ipmi_ctx_errormsg(ctx));
+      out.problems.push_back(std::string("DCMI power reading: ") + lib_.ipmi_ctx_errormsg(ctx));
       return;
     }
     out.dcmi_supported = true;
@@ -598,38 +605,38 @@ class FreeIpmiBmc final : public Bmc {
       return;
     }
     std::string file = s_.cache_dir + "/" + cache_file_name(s_.target);
-    if (ipmi_sdr_cache_open(sdr.ctx, ctx, file.c_str()) == 0) {
+    if (lib_.ipmi_sdr_cache_open(sdr.ctx, ctx, file.c_str()) == 0) {
       sdr.open = true;
       return;
     }
-    int errnum = ipmi_sdr_ctx_errnum(sdr.ctx);
+    int errnum = lib_.ipmi_sdr_ctx_errnum(sdr.ctx);
     if (errnum != IPMI_SDR_ERR_CACHE_READ_CACHE_DOES_NOT_EXIST &&
         errnum != IPMI_SDR_ERR_CACHE_OUT_OF_DATE && errnum != IPMI_SDR_ERR_CACHE_INVALID) {
       return;
     }
     if (errnum != IPMI_SDR_ERR_CACHE_READ_CACHE_DOES_NOT_EXIST) {
-      (void)ipmi_sdr_cache_delete(sdr.ctx, file.c_str());
+      (void)lib_.ipmi_sdr_cache_delete(sdr.ctx, file.c_str());
     }
-    if (ipmi_sdr_cache_create(sdr.ctx, ctx, file.c_str(), IPMI_SDR_CACHE_CREATE_FLAGS_OVERWRITE,
+    if (lib_.ipmi_sdr_cache_create(sdr.ctx, ctx, file.c_str(), IPMI_SDR_CACHE_CREATE_FLAGS_OVERWRITE,
                               nullptr, nullptr) < 0) {
       platform::log(Level::debug, kComponent,
                     LogLine("SDR cache not built, SEL entries without sensor names")
                         .kv("path", file)
-                        .kv("err", ipmi_sdr_ctx_errormsg(sdr.ctx)));
+                        .kv("err", lib_.ipmi_sdr_ctx_errormsg(sdr.ctx)));
       return;
     }
-    sdr.open = ipmi_sdr_cache_open(sdr.ctx, ctx, file.c_str()) == 0;
+    sdr.open = lib_.ipmi_sdr_cache_open(sdr.ctx, ctx, file.c_str()) == 0;
   }
 
   void read_sel(ipmi_ctx_t ctx, const SelPosition& from, std::size_t max_sel, BmcReading& out) {
-    FiidObj info(tmpl_cmd_get_sel_info_rs);
+    FiidObj info(lib_, lib_.tmpl_cmd_get_sel_info_rs);
     std::uint64_t entries = 0;
     std::uint64_t free_space = 0;
     std::uint64_t erased = 0;
-    if (info.obj == nullptr || ipmi_cmd_get_sel_info(ctx, info.obj) < 0 ||
+    if (info.obj == nullptr || lib_.ipmi_cmd_get_sel_info(ctx, info.obj) < 0 ||
         !info.get("entries", entries) || !info.get("free_space", free_space) ||
         !info.get("most_recent_erase_timestamp", erased)) {
-      out.problems.push_back(std::string("SEL info: ") + ipmi_ctx_errormsg(ctx));
+      out.problems.push_back(std::string("SEL info: ") + lib_.ipmi_ctx_errormsg(ctx));
       return;
     }
     out.sel_entries = static_cast<std::uint32_t>(entries);
@@ -650,19 +657,20 @@ class FreeIpmiBmc final : public Bmc {
       return;
     }
 
-    SdrCtx sdr;
+    SdrCtx sdr{lib_};
     open_sdr(ctx, sdr);
-    SelCtx sel;
-    sel.ctx = ipmi_sel_ctx_create(ctx, sdr.open ? sdr.ctx : nullptr);
+    SelCtx sel{lib_};
+    sel.ctx = lib_.ipmi_sel_ctx_create(ctx, sdr.open ? sdr.ctx : nullptr);
     if (sel.ctx == nullptr) {
       out.problems.emplace_back("ipmi_sel_ctx_create failed");
       return;
     }
     SelWalk walk;
+    walk.lib = &lib_;
     walk.interpret = interpret_;
     walk.out = &out.sel_new;
     std::uint16_t start = position.valid ? position.record_id : IPMI_SEL_RECORD_ID_FIRST;
-    int n = ipmi_sel_parse(sel.ctx, start, IPMI_SEL_RECORD_ID_LAST, on_sel_record, &walk);
+    int n = lib_.ipmi_sel_parse(sel.ctx, start, IPMI_SEL_RECORD_ID_LAST, on_sel_record, &walk);
     bool found = position.valid && n >= 0 && !walk.seen.empty() &&
                  walk.seen.front().first == position.record_id &&
                  walk.seen.front().second == position.timestamp;
@@ -674,13 +682,13 @@ class FreeIpmiBmc final : public Bmc {
       out.sel_new.clear();
       walk.seen.clear();
       position.valid = false;
-      n = ipmi_sel_parse(sel.ctx, IPMI_SEL_RECORD_ID_FIRST, IPMI_SEL_RECORD_ID_LAST,
+      n = lib_.ipmi_sel_parse(sel.ctx, IPMI_SEL_RECORD_ID_FIRST, IPMI_SEL_RECORD_ID_LAST,
                          on_sel_record, &walk);
     } else if (found) {
       out.sel_new.erase(out.sel_new.begin());  // the position's own entry, handed over before
     }
     if (n < 0) {
-      out.problems.push_back(std::string("SEL: ") + ipmi_sel_ctx_errormsg(sel.ctx));
+      out.problems.push_back(std::string("SEL: ") + lib_.ipmi_sel_ctx_errormsg(sel.ctx));
       out.sel_new.clear();
       out.sel_change = SelChange::none;
       out.sel_position = from;
@@ -698,6 +706,7 @@ class FreeIpmiBmc final : public Bmc {
     out.sel_ok = true;
   }
 
+  const FreeIpmiLibrary& lib_;
   Settings s_;
   ipmi_monitoring_ctx_t mon_ = nullptr;
   ipmi_interpret_ctx_t interpret_ = nullptr;
@@ -771,7 +780,11 @@ platform::Result<std::shared_ptr<Bmc>> make_freeipmi_bmc(const IpmiOptions& opti
     return platform::fail(std::errc::invalid_argument,
                           std::string(interface_name(options.interface)) + " needs a host");
   }
-  return std::shared_ptr<Bmc>(std::make_shared<FreeIpmiBmc>(std::move(s)));
+  auto lib = freeipmi_library();
+  if (!lib) {
+    return tl::unexpected(lib.error());
+  }
+  return std::shared_ptr<Bmc>(std::make_shared<FreeIpmiBmc>(**lib, std::move(s)));
 }
 
 }  // namespace gridnode::drivers::ipmi

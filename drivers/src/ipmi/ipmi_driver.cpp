@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstdlib>
 #include <ctime>
 #include <mutex>
@@ -121,7 +120,11 @@ Family sel_free_family() {
           MetricType::gauge, {1, 0}, "B"};
 }
 
-std::int64_t milli(double v) { return std::llround(v * 1000.0); }
+// Rounded to the nearest (half away from zero) without libm's llround: the agent links no libm.
+std::int64_t rounded(double v) {
+  return static_cast<std::int64_t>(v < 0 ? v - 0.5 : v + 0.5);
+}
+std::int64_t milli(double v) { return rounded(v * 1000.0); }
 
 std::uint8_t severity_of(SensorState s) {
   switch (s) {
@@ -531,7 +534,7 @@ class IpmiDriver final : public Driver {
       }
     }
     put(slots_.chassis, Value::of_unsigned(r.power_on ? 1 : 0));
-    put(slots_.dcmi, Value::of_signed(std::llround(r.dcmi_watts)));
+    put(slots_.dcmi, Value::of_signed(rounded(r.dcmi_watts)));
     put(slots_.sel_count, Value::of_unsigned(r.sel_entries));
     put(slots_.sel_free, Value::of_unsigned(r.sel_free_bytes));
   }
