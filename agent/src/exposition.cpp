@@ -352,6 +352,21 @@ nlohmann::json Exposition::sensors_json(const Sampler& sampler) {
       row.unit = f.unit;
       return;
     }
+    if (name == "gridnode_ipmi_sensor_threshold") {
+      // The table's MIN, MAX and CRIT are the BMC's lower critical, upper non-critical and
+      // upper critical thresholds; JSON has all six under their names.
+      Row& row = row_for(slot.driver->name(), "bmc", "sdr" + label_of(series.labels, "id"));
+      std::string t = label_of(series.labels, "threshold");
+      row.props[t] = value;
+      if (t == "lower_critical") {
+        row.props["min"] = value;
+      } else if (t == "upper_non_critical") {
+        row.props["max"] = value;
+      } else if (t == "upper_critical") {
+        row.props["crit"] = value;
+      }
+      return;
+    }
     if (name.starts_with("ipmi_") && slot.driver->name() == "ipmi") {
       // The BMC is one chip; its sensors are keyed by SDR record id, named by their SDR name.
       // ipmi_exporter's families give the value (ipmi_<type>_<unit>, ipmi_sensor_value) and the

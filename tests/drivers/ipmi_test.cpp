@@ -508,6 +508,11 @@ TEST(IpmiFreeIpmi, ReadsTheSimulatedBmc) {
   EXPECT_TRUE(has_line(text, "ipmi_power_watts{id=\"8\",name=\"PSU1 Power\"} 244")) << text;
   EXPECT_TRUE(has_line(text, "ipmi_sensor_state{id=\"10\",name=\"PSU2 Status\",type=\"Power Supply\"} 1")) << text;
   EXPECT_TRUE(has_line(text, "ipmi_chassis_power_state 0")) << text;
+  // The SDR's thresholds, decoded with each sensor's conversion (0.5 °C, 50 RPM, 0.06 V steps).
+  EXPECT_TRUE(has_line(text, "gridnode_ipmi_sensor_threshold{id=\"2\",name=\"CPU Temp\",threshold=\"upper_critical\"} 90")) << text;
+  EXPECT_TRUE(has_line(text, "gridnode_ipmi_sensor_threshold{id=\"4\",name=\"FAN2\",threshold=\"lower_critical\"} 500")) << text;
+  EXPECT_TRUE(has_line(text, "gridnode_ipmi_sensor_threshold{id=\"5\",name=\"12V\",threshold=\"upper_non_critical\"} 12.6")) << text;
+  EXPECT_EQ(text.find("threshold=\"lower_critical\"} 0"), std::string::npos) << "unreadable ones absent:\n" << text;
   EXPECT_TRUE(has_line(text, "ipmi_sel_logs_count 2")) << text;
   EXPECT_EQ(text.find("ipmi_dcmi"), std::string::npos) << "ipmi_sim has no DCMI:\n" << text;
   ASSERT_EQ(events.size(), 2u);

@@ -38,12 +38,19 @@ start_sim() {
   fi
   # The console is up before the LAN channel answers; and a UDP port another program holds
   # (free_port checks TCP) would leave the BMC mute: both are seen here, not as odd failures.
-  if ! wait_for "the simulated BMC answers" 10 ipmi-sel "${TOOLS[@]}" --info; then
-    fail "ipmi_sim answers on 127.0.0.1:$PORT"
-    sed 's/^/  sim: /' "$WORK/sim.log"
-    finish
-    exit 1
-  fi
+  local try
+  for try in $(seq 30); do
+    # Not wait_for's 50 ms: every try is an IPMI session, and the simulator has a few only.
+    if ipmi-sel "${TOOLS[@]}" --info >>"$WORK/tools.log" 2>&1; then
+      return 0
+    fi
+    sleep 0.3
+  done
+  fail "ipmi_sim answers on 127.0.0.1:$PORT"
+  sed 's/^/  sim: /' "$WORK/sim.log"
+  tail -n 5 "$WORK/tools.log" | sed 's/^/  tools: /'
+  finish
+  exit 1
 }
 stop_sim() { kill "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null || true; }
 # An emulation command (ipmi_sim_cmd(5)) on the simulator's console.
@@ -137,6 +144,8 @@ start_agent
 wait_for "BMC sensors" 15 bash -c '"$@" sensors --chip bmc | grep -q FAN2' _ "${CTL[@]}" || true
 check "sensors: the BMC's FAN2 is critical" bash -c '"$@" sensors --chip bmc | grep -E "FAN2 .*400 RPM.*CRITICAL"' _ "${CTL[@]}"
 check "sensors: PSU2 Status warns" bash -c '"$@" sensors --chip bmc | grep -E "PSU2 Status.*WARNING"' _ "${CTL[@]}"
+check "sensors: CPU Temp's thresholds" bash -c '"$@" sensors --chip bmc --json | jq -e ".[] | select(.label == \"CPU Temp\") | .upper_non_critical == 80 and .crit == 90 and .upper_non_recoverable == 100"' _ "${CTL[@]}"
+check "sensors: FAN2's lower critical in the MIN column" bash -c '"$@" sensors --chip bmc | grep -E "FAN2 .*400 RPM +500 RPM"' _ "${CTL[@]}"
 check "sensors: 12V in volts" bash -c '"$@" sensors --chip bmc --json | jq -e ".[] | select(.label == \"12V\") | .value == 12.06 and .unit == \"V\" and .type == \"in\""' _ "${CTL[@]}"
 sel_events() {  # the agent's SEL entry events as "record_id sensor", one a line
   "${CTL[@]}" events --json |

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <span>
 #include <mutex>
@@ -367,9 +368,12 @@ class FreeIpmiBmc final : public Bmc {
     if (!open(ctx.ctx, out)) {
       return;
     }
+    SdrCtx sdr{lib_};
+    open_sdr(ctx.ctx, sdr);
+    read_thresholds(sdr, out);
     read_chassis(ctx.ctx, out);
     read_dcmi(ctx.ctx, out);
-    read_sel(ctx.ctx, from, max_sel, out);
+    read_sel(ctx.ctx, sdr, from, max_sel, out);
   }
 
  private:
@@ -628,7 +632,44 @@ class FreeIpmiBmc final : public Bmc {
     sdr.open = lib_.ipmi_sdr_cache_open(sdr.ctx, ctx, file.c_str()) == 0;
   }
 
-  void read_sel(ipmi_ctx_t ctx, const SelPosition& from, std::size_t max_sel, BmcReading& out) {
+  // The thresholds the SDR gives for each threshold sensor (libipmimonitoring does not say
+  // them), decoded by FreeIPMI with the sensor's conversion; for gridnodectl sensors.
+  void read_thresholds(SdrCtx& sdr, BmcReading& out) {
+    if (!sdr.open) {
+      return;
+    }
+    for (auto& r : out.sensors) {
+      if (r.kind == SensorKind::generic || r.record_id > 0xffff ||
+          lib_.ipmi_sdr_cache_search_record_id(sdr.ctx, static_cast<std::uint16_t>(r.record_id)) < 0) {
+        continue;
+      }
+      // FreeIPMI decodes all six raw bytes; only those the SDR calls readable are thresholds.
+      std::uint8_t readable[6] = {};
+      if (lib_.ipmi_sdr_parse_threshold_readable(sdr.ctx, nullptr, 0, &readable[2], &readable[1],
+                                                 &readable[0], &readable[3], &readable[4],
+                                                 &readable[5]) < 0) {
+        continue;  // not a full record of a threshold sensor
+      }
+      double* t[6] = {};
+      if (lib_.ipmi_sdr_parse_thresholds(sdr.ctx, nullptr, 0, &t[2], &t[1], &t[0], &t[3], &t[4],
+                                         &t[5]) < 0) {
+        continue;
+      }
+      // Order: lower non-recoverable, critical, non-critical; upper non-critical, critical,
+      // non-recoverable (SensorReading::thresholds).
+      for (int i = 0; i < 6; ++i) {
+        if (t[i] != nullptr) {
+          if (readable[i] != 0 && std::isfinite(*t[i])) {
+            r.thresholds[i] = *t[i];
+          }
+          std::free(t[i]);
+        }
+      }
+    }
+  }
+
+  void read_sel(ipmi_ctx_t ctx, SdrCtx& sdr, const SelPosition& from, std::size_t max_sel,
+                BmcReading& out) {
     FiidObj info(lib_, lib_.tmpl_cmd_get_sel_info_rs);
     std::uint64_t entries = 0;
     std::uint64_t free_space = 0;
@@ -657,8 +698,6 @@ class FreeIpmiBmc final : public Bmc {
       return;
     }
 
-    SdrCtx sdr{lib_};
-    open_sdr(ctx, sdr);
     SelCtx sel{lib_};
     sel.ctx = lib_.ipmi_sel_ctx_create(ctx, sdr.open ? sdr.ctx : nullptr);
     if (sel.ctx == nullptr) {

@@ -15,7 +15,8 @@ namespace gridnode::drivers::ipmi {
   X(ipmi_ctx_open_outofband) X(ipmi_ctx_open_outofband_2_0) X(ipmi_interpret_ctx_create)       \
   X(ipmi_interpret_ctx_destroy) X(ipmi_interpret_load_sel_config) X(ipmi_interpret_sel)        \
   X(ipmi_sdr_cache_close) X(ipmi_sdr_cache_create) X(ipmi_sdr_cache_delete)                    \
-  X(ipmi_sdr_cache_open) X(ipmi_sdr_ctx_create) X(ipmi_sdr_ctx_destroy) X(ipmi_sdr_ctx_errnum) \
+  X(ipmi_sdr_cache_open) X(ipmi_sdr_cache_search_record_id) X(ipmi_sdr_parse_thresholds) X(ipmi_sdr_parse_threshold_readable)       \
+  X(ipmi_sdr_ctx_create) X(ipmi_sdr_ctx_destroy) X(ipmi_sdr_ctx_errnum) \
   X(ipmi_sdr_ctx_errormsg) X(ipmi_sel_ctx_create) X(ipmi_sel_ctx_destroy)                      \
   X(ipmi_sel_ctx_errormsg) X(ipmi_sel_parse) X(ipmi_sel_parse_read_record)                     \
   X(ipmi_sel_parse_read_record_id) X(ipmi_sel_parse_read_record_string)                        \

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <ctime>
@@ -103,6 +104,29 @@ Family state_family(SensorKind kind) {
           "Indicates the severity of the state reported by an IPMI sensor (0=nominal, 1=warning, 2=critical).",
           MetricType::gauge, {1, 0}, ""};
 }
+// Ours: the SDR's thresholds of a threshold sensor, in the unit of its reading (ipmi_exporter
+// has none), so that a technician sees how near a limit a reading is (gridnodectl sensors).
+Family threshold_family() {
+  return {"gridnode_ipmi_sensor_threshold",
+          "A BMC sensor's threshold from its SDR, in the unit of its reading (threshold: "
+          "lower_non_recoverable, lower_critical, lower_non_critical, upper_non_critical, "
+          "upper_critical, upper_non_recoverable).",
+          MetricType::gauge, {1, -3}, ""};
+}
+constexpr std::array<std::string_view, 6> kThresholdNames = {
+    "lower_non_recoverable", "lower_critical", "lower_non_critical",
+    "upper_non_critical",    "upper_critical", "upper_non_recoverable"};
+
+std::uint8_t threshold_mask(const SensorReading& s) {
+  std::uint8_t m = 0;
+  for (std::size_t i = 0; i < 6; ++i) {
+    if (s.thresholds[i]) {
+      m |= static_cast<std::uint8_t>(1u << i);
+    }
+  }
+  return m;
+}
+
 Family chassis_family() {
   return {"ipmi_chassis_power_state", "Current power state (1=on, 0=off).", MetricType::gauge,
           {1, 0}, ""};
@@ -194,6 +218,7 @@ struct SensorKey {
   SensorKind kind = SensorKind::generic;
   bool has_value = false;
   bool has_state = false;
+  std::uint8_t thresholds = 0;  // threshold_mask()
 };
 
 struct Shape {
@@ -215,7 +240,8 @@ struct Shape {
       const SensorReading& s = r.sensors[i];
       if (k.record_id != s.record_id || k.kind != s.kind || k.name != s.name ||
           k.type != s.type || k.has_value != s.has_value ||
-          k.has_state != (s.state != SensorState::unknown)) {
+          k.has_state != (s.state != SensorState::unknown) ||
+          k.thresholds != threshold_mask(s)) {
         return false;
       }
     }
@@ -492,9 +518,15 @@ class IpmiDriver final : public Driver {
       if (s.state != SensorState::unknown) {
         slot.state = c->add_series(c->add_family(state_family(s.kind)), labels);
       }
+      for (std::size_t i = 0; i < 6; ++i) {
+        if (s.thresholds[i]) {
+          Labels t = {{"id", id}, {"name", s.name}, {"threshold", std::string(kThresholdNames[i])}};
+          slot.thresholds[i] = c->add_series(c->add_family(threshold_family()), std::move(t));
+        }
+      }
       sensor_slots_.push_back(slot);
       shape_.sensors.push_back({s.record_id, s.name, s.type, s.kind, s.has_value,
-                                s.state != SensorState::unknown});
+                                s.state != SensorState::unknown, threshold_mask(s)});
     }
     if (r.chassis_ok) {
       slots_.chassis = c->add_series(c->add_family(chassis_family()), {});
@@ -531,6 +563,11 @@ class IpmiDriver final : public Driver {
       }
       if (s.state != SensorState::unknown) {
         put(slot.state, Value::of_unsigned(static_cast<std::uint64_t>(s.state)));
+      }
+      for (std::size_t t = 0; t < 6; ++t) {
+        if (s.thresholds[t]) {
+          put(slot.thresholds[t], Value::of_signed(milli(*s.thresholds[t])));
+        }
       }
     }
     put(slots_.chassis, Value::of_unsigned(r.power_on ? 1 : 0));
@@ -585,6 +622,7 @@ class IpmiDriver final : public Driver {
   struct SensorSlot {
     std::optional<std::uint32_t> value;
     std::optional<std::uint32_t> state;
+    std::optional<std::uint32_t> thresholds[6];
   };
   struct Slots {
     std::optional<std::uint32_t> up_ipmi, up_chassis, up_sel, up_dcmi;

@@ -30,7 +30,8 @@ enum class IpmiInterface : std::uint8_t {
 //   (0 nominal, 1 warning, 2 critical, FreeIPMI's interpretation); ipmi_sensor_value and
 //   ipmi_sensor_state{id,name,type} for every other sensor; ipmi_dcmi_power_consumption_watts;
 //   ipmi_chassis_power_state; ipmi_sel_logs_count; ipmi_sel_free_space_bytes;
-//   ipmi_up{collector="ipmi"|"chassis"|"dcmi"|"sel"}.
+//   ipmi_up{collector="ipmi"|"chassis"|"dcmi"|"sel"}; and ours,
+//   gridnode_ipmi_sensor_threshold{id,name,threshold}: a threshold sensor's SDR thresholds.
 // A reading the BMC does not give (ipmimonitoring's "N/A", ipmi_exporter's NaN) is absent, not
 // NaN. A BMC without DCMI (the command is refused as unsupported) has no ipmi_dcmi_* and no
 // ipmi_up{collector="dcmi"}.
