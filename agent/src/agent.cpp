@@ -564,7 +564,8 @@ void Agent::reload_config() {
   for (auto [changed, key] : {std::pair{c.socket_path != config_.socket_path, "control.socket"},
                               std::pair{c.drivers != config_.drivers, "agent.drivers"},
                               std::pair{c.roots.sysfs != config_.roots.sysfs ||
-                                            c.roots.procfs != config_.roots.procfs,
+                                            c.roots.procfs != config_.roots.procfs ||
+                                            c.roots.rootfs != config_.roots.rootfs,
                                         "paths"},
                               std::pair{c.socket_mode != config_.socket_mode, "control.mode"},
                               std::pair{c.upstream_endpoints != config_.upstream_endpoints ||

@@ -33,7 +33,7 @@ constexpr const char* kDefaultConfig = "/etc/gridnode/agent.toml";
 
 struct Flags {
   std::string config;
-  std::string sysfs, procfs, state_dir, socket, interval, log_level, nvml_library;
+  std::string sysfs, procfs, rootfs, state_dir, socket, interval, log_level, nvml_library;
   std::string report;
   std::string policy;
   unsigned count = 1;
@@ -173,6 +173,8 @@ int main(int argc, char** argv) try {
       ->default_str(kDefaultConfig);
   app.add_option("--sysfs-root", f.sysfs, "Where sysfs is mounted (default /sys)");
   app.add_option("--procfs-root", f.procfs, "Where procfs is mounted (default /proc)");
+  app.add_option("--rootfs-root", f.rootfs,
+                 "Where the host's root file system is seen, for the filesystem driver (default /)");
   app.add_option("--state-dir", f.state_dir, "State directory (default /var/lib/gridnode)");
   app.add_option("--nvml-library", f.nvml_library,
                  "The NVML library to dlopen (default libnvidia-ml.so.1, found by the loader)");
@@ -272,6 +274,7 @@ int main(int argc, char** argv) try {
   auto apply_flags = [&f, interval, level](agent::Config& c) {
     if (!f.sysfs.empty()) c.roots.sysfs = f.sysfs;
     if (!f.procfs.empty()) c.roots.procfs = f.procfs;
+    if (!f.rootfs.empty()) c.roots.rootfs = f.rootfs;
     if (!f.nvml_library.empty()) c.nvml_library = f.nvml_library;
     if (!f.state_dir.empty()) c.state_dir = f.state_dir;
     if (!f.socket.empty()) c.socket_path = f.socket;

@@ -4,10 +4,12 @@
 #include <array>
 
 #include "gridnode/drivers/amdgpu.hpp"
+#include "gridnode/drivers/filesystem.hpp"
 #include "gridnode/drivers/hwmon.hpp"
 #include "gridnode/drivers/nvml.hpp"
 #include "gridnode/drivers/powercap.hpp"
 #include "gridnode/drivers/procfs.hpp"
+#include "gridnode/drivers/textfile.hpp"
 #include "gridnode/drivers/thermal.hpp"
 
 namespace gridnode::drivers {
@@ -31,6 +33,9 @@ constexpr std::array kDrivers{
                 {o.roots, o.nvml_library, o.nvml_call_timeout, {}, o.nvml_power});
           }},
     Entry{"amdgpu", [](const DriverOptions& o) { return make_amdgpu_driver({o.roots, {}}); }},
+    Entry{"filesystem",
+          [](const DriverOptions& o) { return std::move(*make_filesystem_driver({o.roots})); }},
+    Entry{"textfile", [](const DriverOptions&) { return make_textfile_driver({}); }},
 };
 
 }  // namespace

@@ -11,7 +11,7 @@
 #include "gridnode/drivers/nvml.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
-#include "nvml/call_worker.hpp"
+#include "call_worker.hpp"
 #include "nvml/nvml_library.hpp"
 #include "nvml/nvml_parse.hpp"
 #include "nvml/nvml_power.hpp"

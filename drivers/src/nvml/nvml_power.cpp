@@ -102,7 +102,7 @@ platform::Result<void> run_power_call(PowerState& st, std::uint32_t gpu, std::st
     handle = st.gpus[gpu].handle;
     timeout = st.call_timeout;
     if (!st.worker) {
-      st.worker = std::make_unique<nvml::CallWorker>();
+      st.worker = std::make_unique<CallWorker>();
     }
     if (st.worker->busy()) {
       return platform::fail(std::errc::timed_out,

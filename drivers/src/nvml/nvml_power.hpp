@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "nvml/call_worker.hpp"
+#include "call_worker.hpp"
 #include "nvml/nvml_library.hpp"
 
 namespace gridnode::drivers::nvml {

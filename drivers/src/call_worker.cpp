@@ -1,8 +1,8 @@
-#include "nvml/call_worker.hpp"
+#include "call_worker.hpp"
 
 #include <utility>
 
-namespace gridnode::drivers::nvml {
+namespace gridnode::drivers {
 
 CallWorker::CallWorker() : state_(std::make_shared<State>()), thread_(run, state_) {}
 
@@ -66,4 +66,4 @@ void CallWorker::run(std::shared_ptr<State> state) {
   }
 }
 
-}  // namespace gridnode::drivers::nvml
+}  // namespace gridnode::drivers

@@ -7,13 +7,14 @@
 #include <mutex>
 #include <thread>
 
-namespace gridnode::drivers::nvml {
+namespace gridnode::drivers {
 
 // One thread that runs one job at a time, for calls that may never return (an NVML call into a
-// wedged GPU). The caller submits a job, then waits for it with a deadline; a job past its
-// deadline keeps the worker busy and is simply not waited for again. The job's captures must
-// own what it touches: a hung worker is detached when its owner goes, and finishes (or not)
-// on its own.
+// wedged GPU, statfs on a dead NFS mount). The caller submits a job, then waits for it with a
+// deadline; a job past its deadline keeps the worker busy and is simply not waited for again.
+// The job's captures must own what it touches: a hung worker is detached when its owner goes,
+// and finishes (or not) on its own. A job of one pointer fits std::function's inline storage,
+// so submit() allocates nothing.
 class CallWorker {
  public:
   CallWorker();
@@ -43,4 +44,4 @@ class CallWorker {
   std::thread thread_;
 };
 
-}  // namespace gridnode::drivers::nvml
+}  // namespace gridnode::drivers
