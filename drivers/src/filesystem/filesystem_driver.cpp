@@ -155,7 +155,9 @@ class FilesystemDriver final : public Driver {
       : options_(std::move(options)),
         mount_points_(std::move(mount_points)),
         fs_types_(std::move(fs_types)),
-        statfs_(options_.statfs_call != nullptr ? options_.statfs_call : ::statfs) {
+        statfs_(options_.statfs_call != nullptr ? options_.statfs_call : ::statfs),
+        pid1_mounts_(options_.roots.proc("1/mounts")),
+        mounts_(options_.roots.proc("mounts")) {
     stalled_.reserve(kMaxStalledMounts);
   }
 
@@ -186,9 +188,9 @@ class FilesystemDriver final : public Driver {
   // node_exporter reads PID 1's mounts (the host's, from a container sharing its procfs), and
   // /proc/mounts where 1/ is hidden (hidepid) or absent.
   platform::Result<void> read_mounts() {
-    auto r = platform::read_file(options_.roots.proc("1/mounts"), text_, kMountsLimit);
+    auto r = platform::read_file(pid1_mounts_, text_, kMountsLimit);
     if (!r && r.error().code == std::errc::no_such_file_or_directory) {
-      r = platform::read_file(options_.roots.proc("mounts"), text_, kMountsLimit);
+      r = platform::read_file(mounts_, text_, kMountsLimit);
     }
     return r;
   }
@@ -332,6 +334,8 @@ class FilesystemDriver final : public Driver {
   Regex mount_points_;
   Regex fs_types_;
   int (*statfs_)(const char*, struct statfs*);
+  std::string pid1_mounts_;
+  std::string mounts_;
   std::string text_;
   std::string text_before_;
   std::uint64_t malformed_ = 0;

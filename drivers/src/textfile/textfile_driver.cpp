@@ -256,7 +256,7 @@ class TextfileDriver final : public Driver {
                        std::map<std::string, std::size_t>& index) {
     auto read = platform::read_file(path, text_, options_.max_file_bytes);
     if (!read) {
-      return read.error().code == std::errc::result_out_of_range
+      return read.error().code == std::errc::file_too_large
                  ? "larger than " + std::to_string(options_.max_file_bytes) + " bytes"
                  : read.error().code.message();
     }
