@@ -164,6 +164,20 @@ TEST(TextfileDriver, GoodDirectoryMatchesGolden) {
   EXPECT_EQ(help("job_duration_seconds_bucket"), "How long the job took,\nin seconds.");
 }
 
+TEST(TextfileDriver, AFamilyTwoFilesGiveIsMerged) {
+  // node_exporter 1.5 drops the samples of the second file when the HELP texts differ (a
+  // gather error, scrape_error still 0); we merge them under the first HELP given.
+  FakeTree tree;
+  tree.write("d/a.prom", "# HELP shared From a.\nshared{f=\"a\"} 1\n");
+  tree.write("d/b.prom", "shared{f=\"b\"} 2\n");
+  auto d = driver_for(tree.root() + "/d");
+  Sweep s = sweep_ok(*d);
+  std::string text = sweep_text(s);
+  EXPECT_TRUE(has_line(text, "shared{f=\"a\"} 1"));
+  EXPECT_TRUE(has_line(text, "shared{f=\"b\"} 2"));
+  EXPECT_EQ(s.catalog->families.front().help, "From a.");
+}
+
 TEST(TextfileDriver, BadFilesAreReportedOthersKept) {
   for (std::string_view c : {"bad", "refused"}) {
     std::string dir = fixture_path("textfile/" + std::string(c) + "/dir");
