@@ -182,8 +182,8 @@ TEST(FilesystemDriver, SteadyStateSweepDoesNotAllocate) {
 
 // A statfs that blocks, as one on a dead NFS server does, for every path ending in "/hung",
 // until the test releases it. Injected through FilesystemOptions::statfs_call: the worker, its
-// thread and its deadline are the driver's own. (A real hung mount needs a FUSE file system
-// whose statfs never answers; integration.filesystem_fuse_test does that where it may mount.)
+// thread and its deadline are the driver's own. (A real hung mount, a FUSE file system whose
+// statfs does not answer, is integration.filesystem_hung_mount_test, where it may mount.)
 struct Gate {
   std::mutex mu;
   std::condition_variable cv;
