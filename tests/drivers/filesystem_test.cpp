@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "../../drivers/src/filesystem/filesystem_options.hpp"
 #include "../../drivers/src/filesystem/mounts.hpp"
 #include "alloc_counter.hpp"
 #include "golden.hpp"
@@ -87,6 +88,29 @@ TEST(FilesystemMounts, ParsesAsNodeExporter) {
   // "\134" (a backslash) is not decoded by node_exporter; nor here.
   auto b = filesystem::parse_mounts("d /a\\134b ext4 rw 0 0\n", "/");
   EXPECT_EQ(b.mounts[0].mount_point, "/a\\134b");
+}
+
+TEST(FilesystemOptions, SectionKeys) {
+  DriverContext context;
+  context.sweep_timeout = std::chrono::seconds(2);
+  OptionSection section{"filesystem",
+                        {{"mount_timeout", "agent.toml:3", 5.0},
+                         {"fs_types_exclude", "agent.toml:4", std::string("^tmpfs$")}}};
+  auto o = filesystem::options(context, section);
+  ASSERT_TRUE(o.has_value()) << o.error().context;
+  EXPECT_EQ(o->mount_timeout, std::chrono::milliseconds(500));  // a quarter of the sweep's
+  EXPECT_EQ(o->fs_types_exclude, "^tmpfs$");
+  EXPECT_EQ(o->mount_points_exclude, FilesystemOptions{}.mount_points_exclude);
+
+  OptionSection bad{"filesystem", {{"mount_points_exclude", "agent.toml:7", std::string("(")}}};
+  auto b = filesystem::check(bad);
+  ASSERT_FALSE(b.has_value());
+  EXPECT_NE(b.error().context.find("agent.toml:7: filesystem.mount_points_exclude: not a regular "
+                                   "expression"),
+            std::string::npos)
+      << b.error().context;
+  OptionSection unknown{"filesystem", {{"ignored_mount_points", "agent.toml:8", std::string("x")}}};
+  EXPECT_FALSE(filesystem::check(unknown).has_value());
 }
 
 TEST(FilesystemDriver, BasicFixtureMatchesGolden) {

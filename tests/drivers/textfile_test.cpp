@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../../drivers/src/textfile/prom_text.hpp"
+#include "../../drivers/src/textfile/textfile_options.hpp"
 #include "alloc_counter.hpp"
 #include "golden.hpp"
 #include "temp_dir.hpp"
@@ -195,6 +196,21 @@ TEST(TextfileDriver, BadFilesAreReportedOthersKept) {
   EXPECT_EQ(refused.find("gridnode_driver_up"), std::string::npos);
   EXPECT_EQ(refused.find("job=\"other\""), std::string::npos);
   EXPECT_EQ(refused.find("twice"), std::string::npos);
+}
+
+TEST(TextfileOptions, SectionKeys) {
+  OptionSection ok{"textfile", {{"directory", "agent.toml:2", std::string("/var/lib/x")},
+                                {"max_file_bytes", "agent.toml:3", std::int64_t{4096}}}};
+  auto o = textfile::options(DriverContext{}, ok);
+  ASSERT_TRUE(o.has_value()) << o.error().context;
+  EXPECT_EQ(o->directory, "/var/lib/x");
+  EXPECT_EQ(o->max_file_bytes, 4096u);
+  OptionSection relative{"textfile", {{"directory", "agent.toml:2", std::string("x")}}};
+  auto r = textfile::check(relative);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().context.find("textfile.directory"), std::string::npos) << r.error().context;
+  OptionSection tiny{"textfile", {{"max_file_bytes", "agent.toml:3", std::int64_t{10}}}};
+  EXPECT_FALSE(textfile::check(tiny).has_value());
 }
 
 TEST(TextfileDriver, NotConfiguredIsAbsent) {
