@@ -122,13 +122,23 @@ TEST(FilesystemDriver, BasicFixtureMatchesGolden) {
   // The sizes are those of the directories' own file system, read now.
   struct statfs st {};
   ASSERT_EQ(::statfs((root + "/data").c_str(), &st), 0);
-  EXPECT_EQ(value_of(text, R"(node_filesystem_size_bytes{device="/dev/sdb1",fstype="xfs",mountpoint="/data"})"),
-            std::to_string(static_cast<std::uint64_t>(st.f_blocks) * st.f_bsize));
-  EXPECT_EQ(value_of(text, R"(node_filesystem_files{device="/dev/sdb1",fstype="xfs",mountpoint="/data"})"),
-            std::to_string(st.f_files));
+  EXPECT_EQ(
+      value_of(text,
+               R"(node_filesystem_size_bytes{device="/dev/sdb1",fstype="xfs",mountpoint="/data"})"),
+      std::to_string(static_cast<std::uint64_t>(st.f_blocks) * st.f_bsize));
+  EXPECT_EQ(
+      value_of(text,
+               R"(node_filesystem_files{device="/dev/sdb1",fstype="xfs",mountpoint="/data"})"),
+      std::to_string(st.f_files));
   // A mount whose directory is absent is a device error, and has nothing else.
-  EXPECT_TRUE(has_line(text, R"(node_filesystem_device_error{device="nfs.example.org:/export",fstype="nfs4",mountpoint="/mnt/gone"} 1)"));
-  EXPECT_EQ(value_of(text, R"(node_filesystem_size_bytes{device="nfs.example.org:/export",fstype="nfs4",mountpoint="/mnt/gone"})"), "");
+  EXPECT_TRUE(has_line(
+      text,
+      R"(node_filesystem_device_error{device="nfs.example.org:/export",fstype="nfs4",mountpoint="/mnt/gone"} 1)"));
+  EXPECT_EQ(
+      value_of(
+          text,
+          R"(node_filesystem_size_bytes{device="nfs.example.org:/export",fstype="nfs4",mountpoint="/mnt/gone"})"),
+      "");
   EXPECT_EQ(s.errors, 0u);
 }
 
@@ -182,8 +192,9 @@ TEST(FilesystemDriver, MountsChangeRebuildsTheCatalog) {
   tree.write("proc/1/mounts", "/dev/a /a ext4 rw 0 0\n/dev/b /b ext4 ro 0 0\n");
   Sweep s3 = sweep_ok(*d);
   EXPECT_NE(s3.catalog, s2.catalog);
-  EXPECT_TRUE(has_line(sweep_text(s3),
-                       R"(node_filesystem_readonly{device="/dev/b",fstype="ext4",mountpoint="/b"} 1)"));
+  EXPECT_TRUE(
+      has_line(sweep_text(s3),
+               R"(node_filesystem_readonly{device="/dev/b",fstype="ext4",mountpoint="/b"} 1)"));
 }
 
 TEST(FilesystemDriver, SteadyStateSweepDoesNotAllocate) {
@@ -247,12 +258,24 @@ TEST(FilesystemDriver, HungMountIsStalledNotWaitedFor) {
   Sweep s1 = sweep_ok(*d);
   auto first = std::chrono::steady_clock::now() - t0;
   std::string text = sweep_text(s1);
-  EXPECT_TRUE(has_line(text, R"(node_filesystem_device_error{device="server:/x",fstype="nfs4",mountpoint="/hung"} 1)"));
-  EXPECT_EQ(value_of(text, R"(node_filesystem_size_bytes{device="server:/x",fstype="nfs4",mountpoint="/hung"})"), "");
+  EXPECT_TRUE(has_line(
+      text,
+      R"(node_filesystem_device_error{device="server:/x",fstype="nfs4",mountpoint="/hung"} 1)"));
+  EXPECT_EQ(
+      value_of(
+          text,
+          R"(node_filesystem_size_bytes{device="server:/x",fstype="nfs4",mountpoint="/hung"})"),
+      "");
   // The mounts before and after the hung one are read (the second on a fresh worker).
-  EXPECT_TRUE(has_line(text, R"(node_filesystem_device_error{device="/dev/ok",fstype="ext4",mountpoint="/ok"} 0)"));
-  EXPECT_TRUE(has_line(text, R"(node_filesystem_device_error{device="/dev/l",fstype="ext4",mountpoint="/later"} 0)"));
-  EXPECT_NE(value_of(text, R"(node_filesystem_size_bytes{device="/dev/l",fstype="ext4",mountpoint="/later"})"), "");
+  EXPECT_TRUE(has_line(
+      text, R"(node_filesystem_device_error{device="/dev/ok",fstype="ext4",mountpoint="/ok"} 0)"));
+  EXPECT_TRUE(has_line(
+      text,
+      R"(node_filesystem_device_error{device="/dev/l",fstype="ext4",mountpoint="/later"} 0)"));
+  EXPECT_NE(
+      value_of(text,
+               R"(node_filesystem_size_bytes{device="/dev/l",fstype="ext4",mountpoint="/later"})"),
+      "");
   EXPECT_GE(first, std::chrono::milliseconds(200));
   EXPECT_LT(first, std::chrono::seconds(2));
 
@@ -261,7 +284,9 @@ TEST(FilesystemDriver, HungMountIsStalledNotWaitedFor) {
   Sweep s2 = sweep_ok(*d);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(150));
   EXPECT_EQ(g.hung_calls.load(), 1);
-  EXPECT_TRUE(has_line(sweep_text(s2), R"(node_filesystem_device_error{device="server:/x",fstype="nfs4",mountpoint="/hung"} 1)"));
+  EXPECT_TRUE(has_line(
+      sweep_text(s2),
+      R"(node_filesystem_device_error{device="server:/x",fstype="nfs4",mountpoint="/hung"} 1)"));
 
   // The call comes back: from the next sweep on the mount is read again.
   {
@@ -273,13 +298,21 @@ TEST(FilesystemDriver, HungMountIsStalledNotWaitedFor) {
   std::string recovered;
   while (std::chrono::steady_clock::now() < deadline) {
     recovered = sweep_text(sweep_ok(*d));
-    if (has_line(recovered, R"(node_filesystem_device_error{device="server:/x",fstype="nfs4",mountpoint="/hung"} 0)")) {
+    if (has_line(
+            recovered,
+            R"(node_filesystem_device_error{device="server:/x",fstype="nfs4",mountpoint="/hung"} 0)")) {
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_TRUE(has_line(recovered, R"(node_filesystem_device_error{device="server:/x",fstype="nfs4",mountpoint="/hung"} 0)"));
-  EXPECT_NE(value_of(recovered, R"(node_filesystem_size_bytes{device="server:/x",fstype="nfs4",mountpoint="/hung"})"), "");
+  EXPECT_TRUE(has_line(
+      recovered,
+      R"(node_filesystem_device_error{device="server:/x",fstype="nfs4",mountpoint="/hung"} 0)"));
+  EXPECT_NE(
+      value_of(
+          recovered,
+          R"(node_filesystem_size_bytes{device="server:/x",fstype="nfs4",mountpoint="/hung"})"),
+      "");
   EXPECT_EQ(g.hung_calls.load(), 2);
   d.reset();
   gate = nullptr;
@@ -299,7 +332,9 @@ TEST(FilesystemDriver, DriverGoesWhileACallHangs) {
   {
     auto d = driver_with(o);
     Sweep s = sweep_ok(*d);
-    EXPECT_TRUE(has_line(sweep_text(s), R"(node_filesystem_device_error{device="server:/x",fstype="nfs4",mountpoint="/hung"} 1)"));
+    EXPECT_TRUE(has_line(
+        sweep_text(s),
+        R"(node_filesystem_device_error{device="server:/x",fstype="nfs4",mountpoint="/hung"} 1)"));
   }
   {
     std::lock_guard lock(g.mu);

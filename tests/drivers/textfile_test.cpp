@@ -92,25 +92,24 @@ TEST(TextfileParse, RefusesWhatExpfmtRefuses) {
     const char* text;
     const char* why;
   };
-  for (auto c : {Case{"x 1", "unexpected end of input"},
-                 Case{"x{a=\"1\" 1\n", "unexpected end of label value"},
-                 Case{"x{a=1} 1\n", "expected '\"'"},
-                 Case{"x{a=\"1\",a=\"2\"} 1\n", "duplicate label names"},
-                 Case{"x{__name__=\"y\"} 1\n", "reserved"},
-                 Case{"x 1 \n", "expected integer as timestamp"},
-                 Case{"x 1 12 z\n", "spurious string"},
-                 Case{"x 1 12\n", "timestamp"},
-                 Case{"# TYPE x gauge\n# TYPE x counter\n", "second TYPE"},
-                 Case{"x 1\n# TYPE x gauge\n", "TYPE reported after samples"},
-                 Case{"# HELP x a\n# HELP x b\n", "second HELP"},
-                 Case{"# TYPE x nonsense\n", "unknown metric type"},
-                 Case{"# TYPE x summary\nx{quantile=\"high\"} 1\n", "expected float as value for 'quantile'"},
-                 Case{"x{a=\"1\"} 1\nx{a=\"1\"} 2\n", "given twice"},
-                 Case{"9x 1\n", "invalid metric name"},
-                 Case{"x{a=\"\\t\"} 1\n", "invalid escape"}}) {
+  for (auto c :
+       {Case{"x 1", "unexpected end of input"},
+        Case{"x{a=\"1\" 1\n", "unexpected end of label value"}, Case{"x{a=1} 1\n", "expected '\"'"},
+        Case{"x{a=\"1\",a=\"2\"} 1\n", "duplicate label names"},
+        Case{"x{__name__=\"y\"} 1\n", "reserved"}, Case{"x 1 \n", "expected integer as timestamp"},
+        Case{"x 1 12 z\n", "spurious string"}, Case{"x 1 12\n", "timestamp"},
+        Case{"# TYPE x gauge\n# TYPE x counter\n", "second TYPE"},
+        Case{"x 1\n# TYPE x gauge\n", "TYPE reported after samples"},
+        Case{"# HELP x a\n# HELP x b\n", "second HELP"},
+        Case{"# TYPE x nonsense\n", "unknown metric type"},
+        Case{"# TYPE x summary\nx{quantile=\"high\"} 1\n",
+             "expected float as value for 'quantile'"},
+        Case{"x{a=\"1\"} 1\nx{a=\"1\"} 2\n", "given twice"}, Case{"9x 1\n", "invalid metric name"},
+        Case{"x{a=\"\\t\"} 1\n", "invalid escape"}}) {
     auto r = parse_prom_text(c.text);
     ASSERT_FALSE(r.has_value()) << c.text;
-    EXPECT_NE(r.error().context.find(c.why), std::string::npos) << c.text << " -> " << r.error().context;
+    EXPECT_NE(r.error().context.find(c.why), std::string::npos)
+        << c.text << " -> " << r.error().context;
   }
 }
 
@@ -184,7 +183,8 @@ TEST(TextfileDriver, BadFilesAreReportedOthersKept) {
     std::string dir = fixture_path("textfile/" + std::string(c) + "/dir");
     auto d = driver_for(dir);
     Sweep s = sweep_ok(*d);
-    expect_golden(stable_text(s, dir), fixture_path("textfile/" + std::string(c) + "/expected.prom"));
+    expect_golden(stable_text(s, dir),
+                  fixture_path("textfile/" + std::string(c) + "/expected.prom"));
     std::string text = sweep_text(s);
     EXPECT_TRUE(has_line(text, "node_textfile_scrape_error 1")) << c;
   }
@@ -199,8 +199,9 @@ TEST(TextfileDriver, BadFilesAreReportedOthersKept) {
 }
 
 TEST(TextfileOptions, SectionKeys) {
-  OptionSection ok{"textfile", {{"directory", "agent.toml:2", std::string("/var/lib/x")},
-                                {"max_file_bytes", "agent.toml:3", std::int64_t{4096}}}};
+  OptionSection ok{"textfile",
+                   {{"directory", "agent.toml:2", std::string("/var/lib/x")},
+                    {"max_file_bytes", "agent.toml:3", std::int64_t{4096}}}};
   auto o = textfile::options(DriverContext{}, ok);
   ASSERT_TRUE(o.has_value()) << o.error().context;
   EXPECT_EQ(o->directory, "/var/lib/x");
@@ -274,8 +275,9 @@ TEST(TextfileDriver, RereadsWhenAFileOrTheDirectoryChanges) {
 
 TEST(TextfileDriver, ValuesKeepTheirDigits) {
   FakeTree tree;
-  tree.write("d/v.prom",
-             "v{k=\"a\"} 1.5e-3\nv{k=\"b\"} 12\nv{k=\"c\"} -7.25\nw 1e+20\nz 9223372036854775807\n");
+  tree.write(
+      "d/v.prom",
+      "v{k=\"a\"} 1.5e-3\nv{k=\"b\"} 12\nv{k=\"c\"} -7.25\nw 1e+20\nz 9223372036854775807\n");
   auto d = driver_for(tree.root() + "/d");
   std::string text = sweep_text(sweep_ok(*d));
   EXPECT_TRUE(has_line(text, "v{k=\"a\"} 0.0015")) << text;

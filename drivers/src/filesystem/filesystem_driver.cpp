@@ -22,7 +22,16 @@ constexpr std::string_view kComponent = "filesystem";
 
 // node_exporter 1.5.0's names and HELP texts, verbatim (collector/filesystem_common.go), in the
 // order it emits them per mount.
-enum Field : std::uint32_t { device_error, size, free, avail, files, files_free, readonly, kFields };
+enum Field : std::uint32_t {
+  device_error,
+  size,
+  free,
+  avail,
+  files,
+  files_free,
+  readonly,
+  kFields
+};
 
 Family field_family(Field f) {
   switch (f) {
@@ -33,11 +42,17 @@ Family field_family(Field f) {
               {1, 0},
               ""};
     case size:
-      return {"node_filesystem_size_bytes", "Filesystem size in bytes.", MetricType::gauge,
-              {1, 0}, "B"};
+      return {"node_filesystem_size_bytes",
+              "Filesystem size in bytes.",
+              MetricType::gauge,
+              {1, 0},
+              "B"};
     case free:
-      return {"node_filesystem_free_bytes", "Filesystem free space in bytes.", MetricType::gauge,
-              {1, 0}, "B"};
+      return {"node_filesystem_free_bytes",
+              "Filesystem free space in bytes.",
+              MetricType::gauge,
+              {1, 0},
+              "B"};
     case avail:
       return {"node_filesystem_avail_bytes",
               "Filesystem space available to non-root users in bytes.",
@@ -45,17 +60,20 @@ Family field_family(Field f) {
               {1, 0},
               "B"};
     case files:
-      return {"node_filesystem_files", "Filesystem total file nodes.", MetricType::gauge, {1, 0},
-              ""};
+      return {
+          "node_filesystem_files", "Filesystem total file nodes.", MetricType::gauge, {1, 0}, ""};
     case files_free:
-      return {"node_filesystem_files_free", "Filesystem total free file nodes.",
-              MetricType::gauge, {1, 0}, ""};
+      return {"node_filesystem_files_free",
+              "Filesystem total free file nodes.",
+              MetricType::gauge,
+              {1, 0},
+              ""};
     case readonly:
     case kFields:
       break;
   }
-  return {"node_filesystem_readonly", "Filesystem read-only status.", MetricType::gauge, {1, 0},
-          ""};
+  return {
+      "node_filesystem_readonly", "Filesystem read-only status.", MetricType::gauge, {1, 0}, ""};
 }
 
 // One statfs in flight on a worker. The worker's job holds a raw pointer to it (one pointer
@@ -108,7 +126,7 @@ struct PlannedMount {
   std::string stat_path;  // <rootfs>/<mount point>
   bool read_only = false;
   bool stalled = false;
-  std::uint32_t series = 0;  // device_error's; the other fields follow in Field order
+  std::uint32_t series = 0;       // device_error's; the other fields follow in Field order
   platform::Complaint complaint;  // statfs failing
 };
 
@@ -285,9 +303,8 @@ class FilesystemDriver final : public Driver {
     StatCall* call = spare_.call.get();
     call->path.assign(m.stat_path);
     call->err = 0;
-    spare_.worker->submit([call] {
-      call->err = call->fn(call->path.c_str(), &call->st) == 0 ? 0 : errno;
-    });
+    spare_.worker->submit(
+        [call] { call->err = call->fn(call->path.c_str(), &call->st) == 0 ? 0 : errno; });
     if (!spare_.worker->wait_until(std::chrono::steady_clock::now() + options_.mount_timeout)) {
       platform::log(platform::Level::warning, kComponent,
                     platform::LogLine("mount point stalled, not statted again until its call "

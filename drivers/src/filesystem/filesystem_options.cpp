@@ -16,8 +16,7 @@ platform::Result<void> check_regex(const OptionReader& read, std::string_view ke
   if (rc != 0) {
     std::array<char, 256> msg{};
     regerror(rc, &re, msg.data(), msg.size());
-    return tl::unexpected(
-        read.bad(key, std::string("not a regular expression: ") + msg.data()));
+    return tl::unexpected(read.bad(key, std::string("not a regular expression: ") + msg.data()));
   }
   regfree(&re);
   return {};

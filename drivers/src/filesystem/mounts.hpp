@@ -12,7 +12,7 @@ struct Mount {
   std::string device;
   std::string mount_point;  // \040 and \011 decoded, the rootfs prefix stripped
   std::string fs_type;
-  bool read_only = false;   // "ro" among the options
+  bool read_only = false;  // "ro" among the options
 };
 
 struct Mounts {

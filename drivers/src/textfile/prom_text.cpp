@@ -12,9 +12,7 @@ namespace gridnode::drivers::textfile {
 namespace {
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
-bool is_label_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool is_label_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_label_cont(char c) { return is_label_start(c) || (c >= '0' && c <= '9'); }
 bool is_name_start(char c) { return is_label_start(c) || c == ':'; }
 bool is_name_cont(char c) { return is_label_cont(c) || c == ':'; }
@@ -51,8 +49,8 @@ struct RawFamily {
   bool has_help = false;
   bool has_type = false;
   TextType type = TextType::untyped;
-  std::vector<TextSample> plain;                 // counter, gauge, untyped
-  std::vector<Aggregate> aggregates;             // summary, histogram
+  std::vector<TextSample> plain;      // counter, gauge, untyped
+  std::vector<Aggregate> aggregates;  // summary, histogram
   std::unordered_map<std::string, std::size_t> by_signature;
 };
 
@@ -102,13 +100,12 @@ class Parser {
       }
       if (!terminated) {
         // expfmt reads to the newline; the end of input before it is an error.
-        return tl::unexpected(bad("line " + std::to_string(line_no) +
-                                  ": unexpected end of input stream"));
+        return tl::unexpected(
+            bad("line " + std::to_string(line_no) + ": unexpected end of input stream"));
       }
       auto r = line[i] == '#' ? comment(line.substr(i + 1)) : sample(line.substr(i));
       if (!r) {
-        return tl::unexpected(
-            bad("line " + std::to_string(line_no) + ": " + r.error().context));
+        return tl::unexpected(bad("line " + std::to_string(line_no) + ": " + r.error().context));
       }
     }
     return flatten();
@@ -122,7 +119,9 @@ class Parser {
     if (auto it = index_.find(std::string(name)); it != index_.end()) {
       return families_[it->second];
     }
-    auto base = [&](std::string_view suffix) { return name.substr(0, name.size() - suffix.size()); };
+    auto base = [&](std::string_view suffix) {
+      return name.substr(0, name.size() - suffix.size());
+    };
     std::string_view summary = is_count(name) ? base("_count") : is_sum(name) ? base("_sum") : name;
     if (auto it = index_.find(std::string(summary));
         it != index_.end() && families_[it->second].type == TextType::summary) {
@@ -209,9 +208,9 @@ class Parser {
       return {};
     }
     if (f.has_type) {
-      return platform::fail(std::errc::invalid_argument,
-                            "second TYPE line for metric name \"" + f.name +
-                                "\", or TYPE reported after samples");
+      return platform::fail(
+          std::errc::invalid_argument,
+          "second TYPE line for metric name \"" + f.name + "\", or TYPE reported after samples");
     }
     constexpr std::pair<std::string_view, TextType> kTypes[] = {
         {"counter", TextType::counter},     {"gauge", TextType::gauge},
@@ -323,9 +322,9 @@ class Parser {
         if (aggregate && key == point_label) {
           auto d = parse_decimal(value);
           if (!d) {
-            return platform::fail(std::errc::invalid_argument,
-                                  "expected float as value for '" + key + "' label, got \"" +
-                                      value + "\"");
+            return platform::fail(
+                std::errc::invalid_argument,
+                "expected float as value for '" + key + "' label, got \"" + value + "\"");
           }
           point = *d;
         } else {
@@ -450,8 +449,8 @@ class Parser {
         return t;
       };
       if (f.type != TextType::summary && f.type != TextType::histogram) {
-        TextFamily t = make(f.name, f.type == TextType::counter ? MetricType::counter
-                                                                : MetricType::gauge);
+        TextFamily t =
+            make(f.name, f.type == TextType::counter ? MetricType::counter : MetricType::gauge);
         for (auto& s : f.plain) {
           t.samples.push_back(TextSample{complete(std::move(s.labels)), s.value});
         }
@@ -533,8 +532,8 @@ platform::Result<Decimal> parse_decimal(std::string_view text) {
     return d;
   }
   std::size_t i = 0;
-  int digits = 0;       // significant digits kept
-  bool any = false;     // any digit at all
+  int digits = 0;    // significant digits kept
+  bool any = false;  // any digit at all
   bool round_up = false;
   bool dropped = false;
   bool point = false;

@@ -23,8 +23,11 @@ constexpr std::string_view kComponent = "textfile";
 
 // node_exporter 1.5.0's names and HELP texts, verbatim (collector/textfile.go).
 Family mtime_family() {
-  return {"node_textfile_mtime_seconds", "Unixtime mtime of textfiles successfully read.",
-          MetricType::gauge, {1, 0}, "s"};
+  return {"node_textfile_mtime_seconds",
+          "Unixtime mtime of textfiles successfully read.",
+          MetricType::gauge,
+          {1, 0},
+          "s"};
 }
 Family scrape_error_family() {
   return {"node_textfile_scrape_error",
@@ -58,7 +61,9 @@ struct Stamp {
     return s;
   }
   friend bool operator==(const Stamp& a, const Stamp& b) {
-    auto same = [](timespec x, timespec y) { return x.tv_sec == y.tv_sec && x.tv_nsec == y.tv_nsec; };
+    auto same = [](timespec x, timespec y) {
+      return x.tv_sec == y.tv_sec && x.tv_nsec == y.tv_nsec;
+    };
     return a.ok == b.ok && a.dev == b.dev && a.ino == b.ino && a.size == b.size &&
            same(a.mtime, b.mtime) && same(a.ctime, b.ctime);
   }
@@ -327,9 +332,8 @@ class TextfileDriver final : public Driver {
       family.scale = {1, static_cast<std::int8_t>(e)};
       auto f = catalog.add_family(std::move(family));
       for (auto& s : m.family.samples) {
-        auto value = s.value.kind == textfile::Decimal::Kind::finite
-                         ? at_exponent(s.value, e)
-                         : std::nullopt;
+        auto value = s.value.kind == textfile::Decimal::Kind::finite ? at_exponent(s.value, e)
+                                                                     : std::nullopt;
         if (!value) {
           ++dropped_;  // NaN, ±Inf, or beyond what the family's scale holds
           continue;
