@@ -318,10 +318,67 @@ TEST(FilesystemDriver, HungMountIsStalledNotWaitedFor) {
   gate = nullptr;
 }
 
+TEST(FilesystemDriver, ManyHungMountsDoNotStretchTheSweep) {
+  // One dead NFS server behind four mounts: a sweep stops calling after two deadlines; the
+  // mounts it did not reach are the first the next sweep calls.
+  static Gate g;  // static: a worker may still be leaving it after the test
+  g.open = false;
+  g.hung_calls = 0;
+  g.calls = 0;
+  gate = &g;
+  FakeTree tree;
+  std::string mounts;
+  for (int i = 0; i < 4; ++i) {
+    tree.mkdir("m" + std::to_string(i) + "/hung");
+    mounts += "srv:/" + std::to_string(i) + " /m" + std::to_string(i) + "/hung nfs4 rw 0 0\n";
+  }
+  tree.mkdir("ok");
+  mounts += "/dev/ok /ok ext4 rw 0 0\n";
+  tree.write("proc/1/mounts", mounts);
+  auto o = options_at(tree.root());
+  o.mount_timeout = std::chrono::milliseconds(100);
+  o.statfs_call = blocking_statfs;
+  auto d = driver_with(o);
+  auto count = [](const std::string& text, std::string_view what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  Sweep s1 = sweep_ok(*d);
+  // Two deadlines, then no further call (the count says it; the clock only bounds it, loosely,
+  // on a shared machine).
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  EXPECT_EQ(g.hung_calls.load(), 2);
+  EXPECT_EQ(s1.errors, 3u);  // two hung mounts and the healthy one not reached
+  EXPECT_EQ(count(sweep_text(s1), "/hung\"} 1"), 2u);
+  Sweep s2 = sweep_ok(*d);
+  EXPECT_EQ(g.hung_calls.load(), 4);
+  std::string text = sweep_text(s2);
+  EXPECT_EQ(count(text, "/hung\"} 1"), 4u);
+  // The last two hung mounts took this sweep's time; the healthy one is first in the next.
+  EXPECT_EQ(text.find("mountpoint=\"/ok\""), std::string::npos);
+  Sweep s3 = sweep_ok(*d);
+  EXPECT_EQ(g.hung_calls.load(), 4);
+  EXPECT_TRUE(has_line(sweep_text(s3), R"(node_filesystem_device_error{device="/dev/ok",fstype="ext4",mountpoint="/ok"} 0)"));
+  EXPECT_EQ(s3.errors, 0u);
+  {
+    std::lock_guard lock(g.mu);
+    g.open = true;
+  }
+  g.cv.notify_all();
+  d.reset();
+}
+
 TEST(FilesystemDriver, DriverGoesWhileACallHangs) {
   // The driver is destroyed with a call still in the kernel: the worker is left to itself and
   // its StatCall to it; nothing the test owns is touched afterwards (ASan would say).
-  static Gate g;
+  static Gate g;  // static: a worker may still be leaving it after the test
+  g.open = false;
+  g.hung_calls = 0;
+  g.calls = 0;
   gate = &g;
   FakeTree tree;
   tree.mkdir("hung");

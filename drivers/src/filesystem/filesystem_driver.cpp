@@ -196,8 +196,31 @@ class FilesystemDriver final : public Driver {
     out.catalog = catalog_;
     out.errors += malformed_;
     reap();
-    for (auto& m : plan_) {
+    // Mounts that hang together (one NFS server behind many) each cost mount_timeout once; a
+    // sweep stops calling after two of them, so that it stays well inside the sampler's
+    // deadline. The mounts it did not reach are skipped (counted) and come first next sweep.
+    const auto budget_end = std::chrono::steady_clock::now() + 2 * options_.mount_timeout;
+    const std::size_t n = plan_.size();
+    const std::size_t start = n == 0 ? 0 : resume_ % n;
+    resume_ = 0;
+    bool cut = false;
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::size_t i = (start + k) % n;
+      PlannedMount& m = plan_[i];
+      if (!m.stalled && std::chrono::steady_clock::now() >= budget_end) {
+        if (!cut) {
+          resume_ = i;
+          cut = true;
+        }
+        ++out.errors;
+        continue;
+      }
       stat(m, out);
+    }
+    if (cut ? out_of_time_.complain() : out_of_time_.release()) {
+      platform::log(platform::Level::debug, kComponent,
+                    platform::LogLine(cut ? "sweep out of time, mounts left for the next one"
+                                          : "sweeps reach every mount again"));
     }
     return {};
   }
@@ -360,6 +383,8 @@ class FilesystemDriver final : public Driver {
   std::shared_ptr<const Catalog> catalog_;
   Lane spare_;                    // the worker for the next call
   std::vector<Stalled> stalled_;  // workers stuck in a call, with the mount they are stuck on
+  std::size_t resume_ = 0;        // the first mount the last sweep had no time for
+  platform::Complaint out_of_time_;
 };
 
 }  // namespace

@@ -31,7 +31,10 @@ namespace gridnode::drivers {
 // waited for at most `mount_timeout`; a call past it leaves its worker with the mount (which is
 // then "stalled": device_error 1, not statted again until that call has returned) and the
 // sweep goes on with a fresh worker. At most kMaxStalledMounts workers are left hanging; past
-// that a mount that needs a worker is reported device_error 1 without a call.
+// that a mount that needs a worker is reported device_error 1 without a call. A sweep makes no
+// new call after 2 × mount_timeout (several mounts of one dead server hanging at once): the
+// mounts it did not reach have no samples this sweep (counted in Sweep::errors) and are the
+// first the next sweep calls, so a sweep takes at most about 3 × mount_timeout.
 struct FilesystemOptions {
   platform::Roots roots;
   std::string mount_points_exclude =
