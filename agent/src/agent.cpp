@@ -575,7 +575,7 @@ platform::Result<std::vector<std::string>> Agent::reload_config() {
     platform::log(Level::err, "gridnoded",
                   LogLine("reload rejected, keeping the running config")
                       .kv("err", ok.error().message()));
-    return;
+    return tl::unexpected(ok.error());
   }
   // The web config is read again with agent.toml, and a bad one refuses the whole reload: the
   // endpoint keeps the TLS and users it has rather than serve with half a new configuration.

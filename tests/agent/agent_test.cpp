@@ -102,16 +102,17 @@ class AgentReload : public ::testing::Test {
     std::string sock = socket_path();
     std::string sys = fixture_path("thermal/basic/sys");
     std::string policy = dir_ / "policy.toml";
-    flags_ = [state, sock, sys, policy](Config& c) {
+    flags_ = [state, sock, sys, policy](Config& c) -> platform::Result<void> {
       c.state_dir = state;
       c.socket_path = sock;
       c.roots.sysfs = sys;
       c.drivers = {"thermal"};
       c.policy_file = policy;
+      return {};
     };
     auto c = read_config(config_path());
     ASSERT_TRUE(c) << c.error().message();
-    flags_(*c);
+    ASSERT_TRUE(flags_(*c));
     agent_ = std::make_unique<Agent>(io_, *c, config_path(), flags_,
                                      platform::ServiceNotifier(dir_ / "notify.sock", 0us));
     auto r = agent_->start();
@@ -165,7 +166,7 @@ class AgentReload : public ::testing::Test {
   TempDir dir_;
   NotifyListener notify_;
   asio::io_context io_{1};
-  std::function<void(Config&)> flags_;
+  std::function<platform::Result<void>(Config&)> flags_;
   std::unique_ptr<Agent> agent_;
 };
 
