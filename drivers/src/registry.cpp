@@ -4,8 +4,13 @@
 #include <array>
 
 #include "gridnode/drivers/amdgpu.hpp"
+#include "gridnode/drivers/edac.hpp"
 #include "gridnode/drivers/hwmon.hpp"
+#include "gridnode/drivers/infiniband.hpp"
+#include "gridnode/drivers/mdadm.hpp"
+#include "gridnode/drivers/nvme.hpp"
 #include "gridnode/drivers/nvml.hpp"
+#include "gridnode/drivers/pcie.hpp"
 #include "gridnode/drivers/powercap.hpp"
 #include "gridnode/drivers/procfs.hpp"
 #include "gridnode/drivers/thermal.hpp"
@@ -31,6 +36,11 @@ constexpr std::array kDrivers{
                 {o.roots, o.nvml_library, o.nvml_call_timeout, {}, o.nvml_power});
           }},
     Entry{"amdgpu", [](const DriverOptions& o) { return make_amdgpu_driver({o.roots, {}}); }},
+    Entry{"edac", [](const DriverOptions& o) { return make_edac_driver({o.roots}); }},
+    Entry{"nvme", [](const DriverOptions& o) { return make_nvme_driver({o.roots}); }},
+    Entry{"mdadm", [](const DriverOptions& o) { return make_mdadm_driver({o.roots}); }},
+    Entry{"infiniband", [](const DriverOptions& o) { return make_infiniband_driver({o.roots}); }},
+    Entry{"pcie", [](const DriverOptions& o) { return make_pcie_driver({o.roots}); }},
 };
 
 }  // namespace
