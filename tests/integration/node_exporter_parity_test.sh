@@ -14,12 +14,20 @@ declare -A COLLECTORS=(
   [thermal]="thermal_zone"
   [powercap]="rapl"
   [procfs]="cpu meminfo loadavg netdev diskstats stat"
+  [edac]="edac"
+  [nvme]="nvme"
+  [mdadm]="mdadm"
+  [infiniband]="infiniband"
 )
 declare -A FAMILIES=(
   [hwmon]='^node_hwmon_'
   [thermal]='^node_(thermal_zone_temp|cooling_device_)'
   [powercap]='^node_rapl_'
   [procfs]='^node_(cpu_seconds_total|cpu_guest_seconds_total|memory_|load(1|5|15)$|network_(receive|transmit)_|disk_(reads|writes|read_|written_|io_|discard|flush)|boot_time_seconds|context_switches_total|forks_total|intr_total|procs_(running|blocked))'
+  [edac]='^node_edac_'
+  [nvme]='^node_nvme_'
+  [mdadm]='^node_md_'
+  [infiniband]='^node_infiniband_'
 )
 
 root_of() {  # case_dir sys|proc: the tree, or an empty one where the case has none
@@ -55,7 +63,7 @@ scrape_node_exporter() {  # case_dir out collectors...
 }
 
 cases=0
-for driver in hwmon thermal powercap procfs; do
+for driver in hwmon thermal powercap procfs edac nvme mdadm infiniband; do
   for dir in "$FIXTURES/$driver"/*/; do
     dir=${dir%/}
     [ -d "$dir" ] || continue
