@@ -100,6 +100,18 @@ for driver in hwmon thermal powercap procfs edac nvme mdadm infiniband; do
       fail "$name: differs from node_exporter (- node_exporter, + gridnoded)"
       head -60 "$WORK/diff.txt"
     fi
+    # The families' HELP texts and types too, for the families both sides have.
+    help_lines() {  # prom_file regexp
+      awk -v keep="$2" '$1 == "#" && ($2 == "HELP" || $2 == "TYPE") && $3 ~ keep' "$1" | LC_ALL=C sort
+    }
+    help_lines "$WORK/ne.prom" "${FAMILIES[$driver]}" >"$WORK/ne.help"
+    help_lines "$WORK/gn.prom" "${FAMILIES[$driver]}" >"$WORK/gn.help"
+    if diff -u "$WORK/ne.help" "$WORK/gn.help" >"$WORK/help.diff"; then
+      pass "$name: $(wc -l <"$WORK/gn.help") HELP/TYPE lines identical"
+    else
+      fail "$name: HELP/TYPE differ from node_exporter (- node_exporter, + gridnoded)"
+      head -20 "$WORK/help.diff"
+    fi
   done
 done
 check "at least one fixture case compared" [ "$cases" -gt 0 ]
