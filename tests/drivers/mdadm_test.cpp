@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <fstream>
+#include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -174,6 +178,103 @@ TEST(MdstatParse, EmptyAndGarbageTextHaveNoDevicesOrOnlyBadOnes) {
   auto junk = parse(std::string("\x01\x02 \xff\n\0\0\n", 8));
   for (const auto& d : junk) {
     EXPECT_FALSE(d.error.empty());
+  }
+}
+
+std::string read_fixture(const std::string& rel) {
+  std::ifstream in(fixture_path(rel), std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Every device the reader returns is either an error or consistent with its own text.
+void expect_sane(const std::vector<MdDevice>& devices, std::string_view text) {
+  for (const auto& d : devices) {
+    ASSERT_FALSE(d.name.empty());
+    ASSERT_GE(d.name.data(), text.data());
+    ASSERT_LE(d.name.data() + d.name.size(), text.data() + text.size());
+    if (d.error.empty()) {
+      EXPECT_GE(d.disks_failed, 0);
+      EXPECT_GE(d.disks_spare, 0);
+      EXPECT_GE(d.disks_down, 0);
+      EXPECT_GE(d.blocks_total, 0);
+      EXPECT_GE(d.blocks_synced, 0);
+    }
+  }
+}
+
+TEST(MdstatParse, EveryTruncationOfEveryFixtureParsesWithoutHarm) {
+  for (const char* c : {"active", "inactive", "recovering", "resync", "check", "degraded",
+                        "malformed"}) {
+    std::string text = read_fixture(std::string("mdadm/") + c + "/proc/mdstat");
+    ASSERT_FALSE(text.empty()) << c;
+    std::size_t full = parse(text).size();
+    for (std::size_t n = 0; n <= text.size(); ++n) {
+      std::string_view cut(text.data(), n);
+      auto devices = parse(cut);
+      expect_sane(devices, cut);
+      // A cut "Personalities" or "unused devices" line reads as one more (bad) device.
+      EXPECT_LE(devices.size(), full + 1) << c << " cut at " << n;
+    }
+  }
+}
+
+TEST(MdstatParse, RandomlyDamagedTextParsesWithoutHarm) {
+  std::string text = read_fixture("mdadm/recovering/proc/mdstat");
+  std::mt19937 rng(20261207);  // fixed: the same damage every run
+  const std::string alphabet = " \n\t[]()/_U0123456789:FSblocksrecoveryresynccheck=%";
+  for (int round = 0; round < 2000; ++round) {
+    std::string damaged = text;
+    for (int k = 0; k < 4; ++k) {
+      std::size_t at = rng() % damaged.size();
+      switch (rng() % 3) {
+        case 0:
+          damaged[at] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          damaged.erase(at, 1 + rng() % 8);
+          break;
+        default:
+          damaged.insert(at, 1, static_cast<char>(rng() % 256));
+          break;
+      }
+      if (damaged.empty()) {
+        damaged = "x";
+      }
+    }
+    expect_sane(parse(damaged), damaged);
+  }
+}
+
+TEST(MdstatParse, HugeValues) {
+  auto md = parse(
+      "md0 : active raid1 sdb1[1] sda1[0]\n"
+      "      9223372036854775807 blocks super 1.2 [9223372036854775807/9223372036854775807] "
+      "[UU]\n"
+      "      [>....]  resync =  0.0% (9223372036854775807/9223372036854775807) finish=1min "
+      "speed=1K/sec\n"
+      "\n"
+      "md1 : active raid1 sdb1[1] sda1[0]\n"
+      "      100 blocks super 1.2 [9223372036854775808/2] [UU]\n"
+      "\n");
+  ASSERT_EQ(md.size(), 2u);
+  EXPECT_TRUE(md[0].error.empty()) << md[0].error;
+  EXPECT_EQ(md[0].blocks_total, INT64_MAX);
+  EXPECT_EQ(md[0].disks_total, INT64_MAX);
+  EXPECT_EQ(md[0].blocks_synced, INT64_MAX);
+  EXPECT_FALSE(md[1].error.empty());  // beyond int64, as ParseInt refuses it
+}
+
+TEST(MdadmDriver, TruncatedFileStillSweeps) {
+  std::string text = read_fixture("mdadm/degraded/proc/mdstat");
+  FakeTree tree;
+  auto driver = driver_at(tree.root());
+  for (std::size_t n = 0; n <= text.size(); n += 7) {
+    tree.write("proc/mdstat", std::string_view(text.data(), n));
+    Sweep out = sweep_ok(*driver);
+    EXPECT_EQ(out.readings.size() % 11, 0u) << n;
+    ASSERT_TRUE(out.catalog);
   }
 }
 

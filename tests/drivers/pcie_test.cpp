@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "../../drivers/src/pcie/aer_parse.hpp"
@@ -58,6 +59,32 @@ TEST(AerParse, LinesAreNameAndCount) {
   EXPECT_FALSE(reader.next(line));
   EXPECT_EQ(pcie::aer_severity("aer_dev_nonfatal"), "nonfatal");
   EXPECT_TRUE(pcie::aer_severity("aer_dev_other").empty());
+}
+
+TEST(PcieDriver, GarbageFilesAreCountedNeverFatal) {
+  FakeTree tree;
+  add_device(tree, "0000:17:00.0", kCorrectable);
+  auto driver = driver_at(tree.root());
+  ASSERT_EQ(sweep_ok(*driver).errors, 0u);
+  std::mt19937 rng(7);  // fixed: the same garbage every run
+  for (int round = 0; round < 200; ++round) {
+    std::string junk(rng() % 600, '\0');
+    for (auto& c : junk) {
+      c = static_cast<char>(rng() % 256);
+    }
+    tree.write("sys/devices/pci0000:00/0000:17:00.0/aer_dev_correctable", junk);
+    Sweep out = sweep_ok(*driver);
+    ASSERT_TRUE(out.catalog);
+    for (const auto& r : out.readings) {
+      ASSERT_LT(r.series, out.catalog->series.size());
+    }
+  }
+  // Back to a sane file: read again (after the walks the garbage caused), no errors.
+  tree.write("sys/devices/pci0000:00/0000:17:00.0/aer_dev_correctable", kCorrectable);
+  sweep_ok(*driver);
+  Sweep good = sweep_ok(*driver);
+  EXPECT_EQ(good.errors, 0u);
+  EXPECT_EQ(good.readings.size(), 9u + 3u + 3u);
 }
 
 TEST(PcieDriver, BasicFixtureMatchesGolden) {
