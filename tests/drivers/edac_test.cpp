@@ -53,12 +53,13 @@ TEST(EdacDriver, BasicFixtureMatchesGolden) {
   // 3 controllers * 4 + csrows (2 + 0 + 3) * 2; the dimmN counters are not node_exporter 1.5's.
   EXPECT_EQ(out.readings.size(), 12u + 10u);
   std::string text = sweep_text(out);
-  EXPECT_TRUE(has_line(text, "node_edac_correctable_errors_total{controller=\"1\"} "
-                             "18446744073709551615"));
+  EXPECT_TRUE(has_line(text,
+                       "node_edac_correctable_errors_total{controller=\"1\"} "
+                       "18446744073709551615"));
   EXPECT_TRUE(has_line(
       text, "node_edac_csrow_correctable_errors_total{controller=\"0\",csrow=\"unknown\"} 1"));
-  EXPECT_TRUE(
-      has_line(text, "node_edac_csrow_correctable_errors_total{controller=\"10\",csrow=\"10\"} 12"));
+  EXPECT_TRUE(has_line(
+      text, "node_edac_csrow_correctable_errors_total{controller=\"10\",csrow=\"10\"} 12"));
   expect_golden(text, fixture_path("edac/basic/expected.prom"));
 }
 
@@ -105,7 +106,8 @@ TEST(EdacDriver, AbsentIsNoSuchFileAndAppearsLater) {
   EXPECT_EQ(result.error().code, std::errc::no_such_file_or_directory);
   add_controller(tree, 0, "5\n", "0\n");
   Sweep later = sweep_ok(*driver);
-  EXPECT_TRUE(has_line(sweep_text(later), "node_edac_correctable_errors_total{controller=\"0\"} 5"));
+  EXPECT_TRUE(
+      has_line(sweep_text(later), "node_edac_correctable_errors_total{controller=\"0\"} 5"));
 }
 
 TEST(EdacDriver, CountsFollowTheFilesAndAVanishedControllerIsDropped) {
@@ -118,7 +120,8 @@ TEST(EdacDriver, CountsFollowTheFilesAndAVanishedControllerIsDropped) {
   tree.write("sys/devices/system/edac/mc/mc0/ce_count", "2\n");
   tree.remove("sys/devices/system/edac/mc/mc1");
   Sweep second = sweep_ok(*driver);
-  EXPECT_TRUE(has_line(sweep_text(second), "node_edac_correctable_errors_total{controller=\"0\"} 2"));
+  EXPECT_TRUE(
+      has_line(sweep_text(second), "node_edac_correctable_errors_total{controller=\"0\"} 2"));
   EXPECT_EQ(second.errors, 4u);  // mc1's four files, then a walk
   Sweep third = sweep_ok(*driver);
   EXPECT_EQ(third.errors, 0u);

@@ -60,10 +60,10 @@ TEST(InfinibandParse, RateIsExactBytesPerSecond) {
   EXPECT_EQ(parse_rate("10 Gb/sec (4X)").value(), 1250000000u);
   EXPECT_EQ(parse_rate("400 Gb/sec (4X NDR)").value(), 50000000000u);
   EXPECT_EQ(parse_rate("0.000001 Gb/sec").value(), 125u);
-  EXPECT_FALSE(parse_rate("100"));                 // no unit: procfs cannot split it
-  EXPECT_FALSE(parse_rate(" 100 Gb/sec"));         // empty number before the first space
+  EXPECT_FALSE(parse_rate("100"));          // no unit: procfs cannot split it
+  EXPECT_FALSE(parse_rate(" 100 Gb/sec"));  // empty number before the first space
   EXPECT_FALSE(parse_rate("fast Gb/sec"));
-  EXPECT_FALSE(parse_rate("1.0000001 Gb/sec"));    // not exact in bytes
+  EXPECT_FALSE(parse_rate("1.0000001 Gb/sec"));  // not exact in bytes
   EXPECT_FALSE(parse_rate("1.2.3 Gb/sec"));
   EXPECT_EQ(parse_rate("147573952590 Gb/sec").error().code, std::errc::result_out_of_range);
   EXPECT_EQ(parse_rate("147573952589676412928 Gb/sec").error().code,
@@ -77,9 +77,10 @@ TEST(InfinibandDriver, BasicFixtureMatchesGolden) {
   std::string text = sweep_text(out);
   // The data counters count 4-octet words; the HCA without hca_type has it empty; i40iw's
   // "N/A (no PMA)" counters are not exported.
-  EXPECT_TRUE(has_line(
-      text, "node_infiniband_port_data_received_bytes_total{device=\"mlx5_0\",port=\"1\"} "
-            "4691449851752"));
+  EXPECT_TRUE(
+      has_line(text,
+               "node_infiniband_port_data_received_bytes_total{device=\"mlx5_0\",port=\"1\"} "
+               "4691449851752"));
   EXPECT_TRUE(has_line(text,
                        "node_infiniband_info{board_id=\"\",device=\"rxe0\",firmware_version="
                        "\"0.0.0\",hca_type=\"\"} 1"));
@@ -138,7 +139,7 @@ TEST(InfinibandDriver, OnlyRegularKnownCounterFilesAreRead) {
   add_port(tree, "mlx5_0", 1);
   std::string counters = "sys/class/infiniband/mlx5_0/ports/1/counters";
   tree.write(counters + "/some_new_counter", "7\n");  // unknown to node_exporter 1.5
-  tree.mkdir(counters + "/symbol_error");               // a directory, not a counter
+  tree.mkdir(counters + "/symbol_error");             // a directory, not a counter
   tree.write("elsewhere/port_xmit_wait", "9\n");
   tree.symlink("../../../../../../../elsewhere/port_xmit_wait", counters + "/port_xmit_wait");
   tree.mkdir("sys/class/infiniband/mlx5_0/ports/lo");  // not a port number
@@ -176,8 +177,8 @@ TEST(InfinibandDriver, LinkGoingDownIsSeenOnTheNextSweep) {
   std::string text = sweep_text(down);
   EXPECT_TRUE(has_line(text, "node_infiniband_state_id{device=\"mlx5_0\",port=\"1\"} 1"));
   EXPECT_TRUE(has_line(text, "node_infiniband_physical_state_id{device=\"mlx5_0\",port=\"1\"} 3"));
-  EXPECT_TRUE(
-      has_line(text, "node_infiniband_rate_bytes_per_second{device=\"mlx5_0\",port=\"1\"} 1250000000"));
+  EXPECT_TRUE(has_line(
+      text, "node_infiniband_rate_bytes_per_second{device=\"mlx5_0\",port=\"1\"} 1250000000"));
   EXPECT_EQ(down.catalog, up.catalog);
 }
 

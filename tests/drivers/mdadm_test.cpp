@@ -205,8 +205,8 @@ void expect_sane(const std::vector<MdDevice>& devices, std::string_view text) {
 }
 
 TEST(MdstatParse, EveryTruncationOfEveryFixtureParsesWithoutHarm) {
-  for (const char* c : {"active", "inactive", "recovering", "resync", "check", "degraded",
-                        "malformed"}) {
+  for (const char* c :
+       {"active", "inactive", "recovering", "resync", "check", "degraded", "malformed"}) {
     std::string text = read_fixture(std::string("mdadm/") + c + "/proc/mdstat");
     ASSERT_FALSE(text.empty()) << c;
     std::size_t full = parse(text).size();

@@ -59,7 +59,8 @@ TEST(NvmeDriver, StateChangeRelabelsAtTheNextSweep) {
   EXPECT_EQ(second.readings.size(), 1u);
   Sweep third = sweep_ok(*driver);
   EXPECT_NE(third.catalog, first.catalog);
-  EXPECT_NE(sweep_text(third).find("state=\"resetting\"} 1"), std::string::npos) << sweep_text(third);
+  EXPECT_NE(sweep_text(third).find("state=\"resetting\"} 1"), std::string::npos)
+      << sweep_text(third);
   EXPECT_EQ(third.readings.size(), 1u);
   // And stays put while the state does.
   Sweep fourth = sweep_ok(*driver);

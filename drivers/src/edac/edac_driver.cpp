@@ -15,20 +15,32 @@ constexpr std::string_view kComponent = "edac";
 
 // node_exporter 1.5.0's names and HELP texts, verbatim (collector/edac_linux.go).
 Family ce_family() {
-  return {"node_edac_correctable_errors_total", "Total correctable memory errors.",
-          MetricType::counter, {1, 0}, ""};
+  return {"node_edac_correctable_errors_total",
+          "Total correctable memory errors.",
+          MetricType::counter,
+          {1, 0},
+          ""};
 }
 Family ue_family() {
-  return {"node_edac_uncorrectable_errors_total", "Total uncorrectable memory errors.",
-          MetricType::counter, {1, 0}, ""};
+  return {"node_edac_uncorrectable_errors_total",
+          "Total uncorrectable memory errors.",
+          MetricType::counter,
+          {1, 0},
+          ""};
 }
 Family csrow_ce_family() {
   return {"node_edac_csrow_correctable_errors_total",
-          "Total correctable memory errors for this csrow.", MetricType::counter, {1, 0}, ""};
+          "Total correctable memory errors for this csrow.",
+          MetricType::counter,
+          {1, 0},
+          ""};
 }
 Family csrow_ue_family() {
   return {"node_edac_csrow_uncorrectable_errors_total",
-          "Total uncorrectable memory errors for this csrow.", MetricType::counter, {1, 0}, ""};
+          "Total uncorrectable memory errors for this csrow.",
+          MetricType::counter,
+          {1, 0},
+          ""};
 }
 
 // Every edac count is an unsigned decimal (readUintFromFile: ParseUint base 10).
@@ -53,7 +65,8 @@ class EdacDriver final : public Driver {
   std::string_view name() const override { return kComponent; }
 
   platform::Result<void> sweep(Sweep& out) override {
-    return plan_.sweep(out, [this](Walk<NoState>& walk) { return discover(walk); }, parse_count);
+    return plan_.sweep(
+        out, [this](Walk<NoState>& walk) { return discover(walk); }, parse_count);
   }
 
  private:

@@ -65,8 +65,7 @@ constexpr std::array<CounterSpec, 22> kCounters{{
     {"port_xmit_data", "port_data_transmitted_bytes_total",
      "Number of data octets transmitted on all links", 4},
     {"port_xmit_discards", "port_discards_transmitted_total",
-     "Number of outbound packets discarded by the port because the port is down or congested",
-     1},
+     "Number of outbound packets discarded by the port because the port is down or congested", 1},
     {"port_xmit_packets", "port_packets_transmitted_total",
      "Number of packets transmitted on all VLs from this port (including errors)", 1},
     {"port_xmit_wait", "port_transmit_wait_total",
@@ -128,13 +127,19 @@ Family phys_state_family() {
           ""};
 }
 Family rate_family() {
-  return {"node_infiniband_rate_bytes_per_second", "Maximum signal transfer rate",
-          MetricType::gauge, {1, 0}, "B/s"};
+  return {"node_infiniband_rate_bytes_per_second",
+          "Maximum signal transfer rate",
+          MetricType::gauge,
+          {1, 0},
+          "B/s"};
 }
 Family counter_family(const CounterSpec& spec) {
   bool bytes = spec.mul != 1;
-  return {"node_infiniband_" + std::string(spec.name), std::string(spec.help), MetricType::counter,
-          {spec.mul, 0}, bytes ? "B" : ""};
+  return {"node_infiniband_" + std::string(spec.name),
+          std::string(spec.help),
+          MetricType::counter,
+          {spec.mul, 0},
+          bytes ? "B" : ""};
 }
 
 enum class Kind : std::uint8_t { counter, state, phys_state, rate };
@@ -186,8 +191,8 @@ class InfinibandDriver final : public Driver {
   std::string_view name() const override { return kComponent; }
 
   platform::Result<void> sweep(Sweep& out) override {
-    return plan_.sweep(out, [this](Walk<PortReading>& walk) { return discover(walk); },
-                       parse_reading);
+    return plan_.sweep(
+        out, [this](Walk<PortReading>& walk) { return discover(walk); }, parse_reading);
   }
 
  private:
@@ -275,7 +280,7 @@ class InfinibandDriver final : public Driver {
         }
       }
       std::string path = dir + "/" + file;
-      struct stat st{};
+      struct stat st {};
       if (spec == nullptr || ::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
         continue;
       }

@@ -24,19 +24,22 @@ Family state_family() {
   return {"node_md_state", "Indicates the state of md-device.", MetricType::gauge, {1, 0}, ""};
 }
 Family disks_family() {
-  return {"node_md_disks", "Number of active/failed/spare disks of device.", MetricType::gauge,
-          {1, 0}, ""};
+  return {"node_md_disks",
+          "Number of active/failed/spare disks of device.",
+          MetricType::gauge,
+          {1, 0},
+          ""};
 }
 Family disks_required_family() {
-  return {"node_md_disks_required", "Total number of disks of device.", MetricType::gauge,
-          {1, 0}, ""};
+  return {
+      "node_md_disks_required", "Total number of disks of device.", MetricType::gauge, {1, 0}, ""};
 }
 Family blocks_family() {
   return {"node_md_blocks", "Total number of blocks on device.", MetricType::gauge, {1, 0}, ""};
 }
 Family blocks_synced_family() {
-  return {"node_md_blocks_synced", "Number of blocks synced on device.", MetricType::gauge,
-          {1, 0}, ""};
+  return {
+      "node_md_blocks_synced", "Number of blocks synced on device.", MetricType::gauge, {1, 0}, ""};
 }
 
 // The series of one device, consecutive from its first, in this order.
@@ -53,10 +56,8 @@ enum : std::uint32_t {
 
 // node_exporter's state labels and the activity each one is 1 for.
 constexpr std::pair<std::string_view, mdadm::Activity> kStates[5] = {
-    {"active", mdadm::Activity::active},
-    {"inactive", mdadm::Activity::inactive},
-    {"recovering", mdadm::Activity::recovering},
-    {"resync", mdadm::Activity::resyncing},
+    {"active", mdadm::Activity::active},         {"inactive", mdadm::Activity::inactive},
+    {"recovering", mdadm::Activity::recovering}, {"resync", mdadm::Activity::resyncing},
     {"check", mdadm::Activity::checking},
 };
 

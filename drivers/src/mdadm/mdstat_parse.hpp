@@ -14,7 +14,7 @@ struct MdDevice {
   std::string_view name;  // "md0"
   Activity activity = Activity::other;
   std::int64_t disks_active = 0;
-  std::int64_t disks_total = 0;  // required: the N of [N/M]; raid0 and linear: the members
+  std::int64_t disks_total = 0;   // required: the N of [N/M]; raid0 and linear: the members
   std::int64_t disks_failed = 0;  // members marked (F)
   std::int64_t disks_spare = 0;   // members marked (S)
   std::int64_t disks_down = 0;    // the '_' of [U_]

@@ -16,8 +16,11 @@ constexpr std::string_view kComponent = "nvme";
 
 // node_exporter 1.5.0's name and HELP text, verbatim (collector/nvme_linux.go).
 Family info_family() {
-  return {"node_nvme_info", "Non-numeric data from /sys/class/nvme/<device>, value is always 1.",
-          MetricType::gauge, {1, 0}, ""};
+  return {"node_nvme_info",
+          "Non-numeric data from /sys/class/nvme/<device>, value is always 1.",
+          MetricType::gauge,
+          {1, 0},
+          ""};
 }
 
 // The controller's state as discovery labelled it: the state file is read every sweep and
@@ -46,8 +49,8 @@ class NvmeDriver final : public Driver {
       }
       return Value::of_unsigned(1);
     };
-    return plan_.sweep(out, [this](Walk<StateLabel>& walk) { return discover(walk); },
-                       parse_state);
+    return plan_.sweep(
+        out, [this](Walk<StateLabel>& walk) { return discover(walk); }, parse_state);
   }
 
  private:
@@ -62,8 +65,7 @@ class NvmeDriver final : public Driver {
     for (const auto& device : *names) {
       std::string base = dir_ + "/" + device;
       std::array<std::optional<std::string>, 4> labels;
-      constexpr std::array<std::string_view, 4> kFiles{"firmware_rev", "model", "serial",
-                                                       "state"};
+      constexpr std::array<std::string_view, 4> kFiles{"firmware_rev", "model", "serial", "state"};
       bool ok = true;
       for (std::size_t i = 0; i < kFiles.size() && ok; ++i) {
         labels[i] = read_label(base + "/" + std::string(kFiles[i]), walk);

@@ -149,12 +149,12 @@ class PcieDriver final : public Driver {
         pcie::AerLine line;
         while (reader.next(line)) {
           std::uint32_t series =
-              line.total ? c.add_series(c.add_family(messages_family()),
-                                        {{"device", device}, {"severity", severity}})
-                         : c.add_series(c.add_family(errors_family()),
-                                        {{"device", device},
-                                         {"error", std::string(line.name)},
-                                         {"severity", severity}});
+              line.total
+                  ? c.add_series(c.add_family(messages_family()),
+                                 {{"device", device}, {"severity", severity}})
+                  : c.add_series(c.add_family(errors_family()), {{"device", device},
+                                                                 {"error", std::string(line.name)},
+                                                                 {"severity", severity}});
           if (plan.names.empty()) {
             first = series;
           }

@@ -8,11 +8,12 @@
 namespace gridnode::drivers {
 
 // node_exporter's edac collector, read under <sysfs>/devices/system/edac/mc:
-//   node_edac_correctable_errors_total{controller}               mcN/ce_count
-//   node_edac_uncorrectable_errors_total{controller}             mcN/ue_count
-//   node_edac_csrow_correctable_errors_total{controller,csrow}   mcN/csrowM/ce_count, and
-//                                                                mcN/ce_noinfo_count as csrow="unknown"
-//   node_edac_csrow_uncorrectable_errors_total{controller,csrow} likewise with ue_
+//   node_edac_correctable_errors_total{controller}         mcN/ce_count
+//   node_edac_uncorrectable_errors_total{controller}       mcN/ue_count
+//   node_edac_csrow_correctable_errors_total{controller,csrow}
+//       mcN/csrowM/ce_count, and mcN/ce_noinfo_count as csrow="unknown"
+//   node_edac_csrow_uncorrectable_errors_total{controller,csrow}
+//       likewise with ue_
 // all counters, as the kernel wrote them. `controller` / `csrow` are the digits of mcN / csrowM.
 // Unlike node_exporter 1.5.0, which drops the collector on the first unreadable file, a bad
 // reading is skipped and counted; the rest are still reported.
