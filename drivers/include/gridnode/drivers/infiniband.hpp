@@ -17,10 +17,9 @@ namespace gridnode::drivers {
 //                                       node_exporter knows (port_rcv_data -> port_data_
 //                                       received_bytes_total, …), as the kernel wrote it; the
 //                                       four data counters count 4-octet words (scale {4,0}).
-// A counter that is absent, refused (EACCES) or "N/A (no PMA)" when the port is discovered is
-// not exported, as node_exporter does; so is one that answers EOPNOTSUPP or EINVAL (procfs 0.8
-// means to skip those too, but compares the error's text wrongly and fails the collector
-// instead). One that becomes unreadable later is skipped and counted. A device missing
+// A counter that is absent, refused (EACCES; EOPNOTSUPP or EINVAL from its read, as some
+// drivers answer for counters they lack) or "N/A (no PMA)" when the port is discovered is not
+// exported, as procfs 0.8 skips it; one that becomes unreadable later is skipped and counted. A device missing
 // board_id, fw_ver or its ports directory is skipped and counted, and so is a port's missing
 // counters directory (its state and rate are still reported): node_exporter 1.5.0 fails the
 // whole collector in each case.
