@@ -19,10 +19,10 @@ namespace gridnode::drivers {
 //                                       four data counters count 4-octet words (scale {4,0}).
 // A counter that is absent, refused (EACCES; EOPNOTSUPP or EINVAL from its read, as some
 // drivers answer for counters they lack) or "N/A (no PMA)" when the port is discovered is not
-// exported, as procfs 0.8 skips it; one that becomes unreadable later is skipped and counted. A device missing
-// board_id, fw_ver or its ports directory is skipped and counted, and so is a port's missing
-// counters directory (its state and rate are still reported): node_exporter 1.5.0 fails the
-// whole collector in each case.
+// exported, as procfs 0.8 skips it; one that becomes unreadable later is skipped and counted.
+// A device missing board_id, fw_ver or its ports directory is skipped and counted, and so is a
+// port's missing counters directory (its state and rate are still reported): node_exporter
+// 1.5.0 fails the whole collector in each case.
 struct InfinibandOptions {
   platform::Roots roots;
   // As ThermalOptions::keep_files_open: false reopens every file on every sweep.
