@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
 #include <string>
 
 #include "../../drivers/src/infiniband/infiniband_parse.hpp"
@@ -68,6 +69,28 @@ TEST(InfinibandParse, RateIsExactBytesPerSecond) {
   EXPECT_EQ(parse_rate("147573952590 Gb/sec").error().code, std::errc::result_out_of_range);
   EXPECT_EQ(parse_rate("147573952589676412928 Gb/sec").error().code,
             std::errc::result_out_of_range);
+}
+
+TEST(InfinibandParse, RandomTextIsRefusedOrParsedNeverAccepted) {
+  std::mt19937 rng(42);  // fixed: the same strings every run
+  const std::string alphabet = "0123456789.: Gb/sec()X-+eE\n\t";
+  for (int i = 0; i < 20000; ++i) {
+    std::string text(rng() % 24, ' ');
+    for (auto& c : text) {
+      c = rng() % 8 == 0 ? static_cast<char>(rng() % 256) : alphabet[rng() % alphabet.size()];
+    }
+    auto rate = infiniband::parse_rate(text);
+    if (rate) {
+      // Only "<digits>[.<up to 6 digits>] …" parses, and then exactly.
+      std::string number = text.substr(0, text.find(' '));
+      ASSERT_FALSE(number.empty()) << text;
+      ASSERT_EQ(number.find_first_not_of("0123456789."), std::string::npos) << text;
+    }
+    auto state = infiniband::parse_state_id(text);
+    if (state) {
+      ASSERT_EQ(std::count(text.begin(), text.end(), ':'), 1) << text;
+    }
+  }
 }
 
 TEST(InfinibandDriver, BasicFixtureMatchesGolden) {
