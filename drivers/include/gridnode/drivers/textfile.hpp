@@ -16,7 +16,10 @@ namespace gridnode::drivers {
 //                                      (whole seconds, as 1.5 writes them)
 //   node_textfile_scrape_error         "1 if there was an error opening or reading a file,
 //                                       0 otherwise"
-// A family without HELP gets node_exporter's "Metric read from <file>[, <file>...]".
+// A family without HELP gets node_exporter's "Metric read from <file>[, <file>...]". The
+// catalog (and the wire) has gauges and counters only: an untyped family is a gauge, and a
+// histogram's or summary's series are families of their own (x_bucket, x_sum and x_count
+// counters, a summary's quantiles a gauge), so only those TYPE lines differ from node_exporter's.
 //
 // A bad file (not the text format, a client-side timestamp, a series given twice, a family
 // another file gives with a different type, a name in the agent's own gridnode_ or
