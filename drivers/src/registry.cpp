@@ -4,11 +4,15 @@
 #include <array>
 
 #include "gridnode/drivers/amdgpu.hpp"
+#include "gridnode/drivers/cpufreq.hpp"
 #include "gridnode/drivers/hwmon.hpp"
+#include "gridnode/drivers/netclass.hpp"
 #include "gridnode/drivers/nvml.hpp"
 #include "gridnode/drivers/powercap.hpp"
+#include "gridnode/drivers/pressure.hpp"
 #include "gridnode/drivers/procfs.hpp"
 #include "gridnode/drivers/thermal.hpp"
+#include "gridnode/drivers/timex.hpp"
 
 namespace gridnode::drivers {
 namespace {
@@ -31,6 +35,10 @@ constexpr std::array kDrivers{
                 {o.roots, o.nvml_library, o.nvml_call_timeout, {}, o.nvml_power});
           }},
     Entry{"amdgpu", [](const DriverOptions& o) { return make_amdgpu_driver({o.roots, {}}); }},
+    Entry{"netclass", [](const DriverOptions& o) { return make_netclass_driver({o.roots}); }},
+    Entry{"pressure", [](const DriverOptions& o) { return make_pressure_driver({o.roots}); }},
+    Entry{"cpufreq", [](const DriverOptions& o) { return make_cpufreq_driver({o.roots}); }},
+    Entry{"timex", [](const DriverOptions& /*o*/) { return make_timex_driver(); }},
 };
 
 }  // namespace
