@@ -151,11 +151,11 @@ std::optional<std::uint32_t> find_series(const platform::Catalog& c, std::string
                             {"nvml", f + "/procfs/basic/sys", f + "/procfs/basic/proc"}};
   std::vector<agent::DriverSlot> slots;
   for (const auto& s : sources) {
-    drivers::DriverOptions d;
+    drivers::DriverContext d;
     d.roots.sysfs = s.sysfs;
     d.roots.procfs = s.procfs;
-    d.nvml_library = o.nvml_library;
-    auto made = drivers::make_drivers(d, {s.driver});
+    auto made = drivers::make_drivers(
+        d, {s.driver}, {{"nvml", {{"library", "--nvml-library", o.nvml_library}}}});
     if (!made) {
       return tl::unexpected(made.error());
     }

@@ -50,7 +50,8 @@ class EngineUplinkPolicy final : public UplinkPolicy {
 }  // namespace
 
 Agent::Agent(asio::io_context& io, Config config, std::string config_path,
-             std::function<void(Config&)> flags, platform::ServiceNotifier notifier)
+             std::function<platform::Result<void>(Config&)> flags,
+             platform::ServiceNotifier notifier)
     : io_(io),
       config_(std::move(config)),
       config_path_(std::move(config_path)),
@@ -246,7 +247,7 @@ platform::Result<void> Agent::start() {
   if (auto r = start_reports(); !r) {
     return r;
   }
-  auto options = driver_options(config_);
+  auto options = driver_context(config_);
   const bool nvml = config_.drivers.empty() ||
                     std::find(config_.drivers.begin(), config_.drivers.end(), "nvml") !=
                         config_.drivers.end();
@@ -257,7 +258,7 @@ platform::Result<void> Agent::start() {
     nvml_control_ = std::make_unique<NvmlAcceleratorControl>(nvml_power_);
     accelerator_ = nvml_control_.get();
   }
-  auto drivers = drivers::make_drivers(options, config_.drivers);
+  auto drivers = drivers::make_drivers(options, config_.drivers, config_.driver_sections);
   if (!drivers) {
     return tl::unexpected(drivers.error());
   }
@@ -541,7 +542,12 @@ void Agent::reload_config() {
     return;
   }
   Config c = std::move(*fresh);
-  flags_(c);
+  if (auto ok = flags_(c); !ok) {
+    platform::log(Level::err, "gridnoded",
+                  LogLine("reload rejected, keeping the running config")
+                      .kv("err", ok.error().message()));
+    return;
+  }
   // The web config is read again with agent.toml, and a bad one refuses the whole reload: the
   // endpoint keeps the TLS and users it has rather than serve with half a new configuration.
   std::optional<WebSecurity> web_security;
@@ -563,6 +569,8 @@ void Agent::reload_config() {
   policy_->reload();
   for (auto [changed, key] : {std::pair{c.socket_path != config_.socket_path, "control.socket"},
                               std::pair{c.drivers != config_.drivers, "agent.drivers"},
+                              std::pair{c.driver_sections != config_.driver_sections,
+                                        "the drivers' sections"},
                               std::pair{c.roots.sysfs != config_.roots.sysfs ||
                                             c.roots.procfs != config_.roots.procfs,
                                         "paths"},
@@ -591,6 +599,7 @@ void Agent::reload_config() {
   }
   c.socket_path = config_.socket_path;
   c.drivers = config_.drivers;
+  c.driver_sections = config_.driver_sections;
   c.roots = config_.roots;
   c.socket_mode = config_.socket_mode;
   c.web_listen = config_.web_listen;

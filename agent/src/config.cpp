@@ -93,6 +93,66 @@ void set_label(platform::Labels& labels, std::string key, std::string value) {
   std::sort(labels.begin(), labels.end());
 }
 
+
+// A driver's section, handed over as values with where they came from; the driver's registry
+// entry checks it. Merged into `sections` key by key, as the agent's own sections are.
+Result<void> driver_section(const std::string& origin, const std::string& name,
+                            const toml::node& node, std::vector<drivers::OptionSection>& sections) {
+  const auto* t = node.as_table();
+  if (t == nullptr) {
+    return tl::unexpected(bad(origin, node, name, "must be a table ([" + name + "])"));
+  }
+  auto it = std::find_if(sections.begin(), sections.end(),
+                         [&](const drivers::OptionSection& s) { return s.name == name; });
+  drivers::OptionSection merged = it == sections.end() ? drivers::OptionSection{name, {}} : *it;
+  // toml++ keeps a table sorted by key; the driver sees the keys in the file's order, so that
+  // the first error it names is the first in the file.
+  std::vector<std::pair<std::string_view, const toml::node*>> keys;
+  for (const auto& [k, v] : *t) {
+    keys.emplace_back(k.str(), &v);
+  }
+  std::stable_sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
+    return a.second->source().begin.line < b.second->source().begin.line;
+  });
+  for (const auto& [k, node_ptr] : keys) {
+    const toml::node& v = *node_ptr;
+    const std::string full = name + "." + std::string(k);
+    drivers::OptionValue value{std::string(k), where(origin, v), false};
+    if (const auto* b = v.as_boolean()) {
+      value.value = b->get();
+    } else if (const auto* i = v.as_integer()) {
+      value.value = i->get();
+    } else if (const auto* d = v.as_floating_point()) {
+      value.value = d->get();
+    } else if (const auto* s = v.as_string()) {
+      value.value = s->get();
+    } else if (const auto* a = v.as_array()) {
+      std::vector<std::string> items;
+      for (const auto& item : *a) {
+        const auto* s = item.as_string();
+        if (s == nullptr) {
+          return tl::unexpected(bad(origin, item, full, "must be an array of strings"));
+        }
+        items.push_back(s->get());
+      }
+      value.value = std::move(items);
+    } else {
+      return tl::unexpected(
+          bad(origin, v, full, "must be a string, a number, true/false or an array of strings"));
+    }
+    merged.set(std::move(value));
+  }
+  if (auto ok = drivers::check_section(merged); !ok) {
+    return ok;
+  }
+  if (it == sections.end()) {
+    sections.push_back(std::move(merged));
+  } else {
+    *it = std::move(merged);
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<void> check_endpoint(std::string_view text) {
@@ -342,24 +402,6 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
                     c.spool_max_bytes = static_cast<std::uint64_t>(*n);
                     return {};
                   });
-    } else if (k.str() == "nvml") {
-      r = section("nvml", node, {"library", "call_timeout"},
-                  [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
-                    if (key == "call_timeout") {
-                      auto s = seconds_from(origin, v, full, kMinInterval, 60);
-                      if (!s) {
-                        return tl::unexpected(s.error());
-                      }
-                      c.nvml_call_timeout = *s;
-                      return {};
-                    }
-                    auto s = string_from(origin, v, full, false);
-                    if (!s) {
-                      return tl::unexpected(s.error());
-                    }
-                    c.nvml_library = *s;
-                    return {};
-                  });
     } else if (k.str() == "policy") {
       r = section("policy", node, {"file", "bundle_dir", "key", "bundle_interval"},
                   [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
@@ -436,6 +478,8 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
                     c.keyframe_interval = static_cast<std::uint32_t>(*n);
                     return {};
                   });
+    } else if (drivers::has_section(k.str())) {
+      r = driver_section(origin, std::string(k.str()), node, c.driver_sections);
     } else {
       r = tl::unexpected(platform::Error{std::make_error_code(std::errc::invalid_argument),
                                          where(origin, node) + ": unknown section [" +
@@ -449,15 +493,11 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
   return c;
 }
 
-drivers::DriverOptions driver_options(const Config& config) {
-  drivers::DriverOptions o;
+drivers::DriverContext driver_context(const Config& config) {
+  drivers::DriverContext o;
   o.roots = config.roots;
-  o.nvml_library = config.nvml_library;
-  // A sweep of the nvml driver may wait out two NVML deadlines (the control call, then the
-  // GPUs' calls in parallel): at most half the sweep's, so that the sampler never calls the
-  // driver stalled before it could say which GPU hung.
-  o.nvml_call_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::min(config.nvml_call_timeout, config.sweep_timeout / 2));
+  o.state_dir = config.state_dir;
+  o.sweep_timeout = config.sweep_timeout;
   return o;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <thread>
 
@@ -33,7 +34,11 @@ constexpr const char* kDefaultConfig = "/etc/gridnode/agent.toml";
 
 struct Flags {
   std::string config;
-  std::string sysfs, procfs, state_dir, socket, interval, log_level, nvml_library;
+  std::string sysfs, procfs, state_dir, socket, interval, log_level;
+  // The flags the drivers declare (drivers::driver_flags()), by flag; and node_exporter's
+  // --collector.NAME / --no-collector.NAME, one pair per driver.
+  std::map<std::string, std::string> driver_flags;
+  std::vector<std::string> collectors_on, collectors_off;
   std::string report;
   std::string policy;
   unsigned count = 1;
@@ -129,7 +134,8 @@ std::string write_reports(const agent::Config& config, asio::io_context& io,
 int run_once(const agent::Config& config, bool json, const std::string& report,
              unsigned count) {
   asio::io_context io{1};
-  auto drivers = gridnode::drivers::make_drivers(agent::driver_options(config), config.drivers);
+  auto drivers = gridnode::drivers::make_drivers(agent::driver_context(config), config.drivers,
+                                                 config.driver_sections);
   if (!drivers) {
     die("cannot start: " + drivers.error().message());
   }
@@ -174,8 +180,21 @@ int main(int argc, char** argv) try {
   app.add_option("--sysfs-root", f.sysfs, "Where sysfs is mounted (default /sys)");
   app.add_option("--procfs-root", f.procfs, "Where procfs is mounted (default /proc)");
   app.add_option("--state-dir", f.state_dir, "State directory (default /var/lib/gridnode)");
-  app.add_option("--nvml-library", f.nvml_library,
-                 "The NVML library to dlopen (default libnvidia-ml.so.1, found by the loader)");
+  const auto declared = gridnode::drivers::driver_flags();
+  for (const auto& d : declared) {
+    f.driver_flags[std::string(d.flag)];
+  }
+  for (const auto& d : declared) {
+    app.add_option(std::string(d.flag), f.driver_flags[std::string(d.flag)], std::string(d.help));
+  }
+  // node_exporter's collector switches: on top of agent.toml's drivers (empty: all of them).
+  for (auto name : gridnode::drivers::driver_names()) {
+    const std::string n(name);
+    app.add_flag_callback("--collector." + n, [&f, n] { f.collectors_on.push_back(n); },
+                          "Run the " + n + " driver (with agent.drivers set: as well)");
+    app.add_flag_callback("--no-collector." + n, [&f, n] { f.collectors_off.push_back(n); },
+                          "Do not run the " + n + " driver");
+  }
   app.add_option("--socket", f.socket, "Control socket (default /run/gridnode/control.sock)");
   app.add_option("--upstream", f.upstream,
                  "Collector HOST:PORT to stream reports to (repeatable; replaces [upstream] endpoints)");
@@ -269,10 +288,31 @@ int main(int argc, char** argv) try {
     }
     level = *l;
   }
-  auto apply_flags = [&f, interval, level](agent::Config& c) {
+  auto apply_flags = [&f, declared, interval, level](agent::Config& c) -> gridnode::platform::Result<void> {
     if (!f.sysfs.empty()) c.roots.sysfs = f.sysfs;
     if (!f.procfs.empty()) c.roots.procfs = f.procfs;
-    if (!f.nvml_library.empty()) c.nvml_library = f.nvml_library;
+    for (const auto& d : declared) {
+      const std::string& v = f.driver_flags.at(std::string(d.flag));
+      if (v.empty()) {
+        continue;
+      }
+      auto it = std::find_if(c.driver_sections.begin(), c.driver_sections.end(),
+                             [&](const auto& s) { return s.name == d.driver; });
+      if (it == c.driver_sections.end()) {
+        it = c.driver_sections.insert(c.driver_sections.end(),
+                                      gridnode::drivers::OptionSection{std::string(d.driver), {}});
+      }
+      it->set({std::string(d.key), std::string(d.flag), v});
+      if (auto ok = gridnode::drivers::check_section(*it); !ok) {
+        return ok;
+      }
+    }
+    auto selected =
+        gridnode::drivers::select_drivers(c.drivers, f.collectors_on, f.collectors_off);
+    if (!selected) {
+      return tl::unexpected(selected.error());
+    }
+    c.drivers = std::move(*selected);
     if (!f.state_dir.empty()) c.state_dir = f.state_dir;
     if (!f.socket.empty()) c.socket_path = f.socket;
     if (!f.policy.empty()) {
@@ -289,6 +329,7 @@ int main(int argc, char** argv) try {
     if (f.web_config) c.web_config_file = *f.web_config;
     if (!f.web_path.empty()) c.web_telemetry_path = f.web_path;
     if (f.web_max_requests) c.web_max_requests = *f.web_max_requests;
+    return {};
   };
 
   std::string path = f.config.empty() ? kDefaultConfig : f.config;
@@ -304,7 +345,9 @@ int main(int argc, char** argv) try {
   if (f.once && f.log_level.empty()) {
     config.log_level = Level::warning;  // --once prints data; lifecycle chatter is noise there
   }
-  apply_flags(config);
+  if (auto ok = apply_flags(config); !ok) {
+    die(ok.error().message());
+  }
   gridnode::platform::Log::set_threshold(config.log_level);
 
   if (f.once) {

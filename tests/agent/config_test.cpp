@@ -121,21 +121,50 @@ max_requests = 3
   EXPECT_FALSE(check_listen_address("[::1]"));
 }
 
+// [nvml] is the nvml driver's own section: the agent hands it over with where each key was,
+// and the driver's registry entry checks and reads it.
 TEST(Config, NvmlSection) {
   auto c = parse_config("[nvml]\nlibrary = \"/opt/nvidia/libnvidia-ml.so.1\"\ncall_timeout = 0.5\n",
                         "agent.toml");
   ASSERT_TRUE(c) << c.error().message();
-  EXPECT_EQ(c->nvml_library, "/opt/nvidia/libnvidia-ml.so.1");
-  EXPECT_EQ(c->nvml_call_timeout, std::chrono::milliseconds(500));
-  auto o = driver_options(*c);
-  EXPECT_EQ(o.nvml_library, "/opt/nvidia/libnvidia-ml.so.1");
-  EXPECT_EQ(o.nvml_call_timeout, std::chrono::milliseconds(500));
-  EXPECT_EQ(parse_config("", "agent.toml")->nvml_library, "libnvidia-ml.so.1");
-  // At most half the sweep's deadline: the sampler must not call the driver stalled first.
-  auto late = parse_config("[agent]\nsweep_timeout = 1\n[nvml]\ncall_timeout = 0.6\n", "agent.toml");
-  ASSERT_TRUE(late);
-  EXPECT_EQ(driver_options(*late).nvml_call_timeout, std::chrono::milliseconds(500));
-  ASSERT_FALSE(parse_config("[nvml]\nbogus = 1\n", "agent.toml"));
+  ASSERT_EQ(c->driver_sections.size(), 1u);
+  const auto& s = c->driver_sections[0];
+  EXPECT_EQ(s.name, "nvml");
+  ASSERT_EQ(s.values.size(), 2u);
+  EXPECT_EQ(s.values[0].key, "library");
+  EXPECT_EQ(s.values[0].where, "agent.toml:2");
+  EXPECT_EQ(std::get<std::string>(s.values[0].value), "/opt/nvidia/libnvidia-ml.so.1");
+  EXPECT_EQ(std::get<double>(s.values[1].value), 0.5);
+  EXPECT_TRUE(parse_config("", "agent.toml")->driver_sections.empty());
+  auto drivers = drivers::make_drivers(driver_context(*c), {"nvml"}, c->driver_sections);
+  ASSERT_TRUE(drivers) << drivers.error().message();
+  EXPECT_EQ(drivers->size(), 1u);
+
+  // Refused where the agent's own keys are: at parse time, naming file, line and key.
+  auto bogus = parse_config("[nvml]\nbogus = 1\n", "agent.toml");
+  ASSERT_FALSE(bogus);
+  EXPECT_EQ(bogus.error().context, "agent.toml:2: unknown key nvml.bogus");
+  auto slow = parse_config("[nvml]\n\ncall_timeout = 600\n", "agent.toml");
+  ASSERT_FALSE(slow);
+  EXPECT_EQ(slow.error().context,
+            "agent.toml:3: nvml.call_timeout: must be a number of seconds from 0.01 to 60");
+  auto wrong = parse_config("[nvml]\nlibrary = 7\n", "agent.toml");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().context, "agent.toml:2: nvml.library: must be a string");
+  auto nested = parse_config("[nvml.more]\nx = 1\n", "agent.toml");
+  ASSERT_FALSE(nested);
+  EXPECT_NE(nested.error().context.find("nvml.more: must be a string, a number"),
+            std::string::npos)
+      << nested.error().context;
+  // A driver that reads no section: unknown, like any other section.
+  auto hwmon = parse_config("[hwmon]\nx = 1\n", "agent.toml");
+  ASSERT_FALSE(hwmon);
+  EXPECT_EQ(hwmon.error().context, "agent.toml:1: unknown section [hwmon]");
+  // A second file merges key by key, as the agent's own sections do.
+  auto later = parse_config("[nvml]\ncall_timeout = 2\n", "second.toml", *c);
+  ASSERT_TRUE(later) << later.error().message();
+  ASSERT_EQ(later->driver_sections[0].values.size(), 2u);
+  EXPECT_EQ(later->driver_sections[0].values[1].where, "second.toml:2");
 }
 
 TEST(Config, ReadConfigMissingFileIsNoSuchFile) {

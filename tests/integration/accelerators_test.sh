@@ -43,6 +43,23 @@ out=$("$BIN/gridnoded" --sysfs-root "$FIXTURES/amdgpu/basic/sys" --procfs-root "
 check "no library: nvml absent" jq_is '.status.drivers[] | select(.name=="nvml") | .state == "absent"' <<<"$out"
 check "no library: amdgpu still up" jq_is '.status.drivers[] | select(.name=="amdgpu") | .state == "up"' <<<"$out"
 
+# --- the nvml driver's section and flags, and node_exporter's collector switches
+printf '[nvml]\nlibrary = "%s"\ncall_timeout = 0.5\n' "$WORK/nowhere/libnvidia-ml.so.1" >"$WORK/nvml.toml"
+out=$("$BIN/gridnoded" --sysfs-root "$FIXTURES/amdgpu/basic/sys" --procfs-root "$PROC" \
+  --config "$WORK/nvml.toml" --once --json)
+check "[nvml] library: read by the driver" jq_is '.status.drivers[] | select(.name=="nvml") | .state == "absent"' <<<"$out"
+out=$("$BIN/gridnoded" "${ROOTS[@]}" --config "$WORK/nvml.toml" --once)
+check "--nvml-library wins over [nvml] library" grep -q '^gridnode_driver_up{driver="nvml"} 1$' <<<"$out"
+printf '[nvml]\ncall_timeout = "soon"\n' >"$WORK/bad-nvml.toml"
+check "[nvml] bad value: refused at start" not_ok "$BIN/gridnoded" "${ROOTS[@]}" --config "$WORK/bad-nvml.toml" --once
+check "[nvml] bad value: file, line and key named" bash -c '"$@" 2>&1 | grep -q "bad-nvml.toml:2: nvml.call_timeout: must be a number of seconds"' _ "$BIN/gridnoded" "${ROOTS[@]}" --config "$WORK/bad-nvml.toml" --once
+out=$("$BIN/gridnoded" "${ROOTS[@]}" --no-collector.nvml --once)
+check "--no-collector.nvml: no nvml driver" bash -c '! grep -q "driver=\"nvml\"" <<<"$1" && grep -q "^gridnode_driver_up{driver=\"amdgpu\"} 1$" <<<"$1"' _ "$out"
+printf '[agent]\ndrivers = ["amdgpu"]\n' >"$WORK/amd-only.toml"
+out=$("$BIN/gridnoded" "${ROOTS[@]}" --config "$WORK/amd-only.toml" --collector.nvml --once)
+check "--collector.nvml: added to agent.drivers" bash -c '[ "$(grep -c "^gridnode_driver_up{" <<<"$1")" -eq 2 ] && grep -q "^gridnode_driver_up{driver=\"nvml\"} 1$" <<<"$1"' _ "$out"
+check "--no-collector of every driver listed: refused" not_ok "$BIN/gridnoded" "${ROOTS[@]}" --config "$WORK/amd-only.toml" --no-collector.amdgpu --once
+
 # --- version mismatch: down, with the reason
 printf 'init_error 18\n' >"$FAKE_NVML_SCENARIO"
 out=$("$BIN/gridnoded" "${ROOTS[@]}" --once --json 2>"$WORK/mismatch.log")

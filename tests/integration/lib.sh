@@ -30,6 +30,10 @@ check() {  # check "description" command...
   shift
   if "$@"; then pass "$what"; else fail "$what"; fi
 }
+# not_ok command...: the command fails (its output goes to stderr, for the log).
+not_ok() {
+  ! "$@" >&2
+}
 # jq_is FILTER [FILE...]: the filter prints exactly "true". (jq -e exits 0 on empty input, so a
 # command that printed nothing would pass a jq -e check.)
 jq_is() {

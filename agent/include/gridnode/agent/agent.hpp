@@ -40,7 +40,7 @@ class Agent {
   // (re)load so that command-line flags keep winning.
   // `notifier`: where the service notifications go (disabled: none).
   Agent(asio::io_context& io, Config config, std::string config_path,
-        std::function<void(Config&)> flags, platform::ServiceNotifier notifier = {});
+        std::function<platform::Result<void>(Config&)> flags, platform::ServiceNotifier notifier = {});
   ~Agent();
 
   [[nodiscard]] platform::Result<void> start();
@@ -81,7 +81,7 @@ class Agent {
   asio::io_context& io_;
   Config config_;
   std::string config_path_;
-  std::function<void(Config&)> flags_;
+  std::function<platform::Result<void>(Config&)> flags_;
   // Before the sampler (its nvml driver publishes into nvml_power_) and the policy (which calls
   // nvml_control_ from its worker), so that both go first.
   std::shared_ptr<drivers::NvmlPower> nvml_power_;

@@ -25,10 +25,9 @@ struct Config {
   platform::Level log_level = platform::Level::info;
 
   platform::Roots roots;
-  // [nvml]: the NVML library dlopen() loads, and how long one NVML call may take before its GPU
-  // is marked degraded; the drivers get at most half of sweep_timeout.
-  std::string nvml_library = "libnvidia-ml.so.1";
-  std::chrono::nanoseconds nvml_call_timeout = std::chrono::seconds(1);
+  // The drivers' own sections ([nvml], [ipmi], …), as read: each driver's registry entry
+  // checks its own (drivers::check_section), the agent knows none by name.
+  std::vector<drivers::OptionSection> driver_sections;
   std::string state_dir = "/var/lib/gridnode";
 
   // Who this node is in reports. Empty id: the certificate's CN, else the host name.
@@ -84,8 +83,8 @@ struct Config {
 // whether defaults apply).
 [[nodiscard]] platform::Result<Config> read_config(const std::string& path, Config base = {});
 
-// What the drivers are given from the config (roots, NVML library and deadline).
-drivers::DriverOptions driver_options(const Config& config);
+// What every driver is given from the config (roots, state directory, the sweep's deadline).
+drivers::DriverContext driver_context(const Config& config);
 
 // "1.5" / "0.25" / "2" seconds, as given on the command line; fractions allowed for tests.
 [[nodiscard]] platform::Result<std::chrono::nanoseconds> parse_seconds(std::string_view text);
