@@ -40,6 +40,10 @@ expand() {
   done
 }
 expand @system-service | sort -u >"$WORK/allowed"
+# System calls the unit refuses on purpose, with the program's answer to the refusal tested
+# below: the timex driver's adjtimex(2) (glibc calls clock_adjtime), which ProtectClock=yes
+# filters with EPERM even as a read; timex then reports itself down with the reason.
+REFUSED_BY_DESIGN="clock_adjtime adjtimex"
 # check_syscalls UNIT TRACE: what the traced program called against UNIT's filter.
 check_syscalls() {
   local unit=$1 trace=$2 groups outside refused
@@ -47,7 +51,8 @@ check_syscalls() {
   for g in $groups; do expand "$g"; done | sort -u >"$WORK/denied"
   check "$unit: its filter names groups systemd knows" test -s "$WORK/denied"
   sed -E 's/^[0-9]+ +//; s/^<\.\.\. ([a-z0-9_]+) resumed>.*/\1/; s/\(.*//' "$trace" |
-    grep -E '^[a-z0-9_]+$' | sort -u >"$WORK/used"
+    grep -E '^[a-z0-9_]+$' | sort -u | grep -vxF -f <(tr ' ' '\n' <<<"$REFUSED_BY_DESIGN") \
+    >"$WORK/used"
   echo "$unit: the program made $(wc -l <"$WORK/used") distinct system calls"
   check "$unit: strace saw the program work" grep -qx epoll_wait "$WORK/used"
   outside=$(comm -23 "$WORK/used" "$WORK/allowed" | grep -vx execve | tr '\n' ' ' || true)
@@ -103,6 +108,19 @@ kill -TERM "$(pgrep -P "$TRACED_COLLECTOR" -x gridnode-collec || true)"
 wait "$TRACED_COLLECTOR" || true
 
 check_syscalls gridnoded.service "$WORK/agent.trace"
+# What the unit's filter answers the timex driver (EPERM), injected: a clear error and no
+# values, never garbage.
+check "gridnoded.service: ProtectClock=yes is what refuses adjtimex" \
+  grep -qx 'ProtectClock=yes' "$SRC/packaging/systemd/gridnoded.service"
+printf '[agent]\ndrivers = ["timex"]\n' >"$WORK/timex.toml"
+strace -f -qq -o /dev/null -e inject=clock_adjtime:error=EPERM -e inject=adjtimex:error=EPERM \
+  "$BIN/gridnoded" --once --config "$WORK/timex.toml" >"$WORK/timex.prom" 2>"$WORK/timex.err" || true
+check "timex under EPERM: the driver is down" grep -qx 'gridnode_driver_up{driver="timex"} 0' \
+  "$WORK/timex.prom"
+check "timex under EPERM: no node_timex_ value" bash -c '! grep -q "^node_timex_" "$1"' _ \
+  "$WORK/timex.prom"
+check "timex under EPERM: the log says what refused it" grep -q 'adjtimex(2) refused: a system call filter' \
+  "$WORK/timex.err"
 check_syscalls gridnode-collector.service "$WORK/collector.trace"
 
 finish

@@ -5,10 +5,10 @@
 namespace gridnode::drivers::timex {
 namespace {
 
-// Scaled ppm: a frequency in units of 2^-16 ppm. x / (2^16 * 10^6) = x * 5^16 * 10^-22, and
-// 5^16 = 390625 * 390625: one factor in the value, one in the scale, so the text is exact.
-constexpr std::int64_t kFivePow8 = 390625;
-constexpr Scale kScaledPpm{static_cast<std::uint32_t>(kFivePow8), -22};
+// Scaled ppm: a frequency in units of 2^-16 ppm. x / (2^16 * 10^6) = x * 5^16 * 10^-22 needs
+// 22 decimals, and the protocol carries at most 18 (protocol/src/catalog.cpp): units of 10^-18,
+// rounded, keep the value to 7 significant digits of one 2^-16 ppm step and exact for whole ppm.
+constexpr Scale kScaledPpm{1, -18};
 constexpr Scale kMicro{1, -6};
 constexpr Scale kNano{1, -9};
 constexpr Scale kOne{1, 0};
@@ -25,6 +25,13 @@ Family counter(const char* name, const char* help) {
 
 Value wide(std::int64_t v, std::int64_t mul) {
   return Value::of_signed(static_cast<std::int64_t>(static_cast<__int128>(v) * mul));
+}
+
+// x / (2^16 * 10^6) in units of 10^-18: x * 10^12 / 2^16, rounded half away from zero.
+std::int64_t scaled_ppm_e18(std::int64_t x) {
+  __int128 scaled = static_cast<__int128>(x) * 1'000'000'000'000;
+  __int128 half = scaled >= 0 ? 32768 : -32768;
+  return static_cast<std::int64_t>((scaled + half) / 65536);
 }
 
 }  // namespace
@@ -63,11 +70,8 @@ const std::array<Family, kFamilies>& families() {
 std::array<Value, kFamilies> values(int state, const struct ::timex& tx) {
   // offset and jitter are ns with STA_NANO, us without: both become ns.
   std::int64_t to_ns = (tx.status & STA_NANO) != 0 ? 1 : 1000;
-  // 1 + freq / (2^16 * 10^6) in units of 10^-18: 10^18 + freq * 10^12 / 2^16, rounded half
-  // away from zero.
-  __int128 scaled = static_cast<__int128>(tx.freq) * 1'000'000'000'000;
-  __int128 half = scaled >= 0 ? 32768 : -32768;
-  auto ratio = static_cast<std::int64_t>(1'000'000'000'000'000'000 + (scaled + half) / 65536);
+  // 1 + freq / (2^16 * 10^6) in units of 10^-18.
+  std::int64_t ratio = 1'000'000'000'000'000'000 + scaled_ppm_e18(tx.freq);
   return {{
       Value::of_signed(state == TIME_ERROR ? 0 : 1),
       wide(tx.offset, to_ns),
@@ -77,10 +81,10 @@ std::array<Value, kFamilies> values(int state, const struct ::timex& tx) {
       Value::of_signed(tx.status),
       Value::of_signed(tx.constant),
       Value::of_signed(tx.tick),
-      wide(tx.ppsfreq, kFivePow8),
+      Value::of_signed(scaled_ppm_e18(tx.ppsfreq)),
       wide(tx.jitter, to_ns),
       Value::of_signed(tx.shift),
-      wide(tx.stabil, kFivePow8),
+      Value::of_signed(scaled_ppm_e18(tx.stabil)),
       Value::of_signed(tx.jitcnt),
       Value::of_signed(tx.calcnt),
       Value::of_signed(tx.errcnt),

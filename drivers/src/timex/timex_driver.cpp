@@ -31,8 +31,9 @@ class TimexDriver final : public Driver {
       int err = errno;
       if (err == EPERM) {
         return platform::fail(std::errc::operation_not_permitted,
-                              "adjtimex(2) refused (EPERM): a system call filter blocks it "
-                              "(systemd's ProtectClock=yes filters adjtimex even as a read)");
+                              "adjtimex(2) refused: a system call filter blocks it, e.g. the "
+                              "unit's ProtectClock=yes, also for this read-only call (agent.toml(5), "
+                              "TIMEX, says how to allow it)");
       }
       return platform::fail_errno(err, "adjtimex(2)");
     }

@@ -18,10 +18,10 @@ namespace gridnode::drivers {
 //   node_timex_status                        the status bits
 //   node_timex_loop_time_constant            constant
 //   node_timex_tick_seconds                  tick us {1,-6}
-//   node_timex_pps_frequency_hertz           ppsfreq / 2^16 ppm, exact
+//   node_timex_pps_frequency_hertz           ppsfreq / 2^16 ppm (rounded to 1e-18)
 //   node_timex_pps_jitter_seconds            jitter, ns or us, as {1,-9}
 //   node_timex_pps_shift_seconds             shift (as node_exporter: the log2 interval)
-//   node_timex_pps_stability_hertz           stabil / 2^16 ppm, exact
+//   node_timex_pps_stability_hertz           stabil / 2^16 ppm (rounded to 1e-18)
 //   node_timex_pps_jitter_total, _pps_calibration_total, _pps_error_total,
 //   node_timex_pps_stability_exceeded_total  counters (jitcnt, calcnt, errcnt, stbcnt)
 //   node_timex_tai_offset_seconds            tai
