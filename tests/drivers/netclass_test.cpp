@@ -6,6 +6,7 @@
 
 #include "../../drivers/src/netclass/netclass_options.hpp"
 #include "../../drivers/src/netclass/netclass_parse.hpp"
+#include "gridnode/drivers/registry.hpp"
 #include "alloc_counter.hpp"
 #include "golden.hpp"
 #include "temp_dir.hpp"
@@ -204,6 +205,27 @@ TEST(NetclassOptions, SectionKeys) {
       << e.error().message();
   OptionSection unknown{"netclass", {{"ignored", "agent.toml:5", std::string("x")}}};
   EXPECT_FALSE(netclass::options(DriverContext{}, unknown));
+}
+
+TEST(NetclassOptions, TheRegistryEntryOwnsTheSection) {
+  EXPECT_TRUE(has_section("netclass"));
+  EXPECT_FALSE(has_section("timex"));  // nothing to configure
+  EXPECT_TRUE(check_section({"netclass", {{"ignore_invalid_speed", "agent.toml:9", true}}}));
+  auto bad = check_section({"netclass", {{"ignore_invalid_speed", "agent.toml:9", std::string("y")}}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("agent.toml:9"), std::string::npos) << bad.error().message();
+  // Built from its section through the registry, it reads the fixture as configured.
+  DriverContext context;
+  context.roots.sysfs = fixture_path("netclass/basic") + "/sys";
+  auto drivers = make_drivers(
+      context, {"netclass"},
+      {{"netclass", {{"ignored_devices", "agent.toml:2", std::string("^(lo|wg0|br0|bond0)$")}}}});
+  ASSERT_TRUE(drivers) << drivers.error().message();
+  ASSERT_EQ(drivers->size(), 1u);
+  std::string text = sweep_text(sweep_ok(*drivers->front()));
+  EXPECT_EQ(text.find("device=\"lo\""), std::string::npos);
+  EXPECT_EQ(text.find("device=\"bond0\""), std::string::npos);
+  EXPECT_NE(text.find("device=\"eno1\""), std::string::npos);
 }
 
 TEST(NetclassDriver, DeviceVanishingIsDroppedAfterRediscovery) {
