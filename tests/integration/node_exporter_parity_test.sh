@@ -119,6 +119,30 @@ for driver in hwmon thermal powercap procfs netclass pressure cpufreq; do
 done
 check "at least one fixture case compared" [ "$cases" -gt 0 ]
 
+# netclass on this host's own /sys/class/net too: real devices, with the files the kernel
+# refuses (EINVAL, EOPNOTSUPP) that a fixture tree cannot show. Compared again once when they
+# differ (a link may change between the two reads).
+if [ -d /sys/class/net ]; then
+  printf '[agent]\ndrivers = ["netclass"]\n' >"$WORK/netclass.toml"
+  mkdir -p "$WORK/host"
+  ln -s /sys "$WORK/host/sys"
+  ln -s /proc "$WORK/host/proc"
+  for try in 1 2; do
+    scrape_node_exporter "$WORK/host" "$WORK/ne.prom" netclass
+    "$BIN/gridnoded" --once --config "$WORK/netclass.toml" >"$WORK/gn.prom" 2>"$WORK/gn.err"
+    normalise "$WORK/ne.prom" "${FAMILIES[netclass]}" >"$WORK/ne.txt"
+    normalise "$WORK/gn.prom" "${FAMILIES[netclass]}" >"$WORK/gn.txt"
+    diff -u "$WORK/ne.txt" "$WORK/gn.txt" >"$WORK/diff.txt" && break
+  done
+  if [ -s "$WORK/ne.txt" ] && [ ! -s "$WORK/diff.txt" ]; then
+    pass "netclass on this host: $(wc -l <"$WORK/gn.txt") samples identical to node_exporter 1.5"
+  elif [ ! -s "$WORK/ne.txt" ]; then
+    echo "skip - netclass on this host: node_exporter reports no netclass sample here"
+  else
+    fail "netclass on this host: differs from node_exporter (- node_exporter, + gridnoded)"
+    head -40 "$WORK/diff.txt"
+  fi
+fi
 # timex has no tree: both read this host's clock through adjtimex(2), a moment apart. Values
 # the kernel's clock discipline moves between two reads are compared within a tolerance:
 # offset 1 ms, frequency ratio 1 ppm, estimated error 1 ms, maximum error 10 ms (the kernel
