@@ -41,11 +41,8 @@ Made from_roots(const DriverContext& c, const OptionSection&) {
   return Make(std::move(o));
 }
 
-// A driver that needs neither roots nor a section (timex: a system call).
-template <std::unique_ptr<Driver> (*Make)(TimexOptions)>
-Made from_nothing(const DriverContext&, const OptionSection&) {
-  return Make({});
-}
+// timex reads neither a tree nor a section: one system call.
+Made make_timex(const DriverContext&, const OptionSection&) { return make_timex_driver(); }
 
 // A driver whose section `parse` turns into its options; checking is parsing with a default
 // context.
@@ -87,7 +84,7 @@ constexpr std::array kDrivers{
     Entry{"netclass", Netclass::make, Netclass::check},
     Entry{"pressure", from_roots<PressureOptions, make_pressure_driver>},
     Entry{"cpufreq", from_roots<CpufreqOptions, make_cpufreq_driver>},
-    Entry{"timex", from_nothing<make_timex_driver>},
+    Entry{"timex", make_timex},
 };
 
 const Entry* find(std::string_view name) {

@@ -28,7 +28,8 @@ std::unique_ptr<Driver> driver_at(const std::string& root, bool keep_open = true
 }
 
 // A CPU laid out as the kernel does: cpuN/cpufreq links to ../cpufreq/policyN.
-void add_cpu(FakeTree& tree, int n, std::string_view cur_khz, std::string_view governor = "powersave",
+void add_cpu(FakeTree& tree, int n, std::string_view cur_khz,
+             std::string_view governor = "powersave",
              std::string_view available = "performance powersave") {
   std::string policy = "sys/devices/system/cpu/cpufreq/policy" + std::to_string(n) + "/";
   tree.write(policy + "cpuinfo_max_freq", "4700000\n");
@@ -136,7 +137,8 @@ TEST(CpufreqDriver, BadValuesAreSkippedAndCounted) {
   tree.write("sys/devices/system/cpu/cpufreq/policy0/scaling_cur_freq", "1000000\n");
   Sweep fixed = sweep_ok(*driver);
   EXPECT_EQ(fixed.errors, 2u);
-  EXPECT_TRUE(has_line(sweep_text(fixed), "node_cpu_scaling_frequency_hertz{cpu=\"0\"} 1000000000"));
+  EXPECT_TRUE(
+      has_line(sweep_text(fixed), "node_cpu_scaling_frequency_hertz{cpu=\"0\"} 1000000000"));
 }
 
 TEST(CpufreqDriver, UnreadableCurFreqIsLeftOutNotCounted) {

@@ -67,7 +67,7 @@ TEST(NetclassParse, GoParseIntBaseZero) {
   EXPECT_FALSE(parse_go_int("\n"));
   EXPECT_FALSE(parse_go_int("-"));
   EXPECT_FALSE(parse_go_int("0x"));
-  EXPECT_FALSE(parse_go_int("08"));  // not octal
+  EXPECT_FALSE(parse_go_int("08"));     // not octal
   EXPECT_FALSE(parse_go_int("1_000"));  // "_" needs a base prefix
   EXPECT_FALSE(parse_go_int("0x1__0"));
   EXPECT_FALSE(parse_go_int("0x10_"));
@@ -211,7 +211,8 @@ TEST(NetclassOptions, TheRegistryEntryOwnsTheSection) {
   EXPECT_TRUE(has_section("netclass"));
   EXPECT_FALSE(has_section("timex"));  // nothing to configure
   EXPECT_TRUE(check_section({"netclass", {{"ignore_invalid_speed", "agent.toml:9", true}}}));
-  auto bad = check_section({"netclass", {{"ignore_invalid_speed", "agent.toml:9", std::string("y")}}});
+  auto bad =
+      check_section({"netclass", {{"ignore_invalid_speed", "agent.toml:9", std::string("y")}}});
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find("agent.toml:9"), std::string::npos) << bad.error().message();
   // Built from its section through the registry, it reads the fixture as configured.

@@ -40,8 +40,11 @@ constexpr std::array<FrequencyFile, 6> kFiles{{
 
 // node_exporter 1.6's (collector/cpufreq_common.go).
 Family governor_family() {
-  return {"node_cpu_scaling_governor", "Current enabled CPU frequency governor.",
-          MetricType::gauge, {1, 0}, ""};
+  return {"node_cpu_scaling_governor",
+          "Current enabled CPU frequency governor.",
+          MetricType::gauge,
+          {1, 0},
+          ""};
 }
 
 // A frequency entry has no governors. A scaling_governor entry's series are consecutive from

@@ -53,12 +53,18 @@ constexpr std::array<Property, 17> kProperties{{
 constexpr Scale kSpeedBytes{125000, 0};
 
 Family up_family() {
-  return {"node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", MetricType::gauge,
-          {1, 0}, ""};
+  return {"node_network_up",
+          "Value is 1 if operstate is 'up', 0 otherwise.",
+          MetricType::gauge,
+          {1, 0},
+          ""};
 }
 Family info_family() {
-  return {"node_network_info", "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
-          MetricType::gauge, {1, 0}, ""};
+  return {"node_network_info",
+          "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+          MetricType::gauge,
+          {1, 0},
+          ""};
 }
 Family property_family(const Property& p) {
   std::string metric(p.metric);
@@ -191,11 +197,13 @@ class NetclassDriver final : public Driver {
     } else {
       walk.constant(up, Value::of_signed(0));
     }
-    Labels info{{"address", label(base + "address")},   {"broadcast", label(base + "broadcast")},
-                {"device", device},                     {"duplex", label(base + "duplex")},
-                {"ifalias", label(base + "ifalias")},   {"operstate", std::move(operstate)}};
-    walk.constant(c.add_series(c.add_family(info_family()), std::move(info)),
-                  Value::of_signed(1));
+    Labels info{{"address", label(base + "address")},
+                {"broadcast", label(base + "broadcast")},
+                {"device", device},
+                {"duplex", label(base + "duplex")},
+                {"ifalias", label(base + "ifalias")},
+                {"operstate", std::move(operstate)}};
+    walk.constant(c.add_series(c.add_family(info_family()), std::move(info)), Value::of_signed(1));
     for (const Property& p : kProperties) {
       std::string path = base + std::string(p.file);
       if (!regular_file(path) || !readable(path)) {

@@ -29,8 +29,11 @@ struct Resource {
   std::string_view full_help;
 };
 constexpr std::array<Resource, 3> kResources{{
-    {"cpu", "node_pressure_cpu_waiting_seconds_total",
-     "Total time in seconds that processes have waited for CPU time", {}, {}},
+    {"cpu",
+     "node_pressure_cpu_waiting_seconds_total",
+     "Total time in seconds that processes have waited for CPU time",
+     {},
+     {}},
     {"io", "node_pressure_io_waiting_seconds_total",
      "Total time in seconds that processes have waited due to IO congestion",
      "node_pressure_io_stalled_seconds_total",
@@ -120,8 +123,9 @@ class PressureDriver final : public Driver {
     }
     if (found == 0) {
       return platform::fail(std::errc::no_such_file_or_directory,
-                            disabled != 0 ? dir_ + ": pressure stall information is disabled "
-                                                   "(boot with psi=1)"
+                            disabled != 0 ? dir_ +
+                                                ": pressure stall information is disabled "
+                                                "(boot with psi=1)"
                                           : dir_);
     }
     return {};

@@ -40,8 +40,8 @@ const std::array<Family, kFamilies>& families() {
   static const std::array<Family, kFamilies> kAll{{
       gauge("node_timex_sync_status",
             "Is clock synchronized to a reliable server (1 = yes, 0 = no).", kOne, ""),
-      gauge("node_timex_offset_seconds",
-            "Time offset in between local system and reference clock.", kNano, "s"),
+      gauge("node_timex_offset_seconds", "Time offset in between local system and reference clock.",
+            kNano, "s"),
       gauge("node_timex_frequency_adjustment_ratio", "Local clock frequency adjustment.", kRatio,
             ""),
       gauge("node_timex_maxerror_seconds", "Maximum error in seconds.", kMicro, "s"),
@@ -61,8 +61,7 @@ const std::array<Family, kFamilies>& families() {
       counter("node_timex_pps_error_total", "Pulse per second count of calibration errors."),
       counter("node_timex_pps_stability_exceeded_total",
               "Pulse per second count of stability limit exceeded events."),
-      gauge("node_timex_tai_offset_seconds", "International Atomic Time (TAI) offset.", kOne,
-            "s"),
+      gauge("node_timex_tai_offset_seconds", "International Atomic Time (TAI) offset.", kOne, "s"),
   }};
   return kAll;
 }

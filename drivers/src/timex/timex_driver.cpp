@@ -32,8 +32,8 @@ class TimexDriver final : public Driver {
       if (err == EPERM) {
         return platform::fail(std::errc::operation_not_permitted,
                               "adjtimex(2) refused: a system call filter blocks it, e.g. the "
-                              "unit's ProtectClock=yes, also for this read-only call (agent.toml(5), "
-                              "TIMEX, says how to allow it)");
+                              "unit's ProtectClock=yes, also for this read-only call "
+                              "(agent.toml(5), TIMEX, says how to allow it)");
       }
       return platform::fail_errno(err, "adjtimex(2)");
     }
