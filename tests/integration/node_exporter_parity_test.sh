@@ -14,6 +14,10 @@ declare -A COLLECTORS=(
   [thermal]="thermal_zone"
   [powercap]="rapl"
   [procfs]="cpu meminfo loadavg netdev diskstats stat"
+  [edac]="edac"
+  [nvme]="nvme"
+  [mdadm]="mdadm"
+  [infiniband]="infiniband"
   [netclass]="netclass"
   [pressure]="pressure"
   [cpufreq]="cpufreq"
@@ -23,6 +27,10 @@ declare -A FAMILIES=(
   [thermal]='^node_(thermal_zone_temp|cooling_device_)'
   [powercap]='^node_rapl_'
   [procfs]='^node_(cpu_seconds_total|cpu_guest_seconds_total|memory_|load(1|5|15)$|network_(receive|transmit)_|disk_(reads|writes|read_|written_|io_|discard|flush)|boot_time_seconds|context_switches_total|forks_total|intr_total|procs_(running|blocked))'
+  [edac]='^node_edac_'
+  [nvme]='^node_nvme_'
+  [mdadm]='^node_md_'
+  [infiniband]='^node_infiniband_'
   [netclass]='^node_network_(up|info|address_assign_type|carrier|carrier_(up_|down_)?changes_total|device_id|dormant|flags|iface_(id|link|link_mode)|mtu_bytes|name_assign_type|net_dev_group|speed_bytes|transmit_queue_length|protocol_type)$'
   [pressure]='^node_pressure_'
   # node_cpu_scaling_governor is node_exporter 1.6's: 1.5 has no governor metric to compare.
@@ -70,7 +78,7 @@ describe() {  # file regexp samples
 }
 
 cases=0
-for driver in hwmon thermal powercap procfs netclass pressure cpufreq; do
+for driver in hwmon thermal powercap procfs edac nvme mdadm infiniband netclass pressure cpufreq; do
   for dir in "$FIXTURES/$driver"/*/; do
     dir=${dir%/}
     [ -d "$dir" ] || continue
