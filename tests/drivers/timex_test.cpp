@@ -133,6 +133,7 @@ TEST(TimexConvert, UnsynchronisedClockIsSyncStatusZero) {
   EXPECT_TRUE(has_line(sweep_text(sweep_ok(*driver)), "node_timex_sync_status 1"));
 }
 
+// Refused by the service's filter: absent (not down), with the reason, and no values.
 TEST(TimexDriver, RefusedCallIsAClearErrorNotValues) {
   chrony_synced();
   g_errno = EPERM;  // a seccomp filter (ProtectClock=yes) answers EPERM
@@ -140,7 +141,7 @@ TEST(TimexDriver, RefusedCallIsAClearErrorNotValues) {
   Sweep out;
   auto r = driver->sweep(out);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, std::errc::operation_not_permitted);
+  EXPECT_EQ(r.error().code, std::errc::no_such_file_or_directory);
   EXPECT_NE(r.error().message().find("ProtectClock"), std::string::npos) << r.error().message();
   EXPECT_TRUE(out.readings.empty());
   // Another failure says which.
@@ -181,7 +182,7 @@ TEST(TimexDriver, RealAdjtimexOnThisHost) {
   auto driver = make_timex_driver();
   Sweep out;
   auto r = driver->sweep(out);
-  if (!r && r.error().code == std::errc::operation_not_permitted) {
+  if (!r && r.error().code == std::errc::no_such_file_or_directory) {
     GTEST_SKIP() << "adjtimex refused here: " << r.error().message();
   }
   ASSERT_TRUE(r) << r.error().message();

@@ -108,19 +108,20 @@ kill -TERM "$(pgrep -P "$TRACED_COLLECTOR" -x gridnode-collec || true)"
 wait "$TRACED_COLLECTOR" || true
 
 check_syscalls gridnoded.service "$WORK/agent.trace"
-# What the unit's filter answers the timex driver (EPERM), injected: a clear error and no
-# values, never garbage.
+# What the unit's filter answers the timex driver (EPERM), injected: the driver is absent with
+# the reason (a packaged agent is denied it on purpose: no error counted each sweep, no alert),
+# and no values, never garbage.
 check "gridnoded.service: ProtectClock=yes is what refuses adjtimex" \
   grep -qx 'ProtectClock=yes' "$SRC/packaging/systemd/gridnoded.service"
 printf '[agent]\ndrivers = ["timex"]\n' >"$WORK/timex.toml"
 strace -f -qq -o /dev/null -e inject=clock_adjtime:error=EPERM -e inject=adjtimex:error=EPERM \
-  "$BIN/gridnoded" --once --config "$WORK/timex.toml" >"$WORK/timex.prom" 2>"$WORK/timex.err" || true
-check "timex under EPERM: the driver is down" grep -qx 'gridnode_driver_up{driver="timex"} 0' \
-  "$WORK/timex.prom"
-check "timex under EPERM: no node_timex_ value" bash -c '! grep -q "^node_timex_" "$1"' _ \
-  "$WORK/timex.prom"
-check "timex under EPERM: the log says what refused it" grep -q 'adjtimex(2) refused: a system call filter' \
-  "$WORK/timex.err"
+  "$BIN/gridnoded" --once --json --config "$WORK/timex.toml" >"$WORK/timex.json" 2>"$WORK/timex.err" || true
+check "timex under EPERM: the driver is absent" \
+  jq_is '.status.drivers[] | select(.name=="timex") | .state == "absent"' "$WORK/timex.json"
+check "timex under EPERM: no node_timex_ value" \
+  jq_is '[.samples[] | select(.name | startswith("node_timex_"))] | length == 0' "$WORK/timex.json"
+check "timex under EPERM: the status says what refused it" \
+  jq_is '.status.drivers[] | select(.name=="timex") | .error | contains("ProtectClock=yes")' "$WORK/timex.json"
 check_syscalls gridnode-collector.service "$WORK/collector.trace"
 
 finish
