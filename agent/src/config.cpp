@@ -296,13 +296,15 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
                     return {};
                   });
     } else if (k.str() == "paths") {
-      r = section("paths", node, {"sysfs", "procfs"},
+      r = section("paths", node, {"sysfs", "procfs", "rootfs"},
                   [&](std::string_view key, const toml::node& v, const std::string& full) -> Result<void> {
                     auto s = string_from(origin, v, full, false);
                     if (!s) {
                       return tl::unexpected(s.error());
                     }
-                    (key == "sysfs" ? c.roots.sysfs : c.roots.procfs) = *s;
+                    (key == "sysfs"    ? c.roots.sysfs
+                     : key == "procfs" ? c.roots.procfs
+                                       : c.roots.rootfs) = *s;
                     return {};
                   });
     } else if (k.str() == "control") {

@@ -1,5 +1,6 @@
 // gridnoded: the gridnode agent daemon.
 #include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -34,7 +35,7 @@ constexpr const char* kDefaultConfig = "/etc/gridnode/agent.toml";
 
 struct Flags {
   std::string config;
-  std::string sysfs, procfs, state_dir, socket, interval, log_level;
+  std::string sysfs, procfs, rootfs, state_dir, socket, interval, log_level;
   // The flags the drivers declare (drivers::driver_flags()), by flag; and node_exporter's
   // --collector.NAME / --no-collector.NAME, one pair per driver.
   std::map<std::string, std::string> driver_flags;
@@ -55,6 +56,18 @@ struct Flags {
   std::string node_id;
   bool new_key = false;
 };
+
+// The sysfs drivers keep their files open (a GPU node's AER counters, InfiniBand ports and
+// hwmon sensors can pass a thousand), and systemd's default soft limit is 1024. The soft limit
+// goes up to the hard one, as Go's runtime does for node_exporter; the agent never uses
+// select(), so descriptors past FD_SETSIZE are safe. The kernel's table grows only as used.
+void raise_open_file_limit() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
 
 void die(const std::string& message) {
   gridnode::platform::log(Level::err, "gridnoded", LogLine(message));
@@ -169,6 +182,7 @@ int main(int argc, char** argv) try {
   // One malloc arena: the worker threads allocate little, and per-thread arenas would cost
   // resident memory for nothing.
   ::mallopt(M_ARENA_MAX, 1);
+  raise_open_file_limit();
   gridnode::platform::Log::detect_sink();
 
   CLI::App app{"gridnoded: the gridnode agent. Samples this host's sensors and state, and answers "
@@ -179,6 +193,8 @@ int main(int argc, char** argv) try {
       ->default_str(kDefaultConfig);
   app.add_option("--sysfs-root", f.sysfs, "Where sysfs is mounted (default /sys)");
   app.add_option("--procfs-root", f.procfs, "Where procfs is mounted (default /proc)");
+  app.add_option("--rootfs-root", f.rootfs,
+                 "Where the host's root file system is seen, for the filesystem driver (default /)");
   app.add_option("--state-dir", f.state_dir, "State directory (default /var/lib/gridnode)");
   const auto declared = gridnode::drivers::driver_flags();
   for (const auto& d : declared) {
@@ -291,6 +307,7 @@ int main(int argc, char** argv) try {
   auto apply_flags = [&f, declared, interval, level](agent::Config& c) -> gridnode::platform::Result<void> {
     if (!f.sysfs.empty()) c.roots.sysfs = f.sysfs;
     if (!f.procfs.empty()) c.roots.procfs = f.procfs;
+    if (!f.rootfs.empty()) c.roots.rootfs = f.rootfs;
     for (const auto& d : declared) {
       const std::string& v = f.driver_flags.at(std::string(d.flag));
       if (v.empty()) {

@@ -10,11 +10,12 @@
 namespace gridnode::drivers {
 
 // One thread that runs one job at a time, for calls that may never return (an NVML call into a
-// wedged GPU, an IPMI request to a BMC that stopped answering: nvml and ipmi use it). The
-// caller submits a job, then waits for it with a deadline (or polls busy()); a job past its
+// wedged GPU, statfs on a dead NFS mount, an IPMI request to a BMC that stopped answering).
+// The caller submits a job, then waits for it with a deadline (or polls busy()); a job past its
 // deadline keeps the worker busy and is simply not waited for again. The job's captures must
-// own what it touches: a hung worker is detached when its owner goes, and finishes (or not)
-// on its own.
+// own what it touches: a hung worker is detached when its owner goes, and finishes (or not) on
+// its own. A job of one pointer fits std::function's inline storage, so submit() allocates
+// nothing.
 class CallWorker {
  public:
   CallWorker();

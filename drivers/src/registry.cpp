@@ -5,14 +5,27 @@
 #include <span>
 
 #include "gridnode/drivers/amdgpu.hpp"
+#include "gridnode/drivers/cpufreq.hpp"
+#include "gridnode/drivers/edac.hpp"
 #include "gridnode/drivers/hwmon.hpp"
+#include "gridnode/drivers/infiniband.hpp"
 #include "gridnode/drivers/ipmi.hpp"
+#include "gridnode/drivers/mdadm.hpp"
+#include "gridnode/drivers/netclass.hpp"
+#include "gridnode/drivers/ipmi.hpp"
+#include "gridnode/drivers/nvme.hpp"
 #include "gridnode/drivers/nvml.hpp"
+#include "gridnode/drivers/pcie.hpp"
 #include "gridnode/drivers/powercap.hpp"
+#include "gridnode/drivers/pressure.hpp"
 #include "gridnode/drivers/procfs.hpp"
 #include "gridnode/drivers/thermal.hpp"
+#include "gridnode/drivers/timex.hpp"
+#include "filesystem/filesystem_options.hpp"
 #include "ipmi/ipmi_options.hpp"
+#include "netclass/netclass_options.hpp"
 #include "nvml/nvml_options.hpp"
+#include "textfile/textfile_options.hpp"
 
 namespace gridnode::drivers {
 namespace {
@@ -37,6 +50,9 @@ Made from_roots(const DriverContext& c, const OptionSection&) {
   o.roots = c.roots;
   return Make(std::move(o));
 }
+
+// timex reads neither a tree nor a section: one system call.
+Made make_timex(const DriverContext&, const OptionSection&) { return make_timex_driver(); }
 
 // A driver whose section `parse` turns into its options; checking is parsing with a default
 // context.
@@ -64,6 +80,18 @@ constexpr std::array kNvmlFlags{
                "The NVML library to dlopen (default libnvidia-ml.so.1, found by the loader)"},
 };
 using Nvml = Sectioned<NvmlOptions, nvml::options, make_nvml_driver>;
+using Netclass = Sectioned<NetclassOptions, netclass::options, make_netclass_driver>;
+// node_exporter's flags, setting the same keys of [filesystem] and [textfile].
+constexpr std::array kFilesystemFlags{
+    DriverFlag{"--collector.filesystem.mount-points-exclude", "filesystem", "mount_points_exclude",
+               "Regexp of mount points to exclude for filesystem collector."},
+    DriverFlag{"--collector.filesystem.fs-types-exclude", "filesystem", "fs_types_exclude",
+               "Regexp of filesystem types to exclude for filesystem collector."},
+};
+constexpr std::array kTextfileFlags{
+    DriverFlag{"--collector.textfile.directory", "textfile", "directory",
+               "Directory to read text files with metrics from."},
+};
 using Ipmi = Sectioned<IpmiOptions, ipmi_options, make_ipmi_driver>;
 
 // An explicit table, not self-registration from static constructors: static libraries drop
@@ -75,6 +103,17 @@ constexpr std::array kDrivers{
     Entry{"powercap", from_roots<PowercapOptions, make_powercap_driver>},
     Entry{"nvml", Nvml::make, Nvml::check, kNvmlFlags},
     Entry{"amdgpu", from_roots<AmdgpuOptions, make_amdgpu_driver>},
+    Entry{"edac", from_roots<EdacOptions, make_edac_driver>},
+    Entry{"nvme", from_roots<NvmeOptions, make_nvme_driver>},
+    Entry{"mdadm", from_roots<MdadmOptions, make_mdadm_driver>},
+    Entry{"infiniband", from_roots<InfinibandOptions, make_infiniband_driver>},
+    Entry{"pcie", from_roots<PcieOptions, make_pcie_driver>},
+    Entry{"netclass", Netclass::make, Netclass::check},
+    Entry{"pressure", from_roots<PressureOptions, make_pressure_driver>},
+    Entry{"cpufreq", from_roots<CpufreqOptions, make_cpufreq_driver>},
+    Entry{"timex", make_timex},
+    Entry{"filesystem", filesystem::make, filesystem::check, kFilesystemFlags},
+    Entry{"textfile", textfile::make, textfile::check, kTextfileFlags},
     Entry{"ipmi", Ipmi::make, Ipmi::check},
 };
 

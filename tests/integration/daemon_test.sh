@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gridnoded and gridnodectl as real processes over a real Unix socket: technicians' queries,
-# a refused stranger, SIGHUP reload (good and bad), SIGTERM within a second, bad configs.
+# a refused stranger, SIGHUP reload (good and bad), gridnodectl reload and its exit status (what
+# systemctl reload runs), SIGTERM within a second, bad configs.
 source "$(dirname "$0")/lib.sh"
 
 # Another user must be able to execute the client, whatever the checkout's permissions.
@@ -50,10 +51,13 @@ check "socket group is the configured gid" [ "$(stat -c %g "$SOCK")" = $GROUP_GI
 status=$("$CTL" --socket "$SOCK" status)
 echo "$status"
 check "status names the version" grep -q "^gridnoded " <<<"$status"
-check "status lists every driver" bash -c 'for d in procfs hwmon thermal powercap nvml amdgpu; do grep -q "^$d " <<<"$1" || exit 1; done' _ "$status"
+# Every driver the build has (the registry's, as --no-collector.NAME lists them).
+mapfile -t all_drivers < <("$BIN/gridnoded" --help 2>&1 | sed -n 's/^ *--no-collector\.\([a-z0-9_]*\) .*/\1/p')
+check "the build has the drivers this test knows, and more" bash -c 'for d in procfs hwmon thermal powercap nvml amdgpu edac nvme mdadm infiniband pcie filesystem textfile; do grep -qx "$d" <<<"$1" || exit 1; done' _ "$(printf '%s\n' "${all_drivers[@]}")"
+check "status lists every driver" bash -c 'shift; for d in "$@"; do grep -q "^$d " <<<"$0" || exit 1; done' "$status" _ "${all_drivers[@]}"
 wait_for "first sweep" 10 bash -c '[ "$("$1" --socket "$2" status --json | jq -r ".rounds >= 1")" = true ]' _ "$CTL" "$SOCK"
 json=$("$CTL" --socket "$SOCK" status --json)
-check "status --json has drivers" jq_is '.drivers | length == 6' <<<"$json"
+check "status --json has drivers" jq_is ".drivers | length == ${#all_drivers[@]}" <<<"$json"
 check "procfs is up on a real host" jq_is '.drivers[] | select(.name=="procfs") | .state == "up"' <<<"$json"
 "$CTL" --socket "$SOCK" sensors >"$WORK/sensors.txt"
 check "sensors answers" test -s "$WORK/sensors.txt"
@@ -88,6 +92,39 @@ kill -HUP "$AGENT"
 wait_for "reloaded" 5 grep -q "gridnoded: reloaded" "$WORK/agent.log"
 check "good reload: new interval" bash -c '[ "$("$1" --socket "$2" status --json | jq -r ".interval_seconds == 0.5")" = true ]' _ "$CTL" "$SOCK"
 
+# --- gridnodectl reload (systemd's ExecReload=): the same reload, and its outcome as the exit
+interval_is() {
+  [ "$("$CTL" --socket "$SOCK" status --json | jq -r ".interval_seconds == $1")" = true ]
+}
+printf '[agent]\ninterval = 0.25\n[control]\ngroup = "%s"\nmode = "0666"\n' $GROUP_GID >"$WORK/agent.toml"
+out=$("$CTL" --socket "$SOCK" reload 2>&1) && rc=0 || rc=$?
+echo "reload: $out"
+check "gridnodectl reload: exit 0" [ "$rc" -eq 0 ]
+check "gridnodectl reload: says so, naming the file" grep -qx "reloaded $WORK/agent.toml" <<<"$out"
+check "gridnodectl reload: new interval" interval_is 0.25
+printf '[agent]\ninterval = 0.5\nbogus = 1\n[control]\ngroup = "%s"\nmode = "0666"\n' $GROUP_GID >"$WORK/agent.toml"
+out=$("$CTL" --socket "$SOCK" reload 2>&1) && rc=0 || rc=$?
+echo "bad reload: $out"
+check "gridnodectl reload of a bad file: exit 1" [ "$rc" -eq 1 ]
+check "gridnodectl reload of a bad file: the daemon's reason, file, line and key" \
+  grep -q "^gridnodectl: reload refused: $WORK/agent.toml:3: unknown key agent.bogus" <<<"$out"
+check "gridnodectl reload of a bad file: the daemon keeps running" kill -0 "$AGENT"
+check "gridnodectl reload of a bad file: on the old config" interval_is 0.25
+out=$("$CTL" --socket "$SOCK" reload --json 2>&1) && rc=0 || rc=$?
+check "gridnodectl reload --json of a bad file: exit 1, the answer as JSON" \
+  bash -c '[ "$1" -eq 1 ] && jq -e ".ok == false and (.error | contains(\"unknown key agent.bogus\"))" <<<"$2" >/dev/null' _ "$rc" "$out"
+# A change that waits for a restart is said, and the rest applies.
+printf '[agent]\ninterval = 0.2\n[node]\nrack = "r12"\n[control]\ngroup = "%s"\nmode = "0666"\n' $GROUP_GID >"$WORK/agent.toml"
+out=$("$CTL" --socket "$SOCK" reload 2>&1) && rc=0 || rc=$?
+check "gridnodectl reload: exit 0 after the fix" [ "$rc" -eq 0 ]
+check "gridnodectl reload: a restart-only key is named" grep -q "^note: node changed and takes effect on restart" <<<"$out"
+check "gridnodectl reload: the rest applied" interval_is 0.2
+# The socket's group may read but not reload (no [access] grant names it).
+out=$("${MEMBER[@]}" "$CTL" --socket "$SOCK" reload 2>&1) && rc=0 || rc=$?
+echo "member reload: $out"
+check "group member: reload refused, exit 1" [ "$rc" -eq 1 ]
+check "group member: told why" grep -q 'permission denied: the policy does not let user nobody run "reload"' <<<"$out"
+
 # --- SIGTERM: gone within a second, socket removed
 t0=$(date +%s%N)
 kill -TERM "$AGENT"
@@ -114,5 +151,16 @@ wait "$AGENT" 2>/dev/null || true
 check "stale socket left by kill -9" [ -S "$SOCK" ]
 start_agent
 check "restart after kill -9 answers" "$CTL" --socket "$SOCK" status
+
+# --- open files: the soft limit is raised to the hard one (systemd's default soft 1024 is less
+# than a GPU node's kept-open sysfs files)
+prlimit --nofile=256:4096 "$BIN/gridnoded" --config "$WORK/agent.toml" --socket "$WORK/nofile.sock" \
+  --state-dir "$WORK/nofile-state" 2>>"$WORK/agent.log" &
+NOFILE_PID=$!
+PIDS+=("$NOFILE_PID")
+wait_for "agent with 256 open files" 10 "$CTL" --socket "$WORK/nofile.sock" status
+check "open files: soft limit raised to the hard one" \
+  bash -c '[ "$(awk "/^Max open files/ {print \$4}" /proc/$1/limits)" = 4096 ]' _ "$NOFILE_PID"
+kill "$NOFILE_PID"
 
 finish

@@ -14,13 +14,66 @@ declare -A COLLECTORS=(
   [thermal]="thermal_zone"
   [powercap]="rapl"
   [procfs]="cpu meminfo loadavg netdev diskstats stat"
+  [edac]="edac"
+  [nvme]="nvme"
+  [mdadm]="mdadm"
+  [infiniband]="infiniband"
+  [netclass]="netclass"
+  [pressure]="pressure"
+  [cpufreq]="cpufreq"
+  [filesystem]="filesystem"
+  [textfile]="textfile"
 )
 declare -A FAMILIES=(
   [hwmon]='^node_hwmon_'
   [thermal]='^node_(thermal_zone_temp|cooling_device_)'
   [powercap]='^node_rapl_'
   [procfs]='^node_(cpu_seconds_total|cpu_guest_seconds_total|memory_|load(1|5|15)$|network_(receive|transmit)_|disk_(reads|writes|read_|written_|io_|discard|flush)|boot_time_seconds|context_switches_total|forks_total|intr_total|procs_(running|blocked))'
+  [edac]='^node_edac_'
+  [nvme]='^node_nvme_'
+  [mdadm]='^node_md_'
+  [infiniband]='^node_infiniband_'
+  [netclass]='^node_network_(up|info|address_assign_type|carrier|carrier_(up_|down_)?changes_total|device_id|dormant|flags|iface_(id|link|link_mode)|mtu_bytes|name_assign_type|net_dev_group|speed_bytes|transmit_queue_length|protocol_type)$'
+  [pressure]='^node_pressure_'
+  # node_cpu_scaling_governor is node_exporter 1.6's: 1.5 has no governor metric to compare.
+  [cpufreq]='^node_cpu_(scaling_)?frequency_'
+  [filesystem]='^node_filesystem_'
+  [textfile]='^(node_textfile_|node_custom_|backup_|raid_|untyped_|job_|rpc_)'
 )
+# Families whose values move between the two scrapes (free space on the file system the
+# fixture's mount points are directories of, while other work writes to it): compared as sets of
+# series, their values not. Sizes, file counts, readonly and device_error are compared exactly.
+declare -A VALUES_VARY=(
+  [filesystem]='^node_filesystem_(free_bytes|avail_bytes|files_free)$'
+)
+# Drivers whose TYPE lines cannot be node_exporter's: the agent's catalog (and its wire format)
+# has gauges and counters only, so the textfile driver writes an untyped family as a gauge and
+# a histogram or summary as the families of its series (x_bucket, x_sum, x_count). Their HELP
+# lines are compared for the families both sides name; the samples are compared in full.
+declare -A HELP_ONLY=(
+  [textfile]=1
+)
+# Where a case's tree is more than sys/ and proc/: the fixture's directory is the root file
+# system the mounts are seen under (node_exporter's --path.rootfs), and a textfile case's dir/
+# is the directory both read.
+# Debian patches node_exporter's default mount-points-exclude to also drop /run, /mnt and
+# /media; gridnoded keeps upstream 1.5.0's, which Debian's binary is given here.
+ne_extra() {  # driver case_dir
+  case $1 in
+    filesystem) echo "--collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)(\$|/)" ;;
+    textfile) echo "--collector.textfile.directory=$2/dir" ;;
+  esac
+}
+gn_extra() {  # driver case_dir
+  case $1 in
+    filesystem) echo "--rootfs-root $2" ;;
+    textfile) echo "--collector.textfile.directory $2/dir" ;;
+  esac
+}
+# Values of the families matching $2 become "*" (normalise's output on stdin).
+blur_values() {
+  awk -v vary="$1" '{ name = $1; sub(/\{.*/, "", name); if (vary != "" && name ~ vary) $NF = "*"; print }'
+}
 
 root_of() {  # case_dir sys|proc: the tree, or an empty one where the case has none
   if [ -d "$1/$2" ]; then echo "$1/$2"; else mkdir -p "$WORK/empty/$2"; echo "$WORK/empty/$2"; fi
@@ -30,11 +83,12 @@ scrape_node_exporter() {  # case_dir out collectors...
   local dir=$1 out=$2
   shift 2
   local args=(--collector.disable-defaults --path.sysfs="$(root_of "$dir" sys)"
-    --path.procfs="$(root_of "$dir" proc)" --path.rootfs="$dir" --no-collector.textfile
+    --path.procfs="$(root_of "$dir" proc)" --path.rootfs="$dir"
     # 1.5's netdev reads this host's interfaces over netlink unless told otherwise, and
     # diskstats adds labels from this host's udev database.
     --no-collector.netdev.netlink --path.udev.data="$WORK/no-udev")
-  for c in "$@"; do args+=(--collector."$c"); done
+  for c in "$@"; do case $c in --*) args+=("$c") ;; *) args+=(--collector."$c") ;; esac; done
+  case " $* " in *" textfile "*) ;; *) args+=(--no-collector.textfile) ;; esac
   local port pid
   for _ in 1 2 3 4 5; do
     port=$(free_port)
@@ -54,8 +108,17 @@ scrape_node_exporter() {  # case_dir out collectors...
   return 1
 }
 
+# The HELP and TYPE lines of the families compared (those with samples in $3, a normalised
+# file), sorted: names, texts and types must be node_exporter's too.
+describe() {  # file regexp samples
+  awk -v keep="$2" 'NR == FNR { sub(/[{ ].*/, ""); compared[$0] = 1; next }
+    $1 == "#" && ($2 == "HELP" || $2 == "TYPE") && $3 ~ keep && ($3 in compared)' "$3" "$1" |
+    LC_ALL=C sort
+}
+
 cases=0
-for driver in hwmon thermal powercap procfs; do
+for driver in hwmon thermal powercap procfs edac nvme mdadm infiniband netclass pressure cpufreq \
+    filesystem textfile; do
   for dir in "$FIXTURES/$driver"/*/; do
     dir=${dir%/}
     [ -d "$dir" ] || continue
@@ -66,11 +129,13 @@ for driver in hwmon thermal powercap procfs; do
     fi
     cases=$((cases + 1))
     # shellcheck disable=SC2086
-    scrape_node_exporter "$dir" "$WORK/ne.prom" ${COLLECTORS[$driver]}
+    scrape_node_exporter "$dir" "$WORK/ne.prom" ${COLLECTORS[$driver]} $(ne_extra "$driver" "$dir")
     printf '[agent]\ndrivers = ["%s"]\n' "$driver" >"$WORK/only.toml"
     "$BIN/gridnoded" --once --config "$WORK/only.toml" --sysfs-root "$(root_of "$dir" sys)" \
-      --procfs-root "$(root_of "$dir" proc)" >"$WORK/gn.prom" 2>"$WORK/gn.err"
-    normalise "$WORK/ne.prom" "${FAMILIES[$driver]}" >"$WORK/ne.txt"
+      --procfs-root "$(root_of "$dir" proc)" $(gn_extra "$driver" "$dir") >"$WORK/gn.prom" \
+      2>"$WORK/gn.err"
+    normalise "$WORK/ne.prom" "${FAMILIES[$driver]}" | blur_values "${VALUES_VARY[$driver]:-}" \
+      >"$WORK/ne.txt"
     # A PARITY file may list series only node_exporter has, each with its reason there (a
     # value we refuse to round, say): they are removed from its side, and must be absent
     # from ours.
@@ -81,7 +146,8 @@ for driver in hwmon thermal powercap procfs; do
         "$WORK/only.txt" "$WORK/ne.txt" >"$WORK/ne.kept"
       mv "$WORK/ne.kept" "$WORK/ne.txt"
     fi
-    normalise "$WORK/gn.prom" "${FAMILIES[$driver]}" >"$WORK/gn.txt"
+    normalise "$WORK/gn.prom" "${FAMILIES[$driver]}" | blur_values "${VALUES_VARY[$driver]:-}" \
+      >"$WORK/gn.txt"
     if [ ! -s "$WORK/ne.txt" ]; then
       fail "$name: node_exporter produced no samples of these families (bad fixture?)"
       continue
@@ -92,7 +158,97 @@ for driver in hwmon thermal powercap procfs; do
       fail "$name: differs from node_exporter (- node_exporter, + gridnoded)"
       head -60 "$WORK/diff.txt"
     fi
+    describe "$WORK/ne.prom" "${FAMILIES[$driver]}" "$WORK/ne.txt" >"$WORK/ne.help"
+    describe "$WORK/gn.prom" "${FAMILIES[$driver]}" "$WORK/ne.txt" >"$WORK/gn.help"
+    if [ -n "${HELP_ONLY[$driver]:-}" ]; then
+      # Only the HELP lines of the families both sides name (see HELP_ONLY).
+      grep '^# HELP' "$WORK/ne.help" >"$WORK/ne.help.kept" || true
+      awk 'NR == FNR { names[$3] = 1; next } $2 == "HELP" && ($3 in names)' \
+        "$WORK/ne.help.kept" "$WORK/gn.help" >"$WORK/gn.help.kept"
+      awk 'NR == FNR { names[$3] = 1; next } ($3 in names)' \
+        "$WORK/gn.help.kept" "$WORK/ne.help.kept" >"$WORK/ne.help"
+      mv "$WORK/gn.help.kept" "$WORK/gn.help"
+    fi
+    if diff -u "$WORK/ne.help" "$WORK/gn.help" >"$WORK/diff.txt"; then
+      pass "$name: $(grep -c ' HELP ' "$WORK/gn.help") families' HELP and TYPE as node_exporter's"
+    else
+      fail "$name: HELP/TYPE differ from node_exporter (- node_exporter, + gridnoded)"
+      head -40 "$WORK/diff.txt"
+    fi
   done
 done
 check "at least one fixture case compared" [ "$cases" -gt 0 ]
+
+# netclass on this host's own /sys/class/net too: real devices, with the files the kernel
+# refuses (EINVAL, EOPNOTSUPP) that a fixture tree cannot show. Compared again once when they
+# differ (a link may change between the two reads).
+if [ -d /sys/class/net ]; then
+  printf '[agent]\ndrivers = ["netclass"]\n' >"$WORK/netclass.toml"
+  mkdir -p "$WORK/host"
+  ln -s /sys "$WORK/host/sys"
+  ln -s /proc "$WORK/host/proc"
+  for try in 1 2; do
+    scrape_node_exporter "$WORK/host" "$WORK/ne.prom" netclass
+    "$BIN/gridnoded" --once --config "$WORK/netclass.toml" >"$WORK/gn.prom" 2>"$WORK/gn.err"
+    normalise "$WORK/ne.prom" "${FAMILIES[netclass]}" >"$WORK/ne.txt"
+    normalise "$WORK/gn.prom" "${FAMILIES[netclass]}" >"$WORK/gn.txt"
+    diff -u "$WORK/ne.txt" "$WORK/gn.txt" >"$WORK/diff.txt" && break
+  done
+  if [ -s "$WORK/ne.txt" ] && [ ! -s "$WORK/diff.txt" ]; then
+    pass "netclass on this host: $(wc -l <"$WORK/gn.txt") samples identical to node_exporter 1.5"
+  elif [ ! -s "$WORK/ne.txt" ]; then
+    echo "skip - netclass on this host: node_exporter reports no netclass sample here"
+  else
+    fail "netclass on this host: differs from node_exporter (- node_exporter, + gridnoded)"
+    head -40 "$WORK/diff.txt"
+  fi
+fi
+# timex has no tree: both read this host's clock through adjtimex(2), a moment apart. Values
+# the kernel's clock discipline moves between two reads are compared within a tolerance:
+# offset 1 ms, frequency ratio 1 ppm, estimated error 1 ms, maximum error 10 ms (the kernel
+# adds 500 us to it every second while no NTP daemon resets it); the others (status, sync
+# status, tick, loop constant, TAI offset, the PPS values and counters) must be equal.
+TIMEX='^node_timex_'
+scrape_node_exporter "$WORK" "$WORK/ne-timex.prom" timex
+printf '[agent]\ndrivers = ["timex"]\n' >"$WORK/timex.toml"
+"$BIN/gridnoded" --once --config "$WORK/timex.toml" >"$WORK/gn-timex.prom" 2>"$WORK/gn.err"
+normalise "$WORK/ne-timex.prom" "$TIMEX" >"$WORK/ne.txt"
+normalise "$WORK/gn-timex.prom" "$TIMEX" >"$WORK/gn.txt"
+if [ "$(wc -l <"$WORK/ne.txt")" -eq 0 ]; then
+  # node_exporter leaves timex out when adjtimex is refused (EPERM); gridnoded says why.
+  echo "skip - timex: node_exporter has no timex samples here (adjtimex refused?)"
+  cat "$WORK/gn.err"
+else
+  check "timex: gridnoded reports the 17 families" [ "$(wc -l <"$WORK/gn.txt")" -eq 17 ]
+  if LC_ALL=C join <(sed 's/ /\t/' "$WORK/ne.txt") <(sed 's/ /\t/' "$WORK/gn.txt") -t $'\t' -a 1 -a 2 -o auto \
+    -e MISSING >"$WORK/timex.joined" && awk -F'\t' '
+      BEGIN {
+        tol["node_timex_offset_seconds"] = 0.001
+        tol["node_timex_frequency_adjustment_ratio"] = 0.000001
+        tol["node_timex_estimated_error_seconds"] = 0.001
+        tol["node_timex_maxerror_seconds"] = 0.01
+      }
+      {
+        t = ($1 in tol) ? tol[$1] : 0
+        d = $2 - $3
+        if (d < 0) d = -d
+        if ($2 == "MISSING" || $3 == "MISSING" || d > t) {
+          printf "  %s: node_exporter %s, gridnoded %s (tolerance %s)\n", $1, $2, $3, t
+          bad = 1
+        }
+      }
+      END { exit bad }' "$WORK/timex.joined"; then
+    pass "timex: $(wc -l <"$WORK/gn.txt") samples agree with node_exporter 1.5 on this host"
+  else
+    fail "timex: differs from node_exporter on this host"
+  fi
+  describe "$WORK/ne-timex.prom" "$TIMEX" "$WORK/ne.txt" >"$WORK/ne.help"
+  describe "$WORK/gn-timex.prom" "$TIMEX" "$WORK/ne.txt" >"$WORK/gn.help"
+  if diff -u "$WORK/ne.help" "$WORK/gn.help" >"$WORK/diff.txt"; then
+    pass "timex: HELP and TYPE as node_exporter's"
+  else
+    fail "timex: HELP/TYPE differ from node_exporter (- node_exporter, + gridnoded)"
+    head -40 "$WORK/diff.txt"
+  fi
+fi
 finish
