@@ -12,7 +12,6 @@
 #include "gridnode/drivers/ipmi.hpp"
 #include "gridnode/drivers/mdadm.hpp"
 #include "gridnode/drivers/netclass.hpp"
-#include "gridnode/drivers/ipmi.hpp"
 #include "gridnode/drivers/nvme.hpp"
 #include "gridnode/drivers/nvml.hpp"
 #include "gridnode/drivers/pcie.hpp"
