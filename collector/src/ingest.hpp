@@ -66,7 +66,7 @@ class NodeIngest {
 
   const std::string& node_id() const { return node_; }
   void set_key(crypto::PublicKey key) { key_.emplace(std::move(key)); }
-  // Takes the chain position from elsewhere (the JetStream bucket, which is authoritative).
+  // Takes the chain position from elsewhere (the sink's index, e.g. the JetStream bucket).
   void resume(std::uint64_t seq, const crypto::Digest& digest) {
     chain_ = protocol::ChainVerifier(seq, digest);
   }
