@@ -104,6 +104,9 @@ class PlanCore {
       : component_(component), keep_open_(keep_open), permission_hint_(permission_hint) {}
 
   std::string_view component() const { return component_; }
+  // Walk again at the next sweep: the driver saw, in a reading's text, that what discovery
+  // made of the device no longer holds (nvme's state label changed).
+  void request_rediscovery() { rediscovery_.request(); }
 
  protected:
   // The entry's text, or nullopt when the read failed (skipped, counted; a reading that

@@ -5,8 +5,13 @@
 #include <span>
 
 #include "gridnode/drivers/amdgpu.hpp"
+#include "gridnode/drivers/edac.hpp"
 #include "gridnode/drivers/hwmon.hpp"
+#include "gridnode/drivers/infiniband.hpp"
+#include "gridnode/drivers/mdadm.hpp"
+#include "gridnode/drivers/nvme.hpp"
 #include "gridnode/drivers/nvml.hpp"
+#include "gridnode/drivers/pcie.hpp"
 #include "gridnode/drivers/powercap.hpp"
 #include "gridnode/drivers/procfs.hpp"
 #include "gridnode/drivers/thermal.hpp"
@@ -72,6 +77,11 @@ constexpr std::array kDrivers{
     Entry{"powercap", from_roots<PowercapOptions, make_powercap_driver>},
     Entry{"nvml", Nvml::make, Nvml::check, kNvmlFlags},
     Entry{"amdgpu", from_roots<AmdgpuOptions, make_amdgpu_driver>},
+    Entry{"edac", from_roots<EdacOptions, make_edac_driver>},
+    Entry{"nvme", from_roots<NvmeOptions, make_nvme_driver>},
+    Entry{"mdadm", from_roots<MdadmOptions, make_mdadm_driver>},
+    Entry{"infiniband", from_roots<InfinibandOptions, make_infiniband_driver>},
+    Entry{"pcie", from_roots<PcieOptions, make_pcie_driver>},
 };
 
 const Entry* find(std::string_view name) {

@@ -14,12 +14,20 @@ declare -A COLLECTORS=(
   [thermal]="thermal_zone"
   [powercap]="rapl"
   [procfs]="cpu meminfo loadavg netdev diskstats stat"
+  [edac]="edac"
+  [nvme]="nvme"
+  [mdadm]="mdadm"
+  [infiniband]="infiniband"
 )
 declare -A FAMILIES=(
   [hwmon]='^node_hwmon_'
   [thermal]='^node_(thermal_zone_temp|cooling_device_)'
   [powercap]='^node_rapl_'
   [procfs]='^node_(cpu_seconds_total|cpu_guest_seconds_total|memory_|load(1|5|15)$|network_(receive|transmit)_|disk_(reads|writes|read_|written_|io_|discard|flush)|boot_time_seconds|context_switches_total|forks_total|intr_total|procs_(running|blocked))'
+  [edac]='^node_edac_'
+  [nvme]='^node_nvme_'
+  [mdadm]='^node_md_'
+  [infiniband]='^node_infiniband_'
 )
 
 root_of() {  # case_dir sys|proc: the tree, or an empty one where the case has none
@@ -55,7 +63,7 @@ scrape_node_exporter() {  # case_dir out collectors...
 }
 
 cases=0
-for driver in hwmon thermal powercap procfs; do
+for driver in hwmon thermal powercap procfs edac nvme mdadm infiniband; do
   for dir in "$FIXTURES/$driver"/*/; do
     dir=${dir%/}
     [ -d "$dir" ] || continue
@@ -91,6 +99,18 @@ for driver in hwmon thermal powercap procfs; do
     else
       fail "$name: differs from node_exporter (- node_exporter, + gridnoded)"
       head -60 "$WORK/diff.txt"
+    fi
+    # The families' HELP texts and types too, for the families both sides have.
+    help_lines() {  # prom_file regexp
+      awk -v keep="$2" '$1 == "#" && ($2 == "HELP" || $2 == "TYPE") && $3 ~ keep' "$1" | LC_ALL=C sort
+    }
+    help_lines "$WORK/ne.prom" "${FAMILIES[$driver]}" >"$WORK/ne.help"
+    help_lines "$WORK/gn.prom" "${FAMILIES[$driver]}" >"$WORK/gn.help"
+    if diff -u "$WORK/ne.help" "$WORK/gn.help" >"$WORK/help.diff"; then
+      pass "$name: $(wc -l <"$WORK/gn.help") HELP/TYPE lines identical"
+    else
+      fail "$name: HELP/TYPE differ from node_exporter (- node_exporter, + gridnoded)"
+      head -20 "$WORK/help.diff"
     fi
   done
 done
