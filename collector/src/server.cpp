@@ -541,8 +541,9 @@ void Session::on_data(std::size_t n) {
 void Session::on_committed(platform::Result<IngestResult> r) {
   if (!r) {
     if (r.error().code == std::errc::resource_unavailable_try_again) {
-      // JetStream did not take the batch, or another collector moved the node's chain on:
-      // nothing is acknowledged; the agent reconnects and is told where the chain stands.
+      // The sink did not take the batch (JetStream: a failed publish, or another collector moved
+      // the node's chain on), or the node has a batch in flight on another connection: nothing
+      // is acknowledged; the agent reconnects and is told where the chain stands.
       platform::log(Level::warning, "collector",
                     LogLine("batch not stored").kv("node", node_).kv("err", r.error().message()));
       close("batch not stored");
