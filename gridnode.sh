@@ -26,8 +26,9 @@ TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procp
 # The Debian package: dpkg-shlibdeps (dpkg-dev) and file for CPack, lintian to check it,
 # systemd for systemd-analyze (the units' exposure; no systemd needs to run), strace to check
 # that the agent needs no system call its unit filters out; adduser, which the package depends
-# on, so that the package test can dpkg -i it.
-PACKAGE_PKGS=(dpkg-dev file lintian systemd strace adduser)
+# on, so that the package test can dpkg -i it; debootstrap and systemd-container (systemd-nspawn)
+# for the systemd boot test, which installs the package in a booted Debian 12 root.
+PACKAGE_PKGS=(dpkg-dev file lintian systemd strace adduser debootstrap systemd-container)
 # The fuzz preset: libFuzzer comes with clang's runtime.
 FUZZ_PKGS=(clang-14 libclang-rt-14-dev)
 

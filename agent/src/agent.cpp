@@ -278,9 +278,9 @@ platform::Result<void> Agent::start() {
   socket_gid_ = copts.group;
   copts.group_name = config_.socket_group;
   control_ = std::make_unique<ControlServer>(
-      io_, copts, [this](const nlohmann::json& req, const platform::PeerCredentials& peer) {
-        return handle(req, peer);
-      });
+      io_, copts,
+      [this](const nlohmann::json& req, const platform::PeerCredentials& peer,
+             ControlServer::Reply reply) { answer(req, peer, std::move(reply)); });
   if (auto r = control_->start(); !r) {
     return r;
   }
@@ -513,22 +513,51 @@ void Agent::do_wait_signal() {
   });
 }
 
-// systemd holds `systemctl reload` until READY=1 comes back, and counts the time against
-// TimeoutStartSec=; a rejected file is still the end of the reload.
-void Agent::reload() {
-  notify(notifier_.reloading());
-  reload_config();
-  if (sampler_) {
-    status_sent_ = status_line();
-    status_sent_at_ = std::chrono::steady_clock::now();
-    notify(notifier_.ready(status_sent_));
+// systemd holds `systemctl reload` until READY=1 comes back (and, with ExecReload=gridnodectl
+// reload, until that command exits), and counts the time against TimeoutStartSec=; a rejected
+// file is still the end of the reload.
+void Agent::reload(ReloadDone done) {
+  if (reloads_in_flight_++ == 0) {
+    notify(notifier_.reloading());
   }
+  auto finish = [this, done = std::move(done)](const platform::Result<Reloaded>& outcome) {
+    if (--reloads_in_flight_ == 0 && sampler_) {
+      status_sent_ = status_line();
+      status_sent_at_ = std::chrono::steady_clock::now();
+      notify(notifier_.ready(status_sent_));
+    }
+    if (done) {
+      done(outcome);
+    }
+  };
+  auto on_restart = reload_config();
+  if (!on_restart) {
+    finish(tl::unexpected(on_restart.error()));
+    return;
+  }
+  Reloaded reloaded{config_.source, {}, std::move(*on_restart)};
+  if (!policy_) {
+    finish(std::move(reloaded));
+    return;
+  }
+  policy_->reload([this, finish = std::move(finish), reloaded = std::move(reloaded)](
+                      const platform::Result<void>& policy) mutable {
+    if (!policy) {
+      platform::Error e = policy.error();
+      e.context = "policy rejected, keeping the policy in force (" + policy_->policy().source +
+                  "; " + reloaded.config + " was applied): " + e.context;
+      finish(tl::unexpected(std::move(e)));
+      return;
+    }
+    reloaded.policy = policy_->policy().source;
+    finish(reloaded);
+  });
 }
 
-void Agent::reload_config() {
+platform::Result<std::vector<std::string>> Agent::reload_config() {
   if (config_path_.empty()) {
     platform::log(Level::notice, "gridnoded", LogLine("reload: no config file, nothing to do"));
-    return;
+    return std::vector<std::string>{};
   }
   auto fresh = read_config(config_path_);
   if (!fresh && fresh.error().code == std::errc::no_such_file_or_directory) {
@@ -539,14 +568,14 @@ void Agent::reload_config() {
     platform::log(Level::err, "gridnoded",
                   LogLine("reload rejected, keeping the running config")
                       .kv("err", fresh.error().message()));
-    return;
+    return tl::unexpected(fresh.error());
   }
   Config c = std::move(*fresh);
   if (auto ok = flags_(c); !ok) {
     platform::log(Level::err, "gridnoded",
                   LogLine("reload rejected, keeping the running config")
                       .kv("err", ok.error().message()));
-    return;
+    return tl::unexpected(ok.error());
   }
   // The web config is read again with agent.toml, and a bad one refuses the whole reload: the
   // endpoint keeps the TLS and users it has rather than serve with half a new configuration.
@@ -557,7 +586,7 @@ void Agent::reload_config() {
       platform::log(Level::err, "gridnoded",
                     LogLine("reload rejected, keeping the running config")
                         .kv("err", s.error().message()));
-      return;
+      return tl::unexpected(s.error());
     }
     web_security = std::move(*s);
   }
@@ -566,7 +595,7 @@ void Agent::reload_config() {
   sampler_->set_sweep_timeout(c.sweep_timeout);
   socket_gid_ = resolve_socket_group(c);
   control_->set_group(socket_gid_, c.socket_group);
-  policy_->reload();
+  std::vector<std::string> on_restart;
   for (auto [changed, key] : {std::pair{c.socket_path != config_.socket_path, "control.socket"},
                               std::pair{c.drivers != config_.drivers, "agent.drivers"},
                               std::pair{c.driver_sections != config_.driver_sections,
@@ -595,6 +624,7 @@ void Agent::reload_config() {
     if (changed) {
       platform::log(Level::notice, "gridnoded",
                     LogLine("reload: change takes effect on restart").kv("key", key));
+      on_restart.emplace_back(key);
     }
   }
   c.socket_path = config_.socket_path;
@@ -609,7 +639,37 @@ void Agent::reload_config() {
     web_->apply(config_, std::move(*web_security));
   }
   platform::log(Level::notice, "gridnoded", LogLine("reloaded").kv("config", config_.source));
+  return on_restart;
 }
+
+void Agent::answer(const nlohmann::json& request, const platform::PeerCredentials& peer,
+                   ControlServer::Reply reply) {
+  auto cmd = request.find("cmd");
+  if (cmd == request.end() || *cmd != "reload") {
+    reply(handle(request, peer));
+    return;
+  }
+  // Not a read command: without an [access] section only root and the agent's own user (as
+  // which systemd runs ExecReload=) may reload; a grant may name it.
+  if (auto why = policy_->authorize("reload", peer, socket_gid_)) {
+    reply({{"ok", false}, {"error", *why}});
+    return;
+  }
+  platform::log(Level::notice, "gridnoded",
+                LogLine("reload requested")
+                    .kv("uid", static_cast<std::int64_t>(peer.uid))
+                    .kv("pid", static_cast<std::int64_t>(peer.pid)));
+  reload([reply = std::move(reply)](const platform::Result<Reloaded>& r) {
+    if (!r) {
+      reply({{"ok", false}, {"error", r.error().message()}});
+      return;
+    }
+    reply({{"ok", true},
+           {"reloaded",
+            {{"config", r->config}, {"policy", r->policy}, {"on_restart", r->on_restart}}}});
+  });
+}
+
 
 nlohmann::json Agent::handle(const nlohmann::json& request, const platform::PeerCredentials& peer) {
   auto cmd_it = request.find("cmd");
@@ -673,7 +733,7 @@ nlohmann::json Agent::handle(const nlohmann::json& request, const platform::Peer
   }
   return {{"ok", false},
           {"error", "unknown command \"" + cmd +
-                        "\" (known: status, sensors, gpus, samples, metrics, events, policy)"}};
+                        "\" (known: status, sensors, gpus, samples, metrics, events, policy, reload)"}};
 }
 
 }  // namespace gridnode::agent

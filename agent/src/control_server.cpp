@@ -89,14 +89,22 @@ class ControlServer::Session : public std::enable_shared_from_this<ControlServer
     std::string line(asio::buffers_begin(buffer_.data()),
                      asio::buffers_begin(buffer_.data()) + static_cast<std::ptrdiff_t>(n));
     buffer_.consume(n);
-    nlohmann::json answer;
     nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (request.is_discarded() || !request.is_object()) {
-      answer = {{"ok", false}, {"error", "malformed request: expected one JSON object per line"}};
-    } else {
-      answer = server_.handler_(request, peer_);
+      answer({{"ok", false}, {"error", "malformed request: expected one JSON object per line"}});
+      return;
     }
-    do_write(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", false);
+    // The idle timeout is for a silent client, not for an agent still working on the answer.
+    timer_.cancel();
+    server_.handler_(request, peer_,
+                     [self = shared_from_this()](nlohmann::json a) { self->answer(a); });
+  }
+
+  void answer(const nlohmann::json& a) {
+    if (!socket_.is_open()) {
+      return;  // closed meanwhile (the server stopped)
+    }
+    do_write(a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", false);
   }
 
   void do_write(std::string text, bool then_close) {

@@ -1,4 +1,5 @@
 // gridnodectl: the technician's view of the local gridnode agent.
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -473,6 +474,30 @@ int cmd_events(const std::string& socket, bool as_json, const std::string& since
   return 0;
 }
 
+// Asks the agent to reload and waits for the outcome, so that `systemctl reload` (ExecReload=)
+// fails visibly when the new configuration is refused. The wait is bounded below systemd's
+// TimeoutStartSec= (60 s in the unit), which is what a reload is timed against.
+int cmd_reload(const std::string& socket, bool as_json) {
+  auto r = gridnode::agent::control_request(socket, {{"cmd", "reload"}}, std::chrono::seconds(50));
+  if (!r) {
+    return fail(r.error().message());
+  }
+  if (as_json) {
+    std::printf("%s\n", r->dump(2).c_str());
+    return r->value("ok", false) ? 0 : 1;
+  }
+  if (!r->value("ok", false)) {
+    return fail("reload refused: " + r->value("error", std::string("no reason given")));
+  }
+  const json& done = (*r)["reloaded"];
+  std::printf("reloaded %s\n", done.value("config", "?").c_str());
+  for (const auto& key : done.value("on_restart", json::array())) {
+    std::printf("note: %s changed and takes effect on restart (systemctl restart gridnoded)\n",
+                key.get<std::string>().c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -516,6 +541,11 @@ int main(int argc, char** argv) try {
   events->add_flag("--json", events_json, "Print JSON for scripts");
   events->add_option("--since", since, "Only the last ... (90s, 15m, 2h, 1d)");
 
+  bool reload_json = false;
+  auto* reload = app.add_subcommand("reload", "Make the agent re-read agent.toml (and the policy "
+                                              "file); exit 1 with the reason if it refuses them");
+  reload->add_flag("--json", reload_json, "Print the agent's answer as JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -541,6 +571,9 @@ int main(int argc, char** argv) try {
   }
   if (events->parsed()) {
     return cmd_events(socket, events_json, since);
+  }
+  if (reload->parsed()) {
+    return cmd_reload(socket, reload_json);
   }
   return 2;
 } catch (const std::exception& e) {

@@ -312,7 +312,7 @@ Result<Policy> parse_policy(std::string_view text, const std::string& origin) {
                                          }
                                          for (const auto& c : *cmds) {
                                            if (c != "*" && std::find(std::begin(kControlCommands), std::end(kControlCommands), c) == std::end(kControlCommands)) {
-                                             return tl::unexpected(p.bad(w, f, "unknown command \"" + c + "\" (known: status, sensors, gpus, samples, metrics, events, policy, *)"));
+                                             return tl::unexpected(p.bad(w, f, "unknown command \"" + c + "\" (known: status, sensors, gpus, samples, metrics, events, policy, reload, *)"));
                                            }
                                          }
                                          g.commands = std::move(*cmds);

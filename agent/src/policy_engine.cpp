@@ -296,29 +296,42 @@ void PolicyEngine::stop() {
   work_pool_.join();
 }
 
-void PolicyEngine::reload() {
+void PolicyEngine::reload(ReloadDone done) {
   if (policy_.source.starts_with("bundle ") || policy_.source.starts_with("uplink ")) {
     platform::log(Level::notice, "policy",
                   LogLine("reload: a signed bundle is in force, the policy file is not read")
                       .kv("source", policy_.source));
+    if (done) {
+      done({});
+    }
     return;
   }
   if (options_.policy_file.empty()) {
+    if (done) {
+      done({});
+    }
     return;
   }
   asio::post(work_pool_, [this, path = options_.policy_file,
-                          required = options_.policy_file_required] {
+                          required = options_.policy_file_required, done = std::move(done)] {
     auto p = read_policy(path);
-    asio::post(io_, [this, p = std::move(p), path, required]() mutable {
+    asio::post(io_, [this, p = std::move(p), path, required, done = std::move(done)]() mutable {
+      if (stopped_) {
+        return;
+      }
+      platform::Result<void> outcome;
       if (p) {
-        if (p->digest == policy_.digest && p->source == policy_.source) {
-          return;
+        if (p->digest != policy_.digest || p->source != policy_.source) {
+          apply(std::move(*p));
         }
-        apply(std::move(*p));
       } else if (p.error().code == std::errc::no_such_file_or_directory && !required) {
         apply(default_policy());
       } else {
         on_policy_rejected(path, p.error());
+        outcome = tl::unexpected(p.error());
+      }
+      if (done) {
+        done(outcome);
       }
     });
   });

@@ -5,16 +5,21 @@
 #include <span>
 
 #include "gridnode/drivers/amdgpu.hpp"
+#include "gridnode/drivers/cpufreq.hpp"
 #include "gridnode/drivers/edac.hpp"
 #include "gridnode/drivers/hwmon.hpp"
 #include "gridnode/drivers/infiniband.hpp"
 #include "gridnode/drivers/mdadm.hpp"
+#include "gridnode/drivers/netclass.hpp"
 #include "gridnode/drivers/nvme.hpp"
 #include "gridnode/drivers/nvml.hpp"
 #include "gridnode/drivers/pcie.hpp"
 #include "gridnode/drivers/powercap.hpp"
+#include "gridnode/drivers/pressure.hpp"
 #include "gridnode/drivers/procfs.hpp"
 #include "gridnode/drivers/thermal.hpp"
+#include "gridnode/drivers/timex.hpp"
+#include "netclass/netclass_options.hpp"
 #include "nvml/nvml_options.hpp"
 
 namespace gridnode::drivers {
@@ -40,6 +45,9 @@ Made from_roots(const DriverContext& c, const OptionSection&) {
   o.roots = c.roots;
   return Make(std::move(o));
 }
+
+// timex reads neither a tree nor a section: one system call.
+Made make_timex(const DriverContext&, const OptionSection&) { return make_timex_driver(); }
 
 // A driver whose section `parse` turns into its options; checking is parsing with a default
 // context.
@@ -67,6 +75,7 @@ constexpr std::array kNvmlFlags{
                "The NVML library to dlopen (default libnvidia-ml.so.1, found by the loader)"},
 };
 using Nvml = Sectioned<NvmlOptions, nvml::options, make_nvml_driver>;
+using Netclass = Sectioned<NetclassOptions, netclass::options, make_netclass_driver>;
 
 // An explicit table, not self-registration from static constructors: static libraries drop
 // those, and their order is unspecified. A new driver is one line here.
@@ -82,6 +91,10 @@ constexpr std::array kDrivers{
     Entry{"mdadm", from_roots<MdadmOptions, make_mdadm_driver>},
     Entry{"infiniband", from_roots<InfinibandOptions, make_infiniband_driver>},
     Entry{"pcie", from_roots<PcieOptions, make_pcie_driver>},
+    Entry{"netclass", Netclass::make, Netclass::check},
+    Entry{"pressure", from_roots<PressureOptions, make_pressure_driver>},
+    Entry{"cpufreq", from_roots<CpufreqOptions, make_cpufreq_driver>},
+    Entry{"timex", make_timex},
 };
 
 const Entry* find(std::string_view name) {

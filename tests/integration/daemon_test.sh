@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gridnoded and gridnodectl as real processes over a real Unix socket: technicians' queries,
-# a refused stranger, SIGHUP reload (good and bad), SIGTERM within a second, bad configs.
+# a refused stranger, SIGHUP reload (good and bad), gridnodectl reload and its exit status (what
+# systemctl reload runs), SIGTERM within a second, bad configs.
 source "$(dirname "$0")/lib.sh"
 
 # Another user must be able to execute the client, whatever the checkout's permissions.
@@ -90,6 +91,39 @@ printf '[agent]\ninterval = 0.5\n[control]\ngroup = "%s"\nmode = "0666"\n' $GROU
 kill -HUP "$AGENT"
 wait_for "reloaded" 5 grep -q "gridnoded: reloaded" "$WORK/agent.log"
 check "good reload: new interval" bash -c '[ "$("$1" --socket "$2" status --json | jq -r ".interval_seconds == 0.5")" = true ]' _ "$CTL" "$SOCK"
+
+# --- gridnodectl reload (systemd's ExecReload=): the same reload, and its outcome as the exit
+interval_is() {
+  [ "$("$CTL" --socket "$SOCK" status --json | jq -r ".interval_seconds == $1")" = true ]
+}
+printf '[agent]\ninterval = 0.25\n[control]\ngroup = "%s"\nmode = "0666"\n' $GROUP_GID >"$WORK/agent.toml"
+out=$("$CTL" --socket "$SOCK" reload 2>&1) && rc=0 || rc=$?
+echo "reload: $out"
+check "gridnodectl reload: exit 0" [ "$rc" -eq 0 ]
+check "gridnodectl reload: says so, naming the file" grep -qx "reloaded $WORK/agent.toml" <<<"$out"
+check "gridnodectl reload: new interval" interval_is 0.25
+printf '[agent]\ninterval = 0.5\nbogus = 1\n[control]\ngroup = "%s"\nmode = "0666"\n' $GROUP_GID >"$WORK/agent.toml"
+out=$("$CTL" --socket "$SOCK" reload 2>&1) && rc=0 || rc=$?
+echo "bad reload: $out"
+check "gridnodectl reload of a bad file: exit 1" [ "$rc" -eq 1 ]
+check "gridnodectl reload of a bad file: the daemon's reason, file, line and key" \
+  grep -q "^gridnodectl: reload refused: $WORK/agent.toml:3: unknown key agent.bogus" <<<"$out"
+check "gridnodectl reload of a bad file: the daemon keeps running" kill -0 "$AGENT"
+check "gridnodectl reload of a bad file: on the old config" interval_is 0.25
+out=$("$CTL" --socket "$SOCK" reload --json 2>&1) && rc=0 || rc=$?
+check "gridnodectl reload --json of a bad file: exit 1, the answer as JSON" \
+  bash -c '[ "$1" -eq 1 ] && jq -e ".ok == false and (.error | contains(\"unknown key agent.bogus\"))" <<<"$2" >/dev/null' _ "$rc" "$out"
+# A change that waits for a restart is said, and the rest applies.
+printf '[agent]\ninterval = 0.2\n[node]\nrack = "r12"\n[control]\ngroup = "%s"\nmode = "0666"\n' $GROUP_GID >"$WORK/agent.toml"
+out=$("$CTL" --socket "$SOCK" reload 2>&1) && rc=0 || rc=$?
+check "gridnodectl reload: exit 0 after the fix" [ "$rc" -eq 0 ]
+check "gridnodectl reload: a restart-only key is named" grep -q "^note: node changed and takes effect on restart" <<<"$out"
+check "gridnodectl reload: the rest applied" interval_is 0.2
+# The socket's group may read but not reload (no [access] grant names it).
+out=$("${MEMBER[@]}" "$CTL" --socket "$SOCK" reload 2>&1) && rc=0 || rc=$?
+echo "member reload: $out"
+check "group member: reload refused, exit 1" [ "$rc" -eq 1 ]
+check "group member: told why" grep -q 'permission denied: the policy does not let user nobody run "reload"' <<<"$out"
 
 # --- SIGTERM: gone within a second, socket removed
 t0=$(date +%s%N)

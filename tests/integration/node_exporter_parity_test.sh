@@ -18,6 +18,9 @@ declare -A COLLECTORS=(
   [nvme]="nvme"
   [mdadm]="mdadm"
   [infiniband]="infiniband"
+  [netclass]="netclass"
+  [pressure]="pressure"
+  [cpufreq]="cpufreq"
 )
 declare -A FAMILIES=(
   [hwmon]='^node_hwmon_'
@@ -28,6 +31,10 @@ declare -A FAMILIES=(
   [nvme]='^node_nvme_'
   [mdadm]='^node_md_'
   [infiniband]='^node_infiniband_'
+  [netclass]='^node_network_(up|info|address_assign_type|carrier|carrier_(up_|down_)?changes_total|device_id|dormant|flags|iface_(id|link|link_mode)|mtu_bytes|name_assign_type|net_dev_group|speed_bytes|transmit_queue_length|protocol_type)$'
+  [pressure]='^node_pressure_'
+  # node_cpu_scaling_governor is node_exporter 1.6's: 1.5 has no governor metric to compare.
+  [cpufreq]='^node_cpu_(scaling_)?frequency_'
 )
 
 root_of() {  # case_dir sys|proc: the tree, or an empty one where the case has none
@@ -62,8 +69,16 @@ scrape_node_exporter() {  # case_dir out collectors...
   return 1
 }
 
+# The HELP and TYPE lines of the families compared (those with samples in $3, a normalised
+# file), sorted: names, texts and types must be node_exporter's too.
+describe() {  # file regexp samples
+  awk -v keep="$2" 'NR == FNR { sub(/[{ ].*/, ""); compared[$0] = 1; next }
+    $1 == "#" && ($2 == "HELP" || $2 == "TYPE") && $3 ~ keep && ($3 in compared)' "$3" "$1" |
+    LC_ALL=C sort
+}
+
 cases=0
-for driver in hwmon thermal powercap procfs edac nvme mdadm infiniband; do
+for driver in hwmon thermal powercap procfs edac nvme mdadm infiniband netclass pressure cpufreq; do
   for dir in "$FIXTURES/$driver"/*/; do
     dir=${dir%/}
     [ -d "$dir" ] || continue
@@ -100,19 +115,88 @@ for driver in hwmon thermal powercap procfs edac nvme mdadm infiniband; do
       fail "$name: differs from node_exporter (- node_exporter, + gridnoded)"
       head -60 "$WORK/diff.txt"
     fi
-    # The families' HELP texts and types too, for the families both sides have.
-    help_lines() {  # prom_file regexp
-      awk -v keep="$2" '$1 == "#" && ($2 == "HELP" || $2 == "TYPE") && $3 ~ keep' "$1" | LC_ALL=C sort
-    }
-    help_lines "$WORK/ne.prom" "${FAMILIES[$driver]}" >"$WORK/ne.help"
-    help_lines "$WORK/gn.prom" "${FAMILIES[$driver]}" >"$WORK/gn.help"
-    if diff -u "$WORK/ne.help" "$WORK/gn.help" >"$WORK/help.diff"; then
-      pass "$name: $(wc -l <"$WORK/gn.help") HELP/TYPE lines identical"
+    describe "$WORK/ne.prom" "${FAMILIES[$driver]}" "$WORK/ne.txt" >"$WORK/ne.help"
+    describe "$WORK/gn.prom" "${FAMILIES[$driver]}" "$WORK/ne.txt" >"$WORK/gn.help"
+    if diff -u "$WORK/ne.help" "$WORK/gn.help" >"$WORK/diff.txt"; then
+      pass "$name: $(grep -c ' HELP ' "$WORK/gn.help") families' HELP and TYPE as node_exporter's"
     else
       fail "$name: HELP/TYPE differ from node_exporter (- node_exporter, + gridnoded)"
-      head -20 "$WORK/help.diff"
+      head -40 "$WORK/diff.txt"
     fi
   done
 done
 check "at least one fixture case compared" [ "$cases" -gt 0 ]
+
+# netclass on this host's own /sys/class/net too: real devices, with the files the kernel
+# refuses (EINVAL, EOPNOTSUPP) that a fixture tree cannot show. Compared again once when they
+# differ (a link may change between the two reads).
+if [ -d /sys/class/net ]; then
+  printf '[agent]\ndrivers = ["netclass"]\n' >"$WORK/netclass.toml"
+  mkdir -p "$WORK/host"
+  ln -s /sys "$WORK/host/sys"
+  ln -s /proc "$WORK/host/proc"
+  for try in 1 2; do
+    scrape_node_exporter "$WORK/host" "$WORK/ne.prom" netclass
+    "$BIN/gridnoded" --once --config "$WORK/netclass.toml" >"$WORK/gn.prom" 2>"$WORK/gn.err"
+    normalise "$WORK/ne.prom" "${FAMILIES[netclass]}" >"$WORK/ne.txt"
+    normalise "$WORK/gn.prom" "${FAMILIES[netclass]}" >"$WORK/gn.txt"
+    diff -u "$WORK/ne.txt" "$WORK/gn.txt" >"$WORK/diff.txt" && break
+  done
+  if [ -s "$WORK/ne.txt" ] && [ ! -s "$WORK/diff.txt" ]; then
+    pass "netclass on this host: $(wc -l <"$WORK/gn.txt") samples identical to node_exporter 1.5"
+  elif [ ! -s "$WORK/ne.txt" ]; then
+    echo "skip - netclass on this host: node_exporter reports no netclass sample here"
+  else
+    fail "netclass on this host: differs from node_exporter (- node_exporter, + gridnoded)"
+    head -40 "$WORK/diff.txt"
+  fi
+fi
+# timex has no tree: both read this host's clock through adjtimex(2), a moment apart. Values
+# the kernel's clock discipline moves between two reads are compared within a tolerance:
+# offset 1 ms, frequency ratio 1 ppm, estimated error 1 ms, maximum error 10 ms (the kernel
+# adds 500 us to it every second while no NTP daemon resets it); the others (status, sync
+# status, tick, loop constant, TAI offset, the PPS values and counters) must be equal.
+TIMEX='^node_timex_'
+scrape_node_exporter "$WORK" "$WORK/ne-timex.prom" timex
+printf '[agent]\ndrivers = ["timex"]\n' >"$WORK/timex.toml"
+"$BIN/gridnoded" --once --config "$WORK/timex.toml" >"$WORK/gn-timex.prom" 2>"$WORK/gn.err"
+normalise "$WORK/ne-timex.prom" "$TIMEX" >"$WORK/ne.txt"
+normalise "$WORK/gn-timex.prom" "$TIMEX" >"$WORK/gn.txt"
+if [ "$(wc -l <"$WORK/ne.txt")" -eq 0 ]; then
+  # node_exporter leaves timex out when adjtimex is refused (EPERM); gridnoded says why.
+  echo "skip - timex: node_exporter has no timex samples here (adjtimex refused?)"
+  cat "$WORK/gn.err"
+else
+  check "timex: gridnoded reports the 17 families" [ "$(wc -l <"$WORK/gn.txt")" -eq 17 ]
+  if LC_ALL=C join <(sed 's/ /\t/' "$WORK/ne.txt") <(sed 's/ /\t/' "$WORK/gn.txt") -t $'\t' -a 1 -a 2 -o auto \
+    -e MISSING >"$WORK/timex.joined" && awk -F'\t' '
+      BEGIN {
+        tol["node_timex_offset_seconds"] = 0.001
+        tol["node_timex_frequency_adjustment_ratio"] = 0.000001
+        tol["node_timex_estimated_error_seconds"] = 0.001
+        tol["node_timex_maxerror_seconds"] = 0.01
+      }
+      {
+        t = ($1 in tol) ? tol[$1] : 0
+        d = $2 - $3
+        if (d < 0) d = -d
+        if ($2 == "MISSING" || $3 == "MISSING" || d > t) {
+          printf "  %s: node_exporter %s, gridnoded %s (tolerance %s)\n", $1, $2, $3, t
+          bad = 1
+        }
+      }
+      END { exit bad }' "$WORK/timex.joined"; then
+    pass "timex: $(wc -l <"$WORK/gn.txt") samples agree with node_exporter 1.5 on this host"
+  else
+    fail "timex: differs from node_exporter on this host"
+  fi
+  describe "$WORK/ne-timex.prom" "$TIMEX" "$WORK/ne.txt" >"$WORK/ne.help"
+  describe "$WORK/gn-timex.prom" "$TIMEX" "$WORK/ne.txt" >"$WORK/gn.help"
+  if diff -u "$WORK/ne.help" "$WORK/gn.help" >"$WORK/diff.txt"; then
+    pass "timex: HELP and TYPE as node_exporter's"
+  else
+    fail "timex: HELP/TYPE differ from node_exporter (- node_exporter, + gridnoded)"
+    head -40 "$WORK/diff.txt"
+  fi
+fi
 finish

@@ -45,11 +45,28 @@ class Agent {
 
   [[nodiscard]] platform::Result<void> start();
   void stop();
-  // Applies a new config (what can change at run time: interval, timeouts, log level, group).
-  void reload();
+  // What a reload took: the config it applied, the policy in force after it, and the keys
+  // that changed in the file but take effect only on restart ("agent.drivers", "upstream", …).
+  struct Reloaded {
+    std::string config;
+    std::string policy;
+    std::vector<std::string> on_restart;
+  };
+  using ReloadDone = std::function<void(const platform::Result<Reloaded>&)>;
+  // Applies a new config (what can change at run time: interval, timeouts, log level, group,
+  // the policy file), the same for SIGHUP and `gridnodectl reload`. A file that is refused
+  // leaves everything as it was. `done` (may be empty) runs on the loop once the policy file
+  // has been read too: the error is the first thing refused ("agent.toml:12: unknown key
+  // agent.bogus"). A policy file refused after the config applied is an error as well (the
+  // policy in force stays).
+  void reload(ReloadDone done = {});
 
-  // Answers one control request (public for tests).
+  // Answers one control request (public for tests): the commands that answer at once.
   nlohmann::json handle(const nlohmann::json& request, const platform::PeerCredentials& peer);
+  // Every control request, as the socket hands them over: `reload` replies once it is done,
+  // the others at once through handle().
+  void answer(const nlohmann::json& request, const platform::PeerCredentials& peer,
+              ControlServer::Reply reply);
 
   const Sampler& sampler() const { return *sampler_; }
   // The scrape endpoint (null without [web] listen addresses).
@@ -71,7 +88,7 @@ class Agent {
   void update_status();
   void arm_watchdog();
   void do_watchdog(std::chrono::microseconds period);
-  void reload_config();
+  [[nodiscard]] platform::Result<std::vector<std::string>> reload_config();
   void notify(const platform::Result<void>& sent);
   // The Prometheus text: the exposition for the drivers `include` selects (null: all), then
   // the scrape endpoint's own metrics. What `gridnodectl metrics` and a scrape both answer.
@@ -115,6 +132,7 @@ class Agent {
   std::chrono::steady_clock::time_point status_sent_at_;
   asio::steady_timer watchdog_timer_;
   bool stopping_ = false;
+  unsigned reloads_in_flight_ = 0;  // READY=1 goes out when the last one is done
 };
 
 }  // namespace gridnode::agent

@@ -24,9 +24,14 @@ namespace gridnode::agent {
 // Loop thread only.
 class ControlServer {
  public:
-  // Answers one request; `peer` says who asks. Must not block.
-  using Handler = std::function<nlohmann::json(const nlohmann::json& request,
-                                               const platform::PeerCredentials& peer)>;
+  // Takes the answer to one request, on the loop thread, once. The session reads no further
+  // request until it has run: a connection's answers come in the order of its requests.
+  using Reply = std::function<void(nlohmann::json answer)>;
+  // Answers one request; `peer` says who asks. Must not block: an answer that needs work (a
+  // reload reading files on a worker) calls `reply` later, from the loop. A reply after stop()
+  // is dropped.
+  using Handler = std::function<void(const nlohmann::json& request,
+                                     const platform::PeerCredentials& peer, Reply reply)>;
 
   struct Options {
     std::string path;

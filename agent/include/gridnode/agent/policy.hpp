@@ -31,9 +31,10 @@ enum class Severity : std::uint8_t {
 std::string_view to_string(Severity s);
 [[nodiscard]] platform::Result<Severity> parse_severity(std::string_view text);
 
-// The control-socket commands a grant can name ("*" is every one).
+// The control-socket commands a grant can name ("*" is every one). `reload` changes the agent:
+// it is not among the default read commands below.
 inline constexpr std::string_view kControlCommands[] = {"status", "sensors", "gpus", "samples",
-                                                        "metrics", "events", "policy"};
+                                                        "metrics", "events", "policy", "reload"};
 // What members of the socket's group may do when the policy has no [access] section.
 inline constexpr std::string_view kDefaultReadCommands[] = {"status", "sensors", "gpus",
                                                             "samples", "metrics", "events"};

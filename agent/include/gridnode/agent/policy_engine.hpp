@@ -66,8 +66,12 @@ class PolicyEngine {
   void start();
   // Cancels timers and hashing, joins the workers.
   void stop();
-  // SIGHUP: re-reads the policy file (on the worker); a bad one raises an event and is ignored.
-  void reload();
+  // A reload (SIGHUP, gridnodectl reload): re-reads the policy file (on the worker); a bad one
+  // raises an event and is ignored. Then `done` (may be empty) runs on the loop with the
+  // outcome: {} when the file applied, was unchanged, or is not read (a signed bundle is in
+  // force, no file is configured), else why it was rejected. Not run if the engine stopped.
+  using ReloadDone = std::function<void(const platform::Result<void>&)>;
+  void reload(ReloadDone done = {});
 
   // After each sampling round (loop): limits and intrusion.
   void on_round(const Sampler& sampler);
