@@ -1,5 +1,6 @@
 // gridnoded: the gridnode agent daemon.
 #include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -55,6 +56,18 @@ struct Flags {
   std::string node_id;
   bool new_key = false;
 };
+
+// The sysfs drivers keep their files open (a GPU node's AER counters, InfiniBand ports and
+// hwmon sensors can pass a thousand), and systemd's default soft limit is 1024. The soft limit
+// goes up to the hard one, as Go's runtime does for node_exporter; the agent never uses
+// select(), so descriptors past FD_SETSIZE are safe. The kernel's table grows only as used.
+void raise_open_file_limit() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
 
 void die(const std::string& message) {
   gridnode::platform::log(Level::err, "gridnoded", LogLine(message));
@@ -169,6 +182,7 @@ int main(int argc, char** argv) try {
   // One malloc arena: the worker threads allocate little, and per-thread arenas would cost
   // resident memory for nothing.
   ::mallopt(M_ARENA_MAX, 1);
+  raise_open_file_limit();
   gridnode::platform::Log::detect_sink();
 
   CLI::App app{"gridnoded: the gridnode agent. Samples this host's sensors and state, and answers "

@@ -152,4 +152,15 @@ check "stale socket left by kill -9" [ -S "$SOCK" ]
 start_agent
 check "restart after kill -9 answers" "$CTL" --socket "$SOCK" status
 
+# --- open files: the soft limit is raised to the hard one (systemd's default soft 1024 is less
+# than a GPU node's kept-open sysfs files)
+prlimit --nofile=256:4096 "$BIN/gridnoded" --config "$WORK/agent.toml" --socket "$WORK/nofile.sock" \
+  --state-dir "$WORK/nofile-state" 2>>"$WORK/agent.log" &
+NOFILE_PID=$!
+PIDS+=("$NOFILE_PID")
+wait_for "agent with 256 open files" 10 "$CTL" --socket "$WORK/nofile.sock" status
+check "open files: soft limit raised to the hard one" \
+  bash -c '[ "$(awk "/^Max open files/ {print \$4}" /proc/$1/limits)" = 4096 ]' _ "$NOFILE_PID"
+kill "$NOFILE_PID"
+
 finish

@@ -42,7 +42,7 @@ expand() {
 expand @system-service | sort -u >"$WORK/allowed"
 # System calls the unit refuses on purpose, with the program's answer to the refusal tested
 # below: the timex driver's adjtimex(2) (glibc calls clock_adjtime), which ProtectClock=yes
-# filters with EPERM even as a read; timex then reports itself down with the reason.
+# filters with EPERM even as a read; timex then reports itself absent with the reason.
 REFUSED_BY_DESIGN="clock_adjtime adjtimex"
 # check_syscalls UNIT TRACE: what the traced program called against UNIT's filter.
 check_syscalls() {
@@ -89,9 +89,12 @@ ca = "$WORK/pki/ca.crt"
 [web]
 listen_addresses = ["127.0.0.1:$WEB_PORT"]
 TOML
-# Nobody listens on NOTIFY_SOCKET: every notification fails, and that path is traced too.
+# Nobody listens on NOTIFY_SOCKET: every notification fails, and that path is traced too. The
+# open-file limit is the unit's LimitNOFILE= (soft = hard), as under the unit.
+NOFILE=$(sed -n 's/^LimitNOFILE=//p' "$SRC/packaging/systemd/gridnoded.service")
+check "gridnoded.service: LimitNOFILE= sets one limit" grep -qE '^[0-9]+$' <<<"$NOFILE"
 NOTIFY_SOCKET=$WORK/notify.sock WATCHDOG_USEC=100000 strace -f -qq -o "$WORK/agent.trace" \
-  "$BIN/gridnoded" --config "$WORK/agent.toml" --socket "$WORK/c.sock" 2>"$WORK/agent.log" &
+  prlimit --nofile="$NOFILE:$NOFILE" "$BIN/gridnoded" --config "$WORK/agent.toml" --socket "$WORK/c.sock" 2>"$WORK/agent.log" &
 TRACED=$!
 PIDS+=("$TRACED")
 wait_for "traced agent" 20 "$BIN/gridnodectl" --socket "$WORK/c.sock" status
