@@ -25,6 +25,7 @@
 #include <random>
 
 #include "ingest.hpp"
+#include "jetstream.hpp"
 #include "nats_server.hpp"
 #include "report_fixtures.hpp"
 #include "store.hpp"
@@ -85,7 +86,10 @@ void run(benchmark::State& state, bool verify_all, bool stream_records = false) 
     if (b == 0) {
       state.PauseTiming();
       in = std::make_unique<NodeIngest>("node-0001", s.key->public_key(),
-                                        IngestOptions{verify_all, stream_records});
+                                        IngestOptions{.verify_all = verify_all,
+                                                      .encoder = stream_records
+                                                                     ? &stream_record_encoder
+                                                                     : &json_lines_encoder});
       std::vector<protocol::Frame> cat{{protocol::FrameKind::catalog, s.catalog.bytes, 0}};
       (void)in->ingest(cat, out);
       state.ResumeTiming();
@@ -166,14 +170,18 @@ void run_store(benchmark::State& state, bool jetstream, bool json_lines = false)
     o.servers = nats->url();
     o.max_bytes = std::int64_t{2} << 30;
     o.json_lines = json_lines;
-    store = Store::open_jetstream(io, o, {});
+    auto sink = JetStreamSink::open(io, o);
+    store = sink ? Store::open(std::move(*sink), {})
+                 : platform::Result<std::unique_ptr<Store>>(tl::unexpected(sink.error()));
   } else {
     dir = (std::filesystem::temp_directory_path() / "gn-bench-XXXXXX").string();
     if (::mkdtemp(dir.data()) == nullptr) {
       state.SkipWithError("mkdtemp");
       return;
     }
-    store = Store::open_jsonl(dir + "/sink.jsonl", {});
+    auto sink = JsonlSink::open(io, dir + "/sink.jsonl");
+    store = sink ? Store::open(std::move(*sink), {})
+                 : platform::Result<std::unique_ptr<Store>>(tl::unexpected(sink.error()));
   }
   if (!store) {
     state.SkipWithError(store.error().message().c_str());

@@ -178,14 +178,16 @@ int export_stream(const ExportOptions& o) {
   }
   // The file first: its last records are what a crash may have left unacknowledged.
   std::deque<std::string> tail;
-  auto sink = JsonlSink::open(o.sink, [&tail](std::string_view line) {
+  auto sink = JsonlFile::open(o.sink);
+  auto read = sink ? (*sink)->read_lines([&tail](std::string_view line) {
     tail.emplace_back(line);
     if (tail.size() > kRecent) {
       tail.pop_front();
     }
-  });
-  if (!sink) {
-    std::fprintf(stderr, "gridnode-collector export: %s\n", sink.error().message().c_str());
+  })
+                   : platform::Result<std::size_t>(tl::unexpected(sink.error()));
+  if (!read) {
+    std::fprintf(stderr, "gridnode-collector export: %s\n", read.error().message().c_str());
     return 2;
   }
   RecentIds recent;

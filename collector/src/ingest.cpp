@@ -9,7 +9,7 @@ namespace gridnode::collector {
 
 NodeIngest::NodeIngest(std::string node_id, std::optional<crypto::PublicKey> key,
                        IngestOptions options)
-    : node_(std::move(node_id)), options_(options) {
+    : node_(std::move(node_id)), options_(options), encoder_(options.encoder()) {
   if (key) {
     key_.emplace(std::move(*key));
   }
@@ -60,25 +60,10 @@ void add_record(std::vector<RecordInfo>* records, protocol::FrameKind kind, std:
 }  // namespace
 
 void NodeIngest::write_report(const Pending& p, std::uint64_t verified_by, std::string& out) {
-  if (options_.stream_records) {
-    if (p.catalog != nullptr) {
-      stream_writer_.report(p.report, *p.catalog, p.envelope, verified_by, out);
-    } else {
-      stream_writer_.report_without_values(p.report, p.envelope, verified_by, p.values_error, out);
-    }
-  } else if (p.catalog != nullptr) {
-    writer_.report(p.report, *p.catalog, p.envelope, verified_by, out);
+  if (p.catalog != nullptr) {
+    encoder_->report(p.report, *p.catalog, p.envelope, verified_by, out);
   } else {
-    writer_.report_without_values(p.report, p.envelope, verified_by, p.values_error, out);
-  }
-}
-
-void NodeIngest::write_gap(const protocol::GapRecord& gap, std::span<const std::uint8_t> envelope,
-                           std::string& out) {
-  if (options_.stream_records) {
-    stream_writer_.gap(gap, envelope, out);
-  } else {
-    writer_.gap(gap, envelope, out);
+    encoder_->report_without_values(p.report, p.envelope, verified_by, p.values_error, out);
   }
 }
 
@@ -86,18 +71,10 @@ void NodeIngest::write_catalog_record(const protocol::EncodedCatalog& catalog,
                                       std::uint64_t received, std::string& lines,
                                       std::vector<RecordInfo>* records) {
   const std::size_t offset = lines.size();
-  write_catalog(catalog, lines);
+  encoder_->catalog(node_, catalog, lines);
   add_record(records, protocol::FrameKind::catalog, offset, lines, 0, false,
              node_ + ":catalog:" + crypto::to_hex(catalog.digest), catalog.digest);
   catalog_written_[catalog.digest] = received;
-}
-
-void NodeIngest::write_catalog(const protocol::EncodedCatalog& catalog, std::string& out) {
-  if (options_.stream_records) {
-    stream_writer_.catalog(node_, catalog, out);
-  } else {
-    writer_.catalog(node_, catalog, out);
-  }
 }
 
 bool NodeIngest::settle(IngestResult& result, std::string& lines,
@@ -172,8 +149,7 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
           : static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                            std::chrono::system_clock::now().time_since_epoch())
                                            .count());
-  writer_.set_received(received);
-  stream_writer_.set_received(received);
+  encoder_->set_received(received);
   chain_vouched_ = chain_;
   decoder_vouched_ = decoder_;
   pending_.clear();
@@ -220,7 +196,7 @@ IngestResult NodeIngest::ingest(std::span<const protocol::Frame> frames, std::st
         break;
       }
       const std::size_t offset = lines.size();
-      write_gap(*gap, f.payload, lines);
+      encoder_->gap(*gap, f.payload, lines);
       add_record(
           line_out, protocol::FrameKind::gap, offset, lines, gap->to_seq, false,
           node_ + ":gap:" + std::to_string(gap->from_seq) + "-" + std::to_string(gap->to_seq));

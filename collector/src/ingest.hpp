@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -11,8 +12,8 @@
 #include "gridnode/protocol/chain.hpp"
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/protocol/report.hpp"
+#include "record_format.hpp"
 #include "records.hpp"
-#include "stream_record.hpp"
 #include "verifier.hpp"
 
 namespace gridnode::collector {
@@ -20,27 +21,15 @@ namespace gridnode::collector {
 struct IngestOptions {
   // Check every report's signature instead of the last of each run of linked reports.
   bool verify_all = false;
-  // Write compact stream records (stream_record.hpp) instead of JSON lines: the JetStream sink.
-  bool stream_records = false;
+  // How the records are written: the sink's encoder (Sink::ingest_options sets it). Outside a
+  // Store (tests, benchmarks) the JSONL sink's lines.
+  EncoderFactory encoder = &json_lines_encoder;
   // Unix ns now, for each record's received_ns; nullptr: the system clock (tests inject one).
   std::uint64_t (*clock_ns)() = nullptr;
   // Write a node's catalog record again when a report uses it this long (ns) after it was last
   // written, so that a stream whose messages age out keeps the catalog of a session that outlives
-  // its max_age (Store::open_jetstream sets it). 0: once per catalog and node.
+  // its max_age (the JetStream sink's ingest_options sets it). 0: once per catalog and node.
   std::uint64_t catalog_refresh_ns = 0;
-};
-
-// One record of a batch's sink lines: where its line is and what identifies it. A distributed
-// sink publishes each record as one message, with `id` as its de-duplication id. With
-// IngestOptions::stream_records the "lines" are stream records, `size` bytes each, no '\n'.
-struct RecordInfo {
-  protocol::FrameKind kind = protocol::FrameKind::report;
-  std::size_t offset = 0;   // of its line in the batch's text
-  std::size_t size = 0;     // '\n' included
-  std::uint64_t seq = 0;    // report: its seq; gap: to_seq; catalog: 0
-  bool keyframe = false;    // a report decodable without its predecessor
-  std::string id;           // node:seq:digest, node:gap:from-to, node:catalog:digest
-  crypto::Digest digest{};  // a catalog's (its stream subject names it)
 };
 
 struct IngestResult {
@@ -64,10 +53,10 @@ class NodeIngest {
   // everything until set_key() gave it the key of the node's certificate.
   NodeIngest(std::string node_id, std::optional<crypto::PublicKey> key, IngestOptions options);
 
-  // Verifies the frames of one batch, in order, and appends to `out` the sink lines of what it
-  // accepts (catalogs first, then reports and gap records). The node's state moves past what was
+  // Verifies the frames of one batch, in order, and appends to `out` the sink records of what it
+  // accepts (catalogs first, then reports and gap records), written by the options' encoder. The node's state moves past what was
   // accepted; a rejected report and everything after it in the batch leave no trace.
-  // `records`, when given, receives one entry per line appended (offsets into `out`).
+  // `records`, when given, receives one entry per record appended (offsets into `out`).
   IngestResult ingest(std::span<const protocol::Frame> frames, std::string& out,
                       std::vector<RecordInfo>* records = nullptr);
 
@@ -77,7 +66,7 @@ class NodeIngest {
 
   const std::string& node_id() const { return node_; }
   void set_key(crypto::PublicKey key) { key_.emplace(std::move(key)); }
-  // Takes the chain position from elsewhere (the JetStream bucket, which is authoritative).
+  // Takes the chain position from elsewhere (the sink's index, e.g. the JetStream bucket).
   void resume(std::uint64_t seq, const crypto::Digest& digest) {
     chain_ = protocol::ChainVerifier(seq, digest);
   }
@@ -101,11 +90,7 @@ class NodeIngest {
   const protocol::EncodedCatalog* catalog_for(const protocol::ReportHeader& h) const;
   void decode_into(Pending& p);
   void take_labels(const platform::Labels& labels);
-  // The record writers: JSON lines, or stream records (options_.stream_records).
   void write_report(const Pending& p, std::uint64_t verified_by, std::string& out);
-  void write_gap(const protocol::GapRecord& gap, std::span<const std::uint8_t> envelope,
-                 std::string& out);
-  void write_catalog(const protocol::EncodedCatalog& catalog, std::string& out);
   // The catalog's record into `lines`, its RecordInfo into `records`; remembered as written now.
   void write_catalog_record(const protocol::EncodedCatalog& catalog, std::uint64_t received,
                             std::string& lines, std::vector<RecordInfo>* records);
@@ -121,8 +106,7 @@ class NodeIngest {
   // When each catalog's record was last written (received_ns; 0: restored, never by this ingest).
   std::map<crypto::Digest, std::uint64_t> catalog_written_;
   std::vector<Pending> pending_;
-  RecordWriter writer_;
-  StreamRecordWriter stream_writer_;
+  std::unique_ptr<RecordEncoder> encoder_;  // the sink's (IngestOptions::encoder)
   std::string region_, site_;
 };
 

@@ -336,9 +336,88 @@ std::string message_data(natsMsg* m) {
 
 }  // namespace
 
-platform::Result<JetStreamSink::Loaded> JetStreamSink::load(
-    const std::string& node, std::optional<std::uint64_t> known_last_at) {
+IngestOptions JetStreamSink::ingest_options(IngestOptions base) const {
+  // The stream carries compact records, not JSON lines (docs/jetstream.md, "Message format").
+  base.encoder = options_.json_lines ? &json_lines_encoder : &stream_record_encoder;
+  // A node's catalog is written again before its last copy ages out of the stream, and after the
+  // duplicate window, which would drop it (same message id): halfway between the two.
+  const auto refresh = (options_.max_age + options_.duplicate_window) / 2;
+  base.catalog_refresh_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(refresh).count());
+  return base;
+}
+
+platform::Result<Sink::Loaded> JetStreamSink::load(const std::string& node, bool known) {
+  Position& pos = positions_[node];
+  std::optional<std::uint64_t> known_last_at;
+  if (known && pos.valid) {
+    known_last_at = pos.chain.last_at;
+  }
+  auto read = read_node(node, known_last_at);
+  if (!read) {
+    // Nothing is known for sure (a leader election, a timeout): not trusted until a load succeeds.
+    pos.valid = false;
+    return tl::unexpected(read.error());
+  }
   Loaded out;
+  out.current = read->current;
+  if (read->current) {
+    return out;
+  }
+  // Another collector extended the node (or this one never had it): its records, to rebuild from.
+  // Both formats: a stream written with json_lines holds JSON lines.
+  RecordKeys keys;
+  out.replay.reserve(read->replay.size());
+  for (const std::string& msg : read->replay) {
+    const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(msg.data()),
+                                              msg.size());
+    auto rec = is_stream_record(bytes) ? read_stream_record(bytes) : read_json_record(msg, keys);
+    if (rec && rec->node == node) {
+      out.replay.push_back(std::move(*rec));
+    } else {
+      ++out.unreadable;
+    }
+  }
+  out.seq = read->state.seq;
+  out.digest = read->state.digest;
+  pos.chain = std::move(read->state);
+  pos.valid = true;
+  ++pos.generation;
+  return out;
+}
+
+void JetStreamSink::write(const SinkBatch& batch, Done done) {
+  const std::string node(batch.node);
+  Position& pos = positions_[node];
+  ChainState after = pos.chain;
+  after.seq = batch.seq;
+  after.digest = batch.digest;
+  auto text = std::make_shared<const std::string>(batch.text);
+  const std::vector<RecordInfo> records(batch.records.begin(), batch.records.end());
+  publish_batch(node, std::string(batch.region), std::string(batch.site), std::move(text), records,
+                pos.chain, std::move(after),
+                [this, node, generation = pos.generation,
+                 done = std::move(done)](platform::Result<ChainState> s) {
+                  Position& p = positions_[node];
+                  if (!s) {
+                    p.valid = false;  // memory may be ahead of the stream: read it again
+                    done(tl::unexpected(s.error()));
+                    return;
+                  }
+                  if (p.generation != generation) {
+                    // A load replaced the position meanwhile: its stream position may be behind
+                    // these records. Stored all the same; the node is read again next time.
+                    p.valid = false;
+                  } else {
+                    p.chain = std::move(*s);
+                  }
+                  done({});
+                });
+}
+
+platform::Result<JetStreamSink::NodeRead> JetStreamSink::read_node(
+    const std::string& node, std::optional<std::uint64_t> known_last_at) {
+  NodeRead out;
   jsCtx* js = client_->js();
   const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
   jsOptions jo;
@@ -558,10 +637,10 @@ bool JetStreamSink::publish(std::uint64_t batch, int record, natsMsg* msg, jsPub
   return true;
 }
 
-void JetStreamSink::write(const std::string& node, const std::string& region,
-                          const std::string& site, std::shared_ptr<const std::string> text,
-                          const std::vector<RecordInfo>& records, const ChainState& before,
-                          ChainState after, Done done) {
+void JetStreamSink::publish_batch(const std::string& node, const std::string& region,
+                                  const std::string& site, std::shared_ptr<const std::string> text,
+                                  const std::vector<RecordInfo>& records, const ChainState& before,
+                                  ChainState after, Published done) {
   const std::uint64_t id = ++next_batch_;
   Batch& b = batches_[id];
   b.node = node;

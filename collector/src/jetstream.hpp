@@ -17,7 +17,8 @@
 
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/platform/result.hpp"
-#include "ingest.hpp"
+#include "sink.hpp"
+#include "stream_record.hpp"
 
 // The collectors' shared, replicated log: NATS JetStream (docs/jetstream.md). Every verified
 // record is one message of the stream GRIDNODE_REPORTS on gridnode.reports.<region>.<site>.<node>,
@@ -47,8 +48,6 @@ struct JetStreamOptions {
   // so that a test can stop the server at a given point. Empty: nothing.
   std::function<void(std::string_view step)> on_load_step;
 };
-
-inline constexpr std::string_view kSubjectPrefix = "gridnode.reports";
 
 // A subject token: '.', '*', '>', whitespace and '%' are escaped as %XX; empty is "_".
 std::string subject_token(std::string_view s);
@@ -116,49 +115,67 @@ std::optional<protocol::Bytes> fetch_catalog(jsCtx* js, const std::string& strea
 [[nodiscard]] platform::Result<void> ensure_stream(jsCtx* js, const JetStreamOptions& o);
 [[nodiscard]] platform::Result<kvStore*> ensure_bucket(jsCtx* js, const JetStreamOptions& o);
 
-// The serve side: publishes batches asynchronously and pipelined, and calls back on the loop
-// once JetStream acknowledged every record and then the chain's compare-and-set.
-class JetStreamSink {
+// The serve side: a Sink that publishes batches asynchronously and pipelined, and calls back on
+// the loop once JetStream acknowledged every record (and, when where a takeover reads from moved,
+// the node's bucket entry). A node's position (ChainState) is the sink's own: the stream
+// sequence its next record must fence on, read by load() and moved on by each write.
+class JetStreamSink final : public Sink {
  public:
-  using Done = std::function<void(platform::Result<ChainState>)>;
-
   [[nodiscard]] static platform::Result<std::unique_ptr<JetStreamSink>> open(
       asio::io_context& io, const JetStreamOptions& o);
-  ~JetStreamSink();
+  ~JetStreamSink() override;
 
-  // The node's position as the stream has it now, with the messages to replay (its catalog, then
-  // its records from its last keyframe to the stream's end, and any other catalog those name) so
-  // that a collector taking the node over resumes where the stream ends and decodes the node's
-  // next deltas. When `known_last_at` is the stream sequence of the node's last message, nothing
-  // else is read (`current`: the caller's state is the stream's). Blocks the calling thread for
-  // at most JetStreamOptions::timeout in all (a few round trips; a replay of up to one keyframe
-  // interval of records on a takeover). Fails on any error or timeout (only "not found" means
-  // "nothing there"): a replay cut short would leave the node's next deltas undecodable.
-  struct Loaded {
+  // Compact stream records (JSON lines with JetStreamOptions::json_lines), each catalog written
+  // again before its last copy ages out of the stream.
+  IngestOptions ingest_options(IngestOptions base) const override;
+  bool wants_records() const override { return true; }
+  // Nothing at start: any collector can take any node over, so a node is read when it connects.
+  platform::Result<Recovered> recover(const Replay&) override { return Recovered{}; }
+  // The node's position as the stream has it now. `known` and the node's last message still the
+  // one this sink wrote or read last: current, nothing else is read. Else the node's records to
+  // replay (its catalog, then its records from its last keyframe to the stream's end, and any
+  // other catalog those name), so that a collector taking the node over resumes where the stream
+  // ends and decodes the node's next deltas. Blocks the calling thread for at most
+  // JetStreamOptions::timeout in all (a few round trips; a replay of up to one keyframe interval
+  // of records on a takeover). Fails on any error or timeout (only "not found" means "nothing
+  // there"): a replay cut short would leave the node's next deltas undecodable.
+  platform::Result<Loaded> load(const std::string& node, bool known) override;
+  // Publishes each stream record of the batch (one message each, its RecordInfo::id as
+  // Nats-Msg-Id): catalogs at once on their own subjects, the node's reports and gap records one
+  // after the other on its subject, each expecting the node's last message to be the one before
+  // (the node's position, then each acknowledged sequence), then writes the node's bucket entry
+  // if its catalog_at or keyframe_at moved (where a takeover starts reading); calls `done` on the
+  // loop, or with an error (a failed publish, a timeout, or JetStream refusing a record because
+  // another collector extended the node: errc::resource_unavailable_try_again, "moved on by
+  // another collector"; the records of the batch before the refused one may be stored, and are
+  // then part of the node's one chain). After an error the node's position is read again.
+  void write(const SinkBatch& batch, Done done) override;
+
+  std::string describe() const override { return options_.servers; }
+
+ private:
+  // What read_node found: the node's position, and the messages to replay unless `current`.
+  struct NodeRead {
     ChainState state;
     std::vector<std::string> replay;
     bool current = false;
   };
-  [[nodiscard]] platform::Result<Loaded> load(const std::string& node,
-                                              std::optional<std::uint64_t> known_last_at = {});
-
-  // Publishes each stream record of `text` (one message each, `records[i].id` as Nats-Msg-Id;
-  // written by NodeIngest with IngestOptions::stream_records): catalogs at once on their own
-  // subjects, the node's reports and gap records one after the other on its subject, each
-  // expecting the node's last message to be the one before (`before.last_at`, then each
-  // acknowledged sequence), then writes the node's bucket entry `after` if its catalog_at or
-  // keyframe_at moved (where a takeover starts reading); calls `done` on the loop
-  // with the new state, or with an error (a failed publish, a timeout, or JetStream refusing a
-  // record because another collector extended the node: errc::resource_unavailable_try_again,
-  // "moved on by another collector"; the records of the batch before the refused one may be
-  // stored, and are then part of the node's one chain).
-  void write(const std::string& node, const std::string& region, const std::string& site,
-             std::shared_ptr<const std::string> text, const std::vector<RecordInfo>& records,
-             const ChainState& before, ChainState after, Done done);
-
-  std::string describe() const { return options_.servers; }
-
- private:
+  [[nodiscard]] platform::Result<NodeRead> read_node(const std::string& node,
+                                                     std::optional<std::uint64_t> known_last_at);
+  // A node's position as this sink last wrote or read it.
+  struct Position {
+    ChainState chain;
+    bool valid = false;  // false: may differ from the stream; read it again at the next load
+    // Bumped by each load that reads the stream: a batch published before must not write its
+    // position over the one that replaced it (the load may have read the stream before the
+    // batch's records landed, and the two would then disagree).
+    std::uint64_t generation = 0;
+  };
+  using Published = std::function<void(platform::Result<ChainState>)>;
+  void publish_batch(const std::string& node, const std::string& region, const std::string& site,
+                     std::shared_ptr<const std::string> text,
+                     const std::vector<RecordInfo>& records, const ChainState& before,
+                     ChainState after, Published done);
   struct Batch {
     std::string node;
     std::string subject;             // the node's
@@ -172,7 +189,7 @@ class JetStreamSink {
     ChainState before, after;
     std::vector<RecordInfo> records;  // kind and keyframe, to place catalog_at / keyframe_at
     std::shared_ptr<const std::string> text;  // the records' bytes, until the last is published
-    Done done;
+    Published done;
     std::unique_ptr<asio::steady_timer> deadline;
   };
   struct Token {
@@ -205,6 +222,7 @@ class JetStreamSink {
   bool drain_posted_ = false;                         // a drain_acks() is queued on the loop
   std::unordered_map<std::uint64_t, Batch> batches_;  // loop only
   std::uint64_t next_batch_ = 0;
+  std::unordered_map<std::string, Position> positions_;  // loop only, by node
 };
 
 }  // namespace gridnode::collector

@@ -210,6 +210,22 @@ bool read_record_keys(std::string_view line, RecordKeys& out) {
   return ok && reader.found();
 }
 
+std::unique_ptr<RecordEncoder> json_lines_encoder() { return std::make_unique<RecordWriter>(); }
+
+std::optional<StoredRecord> read_json_record(std::string_view line, RecordKeys& keys) {
+  if (!read_record_keys(line, keys)) {
+    return std::nullopt;
+  }
+  auto raw = crypto::from_base64(keys.raw);
+  if (!raw) {
+    return std::nullopt;
+  }
+  return StoredRecord{keys.type == "catalog"  ? protocol::FrameKind::catalog
+                      : keys.type == "report" ? protocol::FrameKind::report
+                                              : protocol::FrameKind::gap,
+                      keys.node, std::move(*raw)};
+}
+
 void append_json_string(std::string_view s, std::string& out) {
   out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -9,6 +11,7 @@
 #include "gridnode/protocol/catalog.hpp"
 #include "gridnode/protocol/gap.hpp"
 #include "gridnode/protocol/report.hpp"
+#include "record_format.hpp"
 
 namespace gridnode::collector {
 
@@ -25,19 +28,22 @@ namespace gridnode::collector {
 //
 // `raw` keeps the node's signed bytes, so the sink can be re-verified (and the collector's state
 // rebuilt) long after the fact.
-class RecordWriter {
+class RecordWriter final : public RecordEncoder {
  public:
   // When the collector received what it writes next (Unix ns): "received_ns" in report lines,
   // so that the sink shows each report's delay from sampling to the collector.
-  void set_received(std::uint64_t unix_ns) { received_ns_ = unix_ns; }
+  void set_received(std::uint64_t unix_ns) override { received_ns_ = unix_ns; }
 
   void report(const protocol::Report& report, const protocol::EncodedCatalog& catalog,
               std::span<const std::uint8_t> envelope, std::uint64_t verified_by,
-              std::string& out);
+              std::string& out) override;
   void report_without_values(const protocol::Report& report, std::span<const std::uint8_t> envelope,
-                             std::uint64_t verified_by, const std::string& why, std::string& out);
-  void gap(const protocol::GapRecord& gap, std::span<const std::uint8_t> envelope, std::string& out);
-  void catalog(const std::string& node, const protocol::EncodedCatalog& catalog, std::string& out);
+                             std::uint64_t verified_by, const std::string& why,
+                             std::string& out) override;
+  void gap(const protocol::GapRecord& gap, std::span<const std::uint8_t> envelope,
+           std::string& out) override;
+  void catalog(const std::string& node, const protocol::EncodedCatalog& catalog,
+               std::string& out) override;
 
  private:
   struct Cache {
@@ -64,6 +70,11 @@ struct RecordKeys {
 // False when the line is not a JSON object or lacks a string "type", "node" or "raw" at its top
 // level. `out` is reused between calls (its strings keep their capacity).
 [[nodiscard]] bool read_record_keys(std::string_view line, RecordKeys& out);
+
+// The JSONL sink's records: an encoder (a RecordWriter), and a line read back (its type, node
+// and decoded `raw`; nothing when the line is no record). `keys` is scratch reused between lines.
+std::unique_ptr<RecordEncoder> json_lines_encoder();
+[[nodiscard]] std::optional<StoredRecord> read_json_record(std::string_view line, RecordKeys& keys);
 
 // A JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD.
 void append_json_string(std::string_view s, std::string& out);

@@ -19,6 +19,7 @@
 #include "gridnode/protocol/policy_bundle.hpp"
 #include "gridnode/protocol/session.hpp"
 #include "endpoint.hpp"
+#include "open_sink.hpp"
 #include "remote_sender.hpp"
 #include "store.hpp"
 
@@ -239,6 +240,10 @@ class Server {
   }
 
   void stop(int code) {
+    if (stopping_) {
+      return;  // a failed group commit fails every session of it: one stop
+    }
+    stopping_ = true;
     notify(notifier_.stopping());
     watchdog_timer_.cancel();
     log_stats();
@@ -422,6 +427,7 @@ class Server {
   std::uint64_t batches_ = 0;
   std::uint64_t reports_ = 0;
   int exit_code_ = 0;
+  bool stopping_ = false;
   platform::ServiceNotifier notifier_;
   platform::Complaint notify_failing_;
   asio::steady_timer watchdog_timer_;
@@ -535,8 +541,9 @@ void Session::on_data(std::size_t n) {
 void Session::on_committed(platform::Result<IngestResult> r) {
   if (!r) {
     if (r.error().code == std::errc::resource_unavailable_try_again) {
-      // JetStream did not take the batch, or another collector moved the node's chain on:
-      // nothing is acknowledged; the agent reconnects and is told where the chain stands.
+      // The sink did not take the batch (JetStream: a failed publish, or another collector moved
+      // the node's chain on), or the node has a batch in flight on another connection: nothing
+      // is acknowledged; the agent reconnects and is told where the chain stands.
       platform::log(Level::warning, "collector",
                     LogLine("batch not stored").kv("node", node_).kv("err", r.error().message()));
       close("batch not stored");
@@ -718,7 +725,7 @@ int serve(const ServeOptions& o) {
   }
   // The senders tail the JSONL file; a stream's senders are export's (its archive is theirs).
   platform::Result<std::vector<RemoteTarget>> targets = make_remote_targets(o.remote_write);
-  if (targets && !targets->empty() && o.sink.starts_with("nats://")) {
+  if (targets && !targets->empty() && is_stream_sink(o.sink)) {
     targets = platform::fail(std::errc::invalid_argument,
                              "--remote-write needs a JSONL --sink (its queue); with a nats:// sink, "
                              "run `gridnode-collector export --from " + o.sink +
@@ -730,14 +737,9 @@ int serve(const ServeOptions& o) {
   }
   asio::io_context io{1};
   const IngestOptions ingest{.verify_all = o.verify_all};
-  platform::Result<std::unique_ptr<Store>> store = platform::fail(std::errc::invalid_argument, "");
-  if (o.sink.starts_with("nats://")) {
-    JetStreamOptions js = o.jetstream;
-    js.servers = o.sink;
-    store = Store::open_jetstream(io, js, ingest);
-  } else {
-    store = Store::open_jsonl(o.sink, ingest);
-  }
+  auto sink = open_sink(io, o.sink, o.jetstream);
+  auto store = sink ? Store::open(std::move(*sink), ingest)
+                    : platform::Result<std::unique_ptr<Store>>(tl::unexpected(sink.error()));
   if (!store) {
     std::fprintf(stderr, "gridnode-collector serve: %s\n", store.error().message().c_str());
     return 2;

@@ -3,17 +3,22 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <asio/post.hpp>
 #include <cerrno>
 #include <vector>
 
 namespace gridnode::collector {
 
-platform::Result<std::unique_ptr<JsonlSink>> JsonlSink::open(const std::string& path,
-                                                             const Replay& replay) {
+platform::Result<std::unique_ptr<JsonlFile>> JsonlFile::open(const std::string& path,
+                                                             Datasync datasync) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_APPEND, 0640);
   if (fd < 0) {
     return platform::fail_errno(errno, "cannot open sink " + path);
   }
+  return std::unique_ptr<JsonlFile>(new JsonlFile(path, fd, std::move(datasync)));
+}
+
+platform::Result<std::size_t> JsonlFile::read_lines(const LineReplay& replay) {
   // Read it through in blocks; hand each whole line to `replay`; remember where the last
   // newline is: anything after it is a record cut short by a crash.
   std::vector<char> block(1 << 20);
@@ -21,11 +26,9 @@ platform::Result<std::unique_ptr<JsonlSink>> JsonlSink::open(const std::string& 
   off_t offset = 0;
   off_t good_end = 0;
   for (;;) {
-    ssize_t n = ::pread(fd, block.data(), block.size(), offset);
+    ssize_t n = ::pread(fd_, block.data(), block.size(), offset);
     if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return platform::fail_errno(err, "cannot read sink " + path);
+      return platform::fail_errno(errno, "cannot read sink " + path_);
     }
     if (n == 0) {
       break;
@@ -47,22 +50,21 @@ platform::Result<std::unique_ptr<JsonlSink>> JsonlSink::open(const std::string& 
     carry.append(chunk.substr(start));
     offset += n;
   }
-  std::size_t cut = static_cast<std::size_t>(offset - good_end);
-  if (cut > 0 && (::ftruncate(fd, good_end) != 0 || ::fdatasync(fd) != 0)) {
-    int err = errno;
-    ::close(fd);
-    return platform::fail_errno(err, "cannot cut the torn tail of sink " + path);
+  const std::size_t cut = static_cast<std::size_t>(offset - good_end);
+  if (cut > 0 && (::ftruncate(fd_, good_end) != 0 || ::fdatasync(fd_) != 0)) {
+    return platform::fail_errno(errno, "cannot cut the torn tail of sink " + path_);
   }
-  return std::unique_ptr<JsonlSink>(new JsonlSink(path, fd, cut, good_end));
+  size_ = good_end;
+  return cut;
 }
 
-JsonlSink::~JsonlSink() {
+JsonlFile::~JsonlFile() {
   if (fd_ >= 0) {
     ::close(fd_);
   }
 }
 
-platform::Result<void> JsonlSink::append(std::string_view lines) {
+platform::Result<void> JsonlFile::append(std::string_view lines) {
   const std::size_t total = lines.size();
   while (!lines.empty()) {
     ssize_t n = ::write(fd_, lines.data(), lines.size());
@@ -81,11 +83,91 @@ platform::Result<void> JsonlSink::append(std::string_view lines) {
   return {};
 }
 
-platform::Result<void> JsonlSink::sync() {
-  if (::fdatasync(fd_) != 0) {
+platform::Result<void> JsonlFile::sync() {
+  if ((datasync_ ? datasync_(fd_) : ::fdatasync(fd_)) != 0) {
     return platform::fail_errno(errno, "cannot sync sink " + path_);
   }
   return {};
+}
+
+platform::Result<std::unique_ptr<JsonlSink>> JsonlSink::open(asio::io_context& io,
+                                                             const std::string& path,
+                                                             Options options) {
+  auto file = JsonlFile::open(path, std::move(options.datasync));
+  if (!file) {
+    return tl::unexpected(file.error());
+  }
+  return std::unique_ptr<JsonlSink>(new JsonlSink(io, std::move(*file)));
+}
+
+IngestOptions JsonlSink::ingest_options(IngestOptions base) const {
+  base.encoder = &json_lines_encoder;
+  return base;
+}
+
+platform::Result<Sink::Recovered> JsonlSink::recover(const Replay& replay) {
+  Recovered out;
+  RecordKeys keys;  // reused from line to line
+  auto cut = file_->read_lines([&](std::string_view line) {
+    if (auto rec = read_json_record(line, keys)) {
+      replay(*rec);
+    } else {
+      ++out.unreadable;
+    }
+  });
+  if (!cut) {
+    return tl::unexpected(cut.error());
+  }
+  out.bytes_cut = *cut;
+  return out;
+}
+
+platform::Result<Sink::Loaded> JsonlSink::load(const std::string&, bool) {
+  if (failed_) {
+    return tl::unexpected(*failed_);
+  }
+  Loaded out;
+  out.current = true;
+  return out;
+}
+
+void JsonlSink::write(const SinkBatch& batch, Done done) {
+  if (failed_) {
+    done(tl::unexpected(*failed_));
+    return;
+  }
+  queued_.append(batch.text);
+  waiting_.push_back(std::move(done));
+  if (flush_posted_) {
+    return;
+  }
+  // After the handlers the loop has ready now: the other sessions whose batches came meanwhile
+  // queue theirs behind this one, and share its fdatasync.
+  flush_posted_ = true;
+  asio::post(io_, [this, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired()) {
+      flush();
+    }
+  });
+}
+
+void JsonlSink::flush() {
+  flush_posted_ = false;
+  flushing_.swap(waiting_);
+  platform::Result<void> r = file_->append(queued_);
+  queued_.clear();
+  if (r) {
+    r = file_->sync();
+  }
+  ++flushes_;
+  if (!r) {
+    failed_ = r.error();
+  }
+  // Only now, with the lines durable (or failed), does any of these batches' sessions hear back.
+  for (Done& done : flushing_) {
+    done(r);
+  }
+  flushing_.clear();
 }
 
 }  // namespace gridnode::collector

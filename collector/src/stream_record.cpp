@@ -3,8 +3,6 @@
 #include <cstring>
 
 #include "gridnode/crypto/crypto.hpp"
-#include "gridnode/protocol/wire.hpp"
-#include "jetstream.hpp"
 
 namespace gridnode::collector {
 namespace {
@@ -15,27 +13,18 @@ constexpr std::uint8_t kSameIdentity = 4;
 constexpr std::size_t kMaxString = 64 * 1024;
 constexpr std::size_t kMaxNodeId = 128;  // protocol::valid_node_id
 
-void put_uvarint(std::uint64_t v, std::string& out) {
-  while (v >= 0x80) {
-    out += static_cast<char>(static_cast<std::uint8_t>(v | 0x80));
-    v >>= 7;
-  }
-  out += static_cast<char>(static_cast<std::uint8_t>(v));
+std::span<const std::uint8_t> bytes_of(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
 
-void put_bytes(std::span<const std::uint8_t> b, std::string& out) {
-  out.append(reinterpret_cast<const char*>(b.data()), b.size());
+void put_magic(StreamKind kind, protocol::Writer& w) {
+  w.fixed(bytes_of(kStreamRecordMagic));
+  w.u8(kStreamRecordVersion);
+  w.u8(static_cast<std::uint8_t>(kind));
 }
 
-void put_string(std::string_view s, std::string& out) {
-  put_uvarint(s.size(), out);
-  out += s;
-}
-
-void put_magic(StreamKind kind, std::string& out) {
-  out += kStreamRecordMagic;
-  out += static_cast<char>(kStreamRecordVersion);
-  out += static_cast<char>(kind);
+void append(const protocol::Bytes& record, std::string& out) {
+  out.append(reinterpret_cast<const char*>(record.data()), record.size());
 }
 
 std::string_view as_text(std::span<const std::uint8_t> b) {
@@ -71,24 +60,6 @@ bool take_digest(protocol::Reader& r, crypto::Digest& d, platform::Error& err) {
 
 namespace stream_record_detail {
 
-bool read_uvarint(std::span<const std::uint8_t> in, std::size_t& pos, std::uint64_t& v) {
-  v = 0;
-  for (unsigned shift = 0; shift < 64; shift += 7) {
-    if (pos >= in.size()) {
-      return false;
-    }
-    const std::uint8_t b = in[pos++];
-    if (shift == 63 && b > 1) {
-      return false;
-    }
-    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      return b != 0 || shift == 0;  // canonical: no redundant zero byte
-    }
-  }
-  return false;
-}
-
 platform::Error bad_values(std::string_view what, std::size_t pos) {
   return platform::Error{
       std::make_error_code(std::errc::bad_message),
@@ -97,13 +68,15 @@ platform::Error bad_values(std::string_view what, std::size_t pos) {
 
 platform::Result<void> check_values_header(std::span<const std::uint8_t> values, std::size_t series,
                                            std::size_t& pos) {
-  std::uint64_t count = 0;
-  if (!read_uvarint(values, pos, count)) {
+  protocol::Reader in(values.subspan(pos));
+  auto count = in.uvarint();
+  if (!count) {
     return tl::unexpected(bad_values("count truncated", pos));
   }
-  if (count != series) {
+  pos += in.offset();
+  if (*count != series) {
     return tl::unexpected(
-        bad_values(std::to_string(count) + " series, catalog has " + std::to_string(series), 0));
+        bad_values(std::to_string(*count) + " series, catalog has " + std::to_string(series), 0));
   }
   const std::size_t map = (series + 7) / 8;
   if (values.size() - pos < 2 * map) {
@@ -129,84 +102,111 @@ std::string catalog_subject(const crypto::Digest& digest) {
   return std::string(kSubjectPrefix) + ".catalog." + crypto::to_hex(digest);
 }
 
+std::unique_ptr<RecordEncoder> stream_record_encoder() {
+  return std::make_unique<StreamRecordWriter>();
+}
+
 void StreamRecordWriter::header(const protocol::Report& r, bool with_values,
-                                std::uint64_t verified_by, std::string& out) {
+                                std::uint64_t verified_by, protocol::Writer& w) {
   const auto& h = r.header;
-  put_magic(StreamKind::report, out);
-  out += static_cast<char>((h.keyframe ? kKeyframe : 0) | (with_values ? kValues : 0) |
-                           (h.same_identity ? kSameIdentity : 0));
-  put_string(h.node_id, out);
-  put_uvarint(h.node_labels.size(), out);
+  put_magic(StreamKind::report, w);
+  w.u8(static_cast<std::uint8_t>((h.keyframe ? kKeyframe : 0) | (with_values ? kValues : 0) |
+                                 (h.same_identity ? kSameIdentity : 0)));
+  w.string(h.node_id);
+  w.uvarint(h.node_labels.size());
   for (const auto& [k, v] : h.node_labels) {
-    put_string(k, out);
-    put_string(v, out);
+    w.string(k);
+    w.string(v);
   }
-  put_bytes(h.boot_id, out);
-  put_uvarint(h.seq, out);
-  put_uvarint(h.time_ns, out);
-  put_bytes(r.digest, out);
-  put_bytes(h.prev, out);
-  put_bytes(h.catalog, out);
-  put_uvarint(verified_by, out);
-  put_uvarint(received_ns_, out);
+  w.fixed(h.boot_id);
+  w.uvarint(h.seq);
+  w.uvarint(h.time_ns);
+  w.fixed(r.digest);
+  w.fixed(h.prev);
+  w.fixed(h.catalog);
+  w.uvarint(verified_by);
+  w.uvarint(received_ns_);
 }
 
 void StreamRecordWriter::report(const protocol::Report& r, const protocol::EncodedCatalog& catalog,
                                 std::span<const std::uint8_t> envelope, std::uint64_t verified_by,
                                 std::string& out) {
-  header(r, true, verified_by, out);
-  // The values block, written after a placeholder for its length: one varint byte covers up to
-  // 127 bytes, so the block is moved once into place when it is longer (a few KB at most).
+  record_.clear();
+  protocol::Writer w(record_);
+  header(r, true, verified_by, w);
+  // The values block on its own first: its length goes before it.
   const std::size_t n = std::min(r.values.size(), catalog.catalog.series.size());
-  const std::size_t at = out.size();
-  put_uvarint(n, out);
+  values_.clear();
+  protocol::Writer v(values_);
+  v.uvarint(n);
   const std::size_t map = (n + 7) / 8;
-  const std::size_t maps = out.size();
-  out.append(2 * map, '\0');
+  const std::size_t maps = values_.size();
+  values_.resize(maps + 2 * map, 0);
   for (std::size_t i = 0; i < n; ++i) {
     const protocol::Slot& s = r.values[i];
     if (!s.present) {
       continue;
     }
-    const auto bit = static_cast<char>(1u << (i % 8));
-    out[maps + i / 8] = static_cast<char>(out[maps + i / 8] | bit);
+    const auto bit = static_cast<std::uint8_t>(1u << (i % 8));
+    values_[maps + i / 8] |= bit;
     if (s.value.is_signed) {
-      out[maps + map + i / 8] = static_cast<char>(out[maps + map + i / 8] | bit);
-      put_uvarint(protocol::zigzag(s.value.as_int64()), out);
+      values_[maps + map + i / 8] |= bit;
+      v.svarint(s.value.as_int64());
     } else {
-      put_uvarint(s.value.bits, out);
+      v.uvarint(s.value.bits);
     }
   }
-  std::string len;
-  put_uvarint(out.size() - at, len);
-  out.insert(at, len);
-  put_uvarint(envelope.size(), out);
-  put_bytes(envelope, out);
+  w.uvarint(values_.size());
+  w.fixed(values_);
+  w.uvarint(envelope.size());
+  w.fixed(envelope);
+  append(record_, out);
 }
 
 void StreamRecordWriter::report_without_values(const protocol::Report& r,
                                                std::span<const std::uint8_t> envelope,
                                                std::uint64_t verified_by, const std::string& why,
                                                std::string& out) {
-  header(r, false, verified_by, out);
-  put_string(why, out);
-  put_uvarint(envelope.size(), out);
-  put_bytes(envelope, out);
+  record_.clear();
+  protocol::Writer w(record_);
+  header(r, false, verified_by, w);
+  w.string(why);
+  w.uvarint(envelope.size());
+  w.fixed(envelope);
+  append(record_, out);
 }
 
 void StreamRecordWriter::gap(const protocol::GapRecord& g, std::span<const std::uint8_t> envelope,
                              std::string& out) {
-  put_magic(StreamKind::gap, out);
-  put_string(g.node_id, out);
-  put_bytes(envelope, out);
+  record_.clear();
+  protocol::Writer w(record_);
+  put_magic(StreamKind::gap, w);
+  w.string(g.node_id);
+  w.fixed(envelope);
+  append(record_, out);
 }
 
 void StreamRecordWriter::catalog(const std::string& node, const protocol::EncodedCatalog& catalog,
                                  std::string& out) {
-  put_magic(StreamKind::catalog, out);
-  put_string(node, out);
-  put_bytes(catalog.digest, out);
-  put_bytes(catalog.bytes, out);
+  record_.clear();
+  protocol::Writer w(record_);
+  put_magic(StreamKind::catalog, w);
+  w.string(node);
+  w.fixed(catalog.digest);
+  w.fixed(catalog.bytes);
+  append(record_, out);
+}
+
+std::optional<StoredRecord> read_stream_record(std::span<const std::uint8_t> message) {
+  auto rec = parse_stream_record(message);
+  if (!rec) {
+    return std::nullopt;
+  }
+  return StoredRecord{rec->kind == StreamKind::catalog  ? protocol::FrameKind::catalog
+                      : rec->kind == StreamKind::report ? protocol::FrameKind::report
+                                                        : protocol::FrameKind::gap,
+                      std::string(rec->node),
+                      std::vector<std::uint8_t>(rec->payload.begin(), rec->payload.end())};
 }
 
 platform::Result<StreamRecord> parse_stream_record(std::span<const std::uint8_t> message) {

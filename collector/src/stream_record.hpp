@@ -12,6 +12,8 @@
 #include "gridnode/protocol/catalog.hpp"
 #include "gridnode/protocol/gap.hpp"
 #include "gridnode/protocol/report.hpp"
+#include "gridnode/protocol/wire.hpp"
+#include "record_format.hpp"
 #include "records.hpp"
 
 // The compact stream record (docs/jetstream.md, "Message format"): what a collector publishes into
@@ -32,35 +34,45 @@
 //   gap      := node:string envelope:rest
 //   catalog  := node:string digest:32 catalog-bytes:rest
 //
-// Strings are uvarint-length-prefixed (protocol/wire.hpp). A bitmap has ceil(count / 8) bytes,
+// Strings are uvarint-length-prefixed, every varint is protocol::Writer's / Reader's (wire.hpp). A bitmap has ceil(count / 8) bytes,
 // series i at bit i % 8 of byte i / 8. The header fields are the ones the collector rendered (a
 // delta report's node, labels, boot id and catalog are its predecessor's, resolved by the
 // collector's decoder), so a consumer needs no decoder state: only the catalog the report names.
 namespace gridnode::collector {
 
 inline constexpr std::string_view kStreamRecordMagic = "GNR";
+// Where the JetStream sink publishes them: gridnode.reports.<region>.<site>.<node>, and
+// catalog_subject() below.
+inline constexpr std::string_view kSubjectPrefix = "gridnode.reports";
 inline constexpr std::uint8_t kStreamRecordVersion = 1;
 
 enum class StreamKind : std::uint8_t { report = 1, gap = 2, catalog = 3 };
 
-// Writes stream records, with RecordWriter's interface (NodeIngest calls one or the other).
-// Appends to `out`, which keeps its capacity: steady state allocates nothing.
-class StreamRecordWriter {
+// Writes stream records: the JetStream sink's RecordEncoder. Appends to `out`, which keeps its
+// capacity, as do the writer's own buffers: steady state allocates nothing.
+class StreamRecordWriter final : public RecordEncoder {
  public:
-  void set_received(std::uint64_t unix_ns) { received_ns_ = unix_ns; }
+  void set_received(std::uint64_t unix_ns) override { received_ns_ = unix_ns; }
   void report(const protocol::Report& report, const protocol::EncodedCatalog& catalog,
-              std::span<const std::uint8_t> envelope, std::uint64_t verified_by, std::string& out);
+              std::span<const std::uint8_t> envelope, std::uint64_t verified_by,
+              std::string& out) override;
   void report_without_values(const protocol::Report& report, std::span<const std::uint8_t> envelope,
-                             std::uint64_t verified_by, const std::string& why, std::string& out);
+                             std::uint64_t verified_by, const std::string& why,
+                             std::string& out) override;
   void gap(const protocol::GapRecord& gap, std::span<const std::uint8_t> envelope,
-           std::string& out);
-  void catalog(const std::string& node, const protocol::EncodedCatalog& catalog, std::string& out);
+           std::string& out) override;
+  void catalog(const std::string& node, const protocol::EncodedCatalog& catalog,
+               std::string& out) override;
 
  private:
   void header(const protocol::Report& report, bool with_values, std::uint64_t verified_by,
-              std::string& out);
+              protocol::Writer& w);
   std::uint64_t received_ns_ = 0;
+  protocol::Bytes record_;  // the record being written
+  protocol::Bytes values_;  // a report's values block, before its length is known
 };
+
+std::unique_ptr<RecordEncoder> stream_record_encoder();
 
 // True when `message` starts like a stream record (any version); false for a JSON line (`{`).
 bool is_stream_record(std::span<const std::uint8_t> message);
@@ -90,6 +102,9 @@ struct StreamRecord {
 template <class Fn>
 [[nodiscard]] platform::Result<void> for_each_stream_value(std::span<const std::uint8_t> values,
                                                            std::size_t series, Fn&& fn);
+
+// A stream record back to what the node sent (StoredRecord); nothing when it is not a valid one.
+[[nodiscard]] std::optional<StoredRecord> read_stream_record(std::span<const std::uint8_t> message);
 
 // Decodes a values block into one slot per series (`out` is resized; keeps its capacity).
 [[nodiscard]] platform::Result<void> decode_stream_values(std::span<const std::uint8_t> values,
@@ -132,8 +147,6 @@ class StreamRecordRenderer {
 namespace stream_record_detail {
 [[nodiscard]] platform::Result<void> check_values_header(std::span<const std::uint8_t> values,
                                                          std::size_t series, std::size_t& pos);
-[[nodiscard]] bool read_uvarint(std::span<const std::uint8_t> in, std::size_t& pos,
-                                std::uint64_t& v);
 platform::Error bad_values(std::string_view what, std::size_t pos);
 }  // namespace stream_record_detail
 
@@ -149,23 +162,24 @@ platform::Result<void> for_each_stream_value(std::span<const std::uint8_t> value
   const std::uint8_t* present = values.data() + pos;
   const std::uint8_t* is_signed = present + map;
   pos += 2 * map;
+  protocol::Reader in(values.subspan(pos));
   for (std::size_t i = 0; i < series; ++i) {
     const std::uint8_t bit = static_cast<std::uint8_t>(1u << (i % 8));
     if ((present[i / 8] & bit) == 0) {
       continue;
     }
-    std::uint64_t v = 0;
-    if (!d::read_uvarint(values, pos, v)) {
-      return tl::unexpected(d::bad_values("value truncated or not canonical", pos));
+    auto v = in.uvarint();
+    if (!v) {
+      return tl::unexpected(d::bad_values("value truncated or not canonical", pos + in.offset()));
     }
     if ((is_signed[i / 8] & bit) != 0) {
-      fn(i, platform::Value::of_signed(protocol::unzigzag(v)));
+      fn(i, platform::Value::of_signed(protocol::unzigzag(*v)));
     } else {
-      fn(i, platform::Value::of_unsigned(v));
+      fn(i, platform::Value::of_unsigned(*v));
     }
   }
-  if (pos != values.size()) {
-    return tl::unexpected(d::bad_values("bytes after the last value", pos));
+  if (!in.at_end()) {
+    return tl::unexpected(d::bad_values("bytes after the last value", pos + in.offset()));
   }
   return {};
 }

@@ -23,11 +23,25 @@ using testing::Batch;
 using testing::Node;
 using testing::reports;
 
-// A JSONL store commits synchronously: `done` has run when commit returns.
-platform::Result<IngestResult> commit_now(Store& store, NodeIngest& node,
+std::unique_ptr<Store> open_jsonl(asio::io_context& io, const std::string& path) {
+  return Store::open(JsonlSink::open(io, path).value(), {}).value();
+}
+
+// A JSONL store commits on the loop (its group commit's flush): runs it until `done` has run.
+platform::Result<IngestResult> commit_now(asio::io_context& io, Store& store, NodeIngest& node,
                                           std::span<const protocol::Frame> frames) {
   platform::Result<IngestResult> out = platform::fail(std::errc::operation_in_progress, "not done");
-  store.commit(node, frames, [&out](platform::Result<IngestResult> r) { out = std::move(r); });
+  bool done = false;
+  store.commit(node, frames, [&](platform::Result<IngestResult> r) {
+    out = std::move(r);
+    done = true;
+  });
+  while (!done) {
+    io.restart();
+    if (io.run_one() == 0) {
+      break;
+    }
+  }
   return out;
 }
 
@@ -245,9 +259,10 @@ TEST(Store, EveryReportOnceAcrossRestartsAndATornTail) {
   Node n("node-1", 3);
   Batch first = reports(n, 5, true);
   {
-    auto store = Store::open_jsonl(path, {}).value();
+    asio::io_context io{1};
+    auto store = open_jsonl(io, path);
     auto& node = *store->node(n.id, n.key->public_key()).value();
-    auto r = commit_now(*store, node, first.frames()).value();
+    auto r = commit_now(io, *store, node, first.frames()).value();
     EXPECT_EQ(r.ack_seq, 5u);
   }
   // A crash mid-append leaves half a line.
@@ -255,7 +270,8 @@ TEST(Store, EveryReportOnceAcrossRestartsAndATornTail) {
     std::ofstream out(path, std::ios::app);
     out << R"({"type":"report","node":"node-1","seq":6,"met)";
   }
-  auto store = Store::open_jsonl(path, {}).value();
+  asio::io_context io{1};
+  auto store = open_jsonl(io, path);
   EXPECT_GT(store->stats().bytes_cut, 0u);
   EXPECT_EQ(store->stats().records_replayed, 6u);  // catalog + 5 reports
   auto& node = *store->node(n.id, n.key->public_key()).value();
@@ -267,7 +283,7 @@ TEST(Store, EveryReportOnceAcrossRestartsAndATornTail) {
   for (int i = 0; i < 3; ++i) {
     second.add(FrameKind::report, n.next());
   }
-  auto r = commit_now(*store, node, second.frames()).value();
+  auto r = commit_now(io, *store, node, second.frames()).value();
   EXPECT_EQ(r.duplicates, 1u);
   EXPECT_EQ(r.ack_seq, 8u);
   auto lines = lines_of(read_all(path));
@@ -288,7 +304,8 @@ TEST(Store, UnreadableLinesAreSkippedAndCounted) {
     std::ofstream out(path);
     out << "not json\n{\"type\":\"report\"}\n";
   }
-  auto store = Store::open_jsonl(path, {}).value();
+  asio::io_context io{1};
+  auto store = open_jsonl(io, path);
   EXPECT_EQ(store->stats().lines_unreadable, 2u);
   EXPECT_EQ(store->stats().bytes_cut, 0u);
 }

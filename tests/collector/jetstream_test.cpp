@@ -24,6 +24,25 @@ using testing::NatsServer;
 using testing::Node;
 using testing::reports;
 
+platform::Result<std::unique_ptr<Store>> open_jetstream(asio::io_context& io,
+                                                        const JetStreamOptions& o,
+                                                        IngestOptions ingest = {}) {
+  auto sink = JetStreamSink::open(io, o);
+  if (!sink) {
+    return tl::unexpected(sink.error());
+  }
+  return Store::open(std::move(*sink), ingest);
+}
+
+platform::Result<std::unique_ptr<Store>> open_jsonl(asio::io_context& io, const std::string& path,
+                                                    IngestOptions ingest = {}) {
+  auto sink = JsonlSink::open(io, path);
+  if (!sink) {
+    return tl::unexpected(sink.error());
+  }
+  return Store::open(std::move(*sink), ingest);
+}
+
 // Runs the loop until the commit is done.
 platform::Result<IngestResult> commit_and_wait(asio::io_context& io, Store& store, NodeIngest& node,
                                                const Batch& batch) {
@@ -119,7 +138,7 @@ class JetStream : public ::testing::Test {
     options_.max_bytes = 256 << 20;  // within what any test machine's nats-server grants
   }
   std::unique_ptr<Store> open() {
-    auto s = Store::open_jetstream(io_, options_, {});
+    auto s = open_jetstream(io_, options_);
     EXPECT_TRUE(s) << (s ? "" : s.error().message());
     return s ? std::move(*s) : nullptr;
   }
@@ -334,8 +353,8 @@ TEST_F(JetStream, ExportWritesTheJsonlSinksLines) {
   n.labels = {{"region", "east"}, {"site", "dc1"}};
   n.events = {{protocol::EventKind::device, 3, "nvml", "XID 79", {{"gpu", "0"}}}};
   testing::TempDir dir;
-  auto js = Store::open_jetstream(io_, options_, {false, false, &fixed_clock}).value();
-  auto jsonl = Store::open_jsonl(dir.path() + "/sink.jsonl", {false, false, &fixed_clock}).value();
+  auto js = open_jetstream(io_, options_, {.clock_ns = &fixed_clock}).value();
+  auto jsonl = open_jsonl(io_, dir.path() + "/sink.jsonl", {.clock_ns = &fixed_clock}).value();
   NodeIngest* a = js->node(n.id, n.key->public_key()).value();
   NodeIngest* b = jsonl->node(n.id, n.key->public_key()).value();
   for (int i = 0; i < 5; ++i) {
@@ -375,8 +394,8 @@ TEST_F(JetStream, ExportWritesAMessageDeliveredToAKilledExporter) {
   Node n("node-7");
   n.labels = {{"region", "east"}, {"site", "dc1"}};
   testing::TempDir dir;
-  auto js = Store::open_jetstream(io_, options_, {false, false, &fixed_clock}).value();
-  auto jsonl = Store::open_jsonl(dir.path() + "/sink.jsonl", {false, false, &fixed_clock}).value();
+  auto js = open_jetstream(io_, options_, {.clock_ns = &fixed_clock}).value();
+  auto jsonl = open_jsonl(io_, dir.path() + "/sink.jsonl", {.clock_ns = &fixed_clock}).value();
   NodeIngest* a = js->node(n.id, n.key->public_key()).value();
   NodeIngest* b = jsonl->node(n.id, n.key->public_key()).value();
   auto both = [&](const Batch& batch) {
@@ -423,12 +442,12 @@ TEST_F(JetStream, ExportWritesAMessageDeliveredToAKilledExporter) {
 TEST_F(JetStream, AnExistingStreamWithOtherSettingsIsAnErrorNamingTheSetting) {
   ASSERT_TRUE(open());
   options_.max_age = std::chrono::seconds(3600);
-  auto s = Store::open_jetstream(io_, options_, {});
+  auto s = open_jetstream(io_, options_);
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message().find("max_age=604800s"), std::string::npos) << s.error().message();
   options_.max_age = std::chrono::hours(24 * 7);
   options_.replicas = 3;
-  s = Store::open_jetstream(io_, options_, {});
+  s = open_jetstream(io_, options_);
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message().find("replicas=1"), std::string::npos) << s.error().message();
 }

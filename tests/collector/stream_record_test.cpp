@@ -30,8 +30,9 @@ std::span<const std::uint8_t> bytes_of(std::string_view s) {
 // One batch through two NodeIngests fed alike: the JSONL sink's lines and the stream records.
 struct Twin {
   explicit Twin(const Node& n)
-      : jsonl(n.id, n.key->public_key(), {false, false, &fixed_clock}),
-        stream(n.id, n.key->public_key(), {false, true, &fixed_clock}) {}
+      : jsonl(n.id, n.key->public_key(), {.clock_ns = &fixed_clock}),
+        stream(n.id, n.key->public_key(),
+               {.encoder = &stream_record_encoder, .clock_ns = &fixed_clock}) {}
   void ingest(const Batch& b) {
     const auto frames = b.frames();
     IngestResult a = jsonl.ingest(frames, lines);
