@@ -55,6 +55,7 @@ struct Flags {
   // enroll
   std::string node_id;
   bool new_key = false;
+  bool enroll = false;  // the enroll subcommand was given
 };
 
 // The sysfs drivers keep their files open (a GPU node's AER counters, InfiniBand ports and
@@ -176,19 +177,13 @@ int run_once(const agent::Config& config, bool json, const std::string& report,
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) try {
-  // One malloc arena: the worker threads allocate little, and per-thread arenas would cost
-  // resident memory for nothing.
-  ::mallopt(M_ARENA_MAX, 1);
-  raise_open_file_limit();
-  gridnode::platform::Log::detect_sink();
-
+// The command line into `f`; an exit code where parsing ends the program (--help, --version, a
+// bad flag). The parser lives only here: its options and help texts (one pair of
+// --collector.NAME flags per driver) would otherwise stay resident for the daemon's life.
+std::optional<int> parse_flags(int argc, char** argv, Flags& f) {
   CLI::App app{"gridnoded: the gridnode agent. Samples this host's sensors and state, and answers "
                "technicians on a local socket.",
                "gridnoded"};
-  Flags f;
   app.add_option("--config", f.config, "Configuration file (TOML)")
       ->default_str(kDefaultConfig);
   app.add_option("--sysfs-root", f.sysfs, "Where sysfs is mounted (default /sys)");
@@ -252,6 +247,24 @@ int main(int argc, char** argv) try {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  f.enroll = enroll->parsed();
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  // One malloc arena: the worker threads allocate little, and per-thread arenas would cost
+  // resident memory for nothing.
+  ::mallopt(M_ARENA_MAX, 1);
+  raise_open_file_limit();
+  gridnode::platform::Log::detect_sink();
+
+  Flags f;
+  if (auto exit_code = parse_flags(argc, argv, f)) {
+    return *exit_code;
+  }
+  const auto declared = gridnode::drivers::driver_flags();
   if (f.json && !f.once) {
     die("--json only goes with --once");
   }
@@ -276,7 +289,7 @@ int main(int argc, char** argv) try {
   if (f.count != 1 && f.report.empty()) {
     die("--reports goes with --once --report FILE");
   }
-  if (enroll->parsed()) {
+  if (f.enroll) {
     auto done = agent::enroll(f.node_id, f.state_dir.empty() ? "/var/lib/gridnode" : f.state_dir,
                               f.new_key);
     if (!done) {

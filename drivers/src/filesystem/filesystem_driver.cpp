@@ -169,10 +169,8 @@ struct Stalled {
 
 class FilesystemDriver final : public Driver {
  public:
-  FilesystemDriver(FilesystemOptions options, Regex mount_points, Regex fs_types)
+  explicit FilesystemDriver(FilesystemOptions options)
       : options_(std::move(options)),
-        mount_points_(std::move(mount_points)),
-        fs_types_(std::move(fs_types)),
         statfs_(options_.statfs_call != nullptr ? options_.statfs_call : ::statfs),
         pid1_mounts_(options_.roots.proc("1/mounts")),
         mounts_(options_.roots.proc("mounts")) {
@@ -238,6 +236,14 @@ class FilesystemDriver final : public Driver {
 
   // The mounts changed: a new plan and catalog (the old pointer if the set is the same).
   void plan() {
+    // Compiled here, for this plan only: glibc's compiled patterns and their DFA cache hold
+    // about 100 KiB of heap, and mounts change rarely. make_filesystem_driver() has checked
+    // that both compile.
+    auto mount_points = Regex::compile(options_.mount_points_exclude, "mount_points_exclude");
+    auto fs_types = Regex::compile(options_.fs_types_exclude, "fs_types_exclude");
+    if (!mount_points || !fs_types) {
+      return;
+    }
     auto parsed = filesystem::parse_mounts(text_, options_.roots.rootfs);
     malformed_ = parsed.malformed;
     Catalog catalog;
@@ -248,10 +254,10 @@ class FilesystemDriver final : public Driver {
     std::vector<PlannedMount> next;
     std::set<std::string> seen;
     for (auto& m : parsed.mounts) {
-      if (mount_points_.search(m.mount_point)) {
+      if (mount_points->search(m.mount_point)) {
         continue;
       }
-      if (fs_types_.search(m.fs_type)) {
+      if (fs_types->search(m.fs_type)) {
         continue;
       }
       // node_exporter reports a mount once even where it is listed several times (a bind
@@ -371,8 +377,6 @@ class FilesystemDriver final : public Driver {
   static constexpr std::size_t kMountsLimit = 8 << 20;
 
   FilesystemOptions options_;
-  Regex mount_points_;
-  Regex fs_types_;
   int (*statfs_)(const char*, struct statfs*);
   std::string pid1_mounts_;
   std::string mounts_;
@@ -398,8 +402,7 @@ platform::Result<std::unique_ptr<Driver>> make_filesystem_driver(FilesystemOptio
   if (!fs_types) {
     return tl::unexpected(fs_types.error());
   }
-  return std::make_unique<FilesystemDriver>(std::move(options), std::move(*mount_points),
-                                            std::move(*fs_types));
+  return std::make_unique<FilesystemDriver>(std::move(options));
 }
 
 }  // namespace gridnode::drivers
