@@ -263,6 +263,10 @@ refused=$(grep -iE 'SIGSYS|status=31|Bad system call|Operation not permitted|EPE
   "$WORK/journal.txt" || true)
 check "journal: no SIGSYS, no EPERM, no read-only file system, no missing executable" [ -z "$refused" ]
 [ -z "$refused" ] || echo "$refused"
+# The one refusal the unit makes on purpose: ProtectClock=yes denies timex's adjtimex(2), and the
+# driver says so as absent (agent.toml(5), TIMEX), not down.
+check "journal: timex absent under ProtectClock=yes, with the reason" \
+  grep -q 'driver=timex state=absent err="adjtimex(2) refused by a system call filter' "$WORK/journal.txt"
 
 echo "systemd boot test: $((SECONDS - T0)) s"
 finish

@@ -35,9 +35,9 @@ class TimexDriver final : public Driver {
         // absent, with the reason, so that a packaged agent neither counts an error each sweep
         // nor alerts on a driver it was deliberately denied.
         return platform::fail(std::errc::no_such_file_or_directory,
-                              "adjtimex(2) refused (EPERM): a system call filter blocks it, e.g. "
-                              "the unit's ProtectClock=yes, also for this read-only call "
-                              "(agent.toml(5), TIMEX, gives the drop-in that allows it)");
+                              "adjtimex(2) refused by a system call filter, e.g. the unit's "
+                              "ProtectClock=yes, also for this read-only call (agent.toml(5), "
+                              "TIMEX, gives the drop-in that allows it)");
       }
       return platform::fail_errno(err, "adjtimex(2)");
     }
