@@ -29,6 +29,13 @@ class CallWorker {
   void submit(std::function<void()> job);
   // Waits until the job has finished (true) or `deadline` has passed (false).
   bool wait_until(std::chrono::steady_clock::time_point deadline);
+  // Hands over what a hung job still writes to (its owner is going): freed with the worker's
+  // state, once the thread is done with it, instead of never. Allocates (rare: a call that hung).
+  template <class T>
+  void keep_until_done(std::unique_ptr<T> keep) {
+    std::lock_guard lock(state_->mu);
+    state_->keep = std::shared_ptr<T>(std::move(keep));
+  }
 
  private:
   struct State {
@@ -38,6 +45,7 @@ class CallWorker {
     bool pending = false;  // job set, not yet taken by the thread
     bool done = true;      // the last job finished
     bool stop = false;
+    std::shared_ptr<void> keep;  // what a hung job's captures point at (keep_until_done)
   };
   static void run(std::shared_ptr<State> state);
 

@@ -140,13 +140,27 @@ check "parity: the exporter's HELP texts are ours" bash -c \
 STATE=$WORK/state
 mkdir -p "$STATE"
 ROOTS=()
-start_agent
+# A policy limit acts on the BMC's readings as on any metric: FAN2 is critical (state 2).
+cat >"$WORK/policy.toml" <<'TOML'
+[policy]
+version = 1
+[[limit]]
+name = "bmc-fan-critical"
+metric = "ipmi_fan_speed_state"
+above = 1.5
+severity = "crit"
+TOML
+start_agent --policy "$WORK/policy.toml"
 wait_for "BMC sensors" 15 bash -c '"$@" sensors --chip bmc | grep -q FAN2' _ "${CTL[@]}" || true
 check "sensors: the BMC's FAN2 is critical" bash -c '"$@" sensors --chip bmc | grep -E "FAN2 .*400 RPM.*CRITICAL"' _ "${CTL[@]}"
 check "sensors: PSU2 Status warns" bash -c '"$@" sensors --chip bmc | grep -E "PSU2 Status.*WARNING"' _ "${CTL[@]}"
 check "sensors: CPU Temp's thresholds" bash -c '"$@" sensors --chip bmc --json | jq -e ".[] | select(.label == \"CPU Temp\") | .upper_non_critical == 80 and .crit == 90 and .upper_non_recoverable == 100"' _ "${CTL[@]}"
 check "sensors: FAN2's lower critical in the MIN column" bash -c '"$@" sensors --chip bmc | grep -E "FAN2 .*400 RPM +500 RPM"' _ "${CTL[@]}"
 check "sensors: 12V in volts" bash -c '"$@" sensors --chip bmc --json | jq -e ".[] | select(.label == \"12V\") | .value == 12.06 and .unit == \"V\" and .type == \"in\""' _ "${CTL[@]}"
+bmc_limit() {
+  "${CTL[@]}" events --json | jq -e '[.. | objects | select(.rule? == "bmc-fan-critical") | select(tostring | test("FAN2"))] | length >= 1' >/dev/null
+}
+check "policy: a limit on ipmi_fan_speed_state fires for FAN2" wait_for "the BMC limit event" 15 bmc_limit
 sel_events() {  # the agent's SEL entry events as "record_id sensor", one a line
   "${CTL[@]}" events --json |
     jq -r '.[] | select(.kind == "device" and .source == "ipmi" and .fields.record_id != null) |

@@ -78,7 +78,8 @@ Family field_family(Field f) {
 
 // One statfs in flight on a worker. The worker's job holds a raw pointer to it (one pointer
 // fits std::function's inline storage: no allocation per call); a Lane whose call never came
-// back leaks its StatCall on destruction rather than free what the hung thread will write.
+// back hands its StatCall to the worker's state on destruction rather than free what the hung
+// thread will write.
 struct StatCall {
   std::string path;
   struct statfs st {};
@@ -107,7 +108,9 @@ struct Lane {
  private:
   void abandon() {
     if (busy()) {
-      (void)call.release();  // still written by a thread that may never return
+      // Still written by a thread that may never return: it goes with the worker's state,
+      // when (if) the thread is done with it.
+      worker->keep_until_done(std::move(call));
     }
   }
 };
