@@ -25,7 +25,10 @@ sdrcomp -8 -o "$SIM_STATE/ipmi_sim/gridnode/sdr.20.main" "$IPMI/sensors.sdrs"
 sed -e "s/@PORT@/$PORT/" -e "s/@CONSOLE@/$CONSOLE/" "$IPMI/lan.conf.in" >"$WORK/lan.conf"
 
 # The same BMC through FreeIPMI's tools, for what the test does as an operator would.
-TOOLS=(-D LAN_2_0 -h "127.0.0.1:$PORT" -u gridnode -p s3cret-bmc-pass -W opensesspriv)
+# Short session timeouts: FreeIPMI's default (20 s a session) times 30 tries would outlast the
+# test's own limit on a BMC that stays mute.
+TOOLS=(-D LAN_2_0 -h "127.0.0.1:$PORT" -u gridnode -p s3cret-bmc-pass -W opensesspriv
+  --session-timeout=3000 --retransmission-timeout=500)
 SIM=
 start_sim() {
   ipmi_sim -c "$WORK/lan.conf" -f "$IPMI/bmc.emu" -s "$SIM_STATE" -n >>"$WORK/sim.log" 2>&1 &
@@ -38,13 +41,24 @@ start_sim() {
   fi
   # The console is up before the LAN channel answers; and a UDP port another program holds
   # (free_port checks TCP) would leave the BMC mute: both are seen here, not as odd failures.
-  local try
-  for try in $(seq 30); do
-    # Not wait_for's 50 ms: every try is an IPMI session, and the simulator has a few only.
-    if ipmi-sel "${TOOLS[@]}" --info >>"$WORK/tools.log" 2>&1; then
-      return 0
-    fi
-    sleep 0.3
+  local try attempt
+  for attempt in 1 2 3; do
+    for try in $(seq 15); do
+      # Not wait_for's 50 ms: every try is an IPMI session, and the simulator has a few only.
+      if ipmi-sel "${TOOLS[@]}" --info >>"$WORK/tools.log" 2>&1; then
+        return 0
+      fi
+      sleep 0.3
+    done
+    # A simulator restarted while the agent keeps asking is now and then mute on its LAN
+    # channel (seen under load): started again, up to three times, before it is a failure.
+    echo "ipmi_sim mute on its LAN channel (attempt $attempt), started again"
+    stop_sim
+    sleep 1
+    ipmi_sim -c "$WORK/lan.conf" -f "$IPMI/bmc.emu" -s "$SIM_STATE" -n >>"$WORK/sim.log" 2>&1 &
+    SIM=$!
+    PIDS+=("$SIM")
+    wait_for "ipmi_sim console" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$CONSOLE" || true
   done
   fail "ipmi_sim answers on 127.0.0.1:$PORT"
   sed 's/^/  sim: /' "$WORK/sim.log"
@@ -52,7 +66,7 @@ start_sim() {
   finish
   exit 1
 }
-stop_sim() { kill "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null || true; }
+stop_sim() { kill "$SIM" 2>/dev/null || true; wait "$SIM" 2>/dev/null || true; }
 # An emulation command (ipmi_sim_cmd(5)) on the simulator's console.
 sim_cmd() { printf '%s\n' "$*" | socat -t1 - "TCP:127.0.0.1:$CONSOLE" >>"$WORK/console.log" 2>&1; }
 start_sim
