@@ -170,7 +170,6 @@ Result<std::vector<std::unique_ptr<Driver>>> make_drivers(
   if (auto ok = known(names, ""); !ok) {
     return tl::unexpected(ok.error());
   }
-  const OptionSection none;
   std::vector<std::unique_ptr<Driver>> drivers;
   for (const auto& e : kDrivers) {
     if (!names.empty() && std::find(names.begin(), names.end(), e.name) == names.end()) {
