@@ -30,7 +30,12 @@ sed -e "s/@PORT@/$PORT/" -e "s/@CONSOLE@/$CONSOLE/" "$IPMI/lan.conf.in" >"$WORK/
 TOOLS=(-D LAN_2_0 -h "127.0.0.1:$PORT" -u gridnode -p s3cret-bmc-pass -W opensesspriv
   --session-timeout=3000 --retransmission-timeout=500)
 SIM=
+SEL_FILE=$SIM_STATE/ipmi_sim/gridnode/sel.20
+# What the SEL held before a start (absent before the first one): a mute start is undone.
+save_sel() { if [ -e "$SEL_FILE" ]; then cp "$SEL_FILE" "$WORK/sel.before"; else rm -f "$WORK/sel.before"; fi; }
+restore_sel() { if [ -e "$WORK/sel.before" ]; then cp "$WORK/sel.before" "$SEL_FILE"; else rm -f "$SEL_FILE"; fi; }
 start_sim() {
+  save_sel
   ipmi_sim -c "$WORK/lan.conf" -f "$IPMI/bmc.emu" -s "$SIM_STATE" -n >>"$WORK/sim.log" 2>&1 &
   SIM=$!
   PIDS+=("$SIM")
@@ -54,6 +59,9 @@ start_sim() {
     # channel (seen under load): started again, up to three times, before it is a failure.
     echo "ipmi_sim mute on its LAN channel (attempt $attempt), started again"
     stop_sim
+    # The simulator keeps its SEL in its state dir and every start logs the emulation's
+    # entries again: the retry starts from the SEL the mute start found, not a doubled one.
+    restore_sel
     sleep 1
     ipmi_sim -c "$WORK/lan.conf" -f "$IPMI/bmc.emu" -s "$SIM_STATE" -n >>"$WORK/sim.log" 2>&1 &
     SIM=$!
