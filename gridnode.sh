@@ -25,7 +25,8 @@ BUILD_PKGS=(g++ cmake ninja-build pkgconf lld
 TEST_PKGS=(prometheus-node-exporter prometheus curl jq socat bc util-linux procps openssl python3
   nats-server victoria-metrics
   python3-fusepy
-  openipmi freeipmi-tools prometheus-ipmi-exporter)
+  openipmi freeipmi-tools prometheus-ipmi-exporter
+  groff-base)
 # The Debian package: dpkg-shlibdeps (dpkg-dev) and file for CPack, lintian to check it,
 # systemd for systemd-analyze (the units' exposure; no systemd needs to run), strace to check
 # that the agent needs no system call its unit filters out; adduser, which the package depends
