@@ -40,14 +40,8 @@ const char* severity_text(std::uint8_t s) {
 
 void DeviceEventLog::on_round(const std::vector<DriverSlot>& slots,
                               std::chrono::system_clock::time_point now) {
-  seen_sweeps_.resize(slots.size(), 0);
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    const DriverSlot& s = slots[i];
-    if (s.sweeps_total == seen_sweeps_[i]) {
-      continue;  // no sweep came back since: its events were taken already
-    }
-    seen_sweeps_[i] = s.sweeps_total;
-    for (const auto& e : s.front.events) {
+  for (const DriverSlot& s : slots) {
+    for (const auto& e : s.new_events) {  // this round's, each once (see DriverSlot)
       recent_.push_back({now, std::string(s.driver->name()), e});
       if (recent_.size() > capacity_) {
         recent_.pop_front();

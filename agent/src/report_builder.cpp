@@ -79,10 +79,10 @@ void ReportBuilder::collect_events(const std::vector<DriverSlot>& slots) {
     events_.push_back(std::move(e));
     last_state_[i] = s.state;
   }
-  // A sweep's device events are in its slot until the next sweep replaces it, and a report is
-  // built once per round, after the round's sweeps: each event is carried exactly once.
+  // A report is built once per round, from the device events that came back since the last
+  // one (DriverSlot::new_events): each event is carried exactly once.
   for (const DriverSlot& s : slots) {
-    for (const auto& d : s.front.events) {
+    for (const auto& d : s.new_events) {
       protocol::Event e{protocol::EventKind::device, d.severity, std::string(s.driver->name()),
                         d.message, d.fields};
       std::sort(e.fields.begin(), e.fields.end());  // the wire wants them sorted by key

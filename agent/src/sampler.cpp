@@ -168,6 +168,9 @@ void Sampler::on_result(std::size_t index, std::uint64_t generation,
   slot.deadline->cancel();
   slot.last_duration = took;
   ++slot.sweeps_total;
+  for (auto& e : slot.back.events) {
+    slot.incoming_events.push_back(std::move(e));
+  }
   DriverState old = slot.state;
   if (result && slot.back.readings.empty() && slot.back.errors == 0) {
     // The source is there but holds nothing (an empty /sys/class/thermal on a VM): for the
@@ -189,7 +192,6 @@ void Sampler::on_result(std::size_t index, std::uint64_t generation,
     // sweep saw happen (events) did happen, and is kept for the report.
     slot.front.reset();
     slot.front.catalog.reset();
-    std::swap(slot.front.events, slot.back.events);
     if (!absent) {
       ++slot.errors_total;
     }
@@ -221,6 +223,12 @@ void Sampler::finish(std::size_t index) {
   }
   ++rounds_;
   last_round_ = std::chrono::steady_clock::now();
+  for (auto& s : slots_) {
+    // This round hands on what came back since the last one (the two vectors trade places and
+    // keep their capacity: no allocation in the steady state).
+    s.new_events.clear();
+    std::swap(s.new_events, s.incoming_events);
+  }
   if (once_done_) {
     auto cb = std::move(once_done_);
     cb();

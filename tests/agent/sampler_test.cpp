@@ -5,6 +5,7 @@
 #include <asio/steady_timer.hpp>
 
 #include "fake_driver.hpp"
+#include "gridnode/agent/device_events.hpp"
 
 namespace gridnode::agent {
 namespace {
@@ -114,6 +115,48 @@ TEST(Sampler, FrontBufferKeepsCapacityAcrossSweeps) {
   // Double buffering: the two vectors swap, neither is reallocated.
   auto after = rig.sampler->slots()[0].front.readings.data();
   EXPECT_TRUE(after == before_front || after == before_back);
+}
+
+// A driver's device events reach the round's consumers exactly once: also when its sweep spans
+// ticks (a first BMC reading under load) and its next sweep comes back before any round ends in
+// between (the first sweep's SEL entries were lost so: the slot's front was replaced before a
+// round read it), and not again in the rounds while it is busy.
+TEST(Sampler, DeviceEventsAreHandedOnOnceEvenWhenASweepSpansTicks) {
+  Rig rig({"slow", "fast"}, {50ms, 5000ms});
+  DeviceEventLog log;
+  std::vector<std::string> seen;
+  rig.sampler->on_round([&] {
+    log.on_round(rig.sampler->slots(), std::chrono::system_clock::now());
+    for (const auto& s : rig.sampler->slots()) {
+      for (const auto& e : s.new_events) {
+        seen.push_back(e.message);
+      }
+    }
+  });
+  const auto& slow = rig.sampler->slots()[0];
+  const auto& fast = rig.sampler->slots()[1];
+  rig.fakes[0]->add_event({4, "E1", {}});
+  rig.fakes[0]->gate();
+  rig.sampler->start();
+  ASSERT_TRUE(run_until(rig.io, [&] { return fast.sweeps_total >= 3; }));  // rounds without slow
+  // Hang the fast one so that no round can end between the slow driver's two sweeps.
+  rig.fakes[1]->gate();
+  int calls = rig.fakes[1]->calls.load();
+  ASSERT_TRUE(run_until(rig.io, [&] { return rig.fakes[1]->calls.load() > calls; }));
+  std::size_t rounds = rig.sampler->rounds();
+  rig.fakes[0]->open_gate();
+  ASSERT_TRUE(run_until(rig.io, [&] { return slow.sweeps_total >= 1; }));
+  rig.fakes[0]->add_event({4, "E2", {}});
+  ASSERT_TRUE(run_until(rig.io, [&] { return slow.sweeps_total >= 2 && rig.sampler->rounds() > rounds; }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"E1", "E2"}));
+  // Busy again (gated) for several rounds: nothing is handed on twice.
+  rig.fakes[0]->gate();
+  rig.fakes[1]->open_gate();
+  ASSERT_TRUE(run_until(rig.io, [&] { return rig.sampler->rounds() >= rounds + 6; }));
+  rig.sampler->stop();
+  rig.fakes[0]->open_gate();
+  EXPECT_EQ(seen, (std::vector<std::string>{"E1", "E2"}));
+  EXPECT_EQ(log.to_json(std::nullopt).size(), 2u);
 }
 
 }  // namespace

@@ -190,7 +190,10 @@ sel_events() {  # the agent's SEL entry events as "record_id sensor", one a line
 }
 sel_count_is() { [ "$(sel_events | wc -l)" -eq "$1" ]; }
 check "SEL: the two entries there at start are two events" wait_for "two SEL events" 15 sel_count_is 2
-presence() { [ "$(sel_events)" = "$(printf '1 PSU1 Status\n2 PSU2 Status')" ]; }
+presence() {
+  [ "$(sel_events)" = "$(printf '1 PSU1 Status\n2 PSU2 Status')" ] ||
+    { echo "  got: $(sel_events | tr "\n" ";") SEL: $(ipmi-sel "${TOOLS[@]}" 2>&1 | tr "\n" ";")"; false; }
+}
 check "SEL: presence of PSU1 and PSU2" presence
 # FAN2 below its lower critical threshold (an event record as a BMC logs it: sensor type 4,
 # sensor 4, threshold event, "lower critical going low", reading 8 = 400 RPM, threshold 10).

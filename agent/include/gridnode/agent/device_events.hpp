@@ -20,8 +20,8 @@ class DeviceEventLog {
  public:
   explicit DeviceEventLog(std::size_t capacity = 512) : capacity_(capacity) {}
 
-  // After a round: the events of every sweep that finished since the previous call (a slot's
-  // events stay in its front sweep until the next sweep replaces them: each is taken once).
+  // After a round: the events of every sweep that came back since the previous round
+  // (DriverSlot::new_events), each taken once.
   void on_round(const std::vector<DriverSlot>& slots, std::chrono::system_clock::time_point now);
 
   // {time, unix_time, kind: "device", source, severity, message, fields{}}; `since` filters by
@@ -36,7 +36,6 @@ class DeviceEventLog {
   };
   std::size_t capacity_;
   std::deque<Entry> recent_;
-  std::vector<std::uint64_t> seen_sweeps_;
 };
 
 }  // namespace gridnode::agent
