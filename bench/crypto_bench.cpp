@@ -23,7 +23,7 @@
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/crypto/tls.hpp"
 #include "gridnode/platform/files.hpp"
-#include "verifier.hpp"
+#include "gridnode/collector/verifier.hpp"
 
 namespace gridnode::crypto {
 namespace {

@@ -53,16 +53,7 @@ Spool::~Spool() {
     }
     return;
   }
-  // open() failed half-way: release what recover() had opened.
-  for (auto& [name, fd] : pending_sync_) {
-    ::close(fd);
-  }
-  if (active_fd_ >= 0) {
-    ::close(active_fd_);
-  }
-  if (dir_fd_ >= 0) {
-    ::close(dir_fd_);
-  }
+  // open() failed half-way: what recover() had opened closes with its UniqueFd.
 }
 
 Result<std::unique_ptr<Spool>> Spool::open(const std::string& state_dir, SpoolOptions options) {
@@ -177,7 +168,7 @@ bool Spool::flush_due() const {
 
 Result<void> Spool::flush(bool force_ack) {
   std::lock_guard flushing(flush_mutex_);
-  int fd = -1;
+  platform::UniqueFd fd;
   bool dir = false;
   std::optional<std::uint64_t> ack_value;
   std::uint64_t target = 0;
@@ -188,10 +179,10 @@ Result<void> Spool::flush(bool force_ack) {
     if (!open_) {
       return fail(std::errc::bad_file_descriptor, "spool: closed");
     }
-    if (active_fd_ >= 0 && appended_ != synced_) {
+    if (active_fd_ && appended_ != synced_) {
       // A duplicate, so that the writer may retire or close its descriptor meanwhile.
-      fd = ::dup(active_fd_);
-      if (fd < 0) {
+      fd.reset(::dup(active_fd_.get()));
+      if (!fd) {
         return fail_errno(errno, "spool: dup");
       }
     }
@@ -212,20 +203,19 @@ Result<void> Spool::flush(bool force_ack) {
       result = fail_errno(err, "spool: " + what);
     }
   };
-  if (fd >= 0) {
-    if (::fdatasync(fd) != 0) {
+  if (fd) {
+    if (::fdatasync(fd.get()) != 0) {
       note(errno, "fdatasync of the current segment");
     }
-    ::close(fd);
+    fd.reset();
   }
   for (auto& [name, pfd] : syncing_) {
-    if (::fdatasync(pfd) != 0) {
+    if (::fdatasync(pfd.get()) != 0) {
       note(errno, "fdatasync of segment " + std::to_string(name));
     }
-    ::close(pfd);
   }
-  syncing_.clear();
-  if (dir && ::fsync(dir_fd_) != 0) {
+  syncing_.clear();  // closes them
+  if (dir && ::fsync(dir_fd_.get()) != 0) {
     note(errno, "fsync of " + dir_);
   }
   const bool data_ok = result.has_value();
@@ -361,18 +351,9 @@ Result<void> Spool::close() {
   }
   Result<void> result = flush(true);
   std::lock_guard lock(mutex_);
-  for (auto& [name, fd] : pending_sync_) {
-    ::close(fd);
-  }
   pending_sync_.clear();
-  if (active_fd_ >= 0) {
-    ::close(active_fd_);
-    active_fd_ = -1;
-  }
-  if (dir_fd_ >= 0) {
-    ::close(dir_fd_);
-    dir_fd_ = -1;
-  }
+  active_fd_.reset();
+  dir_fd_.reset();
   open_ = false;
   return result;
 }

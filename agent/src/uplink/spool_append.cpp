@@ -35,15 +35,13 @@ std::uint64_t now_unix_ns() {
 // --- appending -----------------------------------------------------------------------------
 
 void Spool::retire_active() {
-  if (active_fd_ < 0) {
+  if (!active_fd_) {
     return;
   }
   if (pending_sync_.size() >= kMaxPendingSync) {
-    ::close(pending_sync_.front().second);
     pending_sync_.erase(pending_sync_.begin());
   }
-  pending_sync_.emplace_back(segments_.back().name, active_fd_);
-  active_fd_ = -1;
+  pending_sync_.emplace_back(segments_.back().name, std::move(active_fd_));
 }
 
 // Removes segments_.front() from the index (its file is gone already).
@@ -51,14 +49,12 @@ void Spool::forget_front() {
   const Segment& s = segments_.front();
   for (auto it = pending_sync_.begin(); it != pending_sync_.end(); ++it) {
     if (it->first == s.name) {
-      ::close(it->second);  // nothing left to make durable
-      pending_sync_.erase(it);
+      pending_sync_.erase(it);  // closed: nothing left to make durable
       break;
     }
   }
-  if (segments_.size() == 1 && active_fd_ >= 0) {
-    ::close(active_fd_);
-    active_fd_ = -1;
+  if (segments_.size() == 1) {
+    active_fd_.reset();
   }
   std::erase_if(gaps_, [&](const GapPos& g) { return g.segment == s.name; });
   disk_bytes_ -= s.size;
@@ -108,7 +104,7 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
   }
   const bool catalog_change = !catalog.empty() && !std::equal(catalog.begin(), catalog.end(),
                                                               catalog_.begin(), catalog_.end());
-  bool roll = active_fd_ < 0 || active_broken_ || segments_.back().size >= segment_bytes_;
+  bool roll = !active_fd_ || active_broken_ || segments_.back().size >= segment_bytes_;
 
   // Plan the drops: the oldest segments whose bytes make room. Nothing is removed before this
   // report and its gap record are written, so a failed write or a kill -9 in between loses
@@ -187,21 +183,23 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
   }
   put(FrameKind::report, 0, seq, envelope);
 
-  int fd = active_fd_;
+  platform::UniqueFd created;
+  int fd = active_fd_.get();
   std::uint64_t base = 0;
   std::string path;
   if (roll) {
     path = segment_path(seq);
-    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    created.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    fd = created.get();
+    if (!created) {
       return fail_errno(errno, "spool: cannot create " + path);
     }
   } else {
     base = segments_.back().size;
   }
-  if (auto w = pwrite_all(fd, buf_, base); !w) {
+  if (auto w = platform::write_all(fd, buf_, base); !w) {
     if (roll) {
-      ::close(fd);
+      created.reset();
       ::unlink(path.c_str());
     } else if (::ftruncate(fd, static_cast<off_t>(base)) != 0) {
       // The tail may hold part of this write: never append after it; open() cuts it.
@@ -213,7 +211,7 @@ Result<void> Spool::append(std::span<const std::uint8_t> catalog,
   if (roll) {
     retire_active();
     segments_.push_back(make_segment(seq));
-    active_fd_ = fd;
+    active_fd_ = std::move(created);
     active_broken_ = false;
     dir_dirty_ = true;
   }

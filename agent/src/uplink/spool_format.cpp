@@ -76,24 +76,6 @@ void put_record(protocol::Bytes& out, FrameKind kind, std::uint8_t flags, std::u
   put_u32(h + 8, crc);
 }
 
-platform::Result<void> pwrite_all(int fd, std::span<const std::uint8_t> data, std::uint64_t offset) {
-  while (!data.empty()) {
-    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return platform::fail_errno(errno, "pwrite");
-    }
-    if (n == 0) {
-      return platform::fail(std::errc::io_error, "pwrite wrote nothing");
-    }
-    data = data.subspan(static_cast<std::size_t>(n));
-    offset += static_cast<std::uint64_t>(n);
-  }
-  return {};
-}
-
 std::optional<std::uint64_t> parse_segment_name(const std::string& name) {
   if (name.size() != 24 || name.compare(20, 4, ".seg") != 0) {
     return std::nullopt;

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "gridnode/agent/spool.hpp"
+#include "gridnode/platform/fd.hpp"
 #include "gridnode/platform/result.hpp"
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/protocol/report.hpp"
@@ -71,27 +72,22 @@ inline std::uint64_t record_size(std::size_t payload) { return fmt::kRecordOverh
 void put_record(protocol::Bytes& out, FrameKind kind, std::uint8_t flags, std::uint64_t seq,
                 std::span<const std::uint8_t> payload);
 
-[[nodiscard]] platform::Result<void> pwrite_all(int fd, std::span<const std::uint8_t> data,
-                                                std::uint64_t offset);
-
 // "<20 digits>.seg" → the number.
 std::optional<std::uint64_t> parse_segment_name(const std::string& name);
 
-struct Fd {
-  int fd = -1;
-  bool owned = false;
-  ~Fd() {
-    if (owned && fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
 
 }  // namespace gridnode::agent::spool_internal
 
 namespace gridnode::agent {
 
 using namespace spool_internal;  // NOLINT: the spool's own files only
+
+// A segment's descriptor for reading: the one appends go to, or one opened for the read (owned,
+// closed with it).
+struct Spool::ReadFd {
+  int fd = -1;
+  platform::UniqueFd owned;
+};
 
 // A record as found in a file; `payload` points into the Window's buffer.
 struct Spool::RecordView {

@@ -23,15 +23,18 @@ namespace fmt = spool_format;
 
 // --- reading -------------------------------------------------------------------------------
 
-Result<int> Spool::open_for_read(const Segment& s) const {
-  if (active_fd_ >= 0 && &s == &segments_.back()) {
-    return active_fd_;
+Result<Spool::ReadFd> Spool::open_for_read(const Segment& s) const {
+  ReadFd r;
+  if (active_fd_ && &s == &segments_.back()) {
+    r.fd = active_fd_.get();
+    return r;
   }
-  int fd = ::open(s.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  r.owned.reset(::open(s.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!r.owned) {
     return fail_errno(errno, "spool: cannot open " + s.path);
   }
-  return fd;
+  r.fd = r.owned.get();
+  return r;
 }
 
 // The record at `off`, or, when it has gone bad since open(), the next good one (logged).
@@ -127,8 +130,7 @@ Result<void> Spool::read(std::uint64_t after_seq, std::size_t max_bytes,
       if (!gfd) {
         return tl::unexpected(gfd.error());
       }
-      Fd closer{*gfd, *gfd != active_fd_};
-      Window gw(*gfd, gs->size, gap_buf_);  // r.payload of the scan points into read_buf_
+      Window gw(gfd->fd, gs->size, gap_buf_);  // r.payload of the scan points into read_buf_
       RecordView r;
       Window::Parse p = gw.parse(gap_it->offset, r);
       if (p == Window::Parse::io_error) {
@@ -159,8 +161,7 @@ Result<void> Spool::read(std::uint64_t after_seq, std::size_t max_bytes,
     if (!fd) {
       return tl::unexpected(fd.error());
     }
-    Fd closer{*fd, *fd != active_fd_};
-    Window w(*fd, s.size, read_buf_);
+    Window w(fd->fd, s.size, read_buf_);
     std::uint64_t off = s.first_record;
     if (first) {
       auto start = find_first(w, s, after_seq);
@@ -254,8 +255,7 @@ Result<crypto::Digest> Spool::digest_of_newest() {
   if (!fd) {
     return tl::unexpected(fd.error());
   }
-  Fd closer{*fd, *fd != active_fd_};
-  Window w(*fd, s->size, read_buf_);
+  Window w(fd->fd, s->size, read_buf_);
   RecordView r;
   Window::Parse p = w.parse(newest_offset_, r);
   if (p == Window::Parse::io_error) {
@@ -304,8 +304,7 @@ void Spool::resolve_unacked() {
     if (!fd) {
       return;
     }
-    Fd closer{*fd, *fd != active_fd_};
-    Window w(*fd, s.size, read_buf_);
+    Window w(fd->fd, s.size, read_buf_);
     auto first = find_first(w, s, acked_);
     if (!first) {
       return;

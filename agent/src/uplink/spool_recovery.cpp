@@ -27,8 +27,8 @@ Result<void> Spool::recover() {
   if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     return fail_errno(errno, "spool: cannot create " + dir_);
   }
-  dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd_ < 0) {
+  dir_fd_.reset(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd_) {
     return fail_errno(errno, "spool: cannot open " + dir_);
   }
   auto names = platform::list_dir(dir_);
@@ -84,8 +84,8 @@ Result<void> Spool::recover() {
     acked_ = newest_seq_;
   }
   if (!segments_.empty() && segments_.back().size < segment_bytes_) {
-    active_fd_ = ::open(segments_.back().path.c_str(), O_RDWR | O_CLOEXEC);
-    if (active_fd_ < 0) {
+    active_fd_.reset(::open(segments_.back().path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!active_fd_) {
       return fail_errno(errno, "spool: cannot open " + segments_.back().path);
     }
   }
@@ -110,11 +110,11 @@ Result<void> Spool::recover() {
 
 Result<void> Spool::scan_segment(std::uint64_t name, bool last, protocol::Bytes& buf) {
   Segment s = make_segment(name);
-  int fd = ::open(s.path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
+  platform::UniqueFd file(::open(s.path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!file) {
     return fail_errno(errno, "spool: cannot open " + s.path);
   }
-  Fd closer{fd, true};
+  const int fd = file.get();
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     return fail_errno(errno, "spool: fstat " + s.path);

@@ -70,6 +70,7 @@
 #include "gridnode/agent/identity.hpp"
 #include "gridnode/agent/report_sink.hpp"
 #include "gridnode/agent/spool_eviction.hpp"
+#include "gridnode/platform/fd.hpp"
 #include "gridnode/platform/result.hpp"
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/protocol/gap.hpp"
@@ -244,6 +245,7 @@ class Spool {
     std::uint64_t offset;
   };
   struct RecordView;
+  struct ReadFd;
   class Window;
 
   Spool(const std::string& state_dir, SpoolOptions options);
@@ -254,7 +256,7 @@ class Spool {
   void add_gap(const GapPos& gap);
   Segment make_segment(std::uint64_t name) const;
   std::string segment_path(std::uint64_t name) const;
-  platform::Result<int> open_for_read(const Segment& s) const;
+  platform::Result<ReadFd> open_for_read(const Segment& s) const;
   Segment* find_segment(std::uint64_t name);
   platform::Result<std::optional<std::uint64_t>> find_first(Window& w, const Segment& s,
                                                             std::uint64_t after);
@@ -277,8 +279,8 @@ class Spool {
   mutable std::mutex mutex_;
   std::mutex flush_mutex_;  // one flush() at a time
   bool open_ = false;
-  int dir_fd_ = -1;
-  int active_fd_ = -1;  // segments_.back()'s, while appends go there; -1: next append rolls
+  platform::UniqueFd dir_fd_;
+  platform::UniqueFd active_fd_;  // segments_.back()'s, while appends go there; none: next rolls
   bool active_broken_ = false;
   std::deque<Segment> segments_;
   std::vector<GapPos> gaps_;  // sorted by seq
@@ -302,8 +304,9 @@ class Spool {
   std::optional<std::pair<std::uint64_t, std::uint64_t>> pending_gap_;  // dropped, not yet told
   bool signer_failing_ = false;
 
-  std::vector<std::pair<std::uint64_t, int>> pending_sync_;  // closed-for-append segments' fds
-  std::vector<std::pair<std::uint64_t, int>> syncing_;       // flush()'s, outside the lock
+  // Segments closed for appending, still to be synced: (name, descriptor).
+  std::vector<std::pair<std::uint64_t, platform::UniqueFd>> pending_sync_;
+  std::vector<std::pair<std::uint64_t, platform::UniqueFd>> syncing_;  // flush()'s, unlocked
   bool dir_dirty_ = false;
   std::uint64_t appended_ = 0;  // records written since open()
   std::uint64_t synced_ = 0;    // of which a flush() made durable
