@@ -287,9 +287,29 @@ platform::Result<void> Agent::start() {
   if (auto r = control_->start(); !r) {
     return r;
   }
-  control_->set_extra_groups(policy_->access_groups());
+  // The [access] section's groups, and their names for a refusal's text.
+  auto let_in = [this] {
+    std::vector<std::string> names;
+    for (const auto& grant : policy_->policy().access) {
+      names.push_back(grant.group);
+    }
+    control_->set_extra_groups(policy_->access_groups(), std::move(names));
+  };
+  let_in();
   // A bundle or a reload may grant other groups: the socket's door follows the policy.
-  policy_->on_apply([this] { control_->set_extra_groups(policy_->access_groups()); });
+  policy_->on_apply(let_in);
+  // A stranger refused at the door is an access event, as a refused command is (docs/policy.md).
+  control_->on_refused([this](const platform::PeerCredentials& peer, const std::string& why) {
+    PolicyEvent e;
+    e.rule = "access";
+    e.type = "access";
+    e.severity = Severity::warning;
+    e.subject = "user " + platform::user_name(peer.uid) + " (uid " + std::to_string(peer.uid) +
+                ", pid " + std::to_string(peer.pid) + ")";
+    e.details = "refused at the control socket: " + why;
+    e.result = "refused";
+    policy_->raise(std::move(e));
+  });
   policy_->start();
   if (auto r = start_web(); !r) {
     return r;
