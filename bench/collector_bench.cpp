@@ -24,12 +24,12 @@
 #include <filesystem>
 #include <random>
 
-#include "ingest.hpp"
-#include "jetstream.hpp"
+#include "gridnode/collector/ingest.hpp"
+#include "gridnode/collector/jetstream.hpp"
 #include "nats_server.hpp"
 #include "report_fixtures.hpp"
-#include "store.hpp"
-#include "write_request.hpp"
+#include "gridnode/collector/store.hpp"
+#include "gridnode/collector/write_request.hpp"
 
 namespace gridnode::collector {
 namespace {

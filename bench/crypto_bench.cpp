@@ -23,7 +23,7 @@
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/crypto/tls.hpp"
 #include "gridnode/platform/files.hpp"
-#include "verifier.hpp"
+#include "gridnode/collector/verifier.hpp"
 
 namespace gridnode::crypto {
 namespace {
@@ -97,7 +97,7 @@ void BM_Verify(benchmark::State& state) {
 }
 BENCHMARK(BM_Verify);
 
-// The collector's verification (collector/src/verifier.hpp): the same key and signature through
+// The collector's verification (collector/include/gridnode/collector/verifier.hpp): the same key and signature through
 // OpenSSL's libcrypto. Compare with BM_Verify of the same run.
 void BM_VerifyOpenSsl(benchmark::State& state) {
   Fixture& f = fixture();

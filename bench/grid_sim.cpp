@@ -34,7 +34,7 @@
 #include <string>
 #include <vector>
 
-#include "capacity.hpp"
+#include "gridnode/collector/capacity.hpp"
 #include "gridnode/agent/report_builder.hpp"
 #include "gridnode/agent/sampler.hpp"
 #include "gridnode/agent/uplink.hpp"

@@ -120,7 +120,6 @@ platform::Result<void> Agent::start_reports() {
   so.fsync_interval = std::chrono::duration_cast<std::chrono::milliseconds>(config_.spool_fsync_interval);
   so.fsync_every = config_.spool_fsync_interval.count() == 0 ? 1 : 0;
   so.node_id = node;
-  so.sign_gap = [this](const protocol::GapRecord& gap) { return reporter_->sign_gap(gap); };
   auto spool = Spool::open(config_.state_dir, std::move(so));
   if (!spool) {
     return tl::unexpected(spool.error());
@@ -147,31 +146,10 @@ platform::Result<void> Agent::start_reports() {
     return tl::unexpected(p.error());
   }
   reporter_ = std::move(*reporter);
-  reporter_->set_sink([this](std::span<const std::uint8_t> catalog,
-                             std::span<const std::uint8_t> envelope,
-                             const protocol::ReportHeader& header) {
-    if (!spool_) {
-      return;  // stopping
-    }
-    if (auto r = spool_->append(catalog, envelope, header.seq); !r) {
-      // Not stored: upstream sees the hole in the chain; the next report is a keyframe so
-      // that what follows decodes on its own.
-      ++spool_failures_;
-      reporter_->force_keyframe();
-      platform::log(Level::err, "spool",
-                    LogLine("report not spooled")
-                        .kv("seq", static_cast<std::int64_t>(header.seq))
-                        .kv("err", r.error().message()));
-    }
-    if (spool_->flush_due()) {
-      schedule_flush();
-    } else {
-      arm_flush_timer();
-    }
-    if (uplink_) {
-      uplink_->wake();
-    }
-  });
+  reporter_->set_sink(this);
+  if (auto g = spool_->set_gap_signer(reporter_.get()); !g) {
+    return g;
+  }
   platform::log(Level::info, "report",
                 LogLine("signing reports")
                     .kv("node", node)
@@ -208,6 +186,31 @@ platform::Result<void> Agent::start_reports() {
   source_ = std::make_unique<SpoolSource>(*spool_);
   uplink_ = std::make_unique<Uplink>(io_, std::move(uo), node, *source_);
   return uplink_->start();
+}
+
+void Agent::on_report(std::span<const std::uint8_t> catalog, std::span<const std::uint8_t> envelope,
+                      const protocol::ReportHeader& header) {
+  if (!spool_) {
+    return;  // stopping
+  }
+  if (auto r = spool_->append(catalog, envelope, header.seq); !r) {
+    // Not stored: upstream sees the hole in the chain; the next report is a keyframe so
+    // that what follows decodes on its own.
+    ++spool_failures_;
+    reporter_->force_keyframe();
+    platform::log(Level::err, "spool",
+                  LogLine("report not spooled")
+                      .kv("seq", static_cast<std::int64_t>(header.seq))
+                      .kv("err", r.error().message()));
+  }
+  if (spool_->flush_due()) {
+    schedule_flush();
+  } else {
+    arm_flush_timer();
+  }
+  if (uplink_) {
+    uplink_->wake();
+  }
 }
 
 // With a long sampling interval the next append may be far off: a timer makes sure what was
@@ -284,9 +287,29 @@ platform::Result<void> Agent::start() {
   if (auto r = control_->start(); !r) {
     return r;
   }
-  control_->set_extra_groups(policy_->access_groups());
+  // The [access] section's groups, and their names for a refusal's text.
+  auto let_in = [this] {
+    std::vector<std::string> names;
+    for (const auto& grant : policy_->policy().access) {
+      names.push_back(grant.group);
+    }
+    control_->set_extra_groups(policy_->access_groups(), std::move(names));
+  };
+  let_in();
   // A bundle or a reload may grant other groups: the socket's door follows the policy.
-  policy_->on_apply([this] { control_->set_extra_groups(policy_->access_groups()); });
+  policy_->on_apply(let_in);
+  // A stranger refused at the door is an access event, as a refused command is (docs/policy.md).
+  control_->on_refused([this](const platform::PeerCredentials& peer, const std::string& why) {
+    PolicyEvent e;
+    e.rule = "access";
+    e.type = "access";
+    e.severity = Severity::warning;
+    e.subject = "user " + platform::user_name(peer.uid) + " (uid " + std::to_string(peer.uid) +
+                ", pid " + std::to_string(peer.pid) + ")";
+    e.details = "refused at the control socket: " + why;
+    e.result = "refused";
+    policy_->raise(std::move(e));
+  });
   policy_->start();
   if (auto r = start_web(); !r) {
     return r;

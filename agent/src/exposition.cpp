@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <numeric>
 
+#include "gridnode/agent/driver_metrics.hpp"
+
 namespace gridnode::agent {
 namespace {
 
@@ -70,7 +72,7 @@ void for_each_sample(const Sampler& sampler, Fn&& fn) {
 }
 
 // Own metrics: spelled once, here.
-constexpr std::string_view kUp = "gridnode_driver_up";
+constexpr std::string_view kUp = kDriverUpMetric;
 constexpr std::string_view kErrors = "gridnode_driver_errors_total";
 constexpr std::string_view kDuration = "gridnode_sweep_duration_seconds";
 constexpr std::string_view kSamples = "gridnode_driver_samples";
@@ -197,7 +199,7 @@ void Exposition::render_prometheus(const Sampler& sampler, std::string& out,
       out += '\n';
     }
   };
-  per_driver(kUp, "Whether the driver's last sweep succeeded (1) or not (0).", MetricType::gauge,
+  per_driver(kUp, kDriverUpHelp, MetricType::gauge,
              [](const DriverSlot& s) { return s.state == DriverState::up ? "1" : "0"; });
   per_driver(kErrors,
              "Readings skipped and sweeps failed or stalled, per driver, since gridnoded started.",

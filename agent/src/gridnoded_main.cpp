@@ -75,6 +75,24 @@ void die(const std::string& message) {
   std::exit(1);
 }
 
+// The reports of --once --report, as frames of a report file.
+class ReportFileSink final : public agent::ReportSink {
+ public:
+  void on_report(std::span<const std::uint8_t> catalog, std::span<const std::uint8_t> envelope,
+                 const gridnode::protocol::ReportHeader&) override {
+    namespace protocol = gridnode::protocol;
+    if (!catalog.empty()) {
+      protocol::append_frame(file, protocol::FrameKind::catalog, catalog);
+    }
+    protocol::append_frame(file, protocol::FrameKind::report, envelope);
+    report_bytes += envelope.size();
+  }
+
+  gridnode::protocol::Bytes file{gridnode::protocol::kReportFileMagic.begin(),
+                                 gridnode::protocol::kReportFileMagic.end()};
+  std::size_t report_bytes = 0;
+};
+
 // --once: one sweep of every driver, printed, then exit.
 // --once --report FILE: `count` signed reports (one interval apart) and their catalog, as a
 // report file; the chain (seq, digest) in the state directory moves on with them. The reports
@@ -98,17 +116,10 @@ std::string write_reports(const agent::Config& config, asio::io_context& io,
   if (!reporter) {
     die("cannot make reports: " + reporter.error().message());
   }
-  namespace protocol = gridnode::protocol;
-  protocol::Bytes file(protocol::kReportFileMagic.begin(), protocol::kReportFileMagic.end());
-  std::size_t report_bytes = 0;
-  (*reporter)->set_sink([&](std::span<const std::uint8_t> catalog,
-                            std::span<const std::uint8_t> envelope, const protocol::ReportHeader&) {
-    if (!catalog.empty()) {
-      protocol::append_frame(file, protocol::FrameKind::catalog, catalog);
-    }
-    protocol::append_frame(file, protocol::FrameKind::report, envelope);
-    report_bytes += envelope.size();
-  });
+  ReportFileSink sink;
+  (*reporter)->set_sink(&sink);
+  const auto& file = sink.file;
+  const std::size_t& report_bytes = sink.report_bytes;
   const std::uint64_t first = chain->seq + 1;
   for (unsigned i = 0; i < count; ++i) {
     if (i > 0) {

@@ -1,4 +1,4 @@
-#include "capacity.hpp"
+#include "gridnode/collector/capacity.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -15,8 +15,8 @@
 #include "gridnode/http/server.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
-#include "jetstream.hpp"
-#include "stream_record.hpp"
+#include "gridnode/collector/jetstream.hpp"
+#include "gridnode/collector/stream_record.hpp"
 #include "text.hpp"
 
 namespace gridnode::collector {

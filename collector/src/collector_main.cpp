@@ -5,8 +5,8 @@
 #include <CLI/CLI.hpp>
 
 #include "gridnode/platform/log.hpp"
-#include "capacity.hpp"
-#include "export.hpp"
+#include "gridnode/collector/capacity.hpp"
+#include "gridnode/collector/export.hpp"
 #include "inspect.hpp"
 #include "pki.hpp"
 #include "server.hpp"

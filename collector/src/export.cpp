@@ -1,4 +1,4 @@
-#include "export.hpp"
+#include "gridnode/collector/export.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -10,9 +10,9 @@
 
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
-#include "remote_sender.hpp"
-#include "sink.hpp"
-#include "stream_record.hpp"
+#include "gridnode/collector/remote_sender.hpp"
+#include "gridnode/collector/sink.hpp"
+#include "gridnode/collector/stream_record.hpp"
 
 namespace gridnode::collector {
 namespace {

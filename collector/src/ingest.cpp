@@ -1,4 +1,4 @@
-#include "ingest.hpp"
+#include "gridnode/collector/ingest.hpp"
 
 #include <chrono>
 

@@ -12,7 +12,7 @@
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/protocol/gap.hpp"
 #include "gridnode/protocol/report.hpp"
-#include "records.hpp"
+#include "gridnode/collector/records.hpp"
 #include "text.hpp"
 
 namespace gridnode::collector {

@@ -1,4 +1,4 @@
-#include "jetstream.hpp"
+#include "gridnode/collector/jetstream.hpp"
 
 #include <asio/post.hpp>
 #include <cstdio>
@@ -6,7 +6,7 @@
 #include <set>
 
 #include "gridnode/platform/files.hpp"
-#include "stream_record.hpp"
+#include "gridnode/collector/stream_record.hpp"
 
 namespace gridnode::collector {
 namespace {

@@ -6,8 +6,8 @@
 #include <string_view>
 
 #include "gridnode/platform/result.hpp"
-#include "jetstream.hpp"
-#include "sink.hpp"
+#include "gridnode/collector/jetstream.hpp"
+#include "gridnode/collector/sink.hpp"
 
 namespace gridnode::collector {
 

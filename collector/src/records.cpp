@@ -1,4 +1,4 @@
-#include "records.hpp"
+#include "gridnode/collector/records.hpp"
 
 #include <algorithm>
 #include <array>

@@ -1,4 +1,4 @@
-#include "remote_sender.hpp"
+#include "gridnode/collector/remote_sender.hpp"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
-#include "write_request.hpp"
+#include "gridnode/collector/write_request.hpp"
 
 namespace gridnode::collector {
 namespace {

@@ -1,4 +1,4 @@
-#include "remote_target.hpp"
+#include "gridnode/collector/remote_target.hpp"
 
 #define TOML_HEADER_ONLY 1
 #include <toml++/toml.h>

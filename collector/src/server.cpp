@@ -20,8 +20,8 @@
 #include "gridnode/protocol/session.hpp"
 #include "endpoint.hpp"
 #include "open_sink.hpp"
-#include "remote_sender.hpp"
-#include "store.hpp"
+#include "gridnode/collector/remote_sender.hpp"
+#include "gridnode/collector/store.hpp"
 
 namespace gridnode::collector {
 namespace {

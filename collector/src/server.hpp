@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "jetstream.hpp"
-#include "remote_target.hpp"
+#include "gridnode/collector/jetstream.hpp"
+#include "gridnode/collector/remote_target.hpp"
 
 namespace gridnode::collector {
 

@@ -1,4 +1,4 @@
-#include "sink.hpp"
+#include "gridnode/collector/sink.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6,6 +6,8 @@
 #include <asio/post.hpp>
 #include <cerrno>
 #include <vector>
+
+#include "gridnode/platform/fd.hpp"
 
 namespace gridnode::collector {
 
@@ -65,21 +67,12 @@ JsonlFile::~JsonlFile() {
 }
 
 platform::Result<void> JsonlFile::append(std::string_view lines) {
-  const std::size_t total = lines.size();
-  while (!lines.empty()) {
-    ssize_t n = ::write(fd_, lines.data(), lines.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      int err = errno;
-      // A partial append (disk full) must not leave half a line for the next one to follow.
-      (void)::ftruncate(fd_, size_);
-      return platform::fail_errno(err, "cannot write sink " + path_);
-    }
-    lines.remove_prefix(static_cast<std::size_t>(n));
+  if (auto w = platform::write_all(fd_, lines); !w) {
+    // A partial append (disk full) must not leave half a line for the next one to follow.
+    (void)::ftruncate(fd_, size_);
+    return platform::fail(w.error().code, "cannot write sink " + path_);
   }
-  size_ += static_cast<off_t>(total);
+  size_ += static_cast<off_t>(lines.size());
   return {};
 }
 

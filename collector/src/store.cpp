@@ -1,4 +1,4 @@
-#include "store.hpp"
+#include "gridnode/collector/store.hpp"
 
 namespace gridnode::collector {
 

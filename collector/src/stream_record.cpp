@@ -1,4 +1,4 @@
-#include "stream_record.hpp"
+#include "gridnode/collector/stream_record.hpp"
 
 #include <cstring>
 

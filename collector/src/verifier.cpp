@@ -1,4 +1,4 @@
-#include "verifier.hpp"
+#include "gridnode/collector/verifier.hpp"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>

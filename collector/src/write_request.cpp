@@ -1,4 +1,4 @@
-#include "write_request.hpp"
+#include "gridnode/collector/write_request.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -7,25 +7,13 @@
 #include <cstdio>
 
 #include "gridnode/crypto/keys.hpp"
+#include "gridnode/platform/fd.hpp"
 #include "gridnode/platform/files.hpp"
 
 namespace gridnode::crypto {
 namespace {
 
 constexpr std::size_t kMaxKeyFile = 64 * 1024;
-
-// Closes the descriptor however the function leaves.
-struct Fd {
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int fd;
-};
 
 // Wipes the buffer that held the key's text however the function leaves.
 struct WipeOnExit {
@@ -71,7 +59,7 @@ platform::Result<PrivateKey> load_private_key_file(const std::string& path) {
   if (fd < 0) {
     return platform::fail_errno(errno, "node key " + path);
   }
-  Fd file(fd);
+  const platform::UniqueFd file(fd);  // closed however the function leaves
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     return platform::fail_errno(errno, "node key " + path);

@@ -1,5 +1,7 @@
 #include "gridnode/platform/files.hpp"
 
+#include "gridnode/platform/fd.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -244,20 +246,6 @@ std::string temp_name(const std::string& dir, const std::string& base) {
   return dir + "/." + base.substr(0, 180) + suffix;
 }
 
-Result<void> write_all(int fd, std::string_view data, const std::string& what) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return fail_errno(errno, what);
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return {};
-}
-
 // Moves `tmp` to `path` without replacing anything: renameat2(RENAME_NOREPLACE) where the file
 // system has it, else link(2) (which never replaces either) and unlink of the temporary name.
 int rename_noreplace(const std::string& tmp, const std::string& path) {
@@ -299,7 +287,7 @@ Result<void> write_atomic(const std::string& path, std::string_view data, mode_t
   if (::fchmod(fd, mode) != 0) {
     return abandon(errno, "fchmod");
   }
-  if (auto w = write_all(fd, data, path); !w) {
+  if (auto w = write_all(fd, data); !w) {
     return abandon(w.error().code.value(), "write");
   }
   if (::fsync(fd) != 0) {

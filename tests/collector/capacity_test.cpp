@@ -1,4 +1,4 @@
-#include "capacity.hpp"
+#include "gridnode/collector/capacity.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "ingest.hpp"
+#include "gridnode/collector/ingest.hpp"
 
 #include <random>
 #include <sstream>
@@ -11,7 +11,7 @@
 
 #include "gridnode/protocol/gap.hpp"
 #include "signing_node.hpp"
-#include "store.hpp"
+#include "gridnode/collector/store.hpp"
 #include "temp_dir.hpp"
 
 namespace gridnode::collector {

@@ -1,6 +1,6 @@
 // The JetStream sink against a real nats-server (started here, on loopback, with its own store
 // directory and ports it picked itself; stopped by its PID).
-#include "jetstream.hpp"
+#include "gridnode/collector/jetstream.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,10 +10,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "export.hpp"
+#include "gridnode/collector/export.hpp"
 #include "nats_server.hpp"
 #include "signing_node.hpp"
-#include "store.hpp"
+#include "gridnode/collector/store.hpp"
 #include "temp_dir.hpp"
 
 namespace gridnode::collector {

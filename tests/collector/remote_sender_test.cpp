@@ -1,4 +1,4 @@
-#include "remote_sender.hpp"
+#include "gridnode/collector/remote_sender.hpp"
 
 #include <gtest/gtest.h>
 

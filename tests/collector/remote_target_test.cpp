@@ -1,4 +1,4 @@
-#include "remote_target.hpp"
+#include "gridnode/collector/remote_target.hpp"
 
 #include <gtest/gtest.h>
 

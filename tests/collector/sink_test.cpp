@@ -3,7 +3,7 @@
 // `done` runs before the fdatasync that covers its batch returned. The fdatasync is the real
 // one, called through the sink's seam, which counts the calls and notes how many bytes of the
 // file each covered.
-#include "sink.hpp"
+#include "gridnode/collector/sink.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,7 +17,7 @@
 #include <sstream>
 
 #include "signing_node.hpp"
-#include "store.hpp"
+#include "gridnode/collector/store.hpp"
 #include "temp_dir.hpp"
 
 namespace gridnode::collector {

@@ -1,14 +1,14 @@
 // The compact stream record: what the JetStream sink publishes, and what export and capacity read
 // back. The key property: rendering a node's stream records gives, byte for byte, the lines the
 // JSONL sink writes for the same reports.
-#include "stream_record.hpp"
+#include "gridnode/collector/stream_record.hpp"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
-#include "capacity.hpp"
-#include "ingest.hpp"
+#include "gridnode/collector/capacity.hpp"
+#include "gridnode/collector/ingest.hpp"
 #include "signing_node.hpp"
 
 namespace gridnode::collector {

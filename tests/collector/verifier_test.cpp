@@ -1,8 +1,8 @@
-// The collector's OpenSSL verification (collector/src/verifier.hpp) against mbedTLS's
+// The collector's OpenSSL verification (collector/include/gridnode/collector/verifier.hpp) against mbedTLS's
 // PublicKey::verify on the same inputs: valid, tampered, foreign and malformed signatures must
 // get the same answer, and a refused one must leave nothing on OpenSSL's error queue.
 
-#include "verifier.hpp"
+#include "gridnode/collector/verifier.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/err.h>

@@ -73,6 +73,8 @@ echo "stranger got: $out"
 check "stranger: exit 1" [ "$rc" -eq 1 ]
 check "stranger: told why in one line" bash -c '[ "$(wc -l <<<"$1")" -eq 1 ] && grep -q "permission denied: user nobody is not root and not in group $2" <<<"$1"' _ "$out" "$GROUP_GID"
 check "stranger: the agent logged the attempt" grep -q 'control: request refused uid=65534' "$WORK/agent.log"
+check "stranger: an access event, as a refused command raises" \
+  grep -q 'policy: refused at the control socket: permission denied: user nobody.* rule=access' "$WORK/agent.log"
 check "group member: may ask" "${MEMBER[@]}" "$CTL" --socket "$SOCK" status
 # A hostile client: garbage, an unknown command, an oversized line; the agent keeps answering.
 reply=$(printf 'not json\n' | timeout 5 socat - "UNIX-CONNECT:$SOCK" 2>/dev/null || true)

@@ -35,7 +35,7 @@ PolicyEngine::Options make_policy_options(const Config& config, AcceleratorContr
 // socket listens and the first sweep is done, a STATUS= line when what it says changes,
 // RELOADING=1 … READY=1 around a reload, STOPPING=1, and WATCHDOG=1 from a timer on the loop
 // itself, so that a wedged loop stops the pings and systemd restarts the agent.
-class Agent {
+class Agent : private ReportSink {
  public:
   // `config_path` empty: no file to reload. `flags` is applied on top of the file on every
   // (re)load so that command-line flags keep winning.
@@ -79,6 +79,9 @@ class Agent {
 
  private:
   [[nodiscard]] platform::Result<void> start_reports();
+  // The Reporter's sink: each signed report goes into the spool, which the uplink then sends.
+  void on_report(std::span<const std::uint8_t> catalog, std::span<const std::uint8_t> envelope,
+                 const protocol::ReportHeader& header) override;
   void schedule_flush();
   void arm_flush_timer();
   void do_wait_signal();

@@ -56,12 +56,22 @@ class ControlServer {
 
   // Who may ask, changed on reload.
   void set_group(std::optional<gid_t> group, std::string name);
-  // Further groups let in (those the policy's [access] section grants commands to); which
-  // commands they may run is the handler's business.
-  void set_extra_groups(std::vector<gid_t> groups) { extra_groups_ = std::move(groups); }
+  // Further groups let in (those the policy's [access] section grants commands to), and their
+  // names for the refusal's text; which commands they may run is the handler's business.
+  void set_extra_groups(std::vector<gid_t> groups, std::vector<std::string> names = {}) {
+    extra_groups_ = std::move(groups);
+    extra_group_names_ = std::move(names);
+  }
 
-  // Whether `peer` may ask at all, and if not, the reason told to them.
+  // Whether `peer` may ask at all, and if not, the reason told to them: one line naming every
+  // group that is let in.
   std::optional<std::string> refusal(const platform::PeerCredentials& peer) const;
+
+  // Called on the loop for every connection refused at the door, with the reason told (the
+  // agent raises the policy's `access` event, as a refused command does).
+  using RefusalHook =
+      std::function<void(const platform::PeerCredentials& peer, const std::string& why)>;
+  void on_refused(RefusalHook hook) { on_refused_ = std::move(hook); }
 
   std::size_t refused_total() const { return refused_total_; }
 
@@ -76,6 +86,8 @@ class ControlServer {
   asio::local::stream_protocol::acceptor acceptor_;
   std::set<std::shared_ptr<Session>> sessions_;
   std::vector<gid_t> extra_groups_;
+  std::vector<std::string> extra_group_names_;
+  RefusalHook on_refused_;
   std::size_t refused_total_ = 0;
   bool bound_ = false;
 };

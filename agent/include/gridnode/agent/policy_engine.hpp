@@ -148,6 +148,7 @@ class PolicyEngine {
   void take_processes(const std::vector<DriverSlot>& slots);
   void cap_power(const LimitRule& rule, const LimitTransition& t);
   void restore_recorded_caps();
+  void load_recorded_caps();  // load(): what power-caps.json says
   std::string caps_path() const;
   void write_caps();  // worker: caps_on_disk_ (and index_caps_) to caps_path()
   // Worker: the GPUs' UUIDs in index order, after converting index_caps_ by them.

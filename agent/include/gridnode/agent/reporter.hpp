@@ -1,7 +1,6 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <span>
 
@@ -10,6 +9,7 @@
 #include "gridnode/agent/config.hpp"
 #include "gridnode/agent/identity.hpp"
 #include "gridnode/agent/report_builder.hpp"
+#include "gridnode/agent/report_sink.hpp"
 #include "gridnode/agent/sampler.hpp"
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/protocol/gap.hpp"
@@ -17,22 +17,18 @@
 namespace gridnode::agent {
 
 // After every sampling round: builds the report, signs it with the node key and hands it to
-// the sink (the spool, once the uplink exists). Lives on the loop thread; a steady-state round
+// its ReportSink (the spool's writer in the daemon). It is also the spool's GapSigner: gap
+// records are signed with the same key. Lives on the loop thread; a steady-state round
 // allocates nothing but what mbedTLS needs to sign.
-class Reporter {
+class Reporter final : public GapSigner {
  public:
-  // `catalog` is empty unless the catalog changed with this report (the receiver needs it
-  // first); `envelope` is the signed report.
-  using Sink = std::function<void(std::span<const std::uint8_t> catalog,
-                                  std::span<const std::uint8_t> envelope,
-                                  const protocol::ReportHeader& header)>;
-
   // Starts the chain where `chain` left it: the first report is chain.seq + 1.
   [[nodiscard]] static platform::Result<std::unique_ptr<Reporter>> create(const Config& config,
                                                                          Identity identity,
                                                                          ChainPoint chain);
 
-  void set_sink(Sink sink) { sink_ = std::move(sink); }
+  // Where each report goes from now on (not owned; null: nowhere).
+  void set_sink(ReportSink* sink) { sink_ = sink; }
   // Records the chain point in `path` after every report (see ChainFile).
   [[nodiscard]] platform::Result<void> persist_chain(const std::string& path);
   // fsyncs the chain file (clean stop).
@@ -46,7 +42,8 @@ class Reporter {
   // Events for the next report (policy violations and actions).
   void add_events(std::vector<protocol::Event> events) { builder_.add_events(std::move(events)); }
   // A gap record signed with the node key (for the spool).
-  [[nodiscard]] platform::Result<protocol::Bytes> sign_gap(const protocol::GapRecord& gap);
+  [[nodiscard]] platform::Result<protocol::Bytes> sign_gap(
+      const protocol::GapRecord& gap) override;
   const std::string& node_id() const { return identity_.node_id; }
   nlohmann::json status_json() const;
 
@@ -62,7 +59,7 @@ class Reporter {
   ChainPoint chain_;
   protocol::ReportHeader header_;
   protocol::Bytes envelope_;
-  Sink sink_;
+  ReportSink* sink_ = nullptr;
   std::unique_ptr<ChainFile> chain_file_;
   // For status.
   std::uint64_t reports_ = 0;

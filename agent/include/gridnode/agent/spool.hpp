@@ -41,7 +41,7 @@
 // rewrites it one temporary copy). When an append would pass it, the oldest whole segments go,
 // acknowledged or not (the one appended to is closed first if it is the only one left). For the
 // unacknowledged reports dropped, a protocol::GapRecord{node_id, from, to, now, "spool full
-// (N MiB)"} is signed through options.sign_gap and written with the report, before the old
+// (N MiB)"} is signed by the GapSigner (options.signer) and written with the report, before the old
 // segments are removed (a failed write drops nothing; a kill in between leaves the spool over
 // its bound until the next append, never without the gap record), so the loss is visible and
 // signed upstream. Gap records may overlap: each is true, their union is exact. segment_bytes is
@@ -68,6 +68,9 @@
 #include <vector>
 
 #include "gridnode/agent/identity.hpp"
+#include "gridnode/agent/report_sink.hpp"
+#include "gridnode/agent/spool_eviction.hpp"
+#include "gridnode/platform/fd.hpp"
 #include "gridnode/platform/result.hpp"
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/protocol/gap.hpp"
@@ -102,12 +105,12 @@ struct SpoolOptions {
   std::uint32_t fsync_every = 0;
   // The ack watermark is written to disk at most this often (flush(true) forces it).
   std::chrono::milliseconds ack_interval{1000};
-  // For gap records: the node's id, and the signer, which turns a gap record into its signed
-  // envelope (message || signature). Called on the append() thread with the spool's lock held:
-  // it must not call back into the spool. Without it, drops still happen (the bound is hard),
-  // the receiver sees the hole in the chain, but no signed record explains it.
+  // For gap records: the node's id, and the signer (the Reporter in the daemon; not owned, it
+  // outlives the spool or is unset first), which turns a gap record into its signed envelope.
+  // Without one, drops still happen (the bound is hard), the receiver sees the hole in the
+  // chain, but no signed record explains it.
   std::string node_id;
-  std::function<platform::Result<protocol::Bytes>(const protocol::GapRecord&)> sign_gap;
+  GapSigner* signer = nullptr;
 };
 
 // One record as read() hands it out; the bytes are a copy, owned here.
@@ -193,6 +196,10 @@ class Spool {
   // message (SHA-256 of the envelope without its last 64 bytes). nullopt for an empty spool.
   [[nodiscard]] platform::Result<std::optional<ChainPoint>> last_report();
 
+  // The signer from now on (the daemon opens the spool before the Reporter exists: the spool
+  // says where the chain goes on). Null: none. invalid_argument without a valid node id.
+  [[nodiscard]] platform::Result<void> set_gap_signer(GapSigner* signer);
+
   SpoolStats stats() const;
   const std::string& dir() const { return dir_; }
   // The segment_bytes in use after clamping.
@@ -238,6 +245,7 @@ class Spool {
     std::uint64_t offset;
   };
   struct RecordView;
+  struct ReadFd;
   class Window;
 
   Spool(const std::string& state_dir, SpoolOptions options);
@@ -248,14 +256,13 @@ class Spool {
   void add_gap(const GapPos& gap);
   Segment make_segment(std::uint64_t name) const;
   std::string segment_path(std::uint64_t name) const;
-  platform::Result<int> open_for_read(const Segment& s) const;
+  platform::Result<ReadFd> open_for_read(const Segment& s) const;
   Segment* find_segment(std::uint64_t name);
   platform::Result<std::optional<std::uint64_t>> find_first(Window& w, const Segment& s,
                                                             std::uint64_t after);
   platform::Result<bool> next_record(Window& w, const Segment& s, std::uint64_t& off,
                                      RecordView& r);
-  void unacked_range(const Segment& s, std::uint64_t& from, std::uint64_t& to,
-                     std::uint64_t& lost) const;
+  SegmentLoss segment_loss(const Segment& s) const;
   platform::Result<void> delete_acked();
   void forget_front();
   void retire_active();
@@ -272,8 +279,8 @@ class Spool {
   mutable std::mutex mutex_;
   std::mutex flush_mutex_;  // one flush() at a time
   bool open_ = false;
-  int dir_fd_ = -1;
-  int active_fd_ = -1;  // segments_.back()'s, while appends go there; -1: next append rolls
+  platform::UniqueFd dir_fd_;
+  platform::UniqueFd active_fd_;  // segments_.back()'s, while appends go there; none: next rolls
   bool active_broken_ = false;
   std::deque<Segment> segments_;
   std::vector<GapPos> gaps_;  // sorted by seq
@@ -297,8 +304,9 @@ class Spool {
   std::optional<std::pair<std::uint64_t, std::uint64_t>> pending_gap_;  // dropped, not yet told
   bool signer_failing_ = false;
 
-  std::vector<std::pair<std::uint64_t, int>> pending_sync_;  // closed-for-append segments' fds
-  std::vector<std::pair<std::uint64_t, int>> syncing_;       // flush()'s, outside the lock
+  // Segments closed for appending, still to be synced: (name, descriptor).
+  std::vector<std::pair<std::uint64_t, platform::UniqueFd>> pending_sync_;
+  std::vector<std::pair<std::uint64_t, platform::UniqueFd>> syncing_;  // flush()'s, unlocked
   bool dir_dirty_ = false;
   std::uint64_t appended_ = 0;  // records written since open()
   std::uint64_t synced_ = 0;    // of which a flush() made durable

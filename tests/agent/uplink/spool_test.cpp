@@ -238,7 +238,10 @@ TEST(Spool, RejectsOutOfOrderAndBadSizes) {
   tiny_bound.max_bytes = 1000;
   EXPECT_EQ(Spool::open(dir / "x", tiny_bound).error().code, std::errc::invalid_argument);
   SpoolOptions no_node;
-  no_node.sign_gap = [](const protocol::GapRecord&) -> platform::Result<Bytes> { return Bytes{}; };
+  struct NoSignature final : GapSigner {
+    platform::Result<Bytes> sign_gap(const protocol::GapRecord&) override { return Bytes{}; }
+  } nothing;
+  no_node.signer = &nothing;
   EXPECT_EQ(Spool::open(dir / "y", no_node).error().code, std::errc::invalid_argument);
 }
 
@@ -571,21 +574,19 @@ TEST(SpoolRecovery, CorruptTailOfAnOlderSegmentIsCutAndTheNextOneRead) {
 
 // --- bound and gap records ------------------------------------------------------------------
 
-struct Signer {
+struct Signer final : GapSigner {
   std::unique_ptr<crypto::Random> random = crypto::Random::create("spool-test").value();
   crypto::PrivateKey key = crypto::PrivateKey::generate(*random).value();
   int calls = 0;
 
-  auto callback() {
-    return [this](const protocol::GapRecord& gap) -> platform::Result<Bytes> {
-      ++calls;
-      Bytes msg;
-      protocol::encode_gap(gap, msg);
-      if (auto d = protocol::sign_envelope(msg, key, *random); !d) {
-        return tl::unexpected(d.error());
-      }
-      return msg;
-    };
+  platform::Result<Bytes> sign_gap(const protocol::GapRecord& gap) override {
+    ++calls;
+    Bytes msg;
+    protocol::encode_gap(gap, msg);
+    if (auto d = protocol::sign_envelope(msg, key, *random); !d) {
+      return tl::unexpected(d.error());
+    }
+    return msg;
   }
 };
 
@@ -631,7 +632,7 @@ SpoolOptions bounded(Signer& signer) {
   o.max_bytes = 64 << 10;
   o.segment_bytes = 8 << 10;
   o.node_id = "node-7.dc1";
-  o.sign_gap = signer.callback();
+  o.signer = &signer;
   return o;
 }
 

@@ -12,9 +12,9 @@
 #include "gridnode/protocol/chain.hpp"
 #include "gridnode/protocol/frame.hpp"
 #include "gridnode/protocol/report.hpp"
-#include "record_format.hpp"
-#include "records.hpp"
-#include "verifier.hpp"
+#include "gridnode/collector/record_format.hpp"
+#include "gridnode/collector/records.hpp"
+#include "gridnode/collector/verifier.hpp"
 
 namespace gridnode::collector {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "gridnode/platform/result.hpp"
-#include "remote_target.hpp"
+#include "gridnode/collector/remote_target.hpp"
 
 namespace gridnode::collector {
 

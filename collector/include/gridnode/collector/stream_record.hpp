@@ -13,8 +13,8 @@
 #include "gridnode/protocol/gap.hpp"
 #include "gridnode/protocol/report.hpp"
 #include "gridnode/protocol/wire.hpp"
-#include "record_format.hpp"
-#include "records.hpp"
+#include "gridnode/collector/record_format.hpp"
+#include "gridnode/collector/records.hpp"
 
 // The compact stream record (docs/jetstream.md, "Message format"): what a collector publishes into
 // JetStream for each verified record, instead of the JSONL sink's line. A report's line is ~30 KB

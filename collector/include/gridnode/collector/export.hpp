@@ -2,8 +2,8 @@
 
 #include <string>
 
-#include "jetstream.hpp"
-#include "remote_target.hpp"
+#include "gridnode/collector/jetstream.hpp"
+#include "gridnode/collector/remote_target.hpp"
 
 namespace gridnode::collector {
 

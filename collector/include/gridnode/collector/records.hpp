@@ -11,7 +11,7 @@
 #include "gridnode/protocol/catalog.hpp"
 #include "gridnode/protocol/gap.hpp"
 #include "gridnode/protocol/report.hpp"
-#include "record_format.hpp"
+#include "gridnode/collector/record_format.hpp"
 
 namespace gridnode::collector {
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "ingest.hpp"
-#include "sink.hpp"
+#include "gridnode/collector/ingest.hpp"
+#include "gridnode/collector/sink.hpp"
 
 namespace gridnode::collector {
 

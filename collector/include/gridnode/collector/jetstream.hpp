@@ -17,8 +17,8 @@
 
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/platform/result.hpp"
-#include "sink.hpp"
-#include "stream_record.hpp"
+#include "gridnode/collector/sink.hpp"
+#include "gridnode/collector/stream_record.hpp"
 
 // The collectors' shared, replicated log: NATS JetStream (docs/jetstream.md). Every verified
 // record is one message of the stream GRIDNODE_REPORTS on gridnode.reports.<region>.<site>.<node>,

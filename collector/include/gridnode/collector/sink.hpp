@@ -14,9 +14,9 @@
 
 #include "gridnode/crypto/crypto.hpp"
 #include "gridnode/platform/result.hpp"
-#include "ingest.hpp"
-#include "record_format.hpp"
-#include "records.hpp"
+#include "gridnode/collector/ingest.hpp"
+#include "gridnode/collector/record_format.hpp"
+#include "gridnode/collector/records.hpp"
 
 namespace gridnode::collector {
 

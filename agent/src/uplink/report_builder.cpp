@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 
+#include "gridnode/agent/driver_metrics.hpp"
 #include "gridnode/platform/files.hpp"
 
 namespace gridnode::agent {
@@ -49,7 +50,7 @@ bool ReportBuilder::refresh_catalog(const std::vector<DriverSlot>& slots) {
     }
   }
   std::uint32_t up = merged.add_family(platform::Family{
-      "gridnode_driver_up", "Whether the driver's last sweep succeeded (1) or not (0).",
+      std::string(kDriverUpMetric), std::string(kDriverUpHelp),
       platform::MetricType::gauge, {}, ""});
   up_series_.assign(slots.size(), 0);
   for (std::size_t i = 0; i < slots.size(); ++i) {

@@ -65,7 +65,7 @@ void Reporter::on_round(const Sampler& sampler) {
     if (catalog_changed) {
       catalog = builder_.catalog().bytes;
     }
-    sink_(catalog, envelope_, header_);
+    sink_->on_report(catalog, envelope_, header_);
   }
   // Only now the chain point: a kill -9 between the two leaves the spool one report ahead of the
   // chain file, and start-up resumes after the spool's last report. The other order would

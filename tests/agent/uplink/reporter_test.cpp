@@ -32,13 +32,20 @@ TEST(Reporter, ChainFileMovesOnlyAfterTheSinkHasTheReport) {
   auto reporter = Reporter::create(config, std::move(*identity), ChainPoint{});
   ASSERT_TRUE(reporter) << reporter.error().message();
   ASSERT_TRUE((*reporter)->persist_chain(chain_path(dir.path())));
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;  // {report seq, chain file seq}
-  (*reporter)->set_sink([&](std::span<const std::uint8_t>, std::span<const std::uint8_t>,
-                            const protocol::ReportHeader& header) {
-    auto on_disk = read_chain(chain_path(dir.path()));
-    ASSERT_TRUE(on_disk) << on_disk.error().message();
-    seen.emplace_back(header.seq, on_disk->seq);
-  });
+  // {report seq, chain file seq}
+  struct ChainWitness final : ReportSink {
+    std::string path;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;
+    void on_report(std::span<const std::uint8_t>, std::span<const std::uint8_t>,
+                   const protocol::ReportHeader& header) override {
+      auto on_disk = read_chain(path);
+      ASSERT_TRUE(on_disk) << on_disk.error().message();
+      seen.emplace_back(header.seq, on_disk->seq);
+    }
+  } witness;
+  witness.path = chain_path(dir.path());
+  (*reporter)->set_sink(&witness);
+  const auto& seen = witness.seen;
 
   for (int round = 0; round < 3; ++round) {
     bool done = false;

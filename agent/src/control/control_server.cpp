@@ -43,6 +43,9 @@ class ControlServer::Session : public std::enable_shared_from_this<ControlServer
                         .kv("uid", static_cast<std::int64_t>(peer_.uid))
                         .kv("user", platform::user_name(peer_.uid))
                         .kv("pid", static_cast<std::int64_t>(peer_.pid)));
+      if (server_.on_refused_) {
+        server_.on_refused_(peer_, *why);
+      }
       nlohmann::json answer = {{"ok", false}, {"error", *why}};
       do_write(answer.dump() + "\n", /*then_close=*/true);
       return;
@@ -166,9 +169,18 @@ std::optional<std::string> ControlServer::refusal(const platform::PeerCredential
     }
   }
   std::string who = platform::user_name(peer.uid);
+  std::string others;  // the policy's groups, other than the socket's
+  for (const std::string& name : extra_group_names_) {
+    if (name != options_.group_name && others.find(name) == std::string::npos) {
+      others += (others.empty() ? "" : ", ") + name;
+    }
+  }
   if (options_.group) {
     return "permission denied: user " + who + " is not root and not in group " +
-           options_.group_name;
+           options_.group_name + (others.empty() ? "" : " nor in " + others);
+  }
+  if (!others.empty()) {
+    return "permission denied: user " + who + " is not root and not in " + others;
   }
   return "permission denied: only root may query this agent (user " + who + ")";
 }

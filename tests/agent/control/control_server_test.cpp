@@ -109,6 +109,35 @@ TEST(ControlServer, SilentClientIsStillClosedAfterTheIdleTimeout) {
   server.stop();
 }
 
+// The one-line refusal names every group let in: the socket's, and those the policy grants.
+TEST(ControlServer, RefusalNamesEveryGroupLetIn) {
+  TempDir dir;
+  asio::io_context io{1};
+  ControlServer::Options o;
+  o.path = dir / "c.sock";
+  o.group = 4242;
+  o.group_name = "gridnode";
+  ControlServer server(io, o, [](const json&, const platform::PeerCredentials&,
+                                 ControlServer::Reply reply) { reply({{"ok", true}}); });
+  platform::PeerCredentials stranger;
+  stranger.uid = 65534;
+  stranger.gid = 65534;
+  ASSERT_NE(stranger.uid, ::geteuid());
+  auto why = server.refusal(stranger);
+  ASSERT_TRUE(why);
+  EXPECT_EQ(*why, "permission denied: user " + platform::user_name(65534) +
+                      " is not root and not in group gridnode");
+
+  server.set_extra_groups({4243, 4242}, {"ops", "gridnode"});
+  why = server.refusal(stranger);
+  ASSERT_TRUE(why);
+  EXPECT_EQ(*why, "permission denied: user " + platform::user_name(65534) +
+                      " is not root and not in group gridnode nor in ops");
+
+  stranger.groups = {4243};
+  EXPECT_FALSE(server.refusal(stranger));  // a member of a group the policy lets in
+}
+
 TEST(ControlServer, AnswerAfterStopIsDropped) {
   TempDir dir;
   asio::io_context io{1};
