@@ -9,6 +9,7 @@
 #define TOML_HEADER_ONLY 1
 #include <toml++/toml.h>
 
+#include "gridnode/drivers/ascend.hpp"
 #include "gridnode/platform/files.hpp"
 #include "toml_guard.hpp"
 
@@ -418,6 +419,10 @@ Result<Policy> parse_policy(std::string_view text, const std::string& origin) {
                                    l.above ? "must not be above the threshold" : "must not be below the threshold"));
         } else if (l.action == LimitAction::cap_power && power_watts == 0) {
           r = tl::unexpected(p.bad(item, "limit." + l.name, "action cap_power needs power_limit (watts)"));
+        } else if (std::string why; l.action == LimitAction::cap_power &&
+                                    !drivers::accelerator_power_capable(l.metric, &why)) {
+          // Said when the policy is loaded: a rule that could never act is a broken rule.
+          r = tl::unexpected(p.bad(item, "limit." + l.name + ".action", why));
         } else if (l.action != LimitAction::cap_power && power_watts != 0) {
           r = tl::unexpected(p.bad(item, "limit." + l.name, "power_limit goes with action = \"cap_power\""));
         } else {
