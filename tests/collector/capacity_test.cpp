@@ -104,7 +104,8 @@ TEST(Capacity, VendorQueryCountsOnlyThatVendorsShare) {
   // A mixed node: 4 NVIDIA GPUs (1 lost: neither busy nor idle) and 2 Ascend NPUs.
   std::string mixed = vendor_line("mix-c", "nvidia", 4, 1, 2, 1e9);
   auto line = nlohmann::json::parse(mixed);
-  for (auto& e : nlohmann::json::parse(vendor_line("mix-c", "huawei", 2, 0, 2, 2e9))["metrics"]) {
+  const auto npus = nlohmann::json::parse(vendor_line("mix-c", "huawei", 2, 0, 2, 2e9));
+  for (const auto& e : npus["metrics"]) {
     line["metrics"].push_back(e);
   }
   auto c = parse_capacity(line.dump()).value();

@@ -29,7 +29,8 @@ namespace gridnode::drivers {
 struct AscendOptions {
   platform::Roots roots;  // procfs: the uid and cgroup of the chips' processes
   // What dlopen() is given: a bare soname goes through the loader's search path (the Ascend
-  // driver installs it under /usr/local/Ascend/driver/lib64, which its ld.so.conf.d names).
+  // driver installs it under /usr/local/Ascend/driver/lib64/driver/: name that path where the
+  // loader's path lacks it).
   std::string library = "libdcmi.so";
   // Every DCMI call runs on a worker thread; one not back after this long marks its chip
   // degraded (or, for discovery, fails the sweep), and the sweep goes on without it.
