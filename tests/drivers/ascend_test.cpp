@@ -117,9 +117,9 @@ TEST_F(AscendDriverTest, EveryFieldMapsToNpuExportersNameUnitAndLabels) {
   EXPECT_TRUE(has_line(text, "gridnode_accelerators_busy{vendor=\"huawei\"} 1"));
   EXPECT_TRUE(has_line(text, "gridnode_accelerators_idle{vendor=\"huawei\"} 1"));
   // HBM free: (65536 - 30000) + (65536 - 3000) MB.
-  EXPECT_TRUE(has_line(
-      text, "gridnode_accelerator_memory_free_bytes{vendor=\"huawei\"} " +
-                std::to_string((std::uint64_t{65536 - 30000} + (65536 - 3000)) << 20)));
+  EXPECT_TRUE(
+      has_line(text, "gridnode_accelerator_memory_free_bytes{vendor=\"huawei\"} " +
+                         std::to_string((std::uint64_t{65536 - 30000} + (65536 - 3000)) << 20)));
   // DCMI has no power limit: no headroom is claimed.
   EXPECT_TRUE(has_line(text, "gridnode_accelerator_power_headroom_watts{vendor=\"huawei\"} 0"));
   EXPECT_EQ(s.errors, 0u);
@@ -141,8 +141,8 @@ TEST_F(AscendDriverTest, ValuesFollowTheScenarioAndAChipWithoutHbmCountsItsDdr) 
 }
 
 TEST_F(AscendDriverTest, InjectedErrorSkipsThatFieldAndCountsIt) {
-  auto d = driver_for(fixture("two_chips.scenario") +
-                      "error 1 dcmi_get_device_temperature -8005 1 1\n");
+  auto d =
+      driver_for(fixture("two_chips.scenario") + "error 1 dcmi_get_device_temperature -8005 1 1\n");
   sweep(*d);
   Sweep s = sweep(*d);
   std::string text = sweep_text(s);
@@ -154,8 +154,8 @@ TEST_F(AscendDriverTest, InjectedErrorSkipsThatFieldAndCountsIt) {
 }
 
 TEST_F(AscendDriverTest, NotSupportedIsAbsentNotAnError) {
-  auto d = driver_for(fixture("two_chips.scenario") +
-                      "error * dcmi_get_device_network_health -8255\n");
+  auto d =
+      driver_for(fixture("two_chips.scenario") + "error * dcmi_get_device_network_health -8255\n");
   Sweep s = sweep(*d);
   EXPECT_FALSE(value_of(sweep_text(s), "npu_chip_info_network_status", 4));
   EXPECT_EQ(s.errors, 0u);
@@ -236,12 +236,12 @@ TEST_F(AscendDriverTest, HealthChangeAndNewErrorCodesAreEvents) {
   ASSERT_EQ(s1.events.size(), 1u);
   EXPECT_EQ(s1.events[0].message, "NPU 4 (910B3-Ascend-V1): error code 0x80E01801");
   EXPECT_EQ(s1.events[0].severity, 4);
-  EXPECT_EQ(value_of(sweep_text(s1), "npu_chip_info_error_code", 4),
-            std::to_string(0x80E01801u));
+  EXPECT_EQ(value_of(sweep_text(s1), "npu_chip_info_error_code", 4), std::to_string(0x80E01801u));
   Sweep s2 = sweep(*d);  // health 2: a major alarm; the same code is no news
   ASSERT_EQ(s2.events.size(), 1u);
   EXPECT_EQ(s2.events[0].severity, 3);
-  EXPECT_EQ(s2.events[0].message, "NPU 4 (910B3-Ascend-V1): health 2 (major alarm), was 0 (normal)");
+  EXPECT_EQ(s2.events[0].message,
+            "NPU 4 (910B3-Ascend-V1): health 2 (major alarm), was 0 (normal)");
   EXPECT_EQ(value_of(sweep_text(s2), "npu_chip_info_health_status", 4), "0");
   Sweep s3 = sweep(*d);  // only the new code
   ASSERT_EQ(s3.events.size(), 1u);

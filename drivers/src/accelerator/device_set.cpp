@@ -69,8 +69,8 @@ DeviceEvent health_event(std::string_view component, const std::string& who, boo
   DeviceEvent ev;
   ev.severity = degraded ? 4 : 6;
   ev.message = who + " " +
-               (degraded ? "not answering: " + std::string(a_call) + " did not return within " + std::to_string(timeout.count()) +
-                               " ms"
+               (degraded ? "not answering: " + std::string(a_call) + " did not return within " +
+                               std::to_string(timeout.count()) + " ms"
                          : std::string("answering again"));
   with_state(fields, degraded ? "degraded" : "up");
   ev.fields = std::move(fields);

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "call_worker.hpp"
+#include "../call_worker.hpp"  // relative: tests include this header by path
 #include "gridnode/drivers/driver.hpp"
 #include "gridnode/platform/result.hpp"
 
@@ -89,7 +89,6 @@ Settled settle(DeviceSlot& d, bool read_lost);
 DeviceEvent lost_event(std::string_view component, const std::string& who, std::string_view why,
                        Labels fields);
 DeviceEvent health_event(std::string_view component, const std::string& who, bool degraded,
-                         std::string_view a_call, std::chrono::milliseconds timeout,
-                         Labels fields);
+                         std::string_view a_call, std::chrono::milliseconds timeout, Labels fields);
 
 }  // namespace gridnode::drivers::accelerators

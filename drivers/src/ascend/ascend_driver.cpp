@@ -172,9 +172,8 @@ void read_chip(const Api& a, int card, int dev, ChipRead& r) {
     set(kUtilization, u);
   }
   if (r.lost) return;
-  if (a.get_frequency &&
-      answered(r, a.get_frequency(card, dev, DCMI_FREQ_AICORE_CURRENT_, &u),
-               "dcmi_get_device_frequency(AICORE_CURRENT)")) {
+  if (a.get_frequency && answered(r, a.get_frequency(card, dev, DCMI_FREQ_AICORE_CURRENT_, &u),
+                                  "dcmi_get_device_frequency(AICORE_CURRENT)")) {
     set(kAicoreFreq, u);
   }
   if (r.lost) return;
@@ -228,7 +227,7 @@ struct Chip {
   int card = 0, device = 0;
   unsigned id = 0;  // the physical id (npu-exporter's {id}), else the logic id
   std::string model, vdie, pcie;
-  Labels labels;  // id, model_name, vdie_id, pcie_bus_info (npu-exporter's order)
+  Labels labels;                   // id, model_name, vdie_id, pcie_bus_info (npu-exporter's order)
   std::uint32_t first_series = 0;  // kMetricCount metrics, then up, degraded
   accelerators::DeviceSlot slot;
   std::shared_ptr<ChipRead> read = std::make_shared<ChipRead>();
@@ -325,9 +324,8 @@ void discover_on_worker(const Api& a, bool need_init, Discovery& d) {
     dcmi_pcie_info_all pcie{};
     if (a.get_pcie_info && a.get_pcie_info(card, dev, &pcie) == DCMI_OK) {
       std::array<char, 32> buf{};
-      std::snprintf(buf.data(), buf.size(), "%04X:%02X:%02X.%X",
-                    static_cast<unsigned>(pcie.domain), pcie.bdf_busid, pcie.bdf_deviceid,
-                    pcie.bdf_funcid);
+      std::snprintf(buf.data(), buf.size(), "%04X:%02X:%02X.%X", static_cast<unsigned>(pcie.domain),
+                    pcie.bdf_busid, pcie.bdf_deviceid, pcie.bdf_funcid);
       f.pcie = buf.data();
     }
   }
@@ -400,9 +398,9 @@ class AscendDriver final : public Driver {
   platform::Result<void> discover(Sweep& out, bool need_init) {
     auto d = std::make_shared<Discovery>();
     auto lib = lib_;
-    auto ran = control_->call([lib, d, need_init] { discover_on_worker(lib->api(), need_init, *d); },
-                              need_init ? "dcmi_init" : "dcmi_get_card_num_list",
-                              options_.call_timeout);
+    auto ran =
+        control_->call([lib, d, need_init] { discover_on_worker(lib->api(), need_init, *d); },
+                       need_init ? "dcmi_init" : "dcmi_get_card_num_list", options_.call_timeout);
     if (!ran) {
       return ran;
     }
@@ -568,11 +566,13 @@ class AscendDriver final : public Driver {
           c.read = std::make_shared<ChipRead>();
           auto read = c.read;
           int card = c.card, dev = c.device;
-          c.slot.worker->submit([lib, read, card, dev] { read_chip(lib->api(), card, dev, *read); });
+          c.slot.worker->submit(
+              [lib, read, card, dev] { read_chip(lib->api(), card, dev, *read); });
         },
         options_.call_timeout);
     out.catalog = catalog_;
-    out.readings.push_back({count_series_, Value::of_signed(static_cast<std::int64_t>(chips_.size()))});
+    out.readings.push_back(
+        {count_series_, Value::of_signed(static_cast<std::int64_t>(chips_.size()))});
     std::vector<Labels> keys;
     std::vector<std::uint64_t> process_memory;
     accelerators::Summary summary;
@@ -616,7 +616,8 @@ class AscendDriver final : public Driver {
       } else if (r.errors == 0) {
         c.complaint.release();
       }
-      bool in_use = (r.processes_ok && r.process_count > 0) || r.values[kUtilization].value_or(0) > 0;
+      bool in_use =
+          (r.processes_ok && r.process_count > 0) || r.values[kUtilization].value_or(0) > 0;
       (in_use ? summary.busy : summary.idle) += 1;
       summary.free_memory_bytes += r.free_memory_bytes;
       // DCMI reports no power limit: no headroom is known for an Ascend chip.
