@@ -325,6 +325,8 @@ TEST(AcceleratorPower, AscendMetricsCannotBeCapped) {
   std::string why;
   EXPECT_FALSE(accelerator_power_capable("npu_chip_info_power", &why));
   EXPECT_NE(why.find("no power-limit control"), std::string::npos);
+  EXPECT_FALSE(accelerator_power_capable("mlu_temperature", &why));
+  EXPECT_NE(why.find("Cambricon"), std::string::npos);
   EXPECT_TRUE(accelerator_power_capable("DCGM_FI_DEV_POWER_USAGE", &why));
   EXPECT_TRUE(accelerator_power_capable("node_hwmon_temp_celsius", nullptr));
 }

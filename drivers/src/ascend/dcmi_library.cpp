@@ -78,6 +78,15 @@ bool accelerator_power_capable(std::string_view metric, std::string* why) {
     }
     return false;
   }
+  if (metric.starts_with("mlu_") || metric.starts_with("gridnode_mlu_") ||
+      metric == "machine_mlu_nums") {
+    if (why != nullptr) {
+      *why = std::string(metric) +
+             " is a Cambricon MLU metric, and gridnode does not set CNDev's power cap: "
+             "cap_power cannot act on it (use action = \"report\")";
+    }
+    return false;
+  }
   return true;
 }
 

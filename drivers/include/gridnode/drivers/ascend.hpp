@@ -47,7 +47,8 @@ std::unique_ptr<Driver> make_ascend_driver(AscendOptions options);
 const std::error_category& dcmi_category();
 
 // Whether the policy's cap_power can act on `metric`'s accelerators: false for the vendors
-// whose library offers no power-limit control (Ascend's npu_ metrics), with `why` for the
+// whose library offers no power-limit control (Ascend's npu_ metrics) or whose control gridnode
+// does not drive (Cambricon's mlu_ metrics), with `why` for the
 // error; true for everything else (NVIDIA's are checked when the cap is applied).
 bool accelerator_power_capable(std::string_view metric, std::string* why);
 
