@@ -467,7 +467,10 @@ nlohmann::json Exposition::gpus_json(const Sampler& sampler) {
       {"npu_chip_info_utilization", "utilization_percent"},
       {"npu_chip_info_hbm_used_memory", "memory_used_mib"},
       {"npu_chip_info_hbm_total_memory", "memory_total_mib"},
-      {"npu_chip_info_error_code", "error_code"}};
+      {"npu_chip_info_error_code", "error_code"},
+      {"mlu_temperature", "temperature_celsius"},
+      {"mlu_power_usage", "power_watts"},
+      {"mlu_utilization", "utilization_percent"}};
   for_each_sample(sampler, [&](const DriverSlot& slot, const drivers::Series& series,
                                const Family& f, drivers::Value raw) {
     const auto& l = series.labels;
@@ -477,13 +480,23 @@ nlohmann::json Exposition::gpus_json(const Sampler& sampler) {
     // The ascend driver's: npu-exporter's names, ours for up/degraded, the shared process one.
     bool ascend = slot.driver->name() == "ascend" &&
                   (name.starts_with("npu_chip_info_") || name.starts_with("gridnode_npu_") || process);
-    bool nvidia = !ascend && (name.starts_with("DCGM_FI_") || name.starts_with("gridnode_gpu_"));
+    // The cndev driver's: mlu-exporter's names, ours for up/degraded, the shared process one.
+    bool mlu = slot.driver->name() == "cndev" &&
+               (name.starts_with("mlu_") || name.starts_with("gridnode_mlu_") || process);
+    bool nvidia = !ascend && !mlu &&
+                  (name.starts_with("DCGM_FI_") || name.starts_with("gridnode_gpu_"));
     bool amd = name.starts_with("gpu_") && !label_of(l, "gpu_id").empty();
-    if (!nvidia && !amd && !ascend) {
+    if (!nvidia && !amd && !ascend && !mlu) {
       return;
     }
-    nlohmann::json& r = row_for(slot.driver->name(),
-                                label_of(l, nvidia || process ? "gpu" : ascend ? "id" : "gpu_id"));
+    nlohmann::json& r = row_for(
+        slot.driver->name(),
+        label_of(l, nvidia || process ? "gpu" : ascend ? "id" : mlu ? "mlu" : "gpu_id"));
+    if (mlu && !process && !r.contains("model")) {
+      r["model"] = label_of(l, "model");
+      r["uuid"] = label_of(l, "uuid");
+      r["serial_number"] = label_of(l, "sn");
+    }
     if (ascend && !process && !r.contains("model")) {
       r["model"] = label_of(l, "model_name");
       r["uuid"] = label_of(l, "vdie_id");
@@ -502,13 +515,20 @@ nlohmann::json Exposition::gpus_json(const Sampler& sampler) {
                                 {"uid", label_of(l, "uid")},
                                 {"cgroup", label_of(l, "cgroup")},
                                 {"memory_bytes", value}});
-    } else if ((name == "gridnode_gpu_up" || name == "gridnode_npu_up") && value == 0 &&
-               r["health"] == "ok") {
+    } else if ((name == "gridnode_gpu_up" || name == "gridnode_npu_up" ||
+                name == "gridnode_mlu_up") &&
+               value == 0 && r["health"] == "ok") {
       r["health"] = "lost";
-    } else if ((name == "gridnode_gpu_degraded" || name == "gridnode_npu_degraded") && value != 0) {
+    } else if ((name == "gridnode_gpu_degraded" || name == "gridnode_npu_degraded" ||
+                name == "gridnode_mlu_degraded") &&
+               value != 0) {
       r["health"] = "degraded";
-    } else if (name == "npu_chip_info_health_status" && value == 0 && r["health"] == "ok") {
+    } else if ((name == "npu_chip_info_health_status" || name == "mlu_health") && value == 0 &&
+               r["health"] == "ok") {
       r["health"] = "alarm";  // DCMI reports a minor, major or critical alarm
+    } else if (name == "mlu_memory_used" || name == "mlu_memory_total") {
+      r[name == "mlu_memory_used" ? "memory_used_mib" : "memory_total_mib"] =
+          value / (1024.0 * 1024.0);  // mlu-exporter's bytes
     } else if ((name == "npu_chip_info_used_memory" || name == "npu_chip_info_total_memory") &&
                !r.contains(name == "npu_chip_info_used_memory" ? "memory_used_mib"
                                                                 : "memory_total_mib")) {

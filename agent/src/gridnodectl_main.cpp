@@ -266,7 +266,8 @@ int cmd_gpus(const std::string& socket, bool as_json) {
   }
   if (gpus.empty()) {
     std::printf(
-        "no accelerators (gridnodectl status shows whether nvml, amdgpu and ascend found any)\n");
+        "no accelerators (gridnodectl status shows whether nvml, amdgpu, ascend and cndev found "
+        "any)\n");
     return 0;
   }
   auto num = [](const json& g, const char* key, const char* unit) -> std::string {
@@ -276,7 +277,10 @@ int cmd_gpus(const std::string& socket, bool as_json) {
            "BUS"});
   for (const auto& g : gpus) {
     const std::string driver = g.value("driver", "");
-    std::string index = driver == "amdgpu" ? "amd" : driver == "ascend" ? "npu" : "";
+    std::string index = driver == "amdgpu"   ? "amd"
+                        : driver == "ascend" ? "npu"
+                        : driver == "cndev"  ? "mlu"
+                                             : "";
     index += std::to_string(g.value("index", 0));
     std::string power = num(g, "power_watts", "");
     power += g.contains("power_limit_watts") ? "/" + num(g, "power_limit_watts", " W") : " W";
