@@ -74,6 +74,10 @@ struct Options {
   std::uint32_t keyframe_interval = 60;
   std::string fixtures = GRIDNODE_FIXTURES_DIR;
   std::string nvml_library = GRIDNODE_FAKE_NVML;
+  std::string dcmi_library = GRIDNODE_FAKE_DCMI;
+  // The share of the nodes that are Huawei Ascend hosts (the fake libdcmi.so's NPUs, under
+  // npu-exporter's names, in the summary as vendor="huawei"); the others are NVIDIA hosts.
+  double ascend_share = 0;
   std::vector<std::string> watch;  // NAME=PID: CPU seconds spent in the window
   std::string per_node;            // FILE: "node last_seq acked_seq" per line
 };
@@ -81,15 +85,15 @@ struct Options {
 // ---------------------------------------------------------------------------------------------
 // The host every simulated node pretends to be: the real drivers' sweep of the fixture trees
 // (node_exporter's hwmon, thermal, powercap and procfs series) and of the fake NVML with
-// `gpus` H100s (dcgm-exporter's series and the accelerator summary the capacity view reads),
-// merged into one catalog by the agent's ReportBuilder. Each node then moves its own copy of
-// the values.
+// `gpus` H100s (dcgm-exporter's series and the accelerator summary the capacity view reads), or
+// of the fake DCMI with `gpus` Ascend 910B3s (npu-exporter's series, vendor="huawei"), merged
+// into one catalog by the agent's ReportBuilder. Each node then moves its own copy of the values.
 
 struct HostTemplate {
   protocol::EncodedCatalog catalog;
   std::vector<protocol::Slot> values;
   std::uint32_t total = 0, busy = 0, idle = 0, memory_free = 0, headroom = 0;  // series
-  std::vector<std::uint32_t> gpu_util;    // DCGM_FI_DEV_GPU_UTIL per GPU
+  std::vector<std::uint32_t> gpu_util;    // DCGM_FI_DEV_GPU_UTIL (npu_chip_info_utilization) each
   std::uint64_t memory_free_per_gpu = 0;  // bytes, an idle GPU's
   std::int64_t headroom_per_gpu = 0;      // the summary's raw unit (mW), an idle GPU's
 };
@@ -132,14 +136,26 @@ std::optional<std::uint32_t> find_series(const platform::Catalog& c, std::string
   return std::nullopt;
 }
 
+std::string ascend_scenario_text(std::uint32_t npus) {
+  std::string s = "cards " + std::to_string(npus) +
+                  " 1\nname * Ascend 910B3 V1\nvalue * health 0\nvalue * temperature 45\n"
+                  "value * power 920\nvalue * voltage 1250\nvalue * util 0\n"
+                  "value * aicore_freq 1800\nvalue * hbm_total 65536\nvalue * hbm_used 3000\n"
+                  "value * mem_total 32768\nvalue * mem_available 30000\nvalue * network 0\n";
+  return s;
+}
+
 [[nodiscard]] platform::Result<HostTemplate> make_host_template(const Options& o,
-                                                                const std::string& work) {
-  const std::string scenario = work + "/nvml.scenario";
-  if (auto r = platform::write_file_atomic(scenario, scenario_text(o.gpus), 0644); !r) {
+                                                                const std::string& work,
+                                                                bool ascend = false) {
+  const std::string scenario = work + (ascend ? "/dcmi.scenario" : "/nvml.scenario");
+  if (auto r = platform::write_file_atomic(
+          scenario, ascend ? ascend_scenario_text(o.gpus) : scenario_text(o.gpus), 0644);
+      !r) {
     return tl::unexpected(r.error());
   }
-  // The fake library reads its scenario at nvmlInit_v2, in the first sweep below.
-  ::setenv("FAKE_NVML_SCENARIO", scenario.c_str(), 1);
+  // The fake library reads its scenario at nvmlInit_v2 (dcmi_init), in the first sweep below.
+  ::setenv(ascend ? "FAKE_DCMI_SCENARIO" : "FAKE_NVML_SCENARIO", scenario.c_str(), 1);
   struct Source {
     std::string driver, sysfs, procfs;
   };
@@ -148,14 +164,17 @@ std::optional<std::uint32_t> find_series(const platform::Catalog& c, std::string
                             {"hwmon", f + "/hwmon/nct6775/sys", f + "/procfs/basic/proc"},
                             {"thermal", f + "/thermal/basic/sys", f + "/procfs/basic/proc"},
                             {"powercap", f + "/powercap/basic/sys", f + "/procfs/basic/proc"},
-                            {"nvml", f + "/procfs/basic/sys", f + "/procfs/basic/proc"}};
+                            {ascend ? "ascend" : "nvml", f + "/procfs/basic/sys",
+                             f + "/procfs/basic/proc"}};
   std::vector<agent::DriverSlot> slots;
   for (const auto& s : sources) {
     drivers::DriverContext d;
     d.roots.sysfs = s.sysfs;
     d.roots.procfs = s.procfs;
     auto made = drivers::make_drivers(
-        d, {s.driver}, {{"nvml", {{"library", "--nvml-library", o.nvml_library}}}});
+        d, {s.driver},
+        {{"nvml", {{"library", "--nvml-library", o.nvml_library}}},
+         {"ascend", {{"library", "--dcmi-library", o.dcmi_library}}}});
     if (!made) {
       return tl::unexpected(made.error());
     }
@@ -177,15 +196,21 @@ std::optional<std::uint32_t> find_series(const platform::Catalog& c, std::string
   t.catalog = builder.catalog();
   t.values = builder.values();
   const auto& c = t.catalog.catalog;
-  auto total = find_series(c, cm::kAccelerators, "vendor", "nvidia");
-  auto busy = find_series(c, cm::kBusy, "vendor", "nvidia");
-  auto idle = find_series(c, cm::kIdle, "vendor", "nvidia");
-  auto mem = find_series(c, cm::kMemoryFree, "vendor", "nvidia");
-  auto headroom = find_series(c, cm::kPowerHeadroom, "vendor", "nvidia");
+  const char* vendor = ascend ? "huawei" : "nvidia";
+  auto total = find_series(c, cm::kAccelerators, "vendor", vendor);
+  auto busy = find_series(c, cm::kBusy, "vendor", vendor);
+  auto idle = find_series(c, cm::kIdle, "vendor", vendor);
+  auto mem = find_series(c, cm::kMemoryFree, "vendor", vendor);
+  auto headroom = find_series(c, cm::kPowerHeadroom, "vendor", vendor);
   if (!total || !busy || !idle || !mem || !headroom) {
     return platform::fail(std::errc::no_such_file_or_directory,
-                          "the nvml driver gave no accelerator summary: is " + o.nvml_library +
-                              " the fake libnvidia-ml.so.1 (tests/fakes, built with the tests)?");
+                          ascend ? "the ascend driver gave no accelerator summary: is " +
+                                       o.dcmi_library +
+                                       " the fake libdcmi.so (tests/fakes, built with the tests)?"
+                                 : "the nvml driver gave no accelerator summary: is " +
+                                       o.nvml_library +
+                                       " the fake libnvidia-ml.so.1 (tests/fakes, built with "
+                                       "the tests)?");
   }
   t.total = *total;
   t.busy = *busy;
@@ -193,7 +218,8 @@ std::optional<std::uint32_t> find_series(const platform::Catalog& c, std::string
   t.memory_free = *mem;
   t.headroom = *headroom;
   for (std::uint32_t g = 0; g < o.gpus; ++g) {
-    if (auto s = find_series(c, cm::kDcgmUtil, "gpu", std::to_string(g))) {
+    if (auto s = ascend ? find_series(c, "npu_chip_info_utilization", "id", std::to_string(g))
+                        : find_series(c, cm::kDcgmUtil, "gpu", std::to_string(g))) {
       t.gpu_util.push_back(*s);
     }
   }
@@ -273,6 +299,7 @@ class SimNode final : public agent::UplinkSource {
   platform::Labels labels_;
   protocol::BootId boot_{};
   protocol::ReportEncoder encoder_;
+  const HostTemplate& host_;  // NVIDIA's or Ascend's (Sim::host_for)
   std::vector<protocol::Slot> values_;
   std::mt19937_64 rng_;
   std::uint32_t busy_ = 0;
@@ -288,11 +315,12 @@ class SimNode final : public agent::UplinkSource {
 
 class Sim {
  public:
-  Sim(asio::io_context& io, Options o, HostTemplate t, std::unique_ptr<crypto::Random> random,
-      crypto::Certificate ca)
+  Sim(asio::io_context& io, Options o, HostTemplate t, std::optional<HostTemplate> ascend,
+      std::unique_ptr<crypto::Random> random, crypto::Certificate ca)
       : io_(io),
         options_(std::move(o)),
         host_(std::move(t)),
+        ascend_host_(std::move(ascend)),
         random_(std::move(random)),
         ca_(std::move(ca)),
         ticker_(io),
@@ -306,6 +334,14 @@ class Sim {
   asio::io_context& io() { return io_; }
   const Options& options() const { return options_; }
   const HostTemplate& host() const { return host_; }
+  // Node `index`'s host: Ascend for an ascend_share of the nodes, spread evenly (0.5: every
+  // other node, sim000002, sim000004, …).
+  const HostTemplate& host_for(std::size_t index) const {
+    const double share = options_.ascend_share;
+    const auto before = static_cast<std::uint64_t>(static_cast<double>(index) * share);
+    const auto after = static_cast<std::uint64_t>(static_cast<double>(index + 1) * share);
+    return ascend_host_ && after > before ? *ascend_host_ : host_;
+  }
   crypto::Random& random() { return *random_; }
   const crypto::Certificate& ca() const { return ca_; }
   bool generating() const { return phase_ == Phase::ramp || phase_ == Phase::window; }
@@ -338,6 +374,7 @@ class Sim {
   asio::io_context& io_;
   Options options_;
   HostTemplate host_;
+  std::optional<HostTemplate> ascend_host_;
   std::unique_ptr<crypto::Random> random_;
   crypto::Certificate ca_;
   std::vector<std::unique_ptr<SimNode>> nodes_;
@@ -366,7 +403,8 @@ SimNode::SimNode(Sim& sim, std::size_t index, std::string id, crypto::Certificat
       cert_(std::move(cert)),
       key_(std::move(key)),
       encoder_(sim.options().keyframe_interval),
-      values_(sim.host().values),
+      host_(sim.host_for(index)),
+      values_(host_.values),
       rng_(index + 1),
       timer_(sim.io()) {
   const auto& o = sim.options();
@@ -428,7 +466,7 @@ void SimNode::do_wait() {
 // The values of one sampling round: counters grow, a few gauges wander, and the accelerators'
 // work changes (a job starts or ends), so the capacity view has news to show.
 void SimNode::move_values() {
-  const auto& h = sim_.host();
+  const auto& h = host_;
   const auto& c = h.catalog.catalog;
   for (std::size_t i = 0; i < values_.size(); ++i) {
     auto& v = values_[i].value;
@@ -472,7 +510,7 @@ void SimNode::on_tick() {
   h.time_ns = unix_ns();
   h.prev = prev_;
   protocol::Bytes msg;
-  encoder_.encode(sim_.host().catalog, h, {}, values_, msg);
+  encoder_.encode(host_.catalog, h, {}, values_, msg);
   auto digest = protocol::sign_envelope(msg, key_, sim_.random());
   if (!digest) {
     platform::log(
@@ -490,7 +528,7 @@ void SimNode::on_tick() {
 platform::Result<void> SimNode::read(std::uint64_t after_seq, std::size_t max_bytes,
                                      std::vector<agent::OutRecord>& out) {
   // The catalog in force first, as the spool gives it; the uplink sends it once per session.
-  out.push_back({protocol::FrameKind::catalog, after_seq + 1, sim_.host().catalog.bytes});
+  out.push_back({protocol::FrameKind::catalog, after_seq + 1, host_.catalog.bytes});
   std::size_t bytes = 0;
   for (const auto& p : pending_) {
     if (p.seq <= after_seq) {
@@ -712,10 +750,21 @@ int run(const Options& o) {
     return 1;
   }
   auto host = make_host_template(o, work);
+  std::optional<HostTemplate> ascend;
+  platform::Result<void> ascend_made;
+  if (host && o.ascend_share > 0) {
+    if (auto a = make_host_template(o, work, true)) {
+      ascend = std::move(*a);
+    } else {
+      ascend_made = tl::unexpected(a.error());
+    }
+  }
   std::remove((std::string(work) + "/nvml.scenario").c_str());
+  std::remove((std::string(work) + "/dcmi.scenario").c_str());
   ::rmdir(work);
-  if (!host) {
-    std::fprintf(stderr, "gridnode-sim: %s\n", host.error().message().c_str());
+  if (!host || !ascend_made) {
+    std::fprintf(stderr, "gridnode-sim: %s\n",
+                 (!host ? host.error() : ascend_made.error()).message().c_str());
     return 1;
   }
   auto random = crypto::Random::create("gridnode-sim");
@@ -726,7 +775,7 @@ int run(const Options& o) {
     return 1;
   }
   asio::io_context io{1};
-  Sim sim(io, o, std::move(*host), std::move(*random), std::move(*ca));
+  Sim sim(io, o, std::move(*host), std::move(ascend), std::move(*random), std::move(*ca));
   if (auto r = sim.load_nodes(); !r) {
     std::fprintf(stderr, "gridnode-sim: %s\n", r.error().message().c_str());
     return 1;
@@ -769,6 +818,10 @@ int main(int argc, char** argv) {
   app.add_option("--gpus", o.gpus, "Accelerators per node")->check(CLI::Range(1, 64));
   app.add_option("--fixtures", o.fixtures, "tests/fixtures: the host the drivers sweep");
   app.add_option("--nvml-library", o.nvml_library, "The fake libnvidia-ml.so.1");
+  app.add_option("--dcmi-library", o.dcmi_library, "The fake libdcmi.so (Ascend nodes)");
+  app.add_option("--ascend-share", o.ascend_share,
+                 "Share of the nodes that are Huawei Ascend hosts (0: none; 0.5: a mixed fleet)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--watch", o.watch,
                  "NAME=PID: report the CPU seconds PID used in the window (NAME collector* counts "
                  "towards reports per collector CPU second)")

@@ -434,7 +434,8 @@ nlohmann::json Exposition::sensors_json(const Sampler& sampler) {
 }
 
 nlohmann::json Exposition::gpus_json(const Sampler& sampler) {
-  // Keyed by (driver's place in the sweep order, index): nvml's GPUs, then amdgpu's cards.
+  // Keyed by (driver's place in the sweep order, index): nvml's GPUs, amdgpu's cards, ascend's
+  // NPUs (by npu-exporter's {id}).
   std::map<std::pair<std::size_t, long>, nlohmann::json> rows;
   std::vector<std::string_view> order;
   auto row_for = [&](std::string_view driver, const std::string& index) -> nlohmann::json& {
@@ -462,19 +463,47 @@ nlohmann::json Exposition::gpus_json(const Sampler& sampler) {
       {"gpu_power_usage", "power_watts"},
       {"gpu_gfx_activity", "utilization_percent"},
       {"gpu_used_vram", "memory_used_mib"},
-      {"gpu_total_vram", "memory_total_mib"}};
+      {"gpu_total_vram", "memory_total_mib"},
+      {"npu_chip_info_temperature", "temperature_celsius"},
+      {"npu_chip_info_power", "power_watts"},
+      {"npu_chip_info_utilization", "utilization_percent"},
+      {"npu_chip_info_hbm_used_memory", "memory_used_mib"},
+      {"npu_chip_info_hbm_total_memory", "memory_total_mib"},
+      {"npu_chip_info_error_code", "error_code"},
+      {"mlu_temperature", "temperature_celsius"},
+      {"mlu_power_usage", "power_watts"},
+      {"mlu_utilization", "utilization_percent"}};
   for_each_sample(sampler, [&](const DriverSlot& slot, const drivers::Series& series,
                                const Family& f, drivers::Value raw) {
     const auto& l = series.labels;
     std::string_view name = f.name;
     double value = drivers::to_double(raw, f.scale);
-    bool nvidia = name.starts_with("DCGM_FI_") || name.starts_with("gridnode_gpu_");
+    const bool process = name == "gridnode_gpu_process_memory_used_bytes";
+    // The ascend driver's: npu-exporter's names, ours for up/degraded, the shared process one.
+    bool ascend = slot.driver->name() == "ascend" &&
+                  (name.starts_with("npu_chip_info_") || name.starts_with("gridnode_npu_") || process);
+    // The cndev driver's: mlu-exporter's names, ours for up/degraded, the shared process one.
+    bool mlu = slot.driver->name() == "cndev" &&
+               (name.starts_with("mlu_") || name.starts_with("gridnode_mlu_") || process);
+    bool nvidia = !ascend && !mlu &&
+                  (name.starts_with("DCGM_FI_") || name.starts_with("gridnode_gpu_"));
     bool amd = name.starts_with("gpu_") && !label_of(l, "gpu_id").empty();
-    if (!nvidia && !amd) {
+    if (!nvidia && !amd && !ascend && !mlu) {
       return;
     }
-    nlohmann::json& r = row_for(slot.driver->name(), label_of(l, nvidia ? "gpu" : "gpu_id"));
-    if (nvidia && !r.contains("model")) {
+    nlohmann::json& r = row_for(
+        slot.driver->name(),
+        label_of(l, nvidia || process ? "gpu" : ascend ? "id" : mlu ? "mlu" : "gpu_id"));
+    if (mlu && !process && !r.contains("model")) {
+      r["model"] = label_of(l, "model");
+      r["uuid"] = label_of(l, "uuid");
+      r["serial_number"] = label_of(l, "sn");
+    }
+    if (ascend && !process && !r.contains("model")) {
+      r["model"] = label_of(l, "model_name");
+      r["uuid"] = label_of(l, "vdie_id");
+      r["pci_bus_id"] = label_of(l, "pcie_bus_info");
+    } else if (nvidia && !r.contains("model")) {
       r["model"] = label_of(l, "modelName");
       r["uuid"] = label_of(l, "UUID");
       r["pci_bus_id"] = label_of(l, "pci_bus_id");
@@ -488,10 +517,25 @@ nlohmann::json Exposition::gpus_json(const Sampler& sampler) {
                                 {"uid", label_of(l, "uid")},
                                 {"cgroup", label_of(l, "cgroup")},
                                 {"memory_bytes", value}});
-    } else if (name == "gridnode_gpu_up" && value == 0 && r["health"] == "ok") {
+    } else if ((name == "gridnode_gpu_up" || name == "gridnode_npu_up" ||
+                name == "gridnode_mlu_up") &&
+               value == 0 && r["health"] == "ok") {
       r["health"] = "lost";
-    } else if (name == "gridnode_gpu_degraded" && value != 0) {
+    } else if ((name == "gridnode_gpu_degraded" || name == "gridnode_npu_degraded" ||
+                name == "gridnode_mlu_degraded") &&
+               value != 0) {
       r["health"] = "degraded";
+    } else if ((name == "npu_chip_info_health_status" || name == "mlu_health") && value == 0 &&
+               r["health"] == "ok") {
+      r["health"] = "alarm";  // DCMI reports a minor, major or critical alarm
+    } else if (name == "mlu_memory_used" || name == "mlu_memory_total") {
+      r[name == "mlu_memory_used" ? "memory_used_mib" : "memory_total_mib"] =
+          value / (1024.0 * 1024.0);  // mlu-exporter's bytes
+    } else if ((name == "npu_chip_info_used_memory" || name == "npu_chip_info_total_memory") &&
+               !r.contains(name == "npu_chip_info_used_memory" ? "memory_used_mib"
+                                                                : "memory_total_mib")) {
+      // A chip without HBM (310P) computes out of its DDR.
+      r[name == "npu_chip_info_used_memory" ? "memory_used_mib" : "memory_total_mib"] = value;
     } else if (name == "gpu_edge_temperature" && !r.contains("temperature_celsius")) {
       r["temperature_celsius"] = value;  // a card without a junction sensor
     } else if (auto it = kKeys.find(name); it != kKeys.end()) {

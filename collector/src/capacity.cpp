@@ -104,7 +104,8 @@ class Summary {
  public:
   explicit Summary(NodeCapacity& c) : c_(c) {}
 
-  void add(CapacityRole role, double v, std::string_view gpu, std::string_view model) {
+  void add(CapacityRole role, double v, std::string_view gpu, std::string_view model,
+           std::string_view vendor = {}) {
     using R = CapacityRole;
     switch (role) {
       case R::none:
@@ -112,24 +113,30 @@ class Summary {
       case R::accelerators:
         summary_ = true;
         c_.accelerators += count(v);
+        share(vendor).v.accelerators += count(v);
         if (c_.model.empty()) {
           c_.model = model;
         }
         break;
       case R::busy:
         c_.busy += count(v);
+        share(vendor).v.busy += count(v);
         break;
       case R::idle:
         idle_ = idle_.value_or(0) + count(v);
+        share(vendor).idle = share(vendor).idle.value_or(0) + count(v);
         break;
       case R::unhealthy:
         unhealthy_ = unhealthy_.value_or(0) + count(v);
+        share(vendor).unhealthy = share(vendor).unhealthy.value_or(0) + count(v);
         break;
       case R::memory_free:
         c_.memory_free_bytes += v;
+        share(vendor).v.memory_free_bytes += v;
         break;
       case R::power_headroom:
         c_.power_headroom_watts += v;
+        share(vendor).v.power_headroom_watts += v;
         break;
       case R::dcgm_fb_free:
         gpus_.emplace(gpu);
@@ -168,13 +175,42 @@ class Summary {
       c_.memory_free_bytes = fb_free_mib_ * 1024 * 1024;
       c_.power_headroom_watts = limit_ > power_ ? limit_ - power_ : 0;
       c_.model = dcgm_model_;
+      shares_.clear();
+      c_.vendors.clear();
+      c_.vendors["nvidia"] = {c_.accelerators, c_.busy, 0, c_.memory_free_bytes,
+                              c_.power_headroom_watts};
+      return;
+    }
+    c_.vendors.clear();
+    for (auto& [vendor, sh] : shares_) {
+      VendorCapacity v = sh.v;
+      if (sh.unhealthy) {
+        v.unhealthy = *sh.unhealthy;
+      } else if (sh.idle) {
+        const std::uint32_t answering = v.busy + *sh.idle;
+        v.unhealthy = v.accelerators > answering ? v.accelerators - answering : 0;
+      }
+      c_.vendors.emplace(vendor, v);
     }
   }
 
  private:
   static std::uint32_t count(double v) { return static_cast<std::uint32_t>(std::max(0.0, v)); }
 
+  struct Share {
+    VendorCapacity v;
+    std::optional<std::uint32_t> idle, unhealthy;
+  };
+  Share& share(std::string_view vendor) {
+    auto it = shares_.find(vendor);
+    if (it == shares_.end()) {
+      it = shares_.emplace(std::string(vendor), Share{}).first;
+    }
+    return it->second;
+  }
+
   NodeCapacity& c_;
+  std::map<std::string, Share, std::less<>> shares_;
   bool summary_ = false;
   std::optional<std::uint32_t> idle_, unhealthy_;
   // dcgm-exporter's per-GPU series, kept in case the summary is absent.
@@ -224,7 +260,8 @@ std::optional<NodeCapacity> parse_capacity(std::string_view line) {
     auto label = [labels](std::string_view k) -> std::string {
       return labels != nullptr ? labels->value(std::string(k), "") : "";
     };
-    sum.add(role, m["value"].get<double>(), label("gpu"), label(cm::kModelLabel));
+    sum.add(role, m["value"].get<double>(), label("gpu"), label(cm::kModelLabel),
+            label(cm::kVendorLabel));
   }
   sum.finish();
   return c;
@@ -254,7 +291,8 @@ platform::Result<const CapacityReader::Roles*> CapacityReader::add_catalog(
     const auto& labels = cat->series[i].labels;
     r.wanted.push_back({static_cast<std::uint32_t>(i), role, family.scale,
                         std::string(label_of(labels, "gpu")),
-                        std::string(label_of(labels, cm::kModelLabel))});
+                        std::string(label_of(labels, cm::kModelLabel)),
+                        std::string(label_of(labels, cm::kVendorLabel))});
   }
   return &catalogs_.emplace(digest, std::move(r)).first->second;
 }
@@ -321,7 +359,8 @@ platform::Result<std::optional<NodeCapacity>> CapacityReader::read(
           ++next;
         }
         if (next != r->wanted.end() && next->series == i) {
-          sum.add(next->role, platform::to_double(value, next->scale), next->gpu, next->model);
+          sum.add(next->role, platform::to_double(value, next->scale), next->gpu, next->model,
+                  next->vendor);
         }
       });
   if (!v) {
@@ -390,7 +429,27 @@ std::string CapacityTable::answer(const CapacityQuery& q, std::uint64_t now_ns) 
   std::map<std::string, Total> sites, regions;
   Total all;
   std::vector<const NodeCapacity*> fit;
-  for (const auto& [id, c] : nodes_) {
+  // ?vendor=: each node as that vendor's share of it (a node without it is left out).
+  std::vector<NodeCapacity> shares;
+  if (!q.vendor.empty()) {
+    shares.reserve(nodes_.size());
+  }
+  for (const auto& [id, whole] : nodes_) {
+    const NodeCapacity* node = &whole;
+    if (!q.vendor.empty()) {
+      auto v = whole.vendors.find(q.vendor);
+      if (v == whole.vendors.end() || v->second.accelerators == 0) {
+        continue;
+      }
+      NodeCapacity& part = shares.emplace_back(whole);
+      part.accelerators = v->second.accelerators;
+      part.busy = v->second.busy;
+      part.unhealthy = v->second.unhealthy;
+      part.memory_free_bytes = v->second.memory_free_bytes;
+      part.power_headroom_watts = v->second.power_headroom_watts;
+      node = &part;
+    }
+    const NodeCapacity& c = *node;
     if ((!q.region.empty() && c.region != q.region) || (!q.site.empty() && c.site != q.site) ||
         (!q.model.empty() && c.model != q.model)) {
       continue;
@@ -604,6 +663,7 @@ class View {
       q.region = params["region"];
       q.site = params["site"];
       q.model = params["model"];
+      q.vendor = params["vendor"];
       if (!params["min_free_mem_mib"].empty()) {
         auto v = platform::parse_uint64(params["min_free_mem_mib"]);
         if (!v) {

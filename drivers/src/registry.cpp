@@ -5,6 +5,8 @@
 #include <span>
 
 #include "gridnode/drivers/amdgpu.hpp"
+#include "gridnode/drivers/ascend.hpp"
+#include "gridnode/drivers/cndev.hpp"
 #include "gridnode/drivers/cpufreq.hpp"
 #include "gridnode/drivers/edac.hpp"
 #include "gridnode/drivers/hwmon.hpp"
@@ -20,6 +22,8 @@
 #include "gridnode/drivers/procfs.hpp"
 #include "gridnode/drivers/thermal.hpp"
 #include "gridnode/drivers/timex.hpp"
+#include "ascend/ascend_options.hpp"
+#include "cndev/cndev_options.hpp"
 #include "filesystem/filesystem_options.hpp"
 #include "ipmi/ipmi_options.hpp"
 #include "netclass/netclass_options.hpp"
@@ -79,6 +83,16 @@ constexpr std::array kNvmlFlags{
                "The NVML library to dlopen (default libnvidia-ml.so.1, found by the loader)"},
 };
 using Nvml = Sectioned<NvmlOptions, nvml::options, make_nvml_driver>;
+constexpr std::array kAscendFlags{
+    DriverFlag{"--ascend-library", "ascend", "library",
+               "The Ascend DCMI library to dlopen (default libdcmi.so, found by the loader)"},
+};
+using Ascend = Sectioned<AscendOptions, ascend::options, make_ascend_driver>;
+constexpr std::array kCndevFlags{
+    DriverFlag{"--cndev-library", "cndev", "library",
+               "The Cambricon CNDev library to dlopen (default libcndev.so, found by the loader)"},
+};
+using Cndev = Sectioned<CndevOptions, cndev::options, make_cndev_driver>;
 using Netclass = Sectioned<NetclassOptions, netclass::options, make_netclass_driver>;
 // node_exporter's flags, setting the same keys of [filesystem] and [textfile].
 constexpr std::array kFilesystemFlags{
@@ -102,6 +116,8 @@ constexpr std::array kDrivers{
     Entry{"powercap", from_roots<PowercapOptions, make_powercap_driver>},
     Entry{"nvml", Nvml::make, Nvml::check, kNvmlFlags},
     Entry{"amdgpu", from_roots<AmdgpuOptions, make_amdgpu_driver>},
+    Entry{"ascend", Ascend::make, Ascend::check, kAscendFlags},
+    Entry{"cndev", Cndev::make, Cndev::check, kCndevFlags},
     Entry{"edac", from_roots<EdacOptions, make_edac_driver>},
     Entry{"nvme", from_roots<NvmeOptions, make_nvme_driver>},
     Entry{"mdadm", from_roots<MdadmOptions, make_mdadm_driver>},

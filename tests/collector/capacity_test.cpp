@@ -81,6 +81,59 @@ TEST(Capacity, AddsUpTheDriversSummariesPerVendor) {
   EXPECT_DOUBLE_EQ(c.power_headroom_watts, 300.5);
 }
 
+std::string vendor_line(const std::string& node, const std::string& vendor, int total, int busy,
+                        int idle, double free_bytes) {
+  auto m = [&](const char* name, double v) {
+    return nlohmann::json{{"name", name}, {"labels", {{"vendor", vendor}}}, {"value", v}};
+  };
+  nlohmann::json metrics = nlohmann::json::array(
+      {m("gridnode_accelerators", total), m("gridnode_accelerators_busy", busy),
+       m("gridnode_accelerators_idle", idle),
+       m("gridnode_accelerator_memory_free_bytes", free_bytes),
+       m("gridnode_accelerator_power_headroom_watts", 0)});
+  return nlohmann::json{{"type", "report"}, {"node", node},   {"seq", 1},
+                        {"time_ns", kNow - kS}, {"labels", {{"region", "r"}, {"site", "s"}}},
+                        {"metrics", metrics}}
+      .dump();
+}
+
+TEST(Capacity, VendorQueryCountsOnlyThatVendorsShare) {
+  CapacityTable t(3, std::chrono::seconds(10));
+  t.apply(*parse_capacity(vendor_line("npu-a", "huawei", 8, 2, 6, 8e9)));
+  t.apply(*parse_capacity(vendor_line("gpu-b", "nvidia", 8, 0, 8, 6e11)));
+  // A mixed node: 4 NVIDIA GPUs (1 lost: neither busy nor idle) and 2 Ascend NPUs.
+  std::string mixed = vendor_line("mix-c", "nvidia", 4, 1, 2, 1e9);
+  auto line = nlohmann::json::parse(mixed);
+  const auto npus = nlohmann::json::parse(vendor_line("mix-c", "huawei", 2, 0, 2, 2e9));
+  for (const auto& e : npus["metrics"]) {
+    line["metrics"].push_back(e);
+  }
+  auto c = parse_capacity(line.dump()).value();
+  EXPECT_EQ(c.accelerators, 6u);
+  ASSERT_EQ(c.vendors.count("huawei"), 1u);
+  EXPECT_EQ(c.vendors["huawei"].accelerators, 2u);
+  EXPECT_EQ(c.vendors["nvidia"].unhealthy, 1u);
+  EXPECT_EQ(c.vendors["huawei"].unhealthy, 0u);
+  t.apply(c);
+  CapacityQuery q;
+  q.min_free_gpus = 0;
+  auto all = nlohmann::json::parse(t.answer(q, kNow));
+  EXPECT_EQ(all["total"]["nodes"], 3);
+  EXPECT_EQ(all["total"]["accelerators"], 22);
+  q.vendor = "huawei";
+  auto huawei = nlohmann::json::parse(t.answer(q, kNow));
+  EXPECT_EQ(huawei["total"]["nodes"], 2);
+  EXPECT_EQ(huawei["total"]["accelerators"], 10);
+  EXPECT_EQ(huawei["total"]["free_accelerators"], 8);
+  EXPECT_DOUBLE_EQ(huawei["total"]["memory_free_mib"].get<double>(), (8e9 + 2e9) / 1048576.0);
+  ASSERT_EQ(huawei["nodes"].size(), 2u);
+  EXPECT_EQ(huawei["nodes"][0]["node"], "npu-a");  // 6 idle before 2
+  q.vendor = "nvidia";
+  EXPECT_EQ(nlohmann::json::parse(t.answer(q, kNow))["total"]["accelerators"], 12);
+  q.vendor = "cambricon";
+  EXPECT_EQ(nlohmann::json::parse(t.answer(q, kNow))["total"]["nodes"], 0);
+}
+
 TEST(Capacity, IgnoresWhatIsNotAReport) {
   EXPECT_FALSE(parse_capacity(R"({"type":"gap","node":"g1"})"));
   EXPECT_FALSE(parse_capacity(R"({"type":"catalog","node":"g1","raw":""})"));

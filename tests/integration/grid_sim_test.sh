@@ -37,7 +37,8 @@ wait_for "capacity view listening" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$HPORT
 
 rc=0
 "$BIN/gridnode-sim" "${ENDPOINTS[@]}" --pki "$P" --nodes "$NODES" --interval 0.2 --duration 3 \
-  --ramp 100 --drain 30 --per-node "$WORK/per-node" >"$WORK/sim.json" 2>"$WORK/sim.log" || rc=$?
+  --ramp 100 --drain 30 --per-node "$WORK/per-node" --ascend-share 0.5 \
+  >"$WORK/sim.json" 2>"$WORK/sim.log" || rc=$?
 cat "$WORK/sim.json"
 check "gridnode-sim exits 0 (every report acknowledged)" [ "$rc" = 0 ]
 check "all $NODES nodes connected over mutual TLS" jq_is ".connected == $NODES" "$WORK/sim.json"
@@ -63,5 +64,20 @@ wait_for "the view holds sim000007's last report" 10 \
 curl -fsS "http://127.0.0.1:$HPORT/v1/nodes/sim000007" >"$WORK/node.json"
 check "the view shows sim000007 at seq $last with 8 H100s, busy + idle = 8" \
   jq_is ".seq == $last and .accelerators == 8 and .busy + .idle == 8 and (.model | test(\"H100\"))" "$WORK/node.json"
+# A mixed fleet: every other node is an Ascend host (8 NPUs, vendor="huawei"); the view counts
+# both vendors in its totals and answers for one.
+wait_for "the view holds all $NODES nodes" 10 \
+  bash -o pipefail -c "curl -fsS 'http://127.0.0.1:$HPORT/v1/capacity?min_free_gpus=0' | jq -e '.total.nodes == $NODES'"
+curl -fsS "http://127.0.0.1:$HPORT/v1/nodes/sim000008" >"$WORK/npu-node.json"
+check "sim000008 is an Ascend node with 8 NPUs" jq_is ".accelerators == 8 and .busy + .idle == 8" "$WORK/npu-node.json"
+curl -fsS "http://127.0.0.1:$HPORT/v1/capacity?min_free_gpus=0" >"$WORK/all.json"
+curl -fsS "http://127.0.0.1:$HPORT/v1/capacity?min_free_gpus=0&vendor=huawei" >"$WORK/huawei.json"
+curl -fsS "http://127.0.0.1:$HPORT/v1/capacity?min_free_gpus=0&vendor=nvidia" >"$WORK/nvidia.json"
+check "totals count both vendors: $NODES nodes, $((NODES * 8)) accelerators" \
+  jq_is ".total.nodes == $NODES and .total.accelerators == $((NODES * 8))" "$WORK/all.json"
+check "?vendor=huawei: half the nodes, their NPUs only" \
+  jq_is ".total.nodes == $((NODES / 2)) and .total.accelerators == $((NODES / 2 * 8))" "$WORK/huawei.json"
+check "?vendor=nvidia: the other half" \
+  jq_is ".total.nodes == $((NODES / 2)) and ([.nodes[].node] | index(\"sim000008\") == null)" "$WORK/nvidia.json"
 [ "$FAILS" = 0 ] || tail -n 5 "$WORK/sim.log" "$WORK"/collector*.log "$WORK/view.log"
 finish

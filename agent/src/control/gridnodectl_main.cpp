@@ -265,7 +265,9 @@ int cmd_gpus(const std::string& socket, bool as_json) {
     return 0;
   }
   if (gpus.empty()) {
-    std::printf("no accelerators (gridnodectl status shows whether nvml and amdgpu found any)\n");
+    std::printf(
+        "no accelerators (gridnodectl status shows whether nvml, amdgpu, ascend and cndev found "
+        "any)\n");
     return 0;
   }
   auto num = [](const json& g, const char* key, const char* unit) -> std::string {
@@ -274,7 +276,11 @@ int cmd_gpus(const std::string& socket, bool as_json) {
   Table t({"GPU", "MODEL", "TEMP", "POWER/LIMIT", "UTIL", "MEMORY USED/TOTAL", "PROCS", "HEALTH",
            "BUS"});
   for (const auto& g : gpus) {
-    std::string index = g.value("driver", "") == "amdgpu" ? "amd" : "";
+    const std::string driver = g.value("driver", "");
+    std::string index = driver == "amdgpu"   ? "amd"
+                        : driver == "ascend" ? "npu"
+                        : driver == "cndev"  ? "mlu"
+                                             : "";
     index += std::to_string(g.value("index", 0));
     std::string power = num(g, "power_watts", "");
     power += g.contains("power_limit_watts") ? "/" + num(g, "power_limit_watts", " W") : " W";
@@ -285,6 +291,12 @@ int cmd_gpus(const std::string& socket, bool as_json) {
     std::string health = g.value("health", "?");
     if (g.contains("xid") && g["xid"].get<double>() != 0) {
       health += ", last XID " + fmt_number(g["xid"].get<double>());
+    }
+    if (g.contains("error_code") && g["error_code"].get<double>() != 0) {
+      char code[16];
+      std::snprintf(code, sizeof code, "0x%08llX",
+                    static_cast<unsigned long long>(g["error_code"].get<double>()));
+      health += std::string(", error code ") + code;
     }
     t.add({index, g.value("model", ""), num(g, "temperature_celsius", " °C"), power,
            num(g, "utilization_percent", " %"), mem, std::to_string(g["processes"].size()),
@@ -546,6 +558,8 @@ int main(int argc, char** argv) try {
   auto* gpus = app.add_subcommand("gpus", "One row per accelerator: model, temperature, power, "
                                           "utilisation, memory, processes, health");
   gpus->add_flag("--json", gpus_json, "Print JSON for scripts");
+  // NPUs (Ascend) are not GPUs: the same table under the name that fits them all.
+  gpus->alias("accelerators");
 
   auto* metrics = app.add_subcommand("metrics", "Everything, as Prometheus text exposition");
 

@@ -13,6 +13,7 @@
 #include <filesystem>
 
 #include "gridnode/agent/policy_bundle.hpp"
+#include "gridnode/drivers/ascend.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "policy_text.hpp"
@@ -137,6 +138,10 @@ Result<void> parse_limit_section(const PolicyParser& p, const toml::node& node, 
                                l.above ? "must not be above the threshold" : "must not be below the threshold"));
     } else if (l.action == LimitAction::cap_power && power_watts == 0) {
       r = tl::unexpected(p.bad(item, "limit." + l.name, "action cap_power needs power_limit (watts)"));
+    } else if (std::string why; l.action == LimitAction::cap_power &&
+                                !drivers::accelerator_power_capable(l.metric, &why)) {
+      // Said when the policy is loaded: a rule that could never act is a broken rule.
+      r = tl::unexpected(p.bad(item, "limit." + l.name + ".action", why));
     } else if (l.action != LimitAction::cap_power && power_watts != 0) {
       r = tl::unexpected(p.bad(item, "limit." + l.name, "power_limit goes with action = \"cap_power\""));
     } else {

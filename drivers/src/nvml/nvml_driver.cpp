@@ -7,13 +7,14 @@
 #include <utility>
 #include <vector>
 
+#include "accelerator/c_string.hpp"
+#include "accelerator/device_set.hpp"
+#include "accelerator/process_owner.hpp"
 #include "accelerators.hpp"
 #include "gridnode/drivers/nvml.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
-#include "call_worker.hpp"
 #include "nvml/nvml_library.hpp"
-#include "nvml/nvml_parse.hpp"
 #include "nvml/nvml_power.hpp"
 #include "rediscovery.hpp"
 
@@ -205,13 +206,6 @@ Family degraded_family() {
           MetricType::gauge,
           {},
           ""};
-}
-Family process_family() {
-  return {"gridnode_gpu_process_memory_used_bytes",
-          "GPU memory used by a running compute process.",
-          MetricType::gauge,
-          {},
-          "B"};
 }
 // What one GPU's worker read in one sweep. Written by the worker only, read by the sweep only
 // after the worker is done with it.
@@ -456,12 +450,9 @@ struct Gpu {
   std::uint32_t first_series = 0;  // kMetricCount metrics, then xid, up, degraded
   bool xid_registered = false;
   std::optional<std::uint64_t> last_xid;
-  // Health, kept across sweeps.
-  bool lost = false;
-  bool degraded = false;
-  std::unique_ptr<CallWorker> worker;
-  std::shared_ptr<GpuRead> read;  // owned by the worker while it is busy
-  bool fresh = false;             // `read` holds this sweep's answer
+  // Health, kept across sweeps, and the worker its calls run on.
+  accelerators::DeviceSlot slot;
+  std::shared_ptr<GpuRead> read;  // owned by the worker while it is busy; fresh: this sweep's
   std::uint64_t errors_logged = 0;
   platform::Complaint complaint;
 };
@@ -505,7 +496,7 @@ void discover_on_worker(const Api& a, bool need_init, Discovery& d) {
   if (a.driver_version) {
     std::array<char, NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE> buf{};
     if (a.driver_version(buf.data(), buf.size()) == NVML_SUCCESS) {
-      d.driver_version = from_c_buffer(buf.data(), buf.size());
+      d.driver_version = accelerators::from_c_buffer(buf.data(), buf.size());
     }
   }
   if (a.event_set_create && a.register_events && a.event_set_wait && a.event_set_free &&
@@ -522,15 +513,15 @@ void discover_on_worker(const Api& a, bool need_init, Discovery& d) {
     }
     std::array<char, NVML_DEVICE_UUID_V2_BUFFER_SIZE> buf{};
     if (a.get_uuid && a.get_uuid(g.handle, buf.data(), buf.size()) == NVML_SUCCESS) {
-      g.uuid = from_c_buffer(buf.data(), buf.size());
+      g.uuid = accelerators::from_c_buffer(buf.data(), buf.size());
     }
     buf.fill(0);
     if (a.get_name && a.get_name(g.handle, buf.data(), buf.size()) == NVML_SUCCESS) {
-      g.name = from_c_buffer(buf.data(), buf.size());
+      g.name = accelerators::from_c_buffer(buf.data(), buf.size());
     }
     nvmlPciInfo_t pci{};
     if (a.get_pci && a.get_pci(g.handle, &pci) == NVML_SUCCESS) {
-      g.bus_id = from_c_buffer(pci.busId, sizeof pci.busId);
+      g.bus_id = accelerators::from_c_buffer(pci.busId, sizeof pci.busId);
     }
     unsigned minor = 0;
     if (a.get_minor && a.get_minor(g.handle, &minor) == NVML_SUCCESS) {
@@ -575,22 +566,22 @@ class NvmlDriver final : public Driver {
       power_call = std::unique_lock(ps.call_mu);
       ps.publish(nullptr, {}, options_.call_timeout);
     }
-    bool any_busy = (control_ && control_->busy()) ||
+    bool any_busy = (control_ && control_->worker().busy()) ||
                     (options_.power && options_.power->state().busy());
     for (const auto& g : gpus_) {
-      any_busy = any_busy || (g.worker && g.worker->busy());
+      any_busy = any_busy || g.slot.worker->busy();
     }
     if (lib_ && initialized_ && !any_busy) {
       // Released on the control worker, which detaches itself should this hang too.
       auto lib = lib_;
       nvmlEventSet_t set = event_set_;
-      control_->submit([lib, set] {
+      control_->worker().submit([lib, set] {
         if (set != nullptr) {
           lib->api().event_set_free(set);
         }
         lib->api().shutdown();
       });
-      control_->wait_until(Clock::now() + options_.call_timeout);
+      control_->worker().wait_until(Clock::now() + options_.call_timeout);
     }
   }
 
@@ -626,24 +617,14 @@ class NvmlDriver final : public Driver {
         return tl::unexpected(lib.error());
       }
       lib_ = std::move(*lib);
-      control_ = std::make_unique<CallWorker>();
+      control_ = std::make_unique<accelerators::ControlWorker>("NVML");
     }
     return discover(out, true);
   }
 
   // Runs `job` on the control worker and waits for it; timed_out when it does not come back.
   platform::Result<void> on_control(std::function<void()> job, std::string_view what) {
-    if (control_->busy()) {
-      return platform::fail(std::errc::timed_out,
-                            std::string(what) + ": an earlier NVML call has not returned");
-    }
-    control_->submit(std::move(job));
-    if (!control_->wait_until(Clock::now() + options_.call_timeout)) {
-      return platform::fail(std::errc::timed_out,
-                            std::string(what) + " did not return within " +
-                                std::to_string(options_.call_timeout.count()) + " ms");
-    }
-    return {};
+    return control_->call(std::move(job), what, options_.call_timeout);
   }
 
   platform::Result<void> discover(Sweep& out, bool need_init) {
@@ -705,7 +686,6 @@ class NvmlDriver final : public Driver {
       g.bus_id = f.bus_id;
       g.device = "nvidia" + std::to_string(f.minor.value_or(i));
       g.xid_registered = d.xid_registered[i];
-      g.worker = std::make_unique<CallWorker>();
       g.read = std::make_shared<GpuRead>();
       g.labels = {{"gpu", std::to_string(i)},
                   {"UUID", g.uuid},
@@ -715,7 +695,7 @@ class NvmlDriver final : public Driver {
                   {"Hostname", options_.hostname},
                   {"DCGM_FI_DRIVER_VERSION", driver_version_}};
       if (f.rc != NVML_SUCCESS) {
-        g.lost = true;
+        g.slot.lost = true;
         if (f.rc == NVML_ERROR_GPU_IS_LOST) {
           lost_event(g, out);
         } else {
@@ -732,12 +712,12 @@ class NvmlDriver final : public Driver {
     if (options_.power) {
       std::vector<PowerState::Gpu> found;
       for (const auto& g : gpus_) {
-        found.push_back({g.lost ? nullptr : g.handle, g.uuid});
+        found.push_back({g.slot.lost ? nullptr : g.handle, g.uuid});
       }
       options_.power->state().publish(lib_, std::move(found), options_.call_timeout);
     }
     base_catalog_ = build_base_catalog();
-    process_keys_.clear();
+    processes_.reset();
     catalog_ = base_catalog_;
   }
 
@@ -760,7 +740,7 @@ class NvmlDriver final : public Driver {
       c.add_series(degraded, g.labels);
     }
     summary_series_ = accelerators::add_summary(c, "nvidia");
-    process_family_ = c.add_family(process_family());
+    process_family_ = c.add_family(accelerators::process_family());
     return std::make_shared<const Catalog>(std::move(c));
   }
 
@@ -816,83 +796,60 @@ class NvmlDriver final : public Driver {
     out.events.push_back(std::move(ev));
   }
 
+  static std::string who(const Gpu& g) {
+    return "GPU " + std::to_string(g.index) + " (" + g.uuid + ")";
+  }
+  static Labels event_fields(const Gpu& g) {
+    return {{"UUID", g.uuid}, {"gpu", std::to_string(g.index)}, {"pci_bus_id", g.bus_id}};
+  }
+
   void lost_event(const Gpu& g, Sweep& out) {
-    DeviceEvent ev;
-    ev.severity = 3;
-    ev.message = "GPU " + std::to_string(g.index) + " (" + g.uuid +
-                 ") fell off the bus (NVML_ERROR_GPU_IS_LOST)";
-    ev.fields = {{"UUID", g.uuid},
-                 {"gpu", std::to_string(g.index)},
-                 {"pci_bus_id", g.bus_id},
-                 {"state", "lost"}};
-    platform::log(platform::Level::warning, kComponent, platform::LogLine(ev.message));
-    out.events.push_back(std::move(ev));
+    out.events.push_back(accelerators::lost_event(kComponent, who(g), "NVML_ERROR_GPU_IS_LOST",
+                                                  event_fields(g)));
   }
 
   void health_event(const Gpu& g, bool degraded, Sweep& out) {
-    DeviceEvent ev;
-    ev.severity = degraded ? 4 : 6;
-    ev.message = "GPU " + std::to_string(g.index) + " (" + g.uuid + ") " +
-                 (degraded ? "not answering: an NVML call did not return within " +
-                                 std::to_string(options_.call_timeout.count()) + " ms"
-                           : "answering again");
-    ev.fields = {{"UUID", g.uuid},
-                 {"gpu", std::to_string(g.index)},
-                 {"pci_bus_id", g.bus_id},
-                 {"state", degraded ? "degraded" : "up"}};
-    platform::log(degraded ? platform::Level::warning : platform::Level::notice, kComponent,
-                  platform::LogLine(ev.message));
-    out.events.push_back(std::move(ev));
+    out.events.push_back(accelerators::health_event(kComponent, who(g), degraded, "an NVML call",
+                                                    options_.call_timeout, event_fields(g)));
   }
 
   void read_gpus(Sweep& out) {
     // Every idle GPU is asked at once, each on its own thread, so one wedged GPU costs the
     // sweep at most one deadline and the others nothing.
-    for (auto& g : gpus_) {
-      g.fresh = false;
-      if (g.lost || g.worker->busy()) {
-        continue;  // a busy worker is still in last sweep's call: degraded, not asked again
-      }
-      auto lib = lib_;
-      g.read = std::make_shared<GpuRead>();
-      g.read->processes.reserve(8);
-      auto read = g.read;
-      nvmlDevice_t dev = g.handle;
-      g.worker->submit([lib, read, dev] { read_gpu(lib->api(), dev, *read); });
-      g.fresh = true;
-    }
-    auto deadline = Clock::now() + options_.call_timeout;
-    for (auto& g : gpus_) {
-      if (g.fresh && !g.worker->wait_until(deadline)) {
-        g.fresh = false;
-      }
-    }
+    accelerators::read_all(
+        gpus_, [](Gpu& g) -> accelerators::DeviceSlot& { return g.slot; },
+        [&](Gpu& g) {
+          auto lib = lib_;
+          g.read = std::make_shared<GpuRead>();
+          g.read->processes.reserve(8);
+          auto read = g.read;
+          nvmlDevice_t dev = g.handle;
+          g.slot.worker->submit([lib, read, dev] { read_gpu(lib->api(), dev, *read); });
+        },
+        options_.call_timeout);
     out.catalog = catalog_;
-    std::vector<ProcessKey> keys;
+    std::vector<Labels> keys;
     std::vector<std::uint64_t> process_memory;
     accelerators::Summary summary;
     summary.total = static_cast<std::int64_t>(gpus_.size());
     for (auto& g : gpus_) {
-      bool answering = false;
-      if (g.lost) {
-        // stays down; nothing more to ask
-      } else if (!g.fresh) {
-        if (!g.degraded) {
-          g.degraded = true;
+      auto settled = accelerators::settle(g.slot, g.slot.fresh && g.read->lost);
+      const bool answering = settled.answering;
+      switch (settled.change) {
+        case accelerators::HealthChange::lost:
+          lost_event(g, out);
+          break;
+        case accelerators::HealthChange::degraded:
           health_event(g, true, out);
-        }
-      } else if (g.read->lost) {
-        g.lost = true;
-        lost_event(g, out);
-      } else {
-        answering = true;
-        if (g.degraded) {
-          g.degraded = false;
+          break;
+        case accelerators::HealthChange::recovered:
           health_event(g, false, out);
-        }
+          break;
+        case accelerators::HealthChange::none:
+          break;
       }
       push(out, g.first_series + kMetricCount + 1, answering ? 1 : 0);
-      push(out, g.first_series + kMetricCount + 2, g.degraded ? 1 : 0);
+      push(out, g.first_series + kMetricCount + 2, g.slot.degraded ? 1 : 0);
       if (!answering) {
         continue;  // lost or hung: no values, not even the last ones
       }
@@ -921,68 +878,18 @@ class NvmlDriver final : public Driver {
             0, *r.values[kPowerLimit] - *r.values[kPowerUsage]);  // both in mW
       }
       for (const auto& p : r.processes) {
-        keys.push_back(process_key(g, p.pid));
+        auto owner = accelerators::process_owner(options_.roots, p.pid);
+        keys.push_back({{"gpu", std::to_string(g.index)},
+                        {"UUID", g.uuid},
+                        {"pid", std::to_string(p.pid)},
+                        {"uid", std::move(owner.uid)},
+                        {"cgroup", std::move(owner.cgroup)}});
         process_memory.push_back(p.usedGpuMemory);
       }
     }
     accelerators::push_summary(out, summary_series_, summary);
-    publish_processes(keys, process_memory, out);
-  }
-
-  struct ProcessKey {
-    unsigned gpu = 0;
-    std::uint32_t pid = 0;
-    std::string uid, cgroup;
-    friend bool operator==(const ProcessKey&, const ProcessKey&) = default;
-  };
-
-  // The owner of a GPU process, from procfs: the policy engine decides by uid and cgroup who
-  // may use an accelerator. A process that is gone (or in a pid namespace we cannot see) gets
-  // empty labels.
-  ProcessKey process_key(const Gpu& g, std::uint32_t pid) {
-    ProcessKey k{g.index, pid, "", ""};
-    std::string dir = options_.roots.proc(std::to_string(pid));
-    std::string text;
-    if (platform::read_file(dir + "/status", text, 64 << 10)) {
-      if (auto uid = parse_status_uid(text)) {
-        k.uid = std::to_string(*uid);
-      }
-    }
-    if (platform::read_file(dir + "/cgroup", text, 64 << 10)) {
-      k.cgroup = parse_cgroup_path(text);
-    }
-    return k;
-  }
-
-  // Process series change as jobs come and go: the catalog is the GPUs' plus one series per
-  // running process, rebuilt only when that set changed.
-  void publish_processes(std::vector<ProcessKey>& keys, const std::vector<std::uint64_t>& memory,
-                         Sweep& out) {
-    if (keys != process_keys_) {
-      if (keys.empty()) {
-        catalog_ = base_catalog_;
-      } else {
-        Catalog c = *base_catalog_;
-        for (const auto& k : keys) {
-          const Gpu& g = gpus_[k.gpu];
-          c.add_series(process_family_, {{"gpu", std::to_string(k.gpu)},
-                                         {"UUID", g.uuid},
-                                         {"pid", std::to_string(k.pid)},
-                                         {"uid", k.uid},
-                                         {"cgroup", k.cgroup}});
-        }
-        catalog_ = std::make_shared<const Catalog>(std::move(c));
-      }
-      process_keys_ = std::move(keys);
-      out.catalog = catalog_;
-    }
-    const auto first = static_cast<std::uint32_t>(base_catalog_->series.size());
-    for (std::size_t i = 0; i < memory.size(); ++i) {
-      if (memory[i] != NVML_VALUE_NOT_AVAILABLE) {
-        out.readings.push_back(
-            {first + static_cast<std::uint32_t>(i), Value::of_unsigned(memory[i])});
-      }
-    }
+    processes_.publish(keys, process_memory, NVML_VALUE_NOT_AVAILABLE, base_catalog_,
+                       process_family_, catalog_, out);
   }
 
   static void push(Sweep& out, std::uint32_t series, std::int64_t v) {
@@ -991,7 +898,7 @@ class NvmlDriver final : public Driver {
 
   NvmlOptions options_;
   std::shared_ptr<const Library> lib_;
-  std::unique_ptr<CallWorker> control_;
+  std::unique_ptr<accelerators::ControlWorker> control_;
   bool initialized_ = false;
   Rediscovery retry_;
   platform::Error last_error_;
@@ -1002,7 +909,7 @@ class NvmlDriver final : public Driver {
   std::shared_ptr<const Catalog> catalog_;
   std::uint32_t summary_series_ = 0;
   std::uint32_t process_family_ = 0;
-  std::vector<ProcessKey> process_keys_;
+  accelerators::ProcessSeries processes_;
 };
 
 }  // namespace

@@ -1,7 +1,5 @@
 #include "nvml/nvml_library.hpp"
 
-#include <dlfcn.h>
-
 #include <string_view>
 
 #include "gridnode/drivers/nvml.hpp"
@@ -98,94 +96,67 @@ platform::Error nvml_error(nvmlReturn_t code, std::string context) {
   return platform::Error{std::error_code(code, nvml_category()), std::move(context)};
 }
 
-namespace {
-
-template <class Fn>
-void find(void* handle, const char* symbol, Fn& out) {
-  // POSIX guarantees that a data pointer from dlsym converts to a function pointer.
-  out = reinterpret_cast<Fn>(::dlsym(handle, symbol));
-}
-
-template <class Fn>
-void find_either(void* handle, const char* newer, const char* older, Fn& out) {
-  find(handle, newer, out);
-  if (out == nullptr) {
-    find(handle, older, out);
-  }
-}
-
-}  // namespace
-
 platform::Result<std::shared_ptr<const Library>> Library::open(const std::string& path) {
-  ::dlerror();
-  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* why = ::dlerror();
-    return platform::fail(std::errc::no_such_file_or_directory,
-                          why != nullptr ? std::string(why) : path + ": cannot be loaded");
+  auto dl = accelerators::DlLibrary::open(path);
+  if (!dl) {
+    return tl::unexpected(dl.error());
   }
-  std::shared_ptr<Library> lib(new Library(handle, path));
+  std::shared_ptr<Library> lib(new Library(std::move(*dl)));
+  const accelerators::DlLibrary& handle = *lib->dl_;
   Api& a = lib->api_;
-  find(handle, "nvmlInit_v2", a.init);
-  find(handle, "nvmlShutdown", a.shutdown);
-  find(handle, "nvmlErrorString", a.error_string);
-  find(handle, "nvmlDeviceGetCount_v2", a.get_count);
-  find(handle, "nvmlDeviceGetHandleByIndex_v2", a.get_handle);
-  for (auto [ok, name] : {std::pair{a.init != nullptr, "nvmlInit_v2"},
-                          {a.shutdown != nullptr, "nvmlShutdown"},
-                          {a.error_string != nullptr, "nvmlErrorString"},
-                          {a.get_count != nullptr, "nvmlDeviceGetCount_v2"},
-                          {a.get_handle != nullptr, "nvmlDeviceGetHandleByIndex_v2"}}) {
-    if (!ok) {
-      return platform::fail(std::errc::function_not_supported,
-                            path + ": no " + name + " (NVIDIA driver older than r325?)");
-    }
+  handle.find("nvmlInit_v2", a.init);
+  handle.find("nvmlShutdown", a.shutdown);
+  handle.find("nvmlErrorString", a.error_string);
+  handle.find("nvmlDeviceGetCount_v2", a.get_count);
+  handle.find("nvmlDeviceGetHandleByIndex_v2", a.get_handle);
+  if (auto ok = handle.require({{"nvmlInit_v2", a.init != nullptr},
+                                {"nvmlShutdown", a.shutdown != nullptr},
+                                {"nvmlErrorString", a.error_string != nullptr},
+                                {"nvmlDeviceGetCount_v2", a.get_count != nullptr},
+                                {"nvmlDeviceGetHandleByIndex_v2", a.get_handle != nullptr}},
+                               "NVIDIA driver older than r325?");
+      !ok) {
+    return tl::unexpected(ok.error());
   }
-  find(handle, "nvmlSystemGetDriverVersion", a.driver_version);
-  find(handle, "nvmlDeviceGetName", a.get_name);
-  find(handle, "nvmlDeviceGetUUID", a.get_uuid);
-  find(handle, "nvmlDeviceGetPciInfo_v3", a.get_pci);
-  find(handle, "nvmlDeviceGetMinorNumber", a.get_minor);
-  find(handle, "nvmlDeviceGetTemperature", a.get_temperature);
-  find(handle, "nvmlDeviceGetFieldValues", a.get_field_values);
-  find(handle, "nvmlDeviceGetPowerUsage", a.get_power_usage);
-  find(handle, "nvmlDeviceGetTotalEnergyConsumption", a.get_total_energy);
-  find(handle, "nvmlDeviceGetEnforcedPowerLimit", a.get_power_limit);
-  find(handle, "nvmlDeviceGetClockInfo", a.get_clock);
-  find(handle, "nvmlDeviceGetUtilizationRates", a.get_utilization);
-  find(handle, "nvmlDeviceGetEncoderUtilization", a.get_encoder);
-  find(handle, "nvmlDeviceGetDecoderUtilization", a.get_decoder);
-  find(handle, "nvmlDeviceGetMemoryInfo_v2", a.get_memory_v2);
-  find(handle, "nvmlDeviceGetMemoryInfo", a.get_memory);
-  find(handle, "nvmlDeviceGetPcieReplayCounter", a.get_pcie_replay);
-  find(handle, "nvmlDeviceGetTotalEccErrors", a.get_ecc);
-  find(handle, "nvmlDeviceGetRetiredPages", a.get_retired);
-  find(handle, "nvmlDeviceGetRetiredPagesPendingStatus", a.get_retired_pending);
-  find(handle, "nvmlDeviceGetRemappedRows", a.get_remapped_rows);
-  find_either(handle, "nvmlDeviceGetCurrentClocksEventReasons",
+  handle.find("nvmlSystemGetDriverVersion", a.driver_version);
+  handle.find("nvmlDeviceGetName", a.get_name);
+  handle.find("nvmlDeviceGetUUID", a.get_uuid);
+  handle.find("nvmlDeviceGetPciInfo_v3", a.get_pci);
+  handle.find("nvmlDeviceGetMinorNumber", a.get_minor);
+  handle.find("nvmlDeviceGetTemperature", a.get_temperature);
+  handle.find("nvmlDeviceGetFieldValues", a.get_field_values);
+  handle.find("nvmlDeviceGetPowerUsage", a.get_power_usage);
+  handle.find("nvmlDeviceGetTotalEnergyConsumption", a.get_total_energy);
+  handle.find("nvmlDeviceGetEnforcedPowerLimit", a.get_power_limit);
+  handle.find("nvmlDeviceGetClockInfo", a.get_clock);
+  handle.find("nvmlDeviceGetUtilizationRates", a.get_utilization);
+  handle.find("nvmlDeviceGetEncoderUtilization", a.get_encoder);
+  handle.find("nvmlDeviceGetDecoderUtilization", a.get_decoder);
+  handle.find("nvmlDeviceGetMemoryInfo_v2", a.get_memory_v2);
+  handle.find("nvmlDeviceGetMemoryInfo", a.get_memory);
+  handle.find("nvmlDeviceGetPcieReplayCounter", a.get_pcie_replay);
+  handle.find("nvmlDeviceGetTotalEccErrors", a.get_ecc);
+  handle.find("nvmlDeviceGetRetiredPages", a.get_retired);
+  handle.find("nvmlDeviceGetRetiredPagesPendingStatus", a.get_retired_pending);
+  handle.find("nvmlDeviceGetRemappedRows", a.get_remapped_rows);
+  handle.find_either("nvmlDeviceGetCurrentClocksEventReasons",
               "nvmlDeviceGetCurrentClocksThrottleReasons", a.get_clock_reasons);
-  find(handle, "nvmlDeviceGetFanSpeed", a.get_fan);
-  find(handle, "nvmlDeviceGetPerformanceState", a.get_pstate);
-  find(handle, "nvmlDeviceGetMigMode", a.get_mig_mode);
+  handle.find("nvmlDeviceGetFanSpeed", a.get_fan);
+  handle.find("nvmlDeviceGetPerformanceState", a.get_pstate);
+  handle.find("nvmlDeviceGetMigMode", a.get_mig_mode);
   // _v3 and _v2 fill the same nvmlProcessInfo_t; the unversioned (v1) one has a shorter struct
   // and is not used.
-  find_either(handle, "nvmlDeviceGetComputeRunningProcesses_v3",
+  handle.find_either("nvmlDeviceGetComputeRunningProcesses_v3",
               "nvmlDeviceGetComputeRunningProcesses_v2", a.get_processes);
-  find(handle, "nvmlEventSetCreate", a.event_set_create);
-  find(handle, "nvmlDeviceRegisterEvents", a.register_events);
-  find(handle, "nvmlEventSetWait_v2", a.event_set_wait);
-  find(handle, "nvmlEventSetFree", a.event_set_free);
-  find(handle, "nvmlDeviceGetPowerManagementLimit", a.get_power_management_limit);
-  find(handle, "nvmlDeviceGetPowerManagementDefaultLimit", a.get_power_default_limit);
-  find(handle, "nvmlDeviceGetPowerManagementLimitConstraints", a.get_power_constraints);
-  find(handle, "nvmlDeviceSetPowerManagementLimit", a.set_power_limit);
+  handle.find("nvmlEventSetCreate", a.event_set_create);
+  handle.find("nvmlDeviceRegisterEvents", a.register_events);
+  handle.find("nvmlEventSetWait_v2", a.event_set_wait);
+  handle.find("nvmlEventSetFree", a.event_set_free);
+  handle.find("nvmlDeviceGetPowerManagementLimit", a.get_power_management_limit);
+  handle.find("nvmlDeviceGetPowerManagementDefaultLimit", a.get_power_default_limit);
+  handle.find("nvmlDeviceGetPowerManagementLimitConstraints", a.get_power_constraints);
+  handle.find("nvmlDeviceSetPowerManagementLimit", a.set_power_limit);
   return std::shared_ptr<const Library>(std::move(lib));
-}
-
-Library::~Library() {
-  if (handle_ != nullptr) {
-    ::dlclose(handle_);
-  }
 }
 
 }  // namespace nvml

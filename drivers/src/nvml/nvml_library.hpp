@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "accelerator/dl_library.hpp"
 #include "gridnode/platform/result.hpp"
 #include "nvml/nvml_abi.hpp"
 
@@ -56,26 +57,25 @@ struct Api {
   nvmlDeviceSetPowerManagementLimit_fn set_power_limit = nullptr;
 };
 
-// libnvidia-ml.so.1, opened with dlopen(RTLD_NOW | RTLD_LOCAL). Closed (dlclose) when the last
-// owner lets go: worker threads hold a reference, so a call hung inside the library keeps its
-// code mapped.
+// libnvidia-ml.so.1, opened with dlopen(RTLD_NOW | RTLD_LOCAL) (accelerators::DlLibrary). Closed
+// (dlclose) when the last owner lets go: worker threads hold a reference, so a call hung inside
+// the library keeps its code mapped.
 class Library {
  public:
   // no_such_file_or_directory when dlopen fails (no NVIDIA driver installed: dlerror() in the
   // context); function_not_supported when a required entry point is missing.
   [[nodiscard]] static platform::Result<std::shared_ptr<const Library>> open(
       const std::string& path);
-  ~Library();
+  ~Library() = default;
   Library(const Library&) = delete;
   Library& operator=(const Library&) = delete;
 
   const Api& api() const { return api_; }
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return dl_->path(); }
 
  private:
-  Library(void* handle, std::string path) : handle_(handle), path_(std::move(path)) {}
-  void* handle_;
-  std::string path_;
+  explicit Library(std::unique_ptr<accelerators::DlLibrary> dl) : dl_(std::move(dl)) {}
+  std::unique_ptr<accelerators::DlLibrary> dl_;
   Api api_;
 };
 

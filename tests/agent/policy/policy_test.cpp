@@ -177,6 +177,11 @@ TEST(Policy, ErrorsNameTheLine) {
        "limit.a.clear: must not be above"},
       {"[[limit]]\nname = \"a\"\nmetric = \"m\"\nabove = 5\naction = \"cap_power\"\n",
        "needs power_limit"},
+      // DCMI has no power-limit control: said when the policy is loaded.
+      {"[[limit]]\nname = \"a\"\nmetric = \"npu_chip_info_temperature\"\nabove = 90\n"
+       "action = \"cap_power\"\npower_limit = 300\n",
+       "p.toml:1: limit.a.action: npu_chip_info_temperature is a Huawei Ascend metric, and "
+       "Ascend's DCMI has no power-limit control"},
       {"[[limit]]\nname = \"a\"\nmetric = \"m\"\nabove = 5\n[[limit]]\nname = \"a\"\n",
        "p.toml:6: limit.name: \"a\" names another limit"},
       {"[network]\nallow = [\"tcp:22\", \"sctp:9\"]\n", "p.toml:2: network.allow: \"sctp:9\""},

@@ -31,6 +31,8 @@ inline constexpr std::string_view kUnhealthy = "gridnode_accelerators_unhealthy"
 inline constexpr std::string_view kMemoryFree = "gridnode_accelerator_memory_free_bytes";  // sum
 inline constexpr std::string_view kPowerHeadroom = "gridnode_accelerator_power_headroom_watts";
 inline constexpr std::string_view kModelLabel = "modelName";
+// The summary's vendor ("nvidia", "amd", "huawei"): GET /v1/capacity?vendor= counts only its.
+inline constexpr std::string_view kVendorLabel = "vendor";
 // Without the summary, dcgm-exporter's per-GPU series stand in: one `gpu` label per device,
 // free framebuffer in MiB, utilisation in %, power and its enforced limit in W.
 inline constexpr std::string_view kDcgmFbFree = "DCGM_FI_DEV_FB_FREE";
@@ -38,6 +40,15 @@ inline constexpr std::string_view kDcgmUtil = "DCGM_FI_DEV_GPU_UTIL";
 inline constexpr std::string_view kDcgmPower = "DCGM_FI_DEV_POWER_USAGE";
 inline constexpr std::string_view kDcgmPowerLimit = "DCGM_FI_DEV_POWER_MGMT_LIMIT";
 }  // namespace capacity_metrics
+
+// One vendor's share of a node's summary (a node may hold accelerators of several vendors).
+struct VendorCapacity {
+  std::uint32_t accelerators = 0;
+  std::uint32_t busy = 0;
+  std::uint32_t unhealthy = 0;
+  double memory_free_bytes = 0;
+  double power_headroom_watts = 0;
+};
 
 // One node's latest state as the capacity view holds it.
 struct NodeCapacity {
@@ -50,6 +61,9 @@ struct NodeCapacity {
   std::uint64_t seq = 0;
   std::uint64_t time_ns = 0;      // when the agent sampled it
   std::uint64_t interval_ns = 0;  // between its last two reports (0: one report seen)
+  // By the summary's {vendor} label (dcgm-exporter's series alone: "nvidia"); the node's
+  // counts above are their sums.
+  std::map<std::string, VendorCapacity, std::less<>> vendors;
   std::uint32_t idle() const { return accelerators > busy + unhealthy ? accelerators - busy - unhealthy : 0; }
   std::string health() const {
     return unhealthy == 0 ? "ok" : unhealthy >= accelerators ? "failed" : "degraded";
@@ -86,7 +100,7 @@ class CapacityReader {
     std::uint32_t series = 0;
     CapacityRole role{};
     platform::Scale scale;
-    std::string gpu, model;  // the series' `gpu` and `modelName` labels
+    std::string gpu, model, vendor;  // the series' `gpu`, `modelName` and `vendor` labels
   };
   struct Roles {
     std::size_t series = 0;      // in the catalog
@@ -101,6 +115,7 @@ class CapacityReader {
 
 struct CapacityQuery {
   std::string region, site, model;
+  std::string vendor;  // only this vendor's accelerators ("huawei"); empty: all
   std::uint32_t min_free_gpus = 1;
   std::uint64_t min_free_mem_mib = 0;
   std::size_t limit = 100;  // nodes listed at most (the totals count them all)

@@ -1,10 +1,8 @@
-#include "nvml/nvml_parse.hpp"
-
-#include <cstring>
+#include "accelerator/process_owner.hpp"
 
 #include "gridnode/platform/files.hpp"
 
-namespace gridnode::drivers::nvml {
+namespace gridnode::drivers::accelerators {
 namespace {
 
 // Calls `each` with every line of `text`, without its newline.
@@ -71,8 +69,53 @@ std::string parse_cgroup_path(std::string_view cgroup) {
   return std::string(!unified.empty() ? unified : !memory.empty() ? memory : first);
 }
 
-std::string from_c_buffer(const char* buf, std::size_t size) {
-  return std::string(buf, ::strnlen(buf, size));
+ProcessOwner process_owner(const platform::Roots& roots, std::uint32_t pid) {
+  ProcessOwner o;
+  std::string dir = roots.proc(std::to_string(pid));
+  std::string text;
+  if (platform::read_file(dir + "/status", text, 64 << 10)) {
+    if (auto uid = parse_status_uid(text)) {
+      o.uid = std::to_string(*uid);
+    }
+  }
+  if (platform::read_file(dir + "/cgroup", text, 64 << 10)) {
+    o.cgroup = parse_cgroup_path(text);
+  }
+  return o;
 }
 
-}  // namespace gridnode::drivers::nvml
+Family process_family() {
+  return {"gridnode_gpu_process_memory_used_bytes",
+          "GPU memory used by a running compute process.",
+          MetricType::gauge,
+          {},
+          "B"};
+}
+
+void ProcessSeries::publish(std::vector<Labels>& labels, const std::vector<std::uint64_t>& memory,
+                            std::uint64_t absent, const std::shared_ptr<const Catalog>& base,
+                            std::uint32_t family, std::shared_ptr<const Catalog>& catalog,
+                            Sweep& out) {
+  if (labels != keys_) {
+    if (labels.empty()) {
+      catalog = base;
+    } else {
+      Catalog c = *base;
+      for (const auto& l : labels) {
+        c.add_series(family, l);
+      }
+      catalog = std::make_shared<const Catalog>(std::move(c));
+    }
+    keys_ = std::move(labels);
+    out.catalog = catalog;
+  }
+  const auto first = static_cast<std::uint32_t>(base->series.size());
+  for (std::size_t i = 0; i < memory.size(); ++i) {
+    if (memory[i] != absent) {
+      out.readings.push_back(
+          {first + static_cast<std::uint32_t>(i), Value::of_unsigned(memory[i])});
+    }
+  }
+}
+
+}  // namespace gridnode::drivers::accelerators
