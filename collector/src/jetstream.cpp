@@ -308,11 +308,18 @@ platform::Result<std::unique_ptr<JetStreamSink>> JetStreamSink::open(asio::io_co
     return tl::unexpected(kv.error());
   }
   sink->kv_ = *kv;
+  sink->loaders_ = std::make_unique<asio::thread_pool>(kLoaders);
   return sink;
 }
 
 JetStreamSink::~JetStreamSink() {
-  // The connection first: no acknowledgement handler runs after it is closed.
+  // The loads in flight first (they use the connection; each ends within options_.timeout);
+  // a result they posted finds the sink gone.
+  if (loaders_) {
+    loaders_->join();
+  }
+  *alive_ = false;
+  // Then the connection: no acknowledgement handler runs after it is closed.
   client_.reset();
   kvStore_Destroy(kv_);
 }
@@ -347,13 +354,37 @@ IngestOptions JetStreamSink::ingest_options(IngestOptions base) const {
   return base;
 }
 
-platform::Result<Sink::Loaded> JetStreamSink::load(const std::string& node, bool known) {
-  Position& pos = positions_[node];
-  std::optional<std::uint64_t> known_last_at;
+std::optional<std::uint64_t> JetStreamSink::known_last_at(const std::string& node, bool known) {
+  const Position& pos = positions_[node];
   if (known && pos.valid) {
-    known_last_at = pos.chain.last_at;
+    return pos.chain.last_at;
   }
-  auto read = read_node(node, known_last_at);
+  return std::nullopt;
+}
+
+platform::Result<Sink::Loaded> JetStreamSink::load(const std::string& node, bool known) {
+  return adopt(node, read_node(node, known_last_at(node, known)));
+}
+
+void JetStreamSink::load_async(const std::string& node, bool known, LoadDone done) {
+  asio::post(*loaders_, [this, alive = alive_, node, known_last_at = known_last_at(node, known),
+                         done = std::move(done)]() mutable {
+    auto read = read_node(node, known_last_at);
+    asio::post(io_, [this, alive = std::move(alive), node = std::move(node),
+                     read = std::move(read), done = std::move(done)]() mutable {
+      if (*alive) {
+        done(adopt(node, std::move(read)));
+      }
+    });
+    if (options_.on_load_step) {
+      options_.on_load_step("posted");
+    }
+  });
+}
+
+platform::Result<Sink::Loaded> JetStreamSink::adopt(const std::string& node,
+                                                    platform::Result<NodeRead> read) {
+  Position& pos = positions_[node];
   if (!read) {
     // Nothing is known for sure (a leader election, a timeout): not trusted until a load succeeds.
     pos.valid = false;
@@ -382,6 +413,8 @@ platform::Result<Sink::Loaded> JetStreamSink::load(const std::string& node, bool
   out.digest = read->state.digest;
   pos.chain = std::move(read->state);
   pos.valid = true;
+  // Here, on the loop, not where the stream was read: a batch of the node whose acknowledgement
+  // is handled after this must not write its position over the one read (write()'s check).
   ++pos.generation;
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -140,6 +141,13 @@ class JetStreamSink final : public Sink {
   // of records on a takeover). Fails on any error or timeout (only "not found" means "nothing
   // there"): a replay cut short would leave the node's next deltas undecodable.
   platform::Result<Loaded> load(const std::string& node, bool known) override;
+  // The same reads on one of the sink's kLoaders threads (only the NATS client, thread-safe, and
+  // the options are used there), so that a takeover's replay does not hold every other session's
+  // reports; the result is adopted (the node's position) and `done` called on the loop. Loads of
+  // several nodes run side by side, kLoaders at a time. The sink's destructor waits for the reads
+  // in flight (each ends within JetStreamOptions::timeout) and drops their results.
+  void load_async(const std::string& node, bool known, LoadDone done) override;
+  static constexpr std::size_t kLoaders = 4;
   // Publishes each stream record of the batch (one message each, its RecordInfo::id as
   // Nats-Msg-Id): catalogs at once on their own subjects, the node's reports and gap records one
   // after the other on its subject, each expecting the node's last message to be the one before
@@ -160,8 +168,13 @@ class JetStreamSink final : public Sink {
     std::vector<std::string> replay;
     bool current = false;
   };
+  // Any thread: reads the stream, touches nothing of the sink's but client_ and options_.
   [[nodiscard]] platform::Result<NodeRead> read_node(const std::string& node,
                                                      std::optional<std::uint64_t> known_last_at);
+  // The loop: where the node's next record must fence, if this sink trusts its memory.
+  std::optional<std::uint64_t> known_last_at(const std::string& node, bool known);
+  // The loop: a read's result becomes the node's position (and the records to replay).
+  platform::Result<Loaded> adopt(const std::string& node, platform::Result<NodeRead> read);
   // A node's position as this sink last wrote or read it.
   struct Position {
     ChainState chain;
@@ -223,6 +236,10 @@ class JetStreamSink final : public Sink {
   std::unordered_map<std::uint64_t, Batch> batches_;  // loop only
   std::uint64_t next_batch_ = 0;
   std::unordered_map<std::string, Position> positions_;  // loop only, by node
+  // load_async's reads. Created with the sink, joined first when it goes; `alive_` tells a
+  // result posted meanwhile that the sink is gone.
+  std::unique_ptr<asio::thread_pool> loaders_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace gridnode::collector

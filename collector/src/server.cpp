@@ -92,6 +92,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool handle_policy_status(const protocol::Frame& f);
   void send(protocol::FrameKind kind, const protocol::Bytes& payload);
   void flush();
+  void on_loaded(platform::Result<NodeIngest*> ingest);
   void arm_idle();
 
   Server& server_;
@@ -450,20 +451,28 @@ void Session::start() {
       self->close("");
       return;
     }
-    auto ingest =
-        self->server_.store().node(self->node_, self->stream_->peer_certificate()->public_key());
-    if (!ingest) {
-      platform::log(Level::warning, "collector",
-                    LogLine("cannot load node state")
-                        .kv("node", self->node_)
-                        .kv("err", ingest.error().message()));
-      self->close("node state unavailable");
-      return;
-    }
-    self->ingest_ = *ingest;
-    self->server_.attach(self->node_, self->shared_from_this());
-    self->read();
+    // A takeover reads the node's records from the stream: off the loop, so that the other
+    // sessions' reports go on meanwhile.
+    self->server_.store().node_async(
+        self->node_, self->stream_->peer_certificate()->public_key(),
+        [self](platform::Result<NodeIngest*> ingest) { self->on_loaded(std::move(ingest)); });
   });
+}
+
+void Session::on_loaded(platform::Result<NodeIngest*> ingest) {
+  if (closing_) {
+    return;  // idle for too long while it loaded, or the collector stops
+  }
+  if (!ingest) {
+    platform::log(
+        Level::warning, "collector",
+        LogLine("cannot load node state").kv("node", node_).kv("err", ingest.error().message()));
+    close("node state unavailable");
+    return;
+  }
+  ingest_ = *ingest;
+  server_.attach(node_, shared_from_this());
+  read();
 }
 
 void Session::arm_idle() {
@@ -481,6 +490,11 @@ void Session::read() {
                            [self = shared_from_this()](platform::Result<std::size_t> n) {
                              if (!n) {
                                self->close("");
+                               return;
+                             }
+                             if (self->closing_) {
+                               // Replaced (a load for a new connection of the node may have
+                               // rebuilt the state ingest_ points at), or stopping.
                                return;
                              }
                              self->arm_idle();
