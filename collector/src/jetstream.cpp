@@ -684,22 +684,8 @@ void JetStreamSink::publish_batch(const std::string& node, const std::string& re
   b.text = std::move(text);
   b.subject = report_subject(region, site, node);
   b.fence = before.last_at;
-  b.deadline = std::make_unique<asio::steady_timer>(io_, options_.timeout);
-  b.deadline->async_wait([this, id](const std::error_code& ec) {
-    auto it = batches_.find(id);
-    if (ec || it == batches_.end()) {
-      return;
-    }
-    it->second.failed = "no acknowledgement from JetStream within " +
-                        std::to_string(options_.timeout.count()) + " ms";
-    it->second.pending = 0;
-    {
-      // Acknowledgements that may never come (the connection was lost) leave nothing behind.
-      std::lock_guard lock(mu_);
-      std::erase_if(inflight_, [id](const auto& e) { return e.second.batch == id; });
-    }
-    finish(id);
-  });
+  b.deadline = std::chrono::steady_clock::now() + options_.timeout;
+  arm_deadlines();
   if (before.last_at > 0 && before.subject != b.subject) {
     // The node's region or site changed: its records go to another subject, whose own last
     // message is the fence there (rare: one round trip on the loop).
@@ -832,6 +818,54 @@ void JetStreamSink::publish_chain(std::uint64_t id, Batch& b) {
   b.pending = 1;
 }
 
+void JetStreamSink::arm_deadlines() {
+  if (deadlines_armed_ || batches_.empty()) {
+    return;
+  }
+  auto earliest = std::chrono::steady_clock::time_point::max();
+  for (const auto& [id, b] : batches_) {
+    earliest = std::min(earliest, b.deadline);
+  }
+  if (!deadlines_) {
+    deadlines_ = std::make_unique<asio::steady_timer>(io_);
+  }
+  deadlines_armed_ = true;
+  deadlines_->expires_at(earliest);
+  deadlines_->async_wait([this, alive = alive_](const std::error_code& ec) {
+    if (!*alive || ec) {
+      return;
+    }
+    deadlines_armed_ = false;
+    expire_batches();
+  });
+}
+
+void JetStreamSink::expire_batches() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::uint64_t> late;
+  for (const auto& [id, b] : batches_) {
+    if (b.deadline <= now) {
+      late.push_back(id);
+    }
+  }
+  for (std::uint64_t id : late) {
+    auto it = batches_.find(id);
+    if (it == batches_.end()) {
+      continue;
+    }
+    it->second.failed = "no acknowledgement from JetStream within " +
+                        std::to_string(options_.timeout.count()) + " ms";
+    it->second.pending = 0;
+    {
+      // Acknowledgements that may never come (the connection was lost) leave nothing behind.
+      std::lock_guard lock(mu_);
+      std::erase_if(inflight_, [id](const auto& e) { return e.second.batch == id; });
+    }
+    finish(id);
+  }
+  arm_deadlines();
+}
+
 void JetStreamSink::finish(std::uint64_t id) {
   auto it = batches_.find(id);
   if (it == batches_.end()) {
@@ -852,7 +886,6 @@ void JetStreamSink::finish(std::uint64_t id) {
   }
   Batch done = std::move(b);
   batches_.erase(it);
-  done.deadline->cancel();
   done.after.last_at = done.fence;
   done.after.subject = done.subject;
   if (!done.failed.empty()) {

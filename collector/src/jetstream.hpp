@@ -203,7 +203,10 @@ class JetStreamSink final : public Sink {
     std::vector<RecordInfo> records;  // kind and keyframe, to place catalog_at / keyframe_at
     std::shared_ptr<const std::string> text;  // the records' bytes, until the last is published
     Published done;
-    std::unique_ptr<asio::steady_timer> deadline;
+    // When the batch fails unacknowledged (options_.timeout after it was published). One timer
+    // for all batches (expire_batches), not one armed and cancelled per batch: at one report per
+    // batch that was two timerfd updates and a handler per report.
+    std::chrono::steady_clock::time_point deadline;
   };
   struct Token {
     std::uint64_t batch = 0;
@@ -224,6 +227,10 @@ class JetStreamSink final : public Sink {
   void publish_next(std::uint64_t id, Batch& b);
   void publish_chain(std::uint64_t id, Batch& b);
   void finish(std::uint64_t id);
+  // Arms deadlines_ for the earliest batch deadline, unless it is armed already.
+  void arm_deadlines();
+  // deadlines_ fired: fails every batch past its deadline, then arms for the next one.
+  void expire_batches();
 
   asio::io_context& io_;
   JetStreamOptions options_;
@@ -235,6 +242,8 @@ class JetStreamSink final : public Sink {
   bool drain_posted_ = false;                         // a drain_acks() is queued on the loop
   std::unordered_map<std::uint64_t, Batch> batches_;  // loop only
   std::uint64_t next_batch_ = 0;
+  std::unique_ptr<asio::steady_timer> deadlines_;  // the batches' (loop only)
+  bool deadlines_armed_ = false;
   std::unordered_map<std::string, Position> positions_;  // loop only, by node
   // load_async's reads. Created with the sink, joined first when it goes; `alive_` tells a
   // result posted meanwhile that the sink is gone.

@@ -98,6 +98,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Server& server_;
   std::unique_ptr<crypto::TlsStream> stream_;
   asio::steady_timer idle_;
+  std::chrono::steady_clock::time_point last_read_;  // idle_ closes the session this long after
   std::string node_;
   std::string peer_;
   NodeIngest* ingest_ = nullptr;
@@ -435,6 +436,7 @@ class Server {
 };
 
 void Session::start() {
+  last_read_ = std::chrono::steady_clock::now();
   arm_idle();
   stream_->async_handshake([self = shared_from_this()](platform::Result<void> r) {
     if (!r) {
@@ -476,11 +478,21 @@ void Session::on_loaded(platform::Result<NodeIngest*> ingest) {
 }
 
 void Session::arm_idle() {
-  idle_.expires_after(server_.options().idle_timeout);
+  // Armed once per idle_timeout, not at every read: each read only notes the time, and the timer,
+  // when it fires early, waits for the rest (a cancel and a re-arm per report were a timer-queue
+  // update and an aborted handler each, at one report per session per interval).
+  idle_.expires_at(last_read_ + server_.options().idle_timeout);
   idle_.async_wait([weak = weak_from_this()](const std::error_code& ec) {
-    if (auto self = weak.lock(); self && !ec) {
-      self->close("idle for too long");
+    auto self = weak.lock();
+    if (!self || ec || self->closing_) {
+      return;
     }
+    const auto idle = std::chrono::steady_clock::now() - self->last_read_;
+    if (idle < self->server_.options().idle_timeout) {
+      self->arm_idle();
+      return;
+    }
+    self->close("idle for too long");
   });
 }
 
@@ -497,7 +509,7 @@ void Session::read() {
                                // rebuilt the state ingest_ points at), or stopping.
                                return;
                              }
-                             self->arm_idle();
+                             self->last_read_ = std::chrono::steady_clock::now();
                              self->on_data(*n);
                            });
 }
