@@ -82,12 +82,13 @@ wait_port "$HPORT"
 echo "sessions: $NODES nodes, one report each every $INTERVAL s, to $COLLECTORS collectors; $DURATION s measured" >&2
 if [ -n "${PERF_DATA:-}" ]; then
   # After the connections' ramp, for the measured window: where collector 1's CPU goes.
-  (sleep "$((NODES / ${RAMP%.*} + 5))"
+  # From the measured window's start (the simulator says so), for the window.
+  (until grep -q "; measuring for" "$W/sim.err" 2>/dev/null; do sleep 0.5; done
    exec perf record -g -F 499 -p "${CPIDS[0]}" -o "$PERF_DATA" -- sleep "$((DURATION - 5))") \
     >"$W/perf.log" 2>&1 &
 fi
 "$BIN/gridnode-sim" "${ENDPOINTS[@]}" --pki "$PKI" --nodes "$NODES" --interval "$INTERVAL" \
-  --duration "$DURATION" --ramp "$RAMP" "${WATCH[@]}" >"$W/sim.json" || {
+  --duration "$DURATION" --ramp "$RAMP" "${WATCH[@]}" >"$W/sim.json" 2> >(tee "$W/sim.err" >&2) || {
   echo "gridnode-sim: not every report was acknowledged"; cat "$W/sim.json"; tail "$W"/c*.log; }
 within 120 "the capacity view reads the stream" metric_is "$HPORT" gridnode_capacity_consumer_pending_messages 0
 curl -fsS "http://127.0.0.1:$HPORT/metrics" >"$W/v1.prom"
