@@ -515,6 +515,66 @@ TEST_F(JetStream, ALoadAndABatchOfTheNodeDoNotCross) {
   EXPECT_EQ(chain.size(), 7u);
 }
 
+// A batch JetStream does not acknowledge within the timeout fails (the agent retries): each at
+// its own deadline, from one timer for all batches (a batch published later is not failed with
+// an earlier one). The server stopped with SIGSTOP: the publishes sit in its socket.
+TEST_F(JetStream, EachBatchNotAcknowledgedInTimeFailsAtItsOwnDeadline) {
+  options_.timeout = std::chrono::milliseconds(1000);
+  Node n1("node-11"), n2("node-12");
+  n1.labels = n2.labels = {{"region", "east"}, {"site", "dc1"}};
+  auto b = open();
+  ASSERT_TRUE(b);
+  NodeIngest* i1 = b->node(n1.id, n1.key->public_key()).value();
+  NodeIngest* i2 = b->node(n2.id, n2.key->public_key()).value();
+  ASSERT_EQ(::kill(server_->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(all_threads_stopped(server_->pid()));
+  using Clock = std::chrono::steady_clock;
+  struct Outcome {
+    Clock::time_point started, ended;
+    std::optional<platform::Result<IngestResult>> result;
+  } o1, o2;
+  Batch b1 = reports(n1, 1, true), b2 = reports(n2, 1, true);
+  auto f1 = b1.frames(), f2 = b2.frames();
+  auto commit = [&](NodeIngest& node, std::vector<protocol::Frame>& frames, Outcome& o) {
+    o.started = Clock::now();
+    b->commit(node, frames, [&o](platform::Result<IngestResult> r) {
+      o.ended = Clock::now();
+      o.result = std::move(r);
+    });
+  };
+  commit(*i1, f1, o1);
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  auto run_until = [&](auto done, Clock::time_point until) {
+    while (!done() && Clock::now() < until) {
+      io_.restart();
+      io_.run_for(std::chrono::milliseconds(10));
+    }
+  };
+  run_until([] { return false; }, Clock::now() + std::chrono::milliseconds(500));
+  commit(*i2, f2, o2);
+  run_until([&] { return o1.result && o2.result; }, deadline);
+  ::kill(server_->pid(), SIGCONT);
+  ASSERT_TRUE(o1.result && o2.result) << "a batch waited past its deadline";
+  for (const Outcome* o : {&o1, &o2}) {
+    ASSERT_FALSE(*o->result);
+    EXPECT_EQ(o->result->error().code, std::errc::resource_unavailable_try_again);
+    EXPECT_NE(o->result->error().message().find("no acknowledgement from JetStream within 1000 ms"),
+              std::string::npos)
+        << o->result->error().message();
+    const auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(o->ended - o->started).count();
+    EXPECT_GE(waited, 950) << "failed before its own deadline";
+    EXPECT_LT(waited, 3000);
+  }
+  // The server answers again: the nodes are read again, and go on.
+  auto again = b->node(n1.id, n1.key->public_key());
+  ASSERT_TRUE(again) << again.error().message();
+  n1.seq = (*again)->have_seq();
+  n1.prev = (*again)->have_digest();
+  auto r = commit_and_wait(io_, *b, **again, reports(n1, 1, (*again)->have_seq() == 0));
+  EXPECT_TRUE(r) << r.error().message();
+}
+
 // A session that outlives the stream's max_age: its catalog record is written again (halfway
 // between the duplicate window and max_age after it was last written), so that after the first
 // copy aged out the node's reports can still be decoded from the stream.
