@@ -10,6 +10,8 @@
 # Knobs (environment): NODES=1000 INTERVAL=5 DURATION=30 COLLECTORS=2 RAMP=25 (connections/s)
 #   SCALE_NODES=100000 SCALE_SECONDS=40 SCALE_RATE=500 (reports/s) TRACKED=20 (nodes polled)
 #   GRID_SIM_CACHE=build/grid-sim-cache (node identities, made once per NODES and kept)
+#   COLLECTOR_BIN=$BIN/gridnode-collector (serve only: another build's, for bench/grid_compare.sh)
+#   SIM_JSON=FILE (gridnode-sim's figures kept there)  PERF_DATA=FILE (perf record of collector 1)
 source "$(dirname "$0")/lib.sh"
 need nats-server jq curl python3
 need_built gridnode-sim gridnode-collector
@@ -36,7 +38,7 @@ if [ ! -f "$PKI/nodes/sim$(printf %06d "$NODES").crt" ]; then
   mv "$PKI.tmp" "$PKI"
 fi
 
-nats-server -js -sd "$W/nats" -a 127.0.0.1 -p -1 --ports_file_dir "$W" 2>"$W/nats.log" &
+nats-server -js -sd "$W/nats" -a 127.0.0.1 -p -1 -m -1 --ports_file_dir "$W" 2>"$W/nats.log" &
 NP=$!
 PIDS+=("$NP")
 for _ in $(seq 100); do ls "$W"/*.ports >/dev/null 2>&1 && break; sleep 0.05; done
@@ -60,7 +62,7 @@ WATCH=(--watch "nats=$NP")
 CPIDS=()
 for c in $(seq "$COLLECTORS"); do
   port=$((20000 + RANDOM % 40000))
-  "$BIN/gridnode-collector" serve --listen "127.0.0.1:$port" --ca "$PKI/ca.crt" \
+  "${COLLECTOR_BIN:-$BIN/gridnode-collector}" serve --listen "127.0.0.1:$port" --ca "$PKI/ca.crt" \
     --cert "$PKI/collector.crt" --key "$PKI/collector.key" --sink "$NATS" \
     --max-bytes 4294967296 2>"$W/c$c.log" &
   PIDS+=($!)
@@ -78,8 +80,15 @@ WATCH+=(--watch "capacity=$V")
 wait_port "$HPORT"
 
 echo "sessions: $NODES nodes, one report each every $INTERVAL s, to $COLLECTORS collectors; $DURATION s measured" >&2
+if [ -n "${PERF_DATA:-}" ]; then
+  # After the connections' ramp, for the measured window: where collector 1's CPU goes.
+  # From the measured window's start (the simulator says so), for the window.
+  (until grep -q "; measuring for" "$W/sim.err" 2>/dev/null; do sleep 0.5; done
+   exec perf record -g -F 499 -p "${CPIDS[0]}" -o "$PERF_DATA" -- sleep "$((DURATION - 5))") \
+    >"$W/perf.log" 2>&1 &
+fi
 "$BIN/gridnode-sim" "${ENDPOINTS[@]}" --pki "$PKI" --nodes "$NODES" --interval "$INTERVAL" \
-  --duration "$DURATION" --ramp "$RAMP" "${WATCH[@]}" >"$W/sim.json" || {
+  --duration "$DURATION" --ramp "$RAMP" "${WATCH[@]}" >"$W/sim.json" 2> >(tee "$W/sim.err" >&2) || {
   echo "gridnode-sim: not every report was acknowledged"; cat "$W/sim.json"; tail "$W"/c*.log; }
 within 120 "the capacity view reads the stream" metric_is "$HPORT" gridnode_capacity_consumer_pending_messages 0
 curl -fsS "http://127.0.0.1:$HPORT/metrics" >"$W/v1.prom"
@@ -88,6 +97,13 @@ vq() { awk -v q="$2" '$1 == "gridnode_capacity_freshness_seconds{quantile=\""q"\
 for p in "$V" "${CPIDS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 
 s() { jq -r "$1" "$W/sim.json"; }
+if [ -n "${SIM_JSON:-}" ]; then
+  # The stream's bytes per message (reports, catalogs, the bucket's index apart), from nats-server.
+  curl -fsS "$(jq -r '.monitoring[0]' "$W"/*.ports)/jsz?streams=true" >"$W/jsz.json" || echo '{}' >"$W/jsz.json"
+  jq --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --slurpfile jsz "$W/jsz.json" \
+    '. + {loadavg: $load, stream: ([$jsz[0].account_details[]?.stream_detail[]? | select(.name == "GRIDNODE_REPORTS") | .state | {messages, bytes}] | first)}' \
+    "$W/sim.json" >"$SIM_JSON"
+fi
 printf '\n%-44s %s\n' "load average at start of table" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-44s %s of %s (%s s to connect at %s/s)\n' "mTLS sessions" "$(s .connected)" "$NODES" "$(s '.connect_seconds|.*10|round/10')" "$RAMP"
 printf '%-44s %s series, every %s s\n' "report" "$(s .series_per_report)" "$INTERVAL"

@@ -308,11 +308,18 @@ platform::Result<std::unique_ptr<JetStreamSink>> JetStreamSink::open(asio::io_co
     return tl::unexpected(kv.error());
   }
   sink->kv_ = *kv;
+  sink->loaders_ = std::make_unique<asio::thread_pool>(kLoaders);
   return sink;
 }
 
 JetStreamSink::~JetStreamSink() {
-  // The connection first: no acknowledgement handler runs after it is closed.
+  // The loads in flight first (they use the connection; each ends within options_.timeout);
+  // a result they posted finds the sink gone.
+  if (loaders_) {
+    loaders_->join();
+  }
+  *alive_ = false;
+  // Then the connection: no acknowledgement handler runs after it is closed.
   client_.reset();
   kvStore_Destroy(kv_);
 }
@@ -347,13 +354,37 @@ IngestOptions JetStreamSink::ingest_options(IngestOptions base) const {
   return base;
 }
 
-platform::Result<Sink::Loaded> JetStreamSink::load(const std::string& node, bool known) {
-  Position& pos = positions_[node];
-  std::optional<std::uint64_t> known_last_at;
+std::optional<std::uint64_t> JetStreamSink::known_last_at(const std::string& node, bool known) {
+  const Position& pos = positions_[node];
   if (known && pos.valid) {
-    known_last_at = pos.chain.last_at;
+    return pos.chain.last_at;
   }
-  auto read = read_node(node, known_last_at);
+  return std::nullopt;
+}
+
+platform::Result<Sink::Loaded> JetStreamSink::load(const std::string& node, bool known) {
+  return adopt(node, read_node(node, known_last_at(node, known)));
+}
+
+void JetStreamSink::load_async(const std::string& node, bool known, LoadDone done) {
+  asio::post(*loaders_, [this, alive = alive_, node, known_last_at = known_last_at(node, known),
+                         done = std::move(done)]() mutable {
+    auto read = read_node(node, known_last_at);
+    asio::post(io_, [this, alive = std::move(alive), node = std::move(node),
+                     read = std::move(read), done = std::move(done)]() mutable {
+      if (*alive) {
+        done(adopt(node, std::move(read)));
+      }
+    });
+    if (options_.on_load_step) {
+      options_.on_load_step("posted");
+    }
+  });
+}
+
+platform::Result<Sink::Loaded> JetStreamSink::adopt(const std::string& node,
+                                                    platform::Result<NodeRead> read) {
+  Position& pos = positions_[node];
   if (!read) {
     // Nothing is known for sure (a leader election, a timeout): not trusted until a load succeeds.
     pos.valid = false;
@@ -382,6 +413,8 @@ platform::Result<Sink::Loaded> JetStreamSink::load(const std::string& node, bool
   out.digest = read->state.digest;
   pos.chain = std::move(read->state);
   pos.valid = true;
+  // Here, on the loop, not where the stream was read: a batch of the node whose acknowledgement
+  // is handled after this must not write its position over the one read (write()'s check).
   ++pos.generation;
   return out;
 }
@@ -651,22 +684,8 @@ void JetStreamSink::publish_batch(const std::string& node, const std::string& re
   b.text = std::move(text);
   b.subject = report_subject(region, site, node);
   b.fence = before.last_at;
-  b.deadline = std::make_unique<asio::steady_timer>(io_, options_.timeout);
-  b.deadline->async_wait([this, id](const std::error_code& ec) {
-    auto it = batches_.find(id);
-    if (ec || it == batches_.end()) {
-      return;
-    }
-    it->second.failed = "no acknowledgement from JetStream within " +
-                        std::to_string(options_.timeout.count()) + " ms";
-    it->second.pending = 0;
-    {
-      // Acknowledgements that may never come (the connection was lost) leave nothing behind.
-      std::lock_guard lock(mu_);
-      std::erase_if(inflight_, [id](const auto& e) { return e.second.batch == id; });
-    }
-    finish(id);
-  });
+  b.deadline = std::chrono::steady_clock::now() + options_.timeout;
+  arm_deadlines();
   if (before.last_at > 0 && before.subject != b.subject) {
     // The node's region or site changed: its records go to another subject, whose own last
     // message is the fence there (rare: one round trip on the loop).
@@ -799,6 +818,54 @@ void JetStreamSink::publish_chain(std::uint64_t id, Batch& b) {
   b.pending = 1;
 }
 
+void JetStreamSink::arm_deadlines() {
+  if (deadlines_armed_ || batches_.empty()) {
+    return;
+  }
+  auto earliest = std::chrono::steady_clock::time_point::max();
+  for (const auto& [id, b] : batches_) {
+    earliest = std::min(earliest, b.deadline);
+  }
+  if (!deadlines_) {
+    deadlines_ = std::make_unique<asio::steady_timer>(io_);
+  }
+  deadlines_armed_ = true;
+  deadlines_->expires_at(earliest);
+  deadlines_->async_wait([this, alive = alive_](const std::error_code& ec) {
+    if (!*alive || ec) {
+      return;
+    }
+    deadlines_armed_ = false;
+    expire_batches();
+  });
+}
+
+void JetStreamSink::expire_batches() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::uint64_t> late;
+  for (const auto& [id, b] : batches_) {
+    if (b.deadline <= now) {
+      late.push_back(id);
+    }
+  }
+  for (std::uint64_t id : late) {
+    auto it = batches_.find(id);
+    if (it == batches_.end()) {
+      continue;
+    }
+    it->second.failed = "no acknowledgement from JetStream within " +
+                        std::to_string(options_.timeout.count()) + " ms";
+    it->second.pending = 0;
+    {
+      // Acknowledgements that may never come (the connection was lost) leave nothing behind.
+      std::lock_guard lock(mu_);
+      std::erase_if(inflight_, [id](const auto& e) { return e.second.batch == id; });
+    }
+    finish(id);
+  }
+  arm_deadlines();
+}
+
 void JetStreamSink::finish(std::uint64_t id) {
   auto it = batches_.find(id);
   if (it == batches_.end()) {
@@ -819,7 +886,6 @@ void JetStreamSink::finish(std::uint64_t id) {
   }
   Batch done = std::move(b);
   batches_.erase(it);
-  done.deadline->cancel();
   done.after.last_at = done.fence;
   done.after.subject = done.subject;
   if (!done.failed.empty()) {

@@ -92,11 +92,13 @@ class Session : public std::enable_shared_from_this<Session> {
   bool handle_policy_status(const protocol::Frame& f);
   void send(protocol::FrameKind kind, const protocol::Bytes& payload);
   void flush();
+  void on_loaded(platform::Result<NodeIngest*> ingest);
   void arm_idle();
 
   Server& server_;
   std::unique_ptr<crypto::TlsStream> stream_;
   asio::steady_timer idle_;
+  std::chrono::steady_clock::time_point last_read_;  // idle_ closes the session this long after
   std::string node_;
   std::string peer_;
   NodeIngest* ingest_ = nullptr;
@@ -434,6 +436,7 @@ class Server {
 };
 
 void Session::start() {
+  last_read_ = std::chrono::steady_clock::now();
   arm_idle();
   stream_->async_handshake([self = shared_from_this()](platform::Result<void> r) {
     if (!r) {
@@ -450,28 +453,46 @@ void Session::start() {
       self->close("");
       return;
     }
-    auto ingest =
-        self->server_.store().node(self->node_, self->stream_->peer_certificate()->public_key());
-    if (!ingest) {
-      platform::log(Level::warning, "collector",
-                    LogLine("cannot load node state")
-                        .kv("node", self->node_)
-                        .kv("err", ingest.error().message()));
-      self->close("node state unavailable");
-      return;
-    }
-    self->ingest_ = *ingest;
-    self->server_.attach(self->node_, self->shared_from_this());
-    self->read();
+    // A takeover reads the node's records from the stream: off the loop, so that the other
+    // sessions' reports go on meanwhile.
+    self->server_.store().node_async(
+        self->node_, self->stream_->peer_certificate()->public_key(),
+        [self](platform::Result<NodeIngest*> ingest) { self->on_loaded(std::move(ingest)); });
   });
 }
 
+void Session::on_loaded(platform::Result<NodeIngest*> ingest) {
+  if (closing_) {
+    return;  // idle for too long while it loaded, or the collector stops
+  }
+  if (!ingest) {
+    platform::log(
+        Level::warning, "collector",
+        LogLine("cannot load node state").kv("node", node_).kv("err", ingest.error().message()));
+    close("node state unavailable");
+    return;
+  }
+  ingest_ = *ingest;
+  server_.attach(node_, shared_from_this());
+  read();
+}
+
 void Session::arm_idle() {
-  idle_.expires_after(server_.options().idle_timeout);
+  // Armed once per idle_timeout, not at every read: each read only notes the time, and the timer,
+  // when it fires early, waits for the rest (a cancel and a re-arm per report were a timer-queue
+  // update and an aborted handler each, at one report per session per interval).
+  idle_.expires_at(last_read_ + server_.options().idle_timeout);
   idle_.async_wait([weak = weak_from_this()](const std::error_code& ec) {
-    if (auto self = weak.lock(); self && !ec) {
-      self->close("idle for too long");
+    auto self = weak.lock();
+    if (!self || ec || self->closing_) {
+      return;
     }
+    const auto idle = std::chrono::steady_clock::now() - self->last_read_;
+    if (idle < self->server_.options().idle_timeout) {
+      self->arm_idle();
+      return;
+    }
+    self->close("idle for too long");
   });
 }
 
@@ -483,7 +504,12 @@ void Session::read() {
                                self->close("");
                                return;
                              }
-                             self->arm_idle();
+                             if (self->closing_) {
+                               // Replaced (a load for a new connection of the node may have
+                               // rebuilt the state ingest_ points at), or stopping.
+                               return;
+                             }
+                             self->last_read_ = std::chrono::steady_clock::now();
                              self->on_data(*n);
                            });
 }

@@ -4,11 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <asio/steady_timer.hpp>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "gridnode/collector/export.hpp"
 #include "nats_server.hpp"
@@ -69,6 +72,59 @@ std::uint64_t stream_messages(const std::string& url) {
   std::uint64_t n = si->State.Msgs;
   jsStreamInfo_Destroy(si);
   return n;
+}
+
+// The node's reports on its subject (region east, site dc1) in stream order: seq, prev, digest.
+struct Link {
+  std::uint64_t seq = 0;
+  crypto::Digest prev{}, digest{};
+};
+std::vector<Link> node_chain(const std::string& url, const std::string& node) {
+  auto c = NatsClient::connect(url, "test", std::chrono::milliseconds(2000)).value();
+  const std::string stream = "GRIDNODE_REPORTS";  // so points at it
+  jsSubOptions so = ordered_consumer(stream, js_DeliverAll);
+  natsSubscription* sub = nullptr;
+  std::vector<Link> out;
+  const std::string subject = report_subject("east", "dc1", node);
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (natsStatus st = js_SubscribeSync(&sub, c->js(), subject.c_str(), nullptr, &so, &jerr);
+      st != NATS_OK) {
+    ADD_FAILURE() << nats_error(st, jerr, "cannot read " + subject).context;
+    return out;
+  }
+  natsMsg* m = nullptr;
+  while (natsSubscription_NextMsg(&m, sub, 500) == NATS_OK) {
+    auto rec = parse_stream_record(std::span<const std::uint8_t>(
+        reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m)),
+        static_cast<std::size_t>(natsMsg_GetDataLength(m))));
+    if (rec && rec->kind == StreamKind::report) {
+      out.push_back({rec->header.seq, rec->header.prev, rec->digest});
+    }
+    natsMsg_Destroy(m);
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  return out;
+}
+
+// "": every report once, each linking to the one before; else where the chain breaks.
+std::string chain_break(const std::vector<Link>& chain) {
+  for (std::size_t i = 1; i < chain.size(); ++i) {
+    if (chain[i].seq != chain[i - 1].seq + 1 || chain[i].prev != chain[i - 1].digest) {
+      return "report " + std::to_string(chain[i].seq) + " after report " +
+             std::to_string(chain[i - 1].seq) +
+             (chain[i].prev != chain[i - 1].digest ? " it does not link to" : "");
+    }
+  }
+  return "";
+}
+
+// Polls `flag` (set by a loader thread) for up to 10 s.
+bool wait_for(const std::atomic<bool>& flag) {
+  for (int i = 0; i < 1000 && !flag; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return flag;
 }
 
 // The node's last record as export renders it (its catalog fetched from the stream by digest).
@@ -309,6 +365,214 @@ TEST_F(JetStream, ATakeoverCutShortFailsAndTheNextOneIsWhole) {
   auto last = last_record(server_->url(), n.id);
   EXPECT_EQ(last["seq"], 7);
   EXPECT_FALSE(last.contains("values_error")) << last.dump();
+}
+
+// A takeover's reads run off the loop (Store::node_async): while a slow server keeps a node's load
+// waiting, the loop goes on (other sessions' reports, timers), a second connection of the node and
+// a batch of its old connection are told to come back, and the load's result arrives on the loop.
+// A store that goes while a load is in flight drops its result.
+TEST_F(JetStream, ANodeLoadsOffTheLoop) {
+  Node n("node-9");
+  n.labels = {{"region", "east"}, {"site", "dc1"}};
+  std::atomic<bool> slow{false};
+  std::atomic<std::thread::id> load_thread{};
+  options_.on_load_step = [&](std::string_view step) {
+    if (slow) {
+      load_thread = std::this_thread::get_id();
+      if (step == "last") {
+        std::this_thread::sleep_for(std::chrono::milliseconds(400));
+      }
+    }
+  };
+  auto a = open();
+  ASSERT_TRUE(a);
+  NodeIngest* na = a->node(n.id, n.key->public_key()).value();
+  ASSERT_TRUE(commit_and_wait(io_, *a, *na, reports(n, 5, true)));
+  auto b = open();
+  ASSERT_TRUE(b);
+  NodeIngest* old = b->node(n.id, n.key->public_key()).value();  // the node's old connection
+  ASSERT_EQ(old->have_seq(), 5u);
+  ASSERT_TRUE(commit_and_wait(io_, *a, *na, reports(n, 1, false)));  // moved on by A: a takeover
+  slow = true;
+  std::optional<platform::Result<NodeIngest*>> loaded;
+  b->node_async(n.id, n.key->public_key(),
+                [&loaded](platform::Result<NodeIngest*> r) { loaded = std::move(r); });
+  std::optional<platform::Result<NodeIngest*>> second;
+  b->node_async(n.id, n.key->public_key(),
+                [&second](platform::Result<NodeIngest*> r) { second = std::move(r); });
+  ASSERT_TRUE(second.has_value()) << "a second connection waits for nothing";
+  ASSERT_FALSE(*second);
+  EXPECT_EQ(second->error().code, std::errc::resource_unavailable_try_again);
+  Batch stale = reports(n, 1, false);
+  auto refused = commit_and_wait(io_, *b, *old, stale);
+  ASSERT_FALSE(refused) << "a batch of the node was committed while it loaded";
+  EXPECT_EQ(refused.error().code, std::errc::resource_unavailable_try_again);
+  EXPECT_NE(refused.error().message().find("being loaded"), std::string::npos)
+      << refused.error().message();
+  // The loop ticks every 10 ms while the load sleeps 400 ms on its own thread.
+  int ticks = 0;
+  asio::steady_timer tick(io_);
+  std::function<void()> arm = [&] {
+    tick.expires_after(std::chrono::milliseconds(10));
+    tick.async_wait([&](const std::error_code& ec) {
+      if (!ec && !loaded) {
+        ++ticks;
+        arm();
+      }
+    });
+  };
+  arm();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!loaded && std::chrono::steady_clock::now() < deadline) {
+    io_.restart();
+    io_.run_for(std::chrono::milliseconds(10));
+  }
+  tick.cancel();
+  ASSERT_TRUE(loaded.has_value()) << "the load never came back";
+  ASSERT_TRUE(*loaded) << loaded->error().message();
+  EXPECT_EQ((**loaded)->have_seq(), 6u);
+  EXPECT_GE(ticks, 20) << "the loop stood still while the node loaded";
+  EXPECT_NE(load_thread.load(), std::this_thread::get_id());
+  n.seq = 6;
+  n.prev = (**loaded)->have_digest();
+  ASSERT_TRUE(commit_and_wait(io_, *b, ***loaded, reports(n, 1, false)));
+  EXPECT_EQ(last_record(server_->url(), n.id)["seq"], 7);
+
+  // Gone while loading: its loader is joined, the result never runs.
+  auto c = open();
+  ASSERT_TRUE(c);
+  bool ran = false;
+  c->node_async(n.id, n.key->public_key(), [&ran](platform::Result<NodeIngest*>) { ran = true; });
+  c.reset();
+  io_.restart();
+  io_.run_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(chain_break(node_chain(server_->url(), n.id)), "");
+}
+
+// The interleaving of Store::node_async's comment (store.cpp), played step by step: a node's old
+// connection (session A) goes on committing while a load for its new one (session B, a twin's:
+// one identity, another chain from report 7 on) runs. A's batches must not land between the
+// load's read and its adoption; whatever each step is answered, the stream holds one chain.
+// With d25f3de (no refusal while loading, no generation check) the twin's report 7 followed A's.
+TEST_F(JetStream, ALoadAndABatchOfTheNodeDoNotCross) {
+  Node n("node-8", 1);  // every report a keyframe: the twin's reports decode on their own
+  n.labels = {{"region", "east"}, {"site", "dc1"}};
+  std::atomic<bool> armed{false}, at_last{false}, release{false}, posted{false};
+  options_.on_load_step = [&](std::string_view step) {
+    if (!armed) {
+      return;
+    }
+    if (step == "last") {
+      at_last = true;
+      wait_for(release);
+    } else if (step == "posted") {
+      posted = true;
+    }
+  };
+  auto b = open();
+  ASSERT_TRUE(b);
+  NodeIngest* a = b->node(n.id, n.key->public_key()).value();  // session A
+  ASSERT_TRUE(commit_and_wait(io_, *b, *a, reports(n, 5, true)));
+  // 1. Session B's load starts; held before it reads where the node's records end.
+  armed = true;
+  std::optional<platform::Result<NodeIngest*>> loaded;
+  b->node_async(n.id, n.key->public_key(),
+                [&loaded](platform::Result<NodeIngest*> r) { loaded = std::move(r); });
+  ASSERT_TRUE(wait_for(at_last));
+  // 2. A's report 6.
+  Batch six = reports(n, 1, false);
+  auto r6 = commit_and_wait(io_, *b, *a, six);
+  // 3. The load reads the stream; its result waits on the loop.
+  release = true;
+  ASSERT_TRUE(wait_for(posted));
+  // 4. A's report 7, committed before the load's result is adopted; its acknowledgement comes
+  // after (5, 6: queued behind the result).
+  Batch seven = reports(n, 1, false);
+  auto frames = seven.frames();
+  std::optional<platform::Result<IngestResult>> r7;
+  b->commit(*a, frames, [&r7](platform::Result<IngestResult> r) { r7 = std::move(r); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((!loaded || !r7) && std::chrono::steady_clock::now() < deadline) {
+    io_.restart();
+    io_.run_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(loaded && r7);
+  ASSERT_TRUE(*loaded) << loaded->error().message();
+  NodeIngest* twin = **loaded;  // session B
+  // 7. The twin, welcomed where B's state says the node is, sends its own next two reports.
+  n.seq = twin->have_seq();
+  n.prev = twin->have_digest();
+  auto rt = commit_and_wait(io_, *b, *twin, reports(n, 2, false));
+  const auto chain = node_chain(server_->url(), n.id);
+  EXPECT_EQ(chain_break(chain), "") << chain.size() << " reports in the stream";
+  // Here: A's batches are refused while B loads (its agent reconnects), the twin goes on.
+  ASSERT_FALSE(r6);
+  EXPECT_EQ(r6.error().code, std::errc::resource_unavailable_try_again);
+  ASSERT_FALSE(*r7);
+  EXPECT_EQ(r7->error().code, std::errc::resource_unavailable_try_again);
+  EXPECT_TRUE(rt) << rt.error().message();
+  EXPECT_EQ(chain.size(), 7u);
+}
+
+// A batch JetStream does not acknowledge within the timeout fails (the agent retries): each at
+// its own deadline, from one timer for all batches (a batch published later is not failed with
+// an earlier one). The server stopped with SIGSTOP: the publishes sit in its socket.
+TEST_F(JetStream, EachBatchNotAcknowledgedInTimeFailsAtItsOwnDeadline) {
+  options_.timeout = std::chrono::milliseconds(1000);
+  Node n1("node-11"), n2("node-12");
+  n1.labels = n2.labels = {{"region", "east"}, {"site", "dc1"}};
+  auto b = open();
+  ASSERT_TRUE(b);
+  NodeIngest* i1 = b->node(n1.id, n1.key->public_key()).value();
+  NodeIngest* i2 = b->node(n2.id, n2.key->public_key()).value();
+  ASSERT_EQ(::kill(server_->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(all_threads_stopped(server_->pid()));
+  using Clock = std::chrono::steady_clock;
+  struct Outcome {
+    Clock::time_point started, ended;
+    std::optional<platform::Result<IngestResult>> result;
+  } o1, o2;
+  Batch b1 = reports(n1, 1, true), b2 = reports(n2, 1, true);
+  auto f1 = b1.frames(), f2 = b2.frames();
+  auto commit = [&](NodeIngest& node, std::vector<protocol::Frame>& frames, Outcome& o) {
+    o.started = Clock::now();
+    b->commit(node, frames, [&o](platform::Result<IngestResult> r) {
+      o.ended = Clock::now();
+      o.result = std::move(r);
+    });
+  };
+  commit(*i1, f1, o1);
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  auto run_until = [&](auto done, Clock::time_point until) {
+    while (!done() && Clock::now() < until) {
+      io_.restart();
+      io_.run_for(std::chrono::milliseconds(10));
+    }
+  };
+  run_until([] { return false; }, Clock::now() + std::chrono::milliseconds(500));
+  commit(*i2, f2, o2);
+  run_until([&] { return o1.result && o2.result; }, deadline);
+  ::kill(server_->pid(), SIGCONT);
+  ASSERT_TRUE(o1.result && o2.result) << "a batch waited past its deadline";
+  for (const Outcome* o : {&o1, &o2}) {
+    ASSERT_FALSE(*o->result);
+    EXPECT_EQ(o->result->error().code, std::errc::resource_unavailable_try_again);
+    EXPECT_NE(o->result->error().message().find("no acknowledgement from JetStream within 1000 ms"),
+              std::string::npos)
+        << o->result->error().message();
+    const auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(o->ended - o->started).count();
+    EXPECT_GE(waited, 950) << "failed before its own deadline";
+    EXPECT_LT(waited, 3000);
+  }
+  // The server answers again: the nodes are read again, and go on.
+  auto again = b->node(n1.id, n1.key->public_key());
+  ASSERT_TRUE(again) << again.error().message();
+  n1.seq = (*again)->have_seq();
+  n1.prev = (*again)->have_digest();
+  auto r = commit_and_wait(io_, *b, **again, reports(n1, 1, (*again)->have_seq() == 0));
+  EXPECT_TRUE(r) << r.error().message();
 }
 
 // A session that outlives the stream's max_age: its catalog record is written again (halfway

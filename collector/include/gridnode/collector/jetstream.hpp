@@ -4,6 +4,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -140,6 +141,13 @@ class JetStreamSink final : public Sink {
   // of records on a takeover). Fails on any error or timeout (only "not found" means "nothing
   // there"): a replay cut short would leave the node's next deltas undecodable.
   platform::Result<Loaded> load(const std::string& node, bool known) override;
+  // The same reads on one of the sink's kLoaders threads (only the NATS client, thread-safe, and
+  // the options are used there), so that a takeover's replay does not hold every other session's
+  // reports; the result is adopted (the node's position) and `done` called on the loop. Loads of
+  // several nodes run side by side, kLoaders at a time. The sink's destructor waits for the reads
+  // in flight (each ends within JetStreamOptions::timeout) and drops their results.
+  void load_async(const std::string& node, bool known, LoadDone done) override;
+  static constexpr std::size_t kLoaders = 4;
   // Publishes each stream record of the batch (one message each, its RecordInfo::id as
   // Nats-Msg-Id): catalogs at once on their own subjects, the node's reports and gap records one
   // after the other on its subject, each expecting the node's last message to be the one before
@@ -160,8 +168,13 @@ class JetStreamSink final : public Sink {
     std::vector<std::string> replay;
     bool current = false;
   };
+  // Any thread: reads the stream, touches nothing of the sink's but client_ and options_.
   [[nodiscard]] platform::Result<NodeRead> read_node(const std::string& node,
                                                      std::optional<std::uint64_t> known_last_at);
+  // The loop: where the node's next record must fence, if this sink trusts its memory.
+  std::optional<std::uint64_t> known_last_at(const std::string& node, bool known);
+  // The loop: a read's result becomes the node's position (and the records to replay).
+  platform::Result<Loaded> adopt(const std::string& node, platform::Result<NodeRead> read);
   // A node's position as this sink last wrote or read it.
   struct Position {
     ChainState chain;
@@ -190,7 +203,10 @@ class JetStreamSink final : public Sink {
     std::vector<RecordInfo> records;  // kind and keyframe, to place catalog_at / keyframe_at
     std::shared_ptr<const std::string> text;  // the records' bytes, until the last is published
     Published done;
-    std::unique_ptr<asio::steady_timer> deadline;
+    // When the batch fails unacknowledged (options_.timeout after it was published). One timer
+    // for all batches (expire_batches), not one armed and cancelled per batch: at one report per
+    // batch that was two timerfd updates and a handler per report.
+    std::chrono::steady_clock::time_point deadline;
   };
   struct Token {
     std::uint64_t batch = 0;
@@ -211,6 +227,10 @@ class JetStreamSink final : public Sink {
   void publish_next(std::uint64_t id, Batch& b);
   void publish_chain(std::uint64_t id, Batch& b);
   void finish(std::uint64_t id);
+  // Arms deadlines_ for the earliest batch deadline, unless it is armed already.
+  void arm_deadlines();
+  // deadlines_ fired: fails every batch past its deadline, then arms for the next one.
+  void expire_batches();
 
   asio::io_context& io_;
   JetStreamOptions options_;
@@ -222,7 +242,13 @@ class JetStreamSink final : public Sink {
   bool drain_posted_ = false;                         // a drain_acks() is queued on the loop
   std::unordered_map<std::uint64_t, Batch> batches_;  // loop only
   std::uint64_t next_batch_ = 0;
+  std::unique_ptr<asio::steady_timer> deadlines_;  // the batches' (loop only)
+  bool deadlines_armed_ = false;
   std::unordered_map<std::string, Position> positions_;  // loop only, by node
+  // load_async's reads. Created with the sink, joined first when it goes; `alive_` tells a
+  // result posted meanwhile that the sink is gone.
+  std::unique_ptr<asio::thread_pool> loaders_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace gridnode::collector

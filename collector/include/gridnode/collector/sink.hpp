@@ -67,6 +67,15 @@ class Sink {
     crypto::Digest digest{};
   };
   [[nodiscard]] virtual platform::Result<Loaded> load(const std::string& node, bool known) = 0;
+  // load() without blocking the loop: `done` gets what load() would return, on the loop, or
+  // before load_async returns (this default, for a sink whose load never waits: JSONL). A sink
+  // that reads elsewhere (JetStream) reads on a thread of its own and adopts the result on the
+  // loop; a sink destroyed first never calls `done`. The caller keeps the node's writes out of
+  // the way meanwhile (Store: no batch of the node is committed while it loads).
+  using LoadDone = std::function<void(platform::Result<Loaded>)>;
+  virtual void load_async(const std::string& node, bool known, LoadDone done) {
+    done(load(node, known));
+  }
 
   // Stores `batch` (copied: its views may go once write returns) and calls `done` once it is
   // durable, or failed: on the loop, or before write returns. An error with

@@ -35,6 +35,13 @@ class Store {
   // batch of the node is in flight: its welcome would name records not yet durable.
   [[nodiscard]] platform::Result<NodeIngest*> node(const std::string& node_id,
                                                    const crypto::PublicKey& key);
+  // The same without blocking the loop (the collector's sessions): the sink's load_async (JSONL:
+  // at once; JetStream: the stream read on a loader thread), then the node's state rebuilt on the
+  // loop and `done` called there with it. While the node loads, a second connection's load and
+  // every batch of the node are refused (errc::resource_unavailable_try_again): the load's read
+  // and the node's memory must not cross (see node_async in store.cpp).
+  using NodeDone = std::function<void(platform::Result<NodeIngest*>)>;
+  void node_async(const std::string& node_id, crypto::PublicKey key, NodeDone done);
 
   // Verifies a batch for `node` and hands what it accepts to the sink; `done` runs once it is
   // durable (on the loop, or before commit returns when nothing was to be written). The
@@ -52,10 +59,17 @@ class Store {
     std::unique_ptr<NodeIngest> ingest;
     bool stale = false;  // memory may differ from the sink; reload on next connection
     bool busy = false;   // a batch is in flight
+    bool loading = false;  // node_async: the sink is reading the node
   };
   Store(std::unique_ptr<Sink> sink, IngestOptions options)
       : options_(sink->ingest_options(options)), sink_(std::move(sink)) {}
   void replay(const StoredRecord& record);
+  // Whether the node may be loaded now (no batch in flight, no other load): else why not.
+  std::optional<platform::Error> cannot_load(const Slot& slot, const std::string& node_id) const;
+  // A load's result into the slot, then the key: node()'s second half, on the loop.
+  platform::Result<NodeIngest*> apply(Slot& slot, const std::string& node_id,
+                                      const crypto::PublicKey& key,
+                                      platform::Result<Sink::Loaded> loaded);
 
   IngestOptions options_;
   std::unique_ptr<Sink> sink_;
