@@ -39,6 +39,16 @@ set(ENV{PKG_CONFIG_SYSROOT_DIR} "${CMAKE_SYSROOT}")
 set(ENV{PKG_CONFIG_LIBDIR}
     "${CMAKE_SYSROOT}/usr/lib/aarch64-linux-gnu/pkgconfig:${CMAKE_SYSROOT}/usr/share/pkgconfig")
 
+# gridnoded links with lld (-fuse-ld=lld, its code in profiled order): a cross GCC's collect2
+# looks for ld.lld only in its own program path (-B), never on PATH, and lld links any target.
+find_program(GRIDNODE_CROSS_LLD NAMES ld.lld)
+if(GRIDNODE_CROSS_LLD)
+  file(MAKE_DIRECTORY "${CMAKE_BINARY_DIR}/cross-ld")
+  file(CREATE_LINK "${GRIDNODE_CROSS_LLD}" "${CMAKE_BINARY_DIR}/cross-ld/ld.lld" SYMBOLIC)
+  set(CMAKE_EXE_LINKER_FLAGS_INIT "-B${CMAKE_BINARY_DIR}/cross-ld/")
+  set(CMAKE_SHARED_LINKER_FLAGS_INIT "-B${CMAKE_BINARY_DIR}/cross-ld/")
+endif()
+
 find_program(GRIDNODE_QEMU_AARCH64 qemu-aarch64-static)
 if(GRIDNODE_QEMU_AARCH64)
   set(CMAKE_CROSSCOMPILING_EMULATOR "${GRIDNODE_QEMU_AARCH64};-L;${CMAKE_SYSROOT}")
