@@ -193,7 +193,7 @@ def help_of(argv):
             if m:
                 flags |= {n for n in m.group(1).split(",") if n.startswith("-")}
         elif part == "subcommands":
-            m = re.match(r"^\s{1,4}([a-z][a-z0-9-]*)\s", row + " ")
+            m = re.match(r"^\s{1,4}([a-z][a-z0-9-]*)(?:,\s*[a-z][a-z0-9-]*)*\s", row + " ")  # "gpus, accelerators": the first name
             if m:
                 subs.append(m.group(1))
     if not flags:

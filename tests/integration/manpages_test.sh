@@ -38,7 +38,7 @@ mutate() {
 mutate no-policy gridnoded.8 '/^\.BI \\-\\-policy " FILE"$/d' \
   'gridnoded.8: --policy (from gridnoded --help) is not an OPTIONS item'
 # A driver missing from the --collector.NAME list.
-mutate no-ipmi-switch gridnoded.8 's/", " ipmi )/)/' \
+mutate no-ipmi-switch gridnoded.8 's/", " ipmi ", " ascend/", " ascend/' \
   'gridnoded.8: --collector.ipmi: the driver ipmi is not listed'
 # A subcommand's flag on its SYNOPSIS line.
 mutate no-since gridnodectl.1 '/^\.RB \[ \\-\\-since$/,/^\.IR DURATION \]$/d' \
