@@ -9,11 +9,11 @@
 #include "accelerator/c_string.hpp"
 #include "accelerator/device_set.hpp"
 #include "accelerator/process_owner.hpp"
+#include "accelerator/vendor_driver.hpp"
 #include "accelerators.hpp"
 #include "ascend/dcmi_library.hpp"
 #include "gridnode/drivers/ascend.hpp"
 #include "gridnode/platform/log.hpp"
-#include "rediscovery.hpp"
 
 namespace gridnode::drivers {
 namespace {
@@ -352,50 +352,22 @@ const char* health_word(unsigned h) {
   }
 }
 
-class AscendDriver final : public Driver {
+class AscendDriver final : public accelerators::VendorDriver<Library> {
  public:
-  explicit AscendDriver(AscendOptions options) : options_(std::move(options)) {}
+  explicit AscendDriver(AscendOptions options)
+      : VendorDriver("DCMI", "NPU"), options_(std::move(options)) {}
 
   // DCMI has no shutdown call: the workers go (a hung one detached) and the library with them.
   ~AscendDriver() override = default;
 
   std::string_view name() const override { return kComponent; }
 
-  platform::Result<void> sweep(Sweep& out) override {
-    if (!initialized_) {
-      if (!retry_.due()) {
-        return tl::unexpected(last_error_);
-      }
-      retry_.done();
-      auto ready = start(out);
-      if (!ready) {
-        last_error_ = ready.error();
-        return ready;
-      }
-    } else if (auto polled = poll(out); !polled) {
-      return polled;
-    }
-    if (chips_.empty()) {
-      return platform::fail(std::errc::no_such_file_or_directory, "DCMI found no NPU");
-    }
-    read_chips(out);
-    return {};
-  }
-
  private:
-  platform::Result<void> start(Sweep& out) {
-    if (!lib_) {
-      auto lib = Library::open(options_.library);
-      if (!lib) {
-        return tl::unexpected(lib.error());
-      }
-      lib_ = std::move(*lib);
-      control_ = std::make_unique<accelerators::ControlWorker>("DCMI");
-    }
-    return discover(out, true);
-  }
+  const std::string& library_path() const override { return options_.library; }
+  bool no_device() const override { return chips_.empty(); }
+  void read_devices(Sweep& out) override { read_chips(out); }
 
-  platform::Result<void> discover(Sweep& out, bool need_init) {
+  platform::Result<void> discover(Sweep& out, bool need_init) override {
     auto d = std::make_shared<Discovery>();
     auto lib = lib_;
     auto ran =
@@ -474,7 +446,7 @@ class AscendDriver final : public Driver {
     return std::make_shared<const Catalog>(std::move(c));
   }
 
-  platform::Result<void> poll(Sweep& out) {
+  platform::Result<void> poll(Sweep& out) override {
     auto p = std::make_shared<Poll>();
     auto lib = lib_;
     auto ran = control_->call(
@@ -646,11 +618,6 @@ class AscendDriver final : public Driver {
   }
 
   AscendOptions options_;
-  std::shared_ptr<const Library> lib_;
-  std::unique_ptr<accelerators::ControlWorker> control_;
-  bool initialized_ = false;
-  Rediscovery retry_;
-  platform::Error last_error_;
   std::vector<Chip> chips_;
   std::shared_ptr<const Catalog> base_catalog_;
   std::shared_ptr<const Catalog> catalog_;

@@ -9,11 +9,11 @@
 #include "accelerator/c_string.hpp"
 #include "accelerator/device_set.hpp"
 #include "accelerator/process_owner.hpp"
+#include "accelerator/vendor_driver.hpp"
 #include "accelerators.hpp"
 #include "cndev/cndev_library.hpp"
 #include "gridnode/drivers/cndev.hpp"
 #include "gridnode/platform/log.hpp"
-#include "rediscovery.hpp"
 
 namespace gridnode::drivers {
 namespace {
@@ -241,9 +241,10 @@ void discover_on_worker(const Api& a, bool need_init, Discovery& d) {
   }
 }
 
-class CndevDriver final : public Driver {
+class CndevDriver final : public accelerators::VendorDriver<Library> {
  public:
-  explicit CndevDriver(CndevOptions options) : options_(std::move(options)) {}
+  explicit CndevDriver(CndevOptions options)
+      : VendorDriver("CNDev", "MLU"), options_(std::move(options)) {}
 
   ~CndevDriver() override {
     bool any_busy = control_ && control_->worker().busy();
@@ -259,41 +260,12 @@ class CndevDriver final : public Driver {
 
   std::string_view name() const override { return kComponent; }
 
-  platform::Result<void> sweep(Sweep& out) override {
-    if (!initialized_) {
-      if (!retry_.due()) {
-        return tl::unexpected(last_error_);
-      }
-      retry_.done();
-      auto ready = start(out);
-      if (!ready) {
-        last_error_ = ready.error();
-        return ready;
-      }
-    } else if (auto polled = poll(out); !polled) {
-      return polled;
-    }
-    if (mlus_.empty()) {
-      return platform::fail(std::errc::no_such_file_or_directory, "CNDev found no MLU");
-    }
-    read_mlus(out);
-    return {};
-  }
-
  private:
-  platform::Result<void> start(Sweep& out) {
-    if (!lib_) {
-      auto lib = Library::open(options_.library);
-      if (!lib) {
-        return tl::unexpected(lib.error());
-      }
-      lib_ = std::move(*lib);
-      control_ = std::make_unique<accelerators::ControlWorker>("CNDev");
-    }
-    return discover(out, true);
-  }
+  const std::string& library_path() const override { return options_.library; }
+  bool no_device() const override { return mlus_.empty(); }
+  void read_devices(Sweep& out) override { read_mlus(out); }
 
-  platform::Result<void> discover(Sweep& out, bool need_init) {
+  platform::Result<void> discover(Sweep& out, bool need_init) override {
     auto d = std::make_shared<Discovery>();
     auto lib = lib_;
     auto ran =
@@ -379,7 +351,7 @@ class CndevDriver final : public Driver {
     catalog_ = base_catalog_;
   }
 
-  platform::Result<void> poll(Sweep& out) {
+  platform::Result<void> poll(Sweep& out) override {
     auto count = std::make_shared<std::pair<cndevRet_t, std::uint32_t>>(CNDEV_SUCCESS, 0);
     auto lib = lib_;
     auto ran = control_->call(
@@ -517,11 +489,6 @@ class CndevDriver final : public Driver {
   }
 
   CndevOptions options_;
-  std::shared_ptr<const Library> lib_;
-  std::unique_ptr<accelerators::ControlWorker> control_;
-  bool initialized_ = false;
-  Rediscovery retry_;
-  platform::Error last_error_;
   std::vector<Mlu> mlus_;
   std::shared_ptr<const Catalog> base_catalog_;
   std::shared_ptr<const Catalog> catalog_;

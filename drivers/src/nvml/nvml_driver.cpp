@@ -10,13 +10,13 @@
 #include "accelerator/c_string.hpp"
 #include "accelerator/device_set.hpp"
 #include "accelerator/process_owner.hpp"
+#include "accelerator/vendor_driver.hpp"
 #include "accelerators.hpp"
 #include "gridnode/drivers/nvml.hpp"
 #include "gridnode/platform/files.hpp"
 #include "gridnode/platform/log.hpp"
 #include "nvml/nvml_library.hpp"
 #include "nvml/nvml_power.hpp"
-#include "rediscovery.hpp"
 
 namespace gridnode::drivers {
 namespace {
@@ -549,9 +549,10 @@ void poll_on_worker(const Api& a, nvmlEventSet_t set, Poll& p) {
   }
 }
 
-class NvmlDriver final : public Driver {
+class NvmlDriver final : public accelerators::VendorDriver<Library> {
  public:
-  explicit NvmlDriver(NvmlOptions options) : options_(std::move(options)) {
+  explicit NvmlDriver(NvmlOptions options)
+      : VendorDriver("NVML", "GPU"), options_(std::move(options)) {
     if (options_.hostname.empty()) {
       options_.hostname = accelerators::host_name();
     }
@@ -587,47 +588,17 @@ class NvmlDriver final : public Driver {
 
   std::string_view name() const override { return kComponent; }
 
-  platform::Result<void> sweep(Sweep& out) override {
-    if (!initialized_) {
-      if (!retry_.due()) {
-        return tl::unexpected(last_error_);
-      }
-      retry_.done();  // whatever happens, the next attempt is kEvery sweeps away
-      auto ready = start(out);
-      if (!ready) {
-        last_error_ = ready.error();
-        return ready;
-      }
-    } else if (auto polled = poll(out); !polled) {
-      return polled;
-    }
-    if (gpus_.empty()) {
-      return platform::fail(std::errc::no_such_file_or_directory, "NVML found no GPU");
-    }
-    read_gpus(out);
-    return {};
-  }
-
  private:
-  // Opens the library, initialises NVML and discovers the GPUs.
-  platform::Result<void> start(Sweep& out) {
-    if (!lib_) {
-      auto lib = Library::open(options_.library);
-      if (!lib) {
-        return tl::unexpected(lib.error());
-      }
-      lib_ = std::move(*lib);
-      control_ = std::make_unique<accelerators::ControlWorker>("NVML");
-    }
-    return discover(out, true);
-  }
+  const std::string& library_path() const override { return options_.library; }
+  bool no_device() const override { return gpus_.empty(); }
+  void read_devices(Sweep& out) override { read_gpus(out); }
 
   // Runs `job` on the control worker and waits for it; timed_out when it does not come back.
   platform::Result<void> on_control(std::function<void()> job, std::string_view what) {
     return control_->call(std::move(job), what, options_.call_timeout);
   }
 
-  platform::Result<void> discover(Sweep& out, bool need_init) {
+  platform::Result<void> discover(Sweep& out, bool need_init) override {
     auto d = std::make_shared<Discovery>();
     auto lib = lib_;
     auto ran = on_control([lib, d, need_init] { discover_on_worker(lib->api(), need_init, *d); },
@@ -745,7 +716,7 @@ class NvmlDriver final : public Driver {
   }
 
   // The steady sweep's control call: GPU count and queued events, with the same deadline.
-  platform::Result<void> poll(Sweep& out) {
+  platform::Result<void> poll(Sweep& out) override {
     auto p = std::make_shared<Poll>();
     auto lib = lib_;
     nvmlEventSet_t set = event_set_;
@@ -897,11 +868,6 @@ class NvmlDriver final : public Driver {
   }
 
   NvmlOptions options_;
-  std::shared_ptr<const Library> lib_;
-  std::unique_ptr<accelerators::ControlWorker> control_;
-  bool initialized_ = false;
-  Rediscovery retry_;
-  platform::Error last_error_;
   nvmlEventSet_t event_set_ = nullptr;
   std::string driver_version_;
   std::vector<Gpu> gpus_;
