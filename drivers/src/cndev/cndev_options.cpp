@@ -1,31 +1,16 @@
 #include "cndev/cndev_options.hpp"
 
-#include <algorithm>
+#include "accelerator/library_options.hpp"
 
 namespace gridnode::drivers::cndev {
 
 platform::Result<CndevOptions> options(const DriverContext& context, const OptionSection& section) {
-  const OptionReader read(section);
-  if (auto ok = read.only({"library", "call_timeout"}); !ok) {
-    return tl::unexpected(ok.error());
-  }
   CndevOptions o;
   o.roots = context.roots;
-  auto library = read.string("library");
-  if (!library) {
-    return tl::unexpected(library.error());
+  if (auto ok = accelerators::read_library_options(context, section, o.library, o.call_timeout);
+      !ok) {
+    return tl::unexpected(ok.error());
   }
-  if (*library) {
-    o.library = **library;
-  }
-  auto timeout = read.seconds("call_timeout", 0.01, 60);
-  if (!timeout) {
-    return tl::unexpected(timeout.error());
-  }
-  // As nvml's: discovery, then the MLUs' calls in parallel, inside the sweep's deadline.
-  const auto wanted = timeout->value_or(std::chrono::milliseconds(o.call_timeout));
-  o.call_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::min<std::chrono::nanoseconds>(wanted, context.sweep_timeout / 2));
   return o;
 }
 
