@@ -96,44 +96,37 @@ platform::Error dcmi_error(int code, std::string context) {
   return platform::Error{std::error_code(code, dcmi_category()), std::move(context)};
 }
 
-platform::Result<std::shared_ptr<const Library>> Library::open(const std::string& path) {
-  auto dl = accelerators::DlLibrary::open(path);
-  if (!dl) {
-    return tl::unexpected(dl.error());
-  }
-  std::shared_ptr<Library> lib(new Library(std::move(*dl)));
-  const accelerators::DlLibrary& h = *lib->dl_;
-  Api& a = lib->api_;
-  h.find("dcmi_init", a.init);
+platform::Result<void> find_entry_points(const accelerators::DlLibrary& dl, Api& a) {
+  dl.find("dcmi_init", a.init);
   // dcmi_get_card_num_list is DCMI 2's name; older 2.x releases export dcmi_get_card_list,
   // with the same signature.
-  h.find_either("dcmi_get_card_num_list", "dcmi_get_card_list", a.get_card_list);
-  h.find("dcmi_get_device_num_in_card", a.get_device_num);
-  h.find("dcmi_get_device_logic_id", a.get_logic_id);
-  if (auto ok = h.require({{"dcmi_init", a.init != nullptr},
-                           {"dcmi_get_card_num_list", a.get_card_list != nullptr},
-                           {"dcmi_get_device_num_in_card", a.get_device_num != nullptr},
-                           {"dcmi_get_device_logic_id", a.get_logic_id != nullptr}},
-                          "a DCMI older than 2.0? npu-smi info shows the driver's version");
+  dl.find_either("dcmi_get_card_num_list", "dcmi_get_card_list", a.get_card_list);
+  dl.find("dcmi_get_device_num_in_card", a.get_device_num);
+  dl.find("dcmi_get_device_logic_id", a.get_logic_id);
+  if (auto ok = dl.require({{"dcmi_init", a.init != nullptr},
+                            {"dcmi_get_card_num_list", a.get_card_list != nullptr},
+                            {"dcmi_get_device_num_in_card", a.get_device_num != nullptr},
+                            {"dcmi_get_device_logic_id", a.get_logic_id != nullptr}},
+                           "a DCMI older than 2.0? npu-smi info shows the driver's version");
       !ok) {
     return tl::unexpected(ok.error());
   }
-  h.find("dcmi_get_device_phyid_from_logicid", a.get_phy_id);
-  h.find("dcmi_get_device_chip_info", a.get_chip_info);
-  h.find("dcmi_get_device_pcie_info_v2", a.get_pcie_info);
-  h.find("dcmi_get_device_die_v2", a.get_die);
-  h.find("dcmi_get_device_health", a.get_health);
-  h.find("dcmi_get_device_errorcode_v2", a.get_errorcodes);
-  h.find("dcmi_get_device_temperature", a.get_temperature);
-  h.find("dcmi_get_device_power_info", a.get_power);
-  h.find("dcmi_get_device_voltage", a.get_voltage);
-  h.find("dcmi_get_device_utilization_rate", a.get_utilization);
-  h.find("dcmi_get_device_frequency", a.get_frequency);
-  h.find("dcmi_get_device_hbm_info", a.get_hbm);
-  h.find("dcmi_get_device_memory_info_v3", a.get_memory);
-  h.find("dcmi_get_device_network_health", a.get_network_health);
-  h.find("dcmi_get_device_resource_info", a.get_processes);
-  return std::shared_ptr<const Library>(std::move(lib));
+  dl.find("dcmi_get_device_phyid_from_logicid", a.get_phy_id);
+  dl.find("dcmi_get_device_chip_info", a.get_chip_info);
+  dl.find("dcmi_get_device_pcie_info_v2", a.get_pcie_info);
+  dl.find("dcmi_get_device_die_v2", a.get_die);
+  dl.find("dcmi_get_device_health", a.get_health);
+  dl.find("dcmi_get_device_errorcode_v2", a.get_errorcodes);
+  dl.find("dcmi_get_device_temperature", a.get_temperature);
+  dl.find("dcmi_get_device_power_info", a.get_power);
+  dl.find("dcmi_get_device_voltage", a.get_voltage);
+  dl.find("dcmi_get_device_utilization_rate", a.get_utilization);
+  dl.find("dcmi_get_device_frequency", a.get_frequency);
+  dl.find("dcmi_get_device_hbm_info", a.get_hbm);
+  dl.find("dcmi_get_device_memory_info_v3", a.get_memory);
+  dl.find("dcmi_get_device_network_health", a.get_network_health);
+  dl.find("dcmi_get_device_resource_info", a.get_processes);
+  return {};
 }
 
 }  // namespace ascend

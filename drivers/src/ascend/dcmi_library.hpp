@@ -3,7 +3,7 @@
 #include <memory>
 #include <string>
 
-#include "accelerator/dl_library.hpp"
+#include "accelerator/vendor_library.hpp"
 #include "ascend/dcmi_abi.hpp"
 #include "gridnode/platform/result.hpp"
 
@@ -35,21 +35,12 @@ struct Api {
   dcmi_get_device_resource_info_fn get_processes = nullptr;
 };
 
-// libdcmi.so, through accelerators::DlLibrary; shared with the worker threads.
-class Library {
- public:
-  // no_such_file_or_directory when dlopen fails (no Ascend driver installed);
-  // function_not_supported when a required entry point is missing (a DCMI older than 2.0).
-  [[nodiscard]] static platform::Result<std::shared_ptr<const Library>> open(
-      const std::string& path);
-  const Api& api() const { return api_; }
-  const std::string& path() const { return dl_->path(); }
+// libdcmi.so: its entry points, found by find_entry_points().
+using Library = accelerators::VendorLibrary<Api>;
 
- private:
-  explicit Library(std::unique_ptr<accelerators::DlLibrary> dl) : dl_(std::move(dl)) {}
-  std::unique_ptr<accelerators::DlLibrary> dl_;
-  Api api_;
-};
+// Finds every entry point of `dl` into `a`; function_not_supported when a required one is
+// missing (a DCMI older than 2.0).
+[[nodiscard]] platform::Result<void> find_entry_points(const accelerators::DlLibrary& dl, Api& a);
 
 // A DCMI return code as an Error: dcmi_category(), with `context` naming the call.
 platform::Error dcmi_error(int code, std::string context);

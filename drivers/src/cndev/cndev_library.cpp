@@ -48,35 +48,28 @@ platform::Error cndev_error(int code, std::string context) {
   return platform::Error{std::error_code(code, cndev_category()), std::move(context)};
 }
 
-platform::Result<std::shared_ptr<const Library>> Library::open(const std::string& path) {
-  auto dl = accelerators::DlLibrary::open(path);
-  if (!dl) {
-    return tl::unexpected(dl.error());
-  }
-  std::shared_ptr<Library> lib(new Library(std::move(*dl)));
-  const accelerators::DlLibrary& h = *lib->dl_;
-  Api& a = lib->api_;
-  h.find("cndevInit", a.init);
-  h.find("cndevGetDeviceCount", a.get_count);
-  h.find("cndevGetDeviceHandleByIndex", a.get_handle);
-  if (auto ok = h.require({{"cndevInit", a.init != nullptr},
-                           {"cndevGetDeviceCount", a.get_count != nullptr},
-                           {"cndevGetDeviceHandleByIndex", a.get_handle != nullptr}},
-                          "a CNDev older than the device-handle API? cnmon version says");
+platform::Result<void> find_entry_points(const accelerators::DlLibrary& dl, Api& a) {
+  dl.find("cndevInit", a.init);
+  dl.find("cndevGetDeviceCount", a.get_count);
+  dl.find("cndevGetDeviceHandleByIndex", a.get_handle);
+  if (auto ok = dl.require({{"cndevInit", a.init != nullptr},
+                            {"cndevGetDeviceCount", a.get_count != nullptr},
+                            {"cndevGetDeviceHandleByIndex", a.get_handle != nullptr}},
+                           "a CNDev older than the device-handle API? cnmon version says");
       !ok) {
     return tl::unexpected(ok.error());
   }
-  h.find("cndevRelease", a.release);
-  h.find("cndevGetTemperatureInfo", a.get_temperature);
-  h.find("cndevGetMemoryUsageV2", a.get_memory);
-  h.find("cndevGetDeviceUtilizationInfo", a.get_utilization);
-  h.find("cndevGetUUID", a.get_uuid);
-  h.find("cndevGetCardSN", a.get_sn);
-  h.find("cndevGetCardNameStringByDevId", a.get_name);
-  h.find("cndevGetProcessInfo", a.get_processes);
-  h.find("cndevGetCardHealthState", a.get_health);
-  h.find("cndevGetDevicePowerInfo", a.get_power);
-  return std::shared_ptr<const Library>(std::move(lib));
+  dl.find("cndevRelease", a.release);
+  dl.find("cndevGetTemperatureInfo", a.get_temperature);
+  dl.find("cndevGetMemoryUsageV2", a.get_memory);
+  dl.find("cndevGetDeviceUtilizationInfo", a.get_utilization);
+  dl.find("cndevGetUUID", a.get_uuid);
+  dl.find("cndevGetCardSN", a.get_sn);
+  dl.find("cndevGetCardNameStringByDevId", a.get_name);
+  dl.find("cndevGetProcessInfo", a.get_processes);
+  dl.find("cndevGetCardHealthState", a.get_health);
+  dl.find("cndevGetDevicePowerInfo", a.get_power);
+  return {};
 }
 
 }  // namespace cndev

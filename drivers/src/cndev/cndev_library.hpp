@@ -3,7 +3,7 @@
 #include <memory>
 #include <string>
 
-#include "accelerator/dl_library.hpp"
+#include "accelerator/vendor_library.hpp"
 #include "cndev/cndev_abi.hpp"
 #include "gridnode/platform/result.hpp"
 
@@ -27,20 +27,12 @@ struct Api {
   cndevGetDevicePowerInfo_fn get_power = nullptr;
 };
 
-class Library {
- public:
-  // no_such_file_or_directory when dlopen fails; function_not_supported when a required entry
-  // point is missing (a CNDev without device handles: older than the header's).
-  [[nodiscard]] static platform::Result<std::shared_ptr<const Library>> open(
-      const std::string& path);
-  const Api& api() const { return api_; }
-  const std::string& path() const { return dl_->path(); }
+// libcndev.so: its entry points, found by find_entry_points().
+using Library = accelerators::VendorLibrary<Api>;
 
- private:
-  explicit Library(std::unique_ptr<accelerators::DlLibrary> dl) : dl_(std::move(dl)) {}
-  std::unique_ptr<accelerators::DlLibrary> dl_;
-  Api api_;
-};
+// Finds every entry point of `dl` into `a`; function_not_supported when a required one is
+// missing (a CNDev without device handles: older than the header's).
+[[nodiscard]] platform::Result<void> find_entry_points(const accelerators::DlLibrary& dl, Api& a);
 
 platform::Error cndev_error(int code, std::string context);
 

@@ -96,67 +96,60 @@ platform::Error nvml_error(nvmlReturn_t code, std::string context) {
   return platform::Error{std::error_code(code, nvml_category()), std::move(context)};
 }
 
-platform::Result<std::shared_ptr<const Library>> Library::open(const std::string& path) {
-  auto dl = accelerators::DlLibrary::open(path);
-  if (!dl) {
-    return tl::unexpected(dl.error());
-  }
-  std::shared_ptr<Library> lib(new Library(std::move(*dl)));
-  const accelerators::DlLibrary& handle = *lib->dl_;
-  Api& a = lib->api_;
-  handle.find("nvmlInit_v2", a.init);
-  handle.find("nvmlShutdown", a.shutdown);
-  handle.find("nvmlErrorString", a.error_string);
-  handle.find("nvmlDeviceGetCount_v2", a.get_count);
-  handle.find("nvmlDeviceGetHandleByIndex_v2", a.get_handle);
-  if (auto ok = handle.require({{"nvmlInit_v2", a.init != nullptr},
-                                {"nvmlShutdown", a.shutdown != nullptr},
-                                {"nvmlErrorString", a.error_string != nullptr},
-                                {"nvmlDeviceGetCount_v2", a.get_count != nullptr},
-                                {"nvmlDeviceGetHandleByIndex_v2", a.get_handle != nullptr}},
-                               "NVIDIA driver older than r325?");
+platform::Result<void> find_entry_points(const accelerators::DlLibrary& dl, Api& a) {
+  dl.find("nvmlInit_v2", a.init);
+  dl.find("nvmlShutdown", a.shutdown);
+  dl.find("nvmlErrorString", a.error_string);
+  dl.find("nvmlDeviceGetCount_v2", a.get_count);
+  dl.find("nvmlDeviceGetHandleByIndex_v2", a.get_handle);
+  if (auto ok = dl.require({{"nvmlInit_v2", a.init != nullptr},
+                            {"nvmlShutdown", a.shutdown != nullptr},
+                            {"nvmlErrorString", a.error_string != nullptr},
+                            {"nvmlDeviceGetCount_v2", a.get_count != nullptr},
+                            {"nvmlDeviceGetHandleByIndex_v2", a.get_handle != nullptr}},
+                           "NVIDIA driver older than r325?");
       !ok) {
     return tl::unexpected(ok.error());
   }
-  handle.find("nvmlSystemGetDriverVersion", a.driver_version);
-  handle.find("nvmlDeviceGetName", a.get_name);
-  handle.find("nvmlDeviceGetUUID", a.get_uuid);
-  handle.find("nvmlDeviceGetPciInfo_v3", a.get_pci);
-  handle.find("nvmlDeviceGetMinorNumber", a.get_minor);
-  handle.find("nvmlDeviceGetTemperature", a.get_temperature);
-  handle.find("nvmlDeviceGetFieldValues", a.get_field_values);
-  handle.find("nvmlDeviceGetPowerUsage", a.get_power_usage);
-  handle.find("nvmlDeviceGetTotalEnergyConsumption", a.get_total_energy);
-  handle.find("nvmlDeviceGetEnforcedPowerLimit", a.get_power_limit);
-  handle.find("nvmlDeviceGetClockInfo", a.get_clock);
-  handle.find("nvmlDeviceGetUtilizationRates", a.get_utilization);
-  handle.find("nvmlDeviceGetEncoderUtilization", a.get_encoder);
-  handle.find("nvmlDeviceGetDecoderUtilization", a.get_decoder);
-  handle.find("nvmlDeviceGetMemoryInfo_v2", a.get_memory_v2);
-  handle.find("nvmlDeviceGetMemoryInfo", a.get_memory);
-  handle.find("nvmlDeviceGetPcieReplayCounter", a.get_pcie_replay);
-  handle.find("nvmlDeviceGetTotalEccErrors", a.get_ecc);
-  handle.find("nvmlDeviceGetRetiredPages", a.get_retired);
-  handle.find("nvmlDeviceGetRetiredPagesPendingStatus", a.get_retired_pending);
-  handle.find("nvmlDeviceGetRemappedRows", a.get_remapped_rows);
-  handle.find_either("nvmlDeviceGetCurrentClocksEventReasons",
-              "nvmlDeviceGetCurrentClocksThrottleReasons", a.get_clock_reasons);
-  handle.find("nvmlDeviceGetFanSpeed", a.get_fan);
-  handle.find("nvmlDeviceGetPerformanceState", a.get_pstate);
-  handle.find("nvmlDeviceGetMigMode", a.get_mig_mode);
+  dl.find("nvmlSystemGetDriverVersion", a.driver_version);
+  dl.find("nvmlDeviceGetName", a.get_name);
+  dl.find("nvmlDeviceGetUUID", a.get_uuid);
+  dl.find("nvmlDeviceGetPciInfo_v3", a.get_pci);
+  dl.find("nvmlDeviceGetMinorNumber", a.get_minor);
+  dl.find("nvmlDeviceGetTemperature", a.get_temperature);
+  dl.find("nvmlDeviceGetFieldValues", a.get_field_values);
+  dl.find("nvmlDeviceGetPowerUsage", a.get_power_usage);
+  dl.find("nvmlDeviceGetTotalEnergyConsumption", a.get_total_energy);
+  dl.find("nvmlDeviceGetEnforcedPowerLimit", a.get_power_limit);
+  dl.find("nvmlDeviceGetClockInfo", a.get_clock);
+  dl.find("nvmlDeviceGetUtilizationRates", a.get_utilization);
+  dl.find("nvmlDeviceGetEncoderUtilization", a.get_encoder);
+  dl.find("nvmlDeviceGetDecoderUtilization", a.get_decoder);
+  dl.find("nvmlDeviceGetMemoryInfo_v2", a.get_memory_v2);
+  dl.find("nvmlDeviceGetMemoryInfo", a.get_memory);
+  dl.find("nvmlDeviceGetPcieReplayCounter", a.get_pcie_replay);
+  dl.find("nvmlDeviceGetTotalEccErrors", a.get_ecc);
+  dl.find("nvmlDeviceGetRetiredPages", a.get_retired);
+  dl.find("nvmlDeviceGetRetiredPagesPendingStatus", a.get_retired_pending);
+  dl.find("nvmlDeviceGetRemappedRows", a.get_remapped_rows);
+  dl.find_either("nvmlDeviceGetCurrentClocksEventReasons",
+                 "nvmlDeviceGetCurrentClocksThrottleReasons", a.get_clock_reasons);
+  dl.find("nvmlDeviceGetFanSpeed", a.get_fan);
+  dl.find("nvmlDeviceGetPerformanceState", a.get_pstate);
+  dl.find("nvmlDeviceGetMigMode", a.get_mig_mode);
   // _v3 and _v2 fill the same nvmlProcessInfo_t; the unversioned (v1) one has a shorter struct
   // and is not used.
-  handle.find_either("nvmlDeviceGetComputeRunningProcesses_v3",
-              "nvmlDeviceGetComputeRunningProcesses_v2", a.get_processes);
-  handle.find("nvmlEventSetCreate", a.event_set_create);
-  handle.find("nvmlDeviceRegisterEvents", a.register_events);
-  handle.find("nvmlEventSetWait_v2", a.event_set_wait);
-  handle.find("nvmlEventSetFree", a.event_set_free);
-  handle.find("nvmlDeviceGetPowerManagementLimit", a.get_power_management_limit);
-  handle.find("nvmlDeviceGetPowerManagementDefaultLimit", a.get_power_default_limit);
-  handle.find("nvmlDeviceGetPowerManagementLimitConstraints", a.get_power_constraints);
-  handle.find("nvmlDeviceSetPowerManagementLimit", a.set_power_limit);
-  return std::shared_ptr<const Library>(std::move(lib));
+  dl.find_either("nvmlDeviceGetComputeRunningProcesses_v3",
+                 "nvmlDeviceGetComputeRunningProcesses_v2", a.get_processes);
+  dl.find("nvmlEventSetCreate", a.event_set_create);
+  dl.find("nvmlDeviceRegisterEvents", a.register_events);
+  dl.find("nvmlEventSetWait_v2", a.event_set_wait);
+  dl.find("nvmlEventSetFree", a.event_set_free);
+  dl.find("nvmlDeviceGetPowerManagementLimit", a.get_power_management_limit);
+  dl.find("nvmlDeviceGetPowerManagementDefaultLimit", a.get_power_default_limit);
+  dl.find("nvmlDeviceGetPowerManagementLimitConstraints", a.get_power_constraints);
+  dl.find("nvmlDeviceSetPowerManagementLimit", a.set_power_limit);
+  return {};
 }
 
 }  // namespace nvml

@@ -3,7 +3,7 @@
 #include <memory>
 #include <string>
 
-#include "accelerator/dl_library.hpp"
+#include "accelerator/vendor_library.hpp"
 #include "gridnode/platform/result.hpp"
 #include "nvml/nvml_abi.hpp"
 
@@ -57,27 +57,12 @@ struct Api {
   nvmlDeviceSetPowerManagementLimit_fn set_power_limit = nullptr;
 };
 
-// libnvidia-ml.so.1, opened with dlopen(RTLD_NOW | RTLD_LOCAL) (accelerators::DlLibrary). Closed
-// (dlclose) when the last owner lets go: worker threads hold a reference, so a call hung inside
-// the library keeps its code mapped.
-class Library {
- public:
-  // no_such_file_or_directory when dlopen fails (no NVIDIA driver installed: dlerror() in the
-  // context); function_not_supported when a required entry point is missing.
-  [[nodiscard]] static platform::Result<std::shared_ptr<const Library>> open(
-      const std::string& path);
-  ~Library() = default;
-  Library(const Library&) = delete;
-  Library& operator=(const Library&) = delete;
+// libnvidia-ml.so.1: its entry points, found by find_entry_points().
+using Library = accelerators::VendorLibrary<Api>;
 
-  const Api& api() const { return api_; }
-  const std::string& path() const { return dl_->path(); }
-
- private:
-  explicit Library(std::unique_ptr<accelerators::DlLibrary> dl) : dl_(std::move(dl)) {}
-  std::unique_ptr<accelerators::DlLibrary> dl_;
-  Api api_;
-};
+// Finds every entry point of `dl` into `a`; function_not_supported when a required one is
+// missing (an NVIDIA driver older than r325).
+[[nodiscard]] platform::Result<void> find_entry_points(const accelerators::DlLibrary& dl, Api& a);
 
 // An NVML return code as an Error: nvml_category(), with `context` naming the call.
 platform::Error nvml_error(nvmlReturn_t code, std::string context);
