@@ -91,4 +91,24 @@ DeviceEvent lost_event(std::string_view component, const std::string& who, std::
 DeviceEvent health_event(std::string_view component, const std::string& who, bool degraded,
                          std::string_view a_call, std::chrono::milliseconds timeout, Labels fields);
 
+// Pushes the event of a health change onto `out`, if any: `lost()` makes the lost one;
+// degraded and recovered are health_event()'s, `who()` and `fields()` asked only then.
+template <class Lost, class Who, class Fields>
+void push_health_change(Sweep& out, HealthChange change, Lost lost, std::string_view component,
+                        Who who, std::string_view a_call, std::chrono::milliseconds timeout,
+                        Fields fields) {
+  switch (change) {
+    case HealthChange::lost:
+      out.events.push_back(lost());
+      break;
+    case HealthChange::degraded:
+    case HealthChange::recovered:
+      out.events.push_back(health_event(component, who(), change == HealthChange::degraded, a_call,
+                                        timeout, fields()));
+      break;
+    case HealthChange::none:
+      break;
+  }
+}
+
 }  // namespace gridnode::drivers::accelerators

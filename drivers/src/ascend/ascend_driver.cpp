@@ -551,19 +551,9 @@ class AscendDriver final : public accelerators::VendorDriver<Library> {
     summary.total = static_cast<std::int64_t>(chips_.size());
     for (auto& c : chips_) {
       auto settled = accelerators::settle(c.slot, c.slot.fresh && c.read->lost);
-      switch (settled.change) {
-        case accelerators::HealthChange::lost:
-          out.events.push_back(lost_event(c));
-          break;
-        case accelerators::HealthChange::degraded:
-        case accelerators::HealthChange::recovered:
-          out.events.push_back(accelerators::health_event(
-              kComponent, who(c), settled.change == accelerators::HealthChange::degraded,
-              "a DCMI call", options_.call_timeout, event_fields(c)));
-          break;
-        case accelerators::HealthChange::none:
-          break;
-      }
+      accelerators::push_health_change(
+          out, settled.change, [&] { return lost_event(c); }, kComponent, [&] { return who(c); },
+          "a DCMI call", options_.call_timeout, [&] { return event_fields(c); });
       push(out, c.first_series + kMetricCount, settled.answering ? 1 : 0);
       push(out, c.first_series + kMetricCount + 1, c.slot.degraded ? 1 : 0);
       if (!settled.answering) {

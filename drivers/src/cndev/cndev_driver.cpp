@@ -425,19 +425,9 @@ class CndevDriver final : public accelerators::VendorDriver<Library> {
     summary.total = static_cast<std::int64_t>(mlus_.size());
     for (auto& m : mlus_) {
       auto settled = accelerators::settle(m.slot, m.slot.fresh && m.read->lost);
-      switch (settled.change) {
-        case accelerators::HealthChange::lost:
-          out.events.push_back(lost_event(m));
-          break;
-        case accelerators::HealthChange::degraded:
-        case accelerators::HealthChange::recovered:
-          out.events.push_back(accelerators::health_event(
-              kComponent, who(m), settled.change == accelerators::HealthChange::degraded,
-              "a CNDev call", options_.call_timeout, event_fields(m)));
-          break;
-        case accelerators::HealthChange::none:
-          break;
-      }
+      accelerators::push_health_change(
+          out, settled.change, [&] { return lost_event(m); }, kComponent, [&] { return who(m); },
+          "a CNDev call", options_.call_timeout, [&] { return event_fields(m); });
       push(out, m.first_series + kMetricCount, settled.answering ? 1 : 0);
       push(out, m.first_series + kMetricCount + 1, m.slot.degraded ? 1 : 0);
       if (!settled.answering) {
