@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "accelerator_fixture.hpp"
 #include "golden.hpp"
 #include "temp_dir.hpp"
 
@@ -39,39 +40,17 @@ class CndevDriverTest : public ::testing::Test {
   }
 
   static std::string fixture(const std::string& name) {
-    std::ifstream in(fixture_path("cndev/" + name));
-    return std::string(std::istreambuf_iterator<char>(in), {});
+    return gridnode::testing::fixture_text("cndev/" + name);
   }
 
   // The value of the first sample of `name` whose labels hold mlu="<mlu>".
   static std::optional<std::string> value_of(const std::string& text, const std::string& name,
                                              int mlu) {
-    std::string tag = "mlu=\"" + std::to_string(mlu) + "\"";
-    std::size_t pos = 0;
-    while ((pos = text.find(name + "{", pos)) != std::string::npos) {
-      if (pos != 0 && text[pos - 1] != '\n') {
-        ++pos;
-        continue;
-      }
-      auto end = text.find('\n', pos);
-      std::string line = text.substr(pos, end - pos);
-      pos = end;
-      if (line.find(tag) != std::string::npos) {
-        return line.substr(line.rfind(' ') + 1);
-      }
-    }
-    return std::nullopt;
+    return gridnode::testing::sample_value(text, name, "mlu", mlu);
   }
 
   static Sweep sweep(Driver& d, platform::Result<void>* result = nullptr) {
-    Sweep out;
-    auto r = d.sweep(out);
-    if (result != nullptr) {
-      *result = r;
-    } else {
-      EXPECT_TRUE(r) << (r ? "" : r.error().message());
-    }
-    return out;
+    return gridnode::testing::sweep_once(d, result);
   }
 
   gridnode::testing::FakeTree tree_;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "../../drivers/src/nvml/nvml_parse.hpp"
+#include "accelerator_fixture.hpp"
 #include "golden.hpp"
 #include "temp_dir.hpp"
 
@@ -44,39 +45,17 @@ class NvmlDriverTest : public ::testing::Test {
   }
 
   static std::string fixture(const std::string& name) {
-    std::ifstream in(fixture_path("nvml/" + name));
-    return std::string(std::istreambuf_iterator<char>(in), {});
+    return gridnode::testing::fixture_text("nvml/" + name);
   }
 
   // The value of the first sample line of `name` whose labels hold gpu="<gpu>".
   static std::optional<std::string> value_of(const std::string& text, const std::string& name,
                                              int gpu) {
-    std::string tag = "gpu=\"" + std::to_string(gpu) + "\"";
-    std::size_t pos = 0;
-    while ((pos = text.find(name + "{", pos)) != std::string::npos) {
-      if (pos != 0 && text[pos - 1] != '\n') {
-        ++pos;
-        continue;
-      }
-      auto end = text.find('\n', pos);
-      std::string line = text.substr(pos, end - pos);
-      pos = end;
-      if (line.find(tag) != std::string::npos) {
-        return line.substr(line.rfind(' ') + 1);
-      }
-    }
-    return std::nullopt;
+    return gridnode::testing::sample_value(text, name, "gpu", gpu);
   }
 
   static Sweep sweep(Driver& d, platform::Result<void>* result = nullptr) {
-    Sweep out;
-    auto r = d.sweep(out);
-    if (result != nullptr) {
-      *result = r;
-    } else {
-      EXPECT_TRUE(r) << (r ? "" : r.error().message());
-    }
-    return out;
+    return gridnode::testing::sweep_once(d, result);
   }
 
   gridnode::testing::FakeTree tree_;
