@@ -7,65 +7,34 @@
 // BM_AscendSweepOneChip is the same with one chip. Compare with nvml_bench's BM_NvmlSweep.
 
 #include <benchmark/benchmark.h>
-#include <stdlib.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
+#include "fake_library_scenario.hpp"
 #include "gridnode/drivers/ascend.hpp"
 
 namespace gridnode::drivers {
 namespace {
 
-namespace fs = std::filesystem;
-
-class BenchScenario {
- public:
-  BenchScenario(int cards, int per_card) {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/gn-ascend-bench-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      std::abort();
-    }
-    root_ = tmpl;
-    std::ofstream s(root_ + "/scenario");
-    s << "cards " << cards << " " << per_card << "\n"
+// The fake's scenario for the bench's devices, with two processes on them.
+std::string scenario_text(int cards, int per_card) {
+  std::ostringstream text;
+  text << "cards " << cards << " " << per_card << "\n"
       << "value * health 0\nvalue * temperature 47\nvalue * power 1835\nvalue * voltage 1250\n"
       << "value * util 63\nvalue * aicore_freq 1800\nvalue * hbm_total 65536\n"
       << "value * hbm_used 30000\nvalue * mem_total 32768\nvalue * mem_available 30000\n"
       << "value * network 0\nprocess 0 4242 31457280000\nprocess 1 4243 1073741824\n";
-    for (int pid : {4242, 4243}) {
-      fs::create_directories(root_ + "/proc/" + std::to_string(pid));
-      std::ofstream(root_ + "/proc/" + std::to_string(pid) + "/status")
-          << "Name:\tpython3\nUid:\t1000\t1000\t1000\t1000\n";
-      std::ofstream(root_ + "/proc/" + std::to_string(pid) + "/cgroup")
-          << "0::/slurm/uid_1000/job_" << pid << "\n";
-    }
-    ::setenv("FAKE_DCMI_SCENARIO", (root_ + "/scenario").c_str(), 1);
-  }
-  ~BenchScenario() {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  BenchScenario(const BenchScenario&) = delete;
-  BenchScenario& operator=(const BenchScenario&) = delete;
-
-  std::string procfs() const { return root_ + "/proc"; }
-
- private:
-  std::string root_;
-};
+  return text.str();
+}
 
 void run(benchmark::State& state, int cards, int per_card) {
   if (std::string(GRIDNODE_FAKE_DCMI).empty()) {
     state.SkipWithError("built without tests: no fake libdcmi.so");
     return;
   }
-  BenchScenario scenario(cards, per_card);
+  bench::FakeLibraryScenario scenario("ascend", "FAKE_DCMI_SCENARIO",
+                                      scenario_text(cards, per_card));
   AscendOptions options;
   options.library = GRIDNODE_FAKE_DCMI;
   options.roots.procfs = scenario.procfs();

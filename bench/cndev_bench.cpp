@@ -5,64 +5,33 @@
 // tree, and the catalog bookkeeping. BM_CndevSweepOneMlu is the same with one MLU.
 
 #include <benchmark/benchmark.h>
-#include <stdlib.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
+#include "fake_library_scenario.hpp"
 #include "gridnode/drivers/cndev.hpp"
 
 namespace gridnode::drivers {
 namespace {
 
-namespace fs = std::filesystem;
-
-class BenchScenario {
- public:
-  explicit BenchScenario(int mlus) {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/gn-cndev-bench-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      std::abort();
-    }
-    root_ = tmpl;
-    std::ofstream s(root_ + "/scenario");
-    s << "mlus " << mlus << "\n"
+// The fake's scenario for the bench's devices, with two processes on them.
+std::string scenario_text(int mlus) {
+  std::ostringstream text;
+  text << "mlus " << mlus << "\n"
       << "value * health 1\nvalue * board_temp 52\nvalue * chip_temp 61\nvalue * power_w 210\n"
       << "value * power_cap_w 250\nvalue * mem_total 49152\nvalue * mem_used 40000\n"
       << "value * util 88\nprocess 0 4242 1048576\nprocess 1 4243 1048576\n";
-    for (int pid : {4242, 4243}) {
-      fs::create_directories(root_ + "/proc/" + std::to_string(pid));
-      std::ofstream(root_ + "/proc/" + std::to_string(pid) + "/status")
-          << "Name:\tpython3\nUid:\t1000\t1000\t1000\t1000\n";
-      std::ofstream(root_ + "/proc/" + std::to_string(pid) + "/cgroup")
-          << "0::/slurm/uid_1000/job_" << pid << "\n";
-    }
-    ::setenv("FAKE_CNDEV_SCENARIO", (root_ + "/scenario").c_str(), 1);
-  }
-  ~BenchScenario() {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  BenchScenario(const BenchScenario&) = delete;
-  BenchScenario& operator=(const BenchScenario&) = delete;
-
-  std::string procfs() const { return root_ + "/proc"; }
-
- private:
-  std::string root_;
-};
+  return text.str();
+}
 
 void run(benchmark::State& state, int mlus) {
   if (std::string(GRIDNODE_FAKE_CNDEV).empty()) {
     state.SkipWithError("built without tests: no fake libcndev.so");
     return;
   }
-  BenchScenario scenario(mlus);
+  bench::FakeLibraryScenario scenario("cndev", "FAKE_CNDEV_SCENARIO",
+                                      scenario_text(mlus));
   CndevOptions options;
   options.library = GRIDNODE_FAKE_CNDEV;
   options.roots.procfs = scenario.procfs();

@@ -9,33 +9,20 @@
 // compare with BM_NvmlSweepOneGpu, measured in the same run.
 
 #include <benchmark/benchmark.h>
-#include <stdlib.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
+#include "fake_library_scenario.hpp"
 #include "gridnode/drivers/nvml.hpp"
 
 namespace gridnode::drivers {
 namespace {
 
-namespace fs = std::filesystem;
-
-class BenchScenario {
- public:
-  explicit BenchScenario(int gpus) {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/gn-nvml-bench-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      std::abort();
-    }
-    root_ = tmpl;
-    std::ofstream s(root_ + "/scenario");
-    s << "gpus " << gpus << "\n"
+// The fake's scenario for the bench's devices, with two processes on them.
+std::string scenario_text(int gpus) {
+  std::ostringstream text;
+  text << "gpus " << gpus << "\n"
       << "value * gpu_temp 41\nvalue * mem_temp 38\nvalue * power_mw 312512\n"
       << "value * energy_mj 123456789012\nvalue * power_limit_mw 700000\n"
       << "value * sm_clock 1980\nvalue * mem_clock 2619\nvalue * util_gpu 97\n"
@@ -47,34 +34,16 @@ class BenchScenario {
       << "value * remap_corr 0\nvalue * remap_unc 0\nvalue * remap_pending 0\n"
       << "value * remap_failure 0\nvalue * clock_reasons 0\nvalue * fan 0\nvalue * pstate 0\n"
       << "value * mig 0\nprocess 0 4242 42949672960\nprocess 1 4243 1073741824\n";
-    for (int pid : {4242, 4243}) {
-      fs::create_directories(root_ + "/proc/" + std::to_string(pid));
-      std::ofstream(root_ + "/proc/" + std::to_string(pid) + "/status")
-          << "Name:\tpython3\nUid:\t1000\t1000\t1000\t1000\n";
-      std::ofstream(root_ + "/proc/" + std::to_string(pid) + "/cgroup")
-          << "0::/slurm/uid_1000/job_" << pid << "\n";
-    }
-    ::setenv("FAKE_NVML_SCENARIO", (root_ + "/scenario").c_str(), 1);
-  }
-  ~BenchScenario() {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  BenchScenario(const BenchScenario&) = delete;
-  BenchScenario& operator=(const BenchScenario&) = delete;
-
-  std::string procfs() const { return root_ + "/proc"; }
-
- private:
-  std::string root_;
-};
+  return text.str();
+}
 
 void run(benchmark::State& state, int gpus) {
   if (std::string(GRIDNODE_FAKE_NVML).empty()) {
     state.SkipWithError("built without tests: no fake libnvidia-ml.so.1");
     return;
   }
-  BenchScenario scenario(gpus);
+  bench::FakeLibraryScenario scenario("nvml", "FAKE_NVML_SCENARIO",
+                                      scenario_text(gpus));
   NvmlOptions options;
   options.library = GRIDNODE_FAKE_NVML;
   options.roots.procfs = scenario.procfs();
@@ -109,7 +78,8 @@ void BM_NvmlPowerLimitSet(benchmark::State& state) {
     state.SkipWithError("built without tests: no fake libnvidia-ml.so.1");
     return;
   }
-  BenchScenario scenario(1);
+  bench::FakeLibraryScenario scenario("nvml", "FAKE_NVML_SCENARIO",
+                                      scenario_text(1));
   NvmlOptions options;
   options.library = GRIDNODE_FAKE_NVML;
   options.roots.procfs = scenario.procfs();
