@@ -168,9 +168,12 @@ void Sampler::on_result(std::size_t index, std::uint64_t generation,
   slot.deadline->cancel();
   slot.last_duration = took;
   ++slot.sweeps_total;
+  // What the sweep saw happen did happen, whether or not the sweep succeeded: its events wait
+  // in incoming_events for the round that hands them on (front keeps none).
   for (auto& e : slot.back.events) {
     slot.incoming_events.push_back(std::move(e));
   }
+  slot.back.events.clear();
   DriverState old = slot.state;
   if (result && slot.back.readings.empty() && slot.back.errors == 0) {
     // The source is there but holds nothing (an empty /sys/class/thermal on a VM): for the
@@ -188,8 +191,7 @@ void Sampler::on_result(std::size_t index, std::uint64_t generation,
     slot.state = absent ? DriverState::absent : DriverState::down;
     slot.last_error = result.error().context.empty() && absent ? "source present but empty"
                                                                : result.error().message();
-    // What was there is no longer true: no stale values for a source that is gone. What the
-    // sweep saw happen (events) did happen, and is kept for the report.
+    // What was there is no longer true: no stale values for a source that is gone.
     slot.front.reset();
     slot.front.catalog.reset();
     if (!absent) {

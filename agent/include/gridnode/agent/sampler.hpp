@@ -32,8 +32,8 @@ struct DriverSlot {
   drivers::Sweep front;  // the latest completed sweep, read by exposition and the socket
   drivers::Sweep back;   // handed to the worker; swapped with front when it comes back
   // The device events of the sweeps that came back before the last completed round and after
-  // the one before it: read them after that round (in on_round, or after run_once), not
-  // front.events. Each event is in exactly one round's new_events, also when a sweep spans a
+  // the one before it: read them after that round (in on_round, or after run_once); front.events
+  // is always empty. Each event is in exactly one round's new_events, also when a sweep spans a
   // tick (a slow first reading) and two of a driver's sweeps come back between rounds, or a
   // busy driver's front outlives several rounds.
   std::vector<drivers::DeviceEvent> new_events;
